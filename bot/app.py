@@ -1,0 +1,65 @@
+"""Wiring: configuration → services → core → transports, and the clock's jobs."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from pathlib import Path
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+
+from bot.clock import Clock
+from bot.config import Config
+from bot.context import Services, Stores
+from bot.core import Core
+from bot.geo.communes import CommuneLayer
+from bot.i18n import Catalog
+from bot.reference import load_reference
+from bot.roles import RoleBook
+from bot.storage.database import Database
+from bot.transports.base import Transport
+
+log = logging.getLogger(__name__)
+
+
+async def build_services(config: Config, clock: Clock | None = None,
+                         geo: CommuneLayer | None = None,
+                         platforms: frozenset[str] = frozenset()) -> Services:
+    """Load everything the core needs; raises ConfigError, GeoDataError or DatabaseError."""
+    reference = load_reference(config.resolve(config.communities),
+                               config.resolve(config.categories))
+    layer = geo or CommuneLayer.load([config.resolve(p) for p in config.geo.communes])
+    database_path: str | Path = config.database
+    if config.database != ":memory:":
+        database_path = config.resolve(config.database)
+    db = await Database.open(database_path)
+    return Services(config=config, db=db, stores=Stores.on(db), geo=layer, reference=reference,
+                    catalog=Catalog.load(), roles=RoleBook(config.roles),
+                    clock=clock or Clock(), platforms=platforms)
+
+
+class BotApp:
+    """A running bot: transports receiving, the dispatcher sending, the scheduler ticking."""
+
+    def __init__(self, services: Services, transports: Mapping[str, Transport]) -> None:
+        self.services = services
+        self.transports = dict(transports)
+        self.core = Core(services, self.transports)
+        self.scheduler = AsyncIOScheduler(timezone=services.config.timezone)
+
+    async def start(self) -> None:
+        for transport in self.transports.values():
+            await transport.start(self.core.handle)
+        await self.core.dispatcher.start()
+        # The database holds every deadline; the scheduler only wakes us to look.
+        self.scheduler.add_job(self.core.expire_conversations, "interval", minutes=1,
+                               id="expire_conversations", coalesce=True, max_instances=1)
+        self.scheduler.start()
+
+    async def stop(self) -> None:
+        if self.scheduler.running:
+            self.scheduler.shutdown(wait=False)
+        await self.core.dispatcher.stop()
+        for transport in self.transports.values():
+            await transport.stop()
+        await self.services.db.close()

@@ -1,0 +1,286 @@
+"""Configuration: YAML with ``${ENV}`` interpolation, validated against typed dataclasses.
+
+Every problem is reported as one line naming the file and the key, so an operator
+can fix a broken deployment without reading a traceback.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+IDENTITY_PATTERN = re.compile(r"^(telegram|matrix|console):\S+$")
+ENV_PATTERN = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+class ConfigError(Exception):
+    """A configuration problem, already phrased for the operator."""
+
+
+@dataclass(frozen=True)
+class GeoConfig:
+    communes: list[str] = field(
+        default_factory=lambda: [
+            "config/geo/communes-70.geojson",
+            "config/geo/communes-48.geojson",
+        ]
+    )
+    max_radius_km: float = 200.0
+
+
+@dataclass(frozen=True)
+class RolesConfig:
+    admins: list[str] = field(default_factory=list)
+    operators: list[str] = field(default_factory=list)
+    officers: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class ConsoleConfig:
+    enabled: bool = True
+    officers_channel: str = "#officiers"
+    identities: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class TelegramConfig:
+    enabled: bool = False
+    token: str = ""
+    base_url: str = "https://api.telegram.org/bot"
+    base_file_url: str = "https://api.telegram.org/file/bot"
+    officers_chat_id: int | None = None
+    mode: str = "polling"
+    poll_timeout: int = 30
+    webhook_url: str = ""
+    webhook_listen: str = "127.0.0.1"
+    webhook_port: int = 8443
+    webhook_secret: str = ""
+    paid_broadcast: bool = False
+
+
+@dataclass(frozen=True)
+class MatrixConfig:
+    enabled: bool = False
+    homeserver: str = ""
+    user_id: str = ""
+    access_token: str = ""
+    password: str = ""
+    device_id: str = ""
+    officers_room: str = ""
+
+
+@dataclass(frozen=True)
+class ApprovalConfig:
+    reminder_after_minutes: int = 10
+    expire_after_minutes: int = 120
+
+
+@dataclass(frozen=True)
+class PlatformRateLimits:
+    global_per_second: float = 30.0
+    per_chat_per_second: float = 1.0
+    per_group_per_minute: float = 20.0
+
+
+@dataclass(frozen=True)
+class RateLimitsConfig:
+    telegram: PlatformRateLimits = field(default_factory=PlatformRateLimits)
+    matrix: PlatformRateLimits = field(
+        default_factory=lambda: PlatformRateLimits(50.0, 5.0, 300.0)
+    )
+    console: PlatformRateLimits = field(
+        default_factory=lambda: PlatformRateLimits(1000.0, 1000.0, 60000.0)
+    )
+
+
+@dataclass(frozen=True)
+class BroadcastConfig:
+    max_attempts: int = 5
+    retry_base_seconds: float = 2.0
+    retry_max_seconds: float = 300.0
+    in_flight: int = 32
+    batch_size: int = 200
+
+
+@dataclass(frozen=True)
+class ConversationConfig:
+    timeout_minutes: int = 30
+
+
+@dataclass(frozen=True)
+class Config:
+    database: str = "var/bot.sqlite3"
+    language: str = "fr"
+    timezone: str = "Europe/Paris"
+    consent_version: str = "2026-11"
+    communities: str = "config/communities.yaml"
+    categories: str = "config/categories.yaml"
+    geo: GeoConfig = field(default_factory=GeoConfig)
+    roles: RolesConfig = field(default_factory=RolesConfig)
+    console: ConsoleConfig = field(default_factory=ConsoleConfig)
+    telegram: TelegramConfig = field(default_factory=TelegramConfig)
+    matrix: MatrixConfig = field(default_factory=MatrixConfig)
+    approval: ApprovalConfig = field(default_factory=ApprovalConfig)
+    rate_limits: RateLimitsConfig = field(default_factory=RateLimitsConfig)
+    broadcast: BroadcastConfig = field(default_factory=BroadcastConfig)
+    conversation: ConversationConfig = field(default_factory=ConversationConfig)
+    base_dir: str = "."
+
+    def resolve(self, relative: str) -> Path:
+        """Paths in the config are relative to the project root, not the cwd."""
+        path = Path(relative)
+        return path if path.is_absolute() else Path(self.base_dir) / path
+
+
+def load_config(path: Path, environ: typing.Mapping[str, str] | None = None) -> Config:
+    raw = _read_yaml(path)
+    env = os.environ if environ is None else environ
+    interpolated = _interpolate(raw, env, path, "")
+    config: Config = _build(Config, interpolated, path, "")
+    _check_semantics(config, path)
+    # Relative paths are read from the project root (the folder holding config/),
+    # so the bot behaves the same whatever directory it is started from.
+    folder = path.resolve().parent
+    base_dir = folder.parent if folder.name == "config" else folder
+    return dataclasses.replace(config, base_dir=str(base_dir))
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: file not found") from None
+    except OSError as error:
+        raise ConfigError(f"{path}: cannot read ({error.strerror})") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        raise ConfigError(f"{path}: invalid YAML{where}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: the top level must be a mapping of keys")
+    return data
+
+
+def _interpolate(value: Any, env: typing.Mapping[str, str], path: Path, key: str) -> Any:
+    if isinstance(value, dict):
+        return {k: _interpolate(v, env, path, _join(key, str(k))) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_interpolate(v, env, path, f"{key}[{i}]") for i, v in enumerate(value)]
+    if isinstance(value, str):
+        return ENV_PATTERN.sub(lambda match: _env_value(match, env, path, key), value)
+    return value
+
+
+def _env_value(match: re.Match[str], env: typing.Mapping[str, str], path: Path, key: str) -> str:
+    name, default = match.group(1), match.group(2)
+    if name in env:
+        return env[name]
+    if default is not None:
+        return default
+    raise ConfigError(f"{path}: {key}: environment variable {name} is not set")
+
+
+def _join(prefix: str, key: str) -> str:
+    return f"{prefix}.{key}" if prefix else key
+
+
+def _build(cls: type[Any], data: Any, path: Path, key: str) -> Any:
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: {key or 'top level'}: expected a mapping")
+    hints = typing.get_type_hints(cls)
+    known = {f.name for f in dataclasses.fields(cls) if f.name != "base_dir"}
+    for name in data:
+        if name not in known:
+            raise ConfigError(f"{path}: {_join(key, str(name))}: unknown key")
+    values = {name: _convert(hints[name], data[name], path, _join(key, name)) for name in data}
+    return cls(**values)
+
+
+def _convert(hint: Any, value: Any, path: Path, key: str) -> Any:
+    origin = typing.get_origin(hint)
+    if dataclasses.is_dataclass(hint):
+        return _build(typing.cast(type[Any], hint), value, path, key)
+    if origin in (types.UnionType, typing.Union):
+        return _convert_optional(hint, value, path, key)
+    if origin is list:
+        return _convert_list(hint, value, path, key)
+    if origin is dict:
+        return _convert_dict(hint, value, path, key)
+    return _convert_scalar(hint, value, path, key)
+
+
+def _convert_optional(hint: Any, value: Any, path: Path, key: str) -> Any:
+    if value is None:
+        return None
+    (inner,) = [arg for arg in typing.get_args(hint) if arg is not type(None)]
+    return _convert(inner, value, path, key)
+
+
+def _convert_list(hint: Any, value: Any, path: Path, key: str) -> list[Any]:
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise ConfigError(f"{path}: {key}: expected a list")
+    (inner,) = typing.get_args(hint)
+    return [_convert(inner, item, path, f"{key}[{i}]") for i, item in enumerate(value)]
+
+
+def _convert_dict(hint: Any, value: Any, path: Path, key: str) -> dict[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise ConfigError(f"{path}: {key}: expected a mapping")
+    _, inner = typing.get_args(hint)
+    return {str(k): _convert(inner, v, path, _join(key, str(k))) for k, v in value.items()}
+
+
+def _convert_scalar(hint: Any, value: Any, path: Path, key: str) -> Any:
+    if hint is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if hint is int and isinstance(value, str) and re.fullmatch(r"-?\d+", value.strip()):
+        return int(value)  # environment variables always arrive as strings
+    if hint is bool and isinstance(value, str) and value.lower() in ("true", "false"):
+        return value.lower() == "true"
+    if hint is str and isinstance(value, int | float) and not isinstance(value, bool):
+        return str(value)
+    if not isinstance(value, hint) or (hint is not bool and isinstance(value, bool)):
+        expected = {str: "text", int: "a whole number", float: "a number", bool: "true or false"}
+        raise ConfigError(
+            f"{path}: {key}: expected {expected.get(hint, hint.__name__)}, got {value!r}"
+        )
+    return value
+
+
+def _check_semantics(config: Config, path: Path) -> None:
+    for role in ("admins", "operators", "officers"):
+        for index, identity in enumerate(getattr(config.roles, role)):
+            if not IDENTITY_PATTERN.match(identity):
+                raise ConfigError(
+                    f"{path}: roles.{role}[{index}]: {identity!r} is not PLATFORM:ID "
+                    "(e.g. telegram:123456789, matrix:@alice:example.org, console:alice)"
+                )
+    if config.language not in ("fr", "en"):
+        raise ConfigError(f"{path}: language: expected fr or en, got {config.language!r}")
+    if config.telegram.enabled and not config.telegram.token:
+        raise ConfigError(f"{path}: telegram.token: required when telegram.enabled is true")
+    if config.telegram.mode not in ("polling", "webhook"):
+        raise ConfigError(f"{path}: telegram.mode: expected polling or webhook")
+    matrix = config.matrix
+    if matrix.enabled and not (matrix.homeserver and matrix.user_id):
+        raise ConfigError(f"{path}: matrix.homeserver and matrix.user_id: required when enabled")
+    if matrix.enabled and not (matrix.access_token or matrix.password):
+        raise ConfigError(f"{path}: matrix.access_token: required when matrix.enabled is true")
+    if config.broadcast.max_attempts < 1 or config.broadcast.in_flight < 1:
+        raise ConfigError(f"{path}: broadcast.max_attempts and in_flight must be at least 1")

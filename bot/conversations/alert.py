@@ -1,0 +1,171 @@
+"""Guided alert: category → perimeter → communities → facts time → text → confirm.
+
+Diagram: alert.mmd. It ends in the same submission as the one-line ``/alerte``.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from typing import Any
+
+from bot.alerts import (
+    AlertDraft,
+    AlertInputError,
+    facts_time,
+    parse_communities,
+    require_body,
+    require_category,
+    require_perimeter,
+    submit,
+)
+from bot.context import Context
+from bot.conversations.engine import (
+    Answer,
+    Flow,
+    StepHandler,
+    choice,
+    close_conversation,
+    move_to,
+    open_conversation,
+)
+from bot.geo.perimeter import PerimeterError
+from bot.storage.conversations import ConversationState
+
+HHMM = re.compile(r"^\s*(?:depuis\s+)?(\d{1,2})\s*[:hH]\s*(\d{2})\s*$", re.IGNORECASE)
+
+
+class GuidedAlertFlow(Flow):
+    kind = "alert"
+
+    def steps(self) -> dict[str, StepHandler]:
+        return {"category": self.on_category, "perimeter": self.on_perimeter,
+                "communities": self.on_communities, "facts": self.on_facts,
+                "text": self.on_text, "confirm": self.on_confirm}
+
+    async def begin(self, ctx: Context, **options: Any) -> None:
+        state = await open_conversation(ctx, self.kind, "category", {"communities": []})
+        self.ask_category(ctx, state)
+
+    def ask_category(self, ctx: Context, state: ConversationState) -> None:
+        ctx.reply(ctx.t("guided.category"), tuple(
+            choice(state, c.label, c.key) for c in ctx.services.reference.categories.values()))
+
+    async def on_category(self, ctx: Context, state: ConversationState, answer: Answer) -> None:
+        try:
+            category = require_category(ctx.services, answer.value or answer.text)
+        except AlertInputError as error:
+            ctx.reply(ctx.t(error.key, **error.params))
+            await move_to(ctx, state, "category")
+            self.ask_category(ctx, state)
+            return
+        state.data["category"] = category.key
+        await move_to(ctx, state, "perimeter")
+        ctx.say("guided.perimeter")
+
+    async def on_perimeter(self, ctx: Context, state: ConversationState, answer: Answer) -> None:
+        text = answer.text
+        if answer.location is not None:
+            text = f"{answer.location[0]:.5f},{answer.location[1]:.5f}+5km"
+        try:
+            perimeter = require_perimeter(ctx.services, text)
+        except (PerimeterError, AlertInputError) as error:
+            await move_to(ctx, state, "perimeter")
+            ctx.reply(ctx.t(error.key, **error.params) + "\n" + ctx.t("guided.perimeter"))
+            return
+        state.data["perimeter"] = perimeter.text
+        category = ctx.services.reference.categories[state.data["category"]]
+        if category.all_communities:
+            await self._to_facts(ctx, state)
+            return
+        await move_to(ctx, state, "communities")
+        self.ask_communities(ctx, state)
+
+    def ask_communities(self, ctx: Context, state: ConversationState) -> None:
+        selected = set(state.data["communities"])
+        options = [choice(state, ("✅ " if c.key in selected else "") + c.label, f"t:{c.key}")
+                   for c in ctx.services.reference.communities.values()]
+        options += [choice(state, ctx.t("guided.everyone"), "all"),
+                    choice(state, ctx.t("guided.communities_done"), "done")]
+        ctx.reply(ctx.t("guided.communities"), tuple(options))
+
+    async def on_communities(self, ctx: Context, state: ConversationState,
+                             answer: Answer) -> None:
+        value = answer.value
+        if value == "all":
+            state.data["communities"] = []
+        elif value and value.startswith("t:"):
+            selected: list[str] = state.data["communities"]
+            key = value[2:]
+            selected.remove(key) if key in selected else selected.append(key)
+            await move_to(ctx, state, "communities")
+            self.ask_communities(ctx, state)
+            return
+        elif value != "done":
+            try:
+                keys, everyone = parse_communities(ctx.services, answer.text)
+            except AlertInputError as error:
+                await move_to(ctx, state, "communities")
+                ctx.reply(ctx.t(error.key, **error.params))
+                return
+            state.data["communities"] = [] if everyone else sorted(keys)
+        await self._to_facts(ctx, state)
+
+    async def _to_facts(self, ctx: Context, state: ConversationState) -> None:
+        await move_to(ctx, state, "facts")
+        ctx.reply(ctx.t("guided.facts"), (choice(state, ctx.t("guided.facts_now"), "now"),))
+
+    async def on_facts(self, ctx: Context, state: ConversationState, answer: Answer) -> None:
+        try:
+            moment = self._facts_moment(ctx, answer)
+        except AlertInputError as error:
+            await move_to(ctx, state, "facts")
+            ctx.reply(ctx.t(error.key, **error.params) + "\n" + ctx.t("guided.facts"),
+                      (choice(state, ctx.t("guided.facts_now"), "now"),))
+            return
+        state.data["facts_at"] = moment.isoformat()
+        await move_to(ctx, state, "text")
+        ctx.say("guided.text")
+
+    def _facts_moment(self, ctx: Context, answer: Answer) -> datetime:
+        if answer.value == "now" or answer.text.strip().lower() in {"maintenant", "now"}:
+            return ctx.now
+        match = HHMM.match(answer.text)
+        if match is None:
+            raise AlertInputError("guided.bad_time")
+        return facts_time(ctx.services, int(match.group(1)), int(match.group(2)), ctx.now)
+
+    async def on_text(self, ctx: Context, state: ConversationState, answer: Answer) -> None:
+        try:
+            state.data["body"] = require_body(answer.text)
+        except AlertInputError as error:
+            await move_to(ctx, state, "text")
+            ctx.say(error.key, **error.params)
+            return
+        await move_to(ctx, state, "confirm")
+        ctx.reply(ctx.t("guided.confirm", category=state.data["category"],
+                        perimeter=state.data["perimeter"], body=state.data["body"]),
+                  (choice(state, ctx.t("guided.submit"), "submit"),
+                   choice(state, ctx.t("guided.abandon"), "abandon")))
+
+    async def on_confirm(self, ctx: Context, state: ConversationState, answer: Answer) -> None:
+        if answer.value == "abandon":
+            await close_conversation(ctx)
+            ctx.say("conversation.cancelled")
+            return
+        if answer.value != "submit":
+            await move_to(ctx, state, "confirm")
+            ctx.reply(ctx.t("guided.confirm_please"), (
+                choice(state, ctx.t("guided.submit"), "submit"),
+                choice(state, ctx.t("guided.abandon"), "abandon")))
+            return
+        await close_conversation(ctx)
+        await submit(ctx, self._draft(ctx, state))
+
+    def _draft(self, ctx: Context, state: ConversationState) -> AlertDraft:
+        data = state.data
+        category = ctx.services.reference.categories[data["category"]]
+        keys = frozenset(data["communities"]) or frozenset(ctx.services.reference.communities)
+        everyone = category.all_communities or not data["communities"]
+        return AlertDraft(category, require_perimeter(ctx.services, data["perimeter"]), keys,
+                          everyone, datetime.fromisoformat(data["facts_at"]), data["body"])

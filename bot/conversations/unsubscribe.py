@@ -1,0 +1,39 @@
+"""Unsubscribing asks once for confirmation: a mistaken /stop must not lose a profile."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bot.context import Context
+from bot.conversations.engine import (
+    Answer,
+    Flow,
+    StepHandler,
+    choice,
+    close_conversation,
+    open_conversation,
+)
+from bot.storage.conversations import ConversationState
+
+
+class UnsubscribeFlow(Flow):
+    kind = "unsubscribe"
+
+    def steps(self) -> dict[str, StepHandler]:
+        return {"confirm": self.on_confirm}
+
+    async def begin(self, ctx: Context, **options: Any) -> None:
+        state = await open_conversation(ctx, self.kind, "confirm", {})
+        ctx.reply(ctx.t("subscriber.stop_confirm"), (
+            choice(state, ctx.t("subscriber.stop_yes"), "yes"),
+            choice(state, ctx.t("subscriber.stop_no"), "no")))
+
+    async def on_confirm(self, ctx: Context, state: ConversationState, answer: Answer) -> None:
+        await close_conversation(ctx)
+        confirmed = answer.value == "yes" or answer.text.strip().lower() in {"oui", "yes"}
+        if not confirmed or ctx.subscriber is None:
+            ctx.say("subscriber.stop_kept")
+            return
+        await ctx.stores.subscribers.delete(ctx.subscriber)
+        await ctx.audit("subscriber.unsubscribed")
+        ctx.say("subscriber.stopped")

@@ -1,0 +1,234 @@
+"""The platform-free core: routes what people do to handlers and performs their effects."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Mapping
+from datetime import datetime
+
+from bot.alerts import decide, parse_approval_choice
+from bot.broadcast.dispatcher import Dispatcher
+from bot.commands import Command, CommandRegistry, split_command
+from bot.context import Context, Services
+from bot.conversations.alert import GuidedAlertFlow
+from bot.conversations.engine import Answer, Flow, parse_choice
+from bot.conversations.enrollment import EnrollmentFlow
+from bot.conversations.unsubscribe import UnsubscribeFlow
+from bot.domain import (
+    ChatRef,
+    EditTracked,
+    Effects,
+    Incoming,
+    Notify,
+    Outgoing,
+    Reply,
+    ToOfficers,
+)
+from bot.handlers import admin, officer, operator, subscriber
+from bot.i18n import Translator
+from bot.roles import Action
+from bot.storage.alerts import PostedMessage
+from bot.storage.conversations import ConversationState
+from bot.transports.base import DeliveryError, Transport
+
+log = logging.getLogger(__name__)
+MAX_INPUT_CHARS = 20_000
+
+
+class Core:
+    def __init__(self, services: Services, transports: Mapping[str, Transport]) -> None:
+        self.services = services
+        self.transports = transports
+        self.flows: dict[str, Flow] = {
+            flow.kind: flow for flow in (EnrollmentFlow(), GuidedAlertFlow(), UnsubscribeFlow())}
+        self.registry = CommandRegistry([
+            *subscriber.COMMANDS, *operator.COMMANDS, *officer.COMMANDS, *admin.COMMANDS,
+            Command("aide", self._help, Action.SUBSCRIBE, "help.aide",
+                    aliases=("help", "commandes"), in_groups=True, keeps_conversation=True),
+        ])
+        self.dispatcher = Dispatcher(services, transports, self.perform)
+        self._lock = asyncio.Lock()
+
+    # -- incoming ---------------------------------------------------------------
+
+    async def handle(self, incoming: Incoming) -> None:
+        """Entry point for every transport; never raises, whatever came in."""
+        async with self._lock:
+            ctx = await self._context(incoming)
+            try:
+                await self._route(ctx)
+            except Exception:
+                log.exception("handler failed for a %s message", incoming.chat.platform)
+                ctx.effects = Effects()
+                ctx.say("core.internal_error")
+        await self.perform(ctx.effects, origin=incoming.chat)
+
+    async def _context(self, incoming: Incoming) -> Context:
+        sender = incoming.sender
+        found = await self.services.stores.subscribers.get(sender.platform, sender.user_id)
+        language = found.language if found else self.services.config.language
+        if found is None:
+            state = await self.services.stores.conversations.get(str(sender))
+            language = state.language if state else language
+        return Context(self.services, incoming, found, Translator(self.services.catalog, language))
+
+    async def _route(self, ctx: Context) -> None:
+        incoming = ctx.incoming
+        if len(incoming.text) > MAX_INPUT_CHARS:
+            if ctx.is_private:
+                ctx.say("core.too_long", max=MAX_INPUT_CHARS)
+            return
+        if incoming.choice is not None:
+            await self._on_choice(ctx, incoming.choice)
+            return
+        parsed = split_command(incoming.text)
+        if parsed is not None:
+            await self._on_command(ctx, *parsed)
+        elif ctx.is_private:
+            await self._on_private_text(ctx)
+        # Chatter in groups and officers' channels is none of the bot's business.
+
+    async def _on_private_text(self, ctx: Context) -> None:
+        state = await self.services.stores.conversations.get(ctx.who)
+        if state is not None:
+            await self._continue(ctx, state, Answer(None, ctx.incoming.text,
+                                                    ctx.incoming.location))
+        elif ctx.incoming.unsupported:
+            ctx.say("core.unsupported")
+        else:
+            ctx.say("core.not_understood")
+
+    async def _on_command(self, ctx: Context, name: str, args: str) -> None:
+        command = self.registry.find(name)
+        if command is None:
+            if ctx.is_private:
+                ctx.say("core.unknown_command", name=name)
+            return
+        if not self._right_place(ctx, command):
+            return
+        if not ctx.may(command.action):
+            await ctx.audit("command.refused", command=command.name)
+            ctx.say("core.not_allowed", name=command.name)
+            return
+        if not command.keeps_conversation:
+            await self.services.stores.conversations.delete(ctx.who)
+        await command.handler(ctx, args)
+
+    def _right_place(self, ctx: Context, command: Command) -> bool:
+        if ctx.is_private and not command.in_private:
+            ctx.say("core.groups_only", name=command.name)
+            return False
+        if not ctx.is_private and not command.in_groups:
+            ctx.say("core.private_only", name=command.name)
+            return False
+        return True
+
+    async def _on_choice(self, ctx: Context, data: str) -> None:
+        approval = parse_approval_choice(data)
+        if approval is not None:
+            await self._on_approval_choice(ctx, *approval)
+            return
+        parsed = parse_choice(data)
+        state = await self.services.stores.conversations.get(ctx.who)
+        if parsed is None or state is None or state.nonce != parsed[0]:
+            await ctx.audit("choice.stale", data=data[:64])
+            ctx.say("core.stale_choice")
+            return
+        await self._continue(ctx, state, Answer(parsed[1], "", None))
+
+    async def _on_approval_choice(self, ctx: Context, alert_id: int, approve: bool) -> None:
+        if not ctx.may(Action.DECIDE_ALERT):
+            await ctx.audit("approval.refused_role", alert_id)
+            ctx.say("core.not_allowed", name="valider")
+            return
+        await decide(ctx, alert_id, approve, reason=None)
+
+    async def _continue(self, ctx: Context, state: ConversationState, answer: Answer) -> None:
+        if datetime.fromisoformat(state.expires_at) <= ctx.now:
+            await self.services.stores.conversations.delete(ctx.who)
+            ctx.say("conversation.expired")
+            return
+        flow = self.flows.get(state.kind)
+        step = flow.steps().get(state.step) if flow else None
+        if step is None:  # a flow or step removed by an upgrade
+            await self.services.stores.conversations.delete(ctx.who)
+            ctx.say("conversation.expired")
+            return
+        await step(ctx, state, answer)
+
+    async def _help(self, ctx: Context, args: str) -> None:
+        lines = [ctx.t("help.title")]
+        lines += [ctx.t(command.help_key) for command in self.registry.visible_to(ctx.roles)]
+        ctx.reply("\n".join(lines))
+
+    # -- timers -------------------------------------------------------------------
+
+    async def expire_conversations(self) -> int:
+        """Close abandoned conversations and tell each person, in their language."""
+        stores, now = self.services.stores, self.services.clock.now()
+        expired = await stores.conversations.expired(now)
+        for state in expired:
+            await stores.conversations.delete(state.identity)
+            t = Translator(self.services.catalog, state.language)
+            await self.perform(Effects([Notify(ChatRef(state.platform, state.chat_id),
+                                               Outgoing(t(f"conversation.timed_out.{state.kind}")))
+                                        ]))
+        return len(expired)
+
+    # -- effects ------------------------------------------------------------------
+
+    async def perform(self, effects: Effects, origin: ChatRef | None = None) -> None:
+        for effect in effects.items:
+            try:
+                await self._perform_one(effect, origin)
+            except DeliveryError as error:
+                log.warning("could not deliver a %s: %s", type(effect).__name__, error)
+        if effects.wake_dispatcher:
+            self.dispatcher.wake()
+
+    async def _perform_one(self, effect: Reply | Notify | ToOfficers | EditTracked,
+                           origin: ChatRef | None) -> None:
+        if isinstance(effect, Reply):
+            assert origin is not None
+            await self._send(origin, effect.message)
+        elif isinstance(effect, Notify):
+            await self._send(effect.chat, effect.message)
+        elif isinstance(effect, ToOfficers):
+            await self._to_officers(effect)
+        else:
+            await self._edit_tracked(effect)
+
+    async def _send(self, chat: ChatRef, message: Outgoing) -> str | None:
+        transport = self.transports.get(chat.platform)
+        if transport is None:
+            log.warning("no transport for %s; message dropped", chat.platform)
+            return None
+        return await transport.send(chat.chat_id, message)
+
+    def officers_channels(self) -> list[ChatRef]:
+        return [chat for t in self.transports.values() for chat in t.officers_channels()]
+
+    async def _to_officers(self, effect: ToOfficers) -> None:
+        for chat in self.officers_channels():
+            try:
+                message_id = await self._send(chat, effect.message)
+            except DeliveryError as error:
+                log.warning("officers' channel %s unreachable: %s", chat, error)
+                continue
+            if effect.track is not None and message_id is not None:
+                purpose, alert_id = effect.track
+                await self.services.stores.alerts.remember_post(
+                    purpose, alert_id, PostedMessage(chat.platform, chat.chat_id, message_id),
+                    self.services.clock.now())
+
+    async def _edit_tracked(self, effect: EditTracked) -> None:
+        for post in await self.services.stores.alerts.posts(effect.purpose, effect.alert_id):
+            transport = self.transports.get(post.platform)
+            if transport is None:
+                continue
+            try:
+                await transport.edit(post.chat_id, post.message_id, effect.message)
+            except DeliveryError as error:
+                log.warning("could not update request %s: %s", post.message_id, error)
+

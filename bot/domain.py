@@ -1,0 +1,133 @@
+"""Platform-neutral messages exchanged between the transports and the core."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import Enum
+
+
+@dataclass(frozen=True, slots=True)
+class Identity:
+    """A person on one platform, bound to the platform's stable user id."""
+
+    platform: str
+    user_id: str
+
+    def __str__(self) -> str:
+        return f"{self.platform}:{self.user_id}"
+
+    @classmethod
+    def parse(cls, text: str) -> Identity:
+        platform, _, user_id = text.partition(":")
+        if not platform or not user_id:
+            raise ValueError(f"not PLATFORM:ID: {text!r}")
+        return cls(platform, user_id)
+
+
+@dataclass(frozen=True, slots=True)
+class ChatRef:
+    platform: str
+    chat_id: str
+
+    def __str__(self) -> str:
+        return f"{self.platform}:{self.chat_id}"
+
+
+class ChatKind(Enum):
+    PRIVATE = "private"
+    GROUP = "group"
+    OFFICERS = "officers"
+
+
+@dataclass(frozen=True, slots=True)
+class Incoming:
+    """Something a person did: typed text, pressed a choice, or shared a location."""
+
+    sender: Identity
+    chat: ChatRef
+    chat_kind: ChatKind
+    text: str = ""
+    choice: str | None = None
+    location: tuple[float, float] | None = None
+    chat_title: str = ""
+    unsupported: str | None = None  # e.g. "sticker": content the bot cannot read
+
+
+class Tone(Enum):
+    """How loudly a message should arrive; transports map it to their features."""
+
+    NORMAL = "normal"
+    QUIET = "quiet"  # prevention: no notification sound
+    PROTECTED = "protected"  # missing persons: no forwarding or saving
+
+
+@dataclass(frozen=True, slots=True)
+class Choice:
+    label: str
+    data: str  # opaque to transports; at most 64 bytes (Telegram callback_data)
+
+
+@dataclass(frozen=True, slots=True)
+class Outgoing:
+    """A message in two renderings: plain text, and HTML with user text escaped."""
+
+    text: str
+    html: str | None = None
+    choices: tuple[Choice, ...] = ()
+    tone: Tone = Tone.NORMAL
+    reply_to: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """Send to the chat the command came from."""
+
+    message: Outgoing
+
+
+@dataclass(frozen=True, slots=True)
+class Notify:
+    """Send to a given chat (e.g. the requester of an alert)."""
+
+    chat: ChatRef
+    message: Outgoing
+
+
+@dataclass(frozen=True, slots=True)
+class ToOfficers:
+    """Send to every officers' channel; ``track`` remembers the posts to edit later."""
+
+    message: Outgoing
+    track: tuple[str, int] | None = None  # (purpose, alert id)
+
+
+@dataclass(frozen=True, slots=True)
+class EditTracked:
+    """Replace every tracked post of (purpose, alert id) in the officers' channels."""
+
+    purpose: str
+    alert_id: int
+    message: Outgoing
+
+
+Effect = Reply | Notify | ToOfficers | EditTracked
+
+
+@dataclass
+class Effects:
+    """What a handler wants done; the core performs it after the handler returns."""
+
+    items: list[Effect] = field(default_factory=list)
+    wake_dispatcher: bool = False
+
+    def reply(self, text: str, html: str | None = None, choices: tuple[Choice, ...] = ()) -> None:
+        self.items.append(Reply(Outgoing(text, html, choices)))
+
+    def extend(self, other: Effects) -> None:
+        self.items.extend(other.items)
+        self.wake_dispatcher = self.wake_dispatcher or other.wake_dispatcher
+
+
+def utc_iso(moment: datetime) -> str:
+    return moment.isoformat()

@@ -1,0 +1,51 @@
+"""Officer commands: approve or reject a pending alert."""
+
+from __future__ import annotations
+
+import re
+
+from bot.alerts import decide
+from bot.commands import Command
+from bot.context import Context
+from bot.roles import Action
+
+NUMBER = re.compile(r"^n?°?\s*(\d{1,9})\b\s*(.*)$", re.IGNORECASE | re.DOTALL)
+OVERRIDE_WORDS = {"forcer", "force", "override"}
+
+
+def _number_and_rest(ctx: Context, args: str, usage: str) -> tuple[int, str] | None:
+    match = NUMBER.match(args.strip())
+    if match is None:
+        ctx.say(usage)
+        return None
+    return int(match.group(1)), match.group(2).strip()
+
+
+async def approve(ctx: Context, args: str) -> None:
+    parsed = _number_and_rest(ctx, args, "approval.usage_approve")
+    if parsed is None:
+        return
+    alert_id, rest = parsed
+    if rest and rest.lower() not in OVERRIDE_WORDS:
+        ctx.say("approval.usage_approve")
+        return
+    await decide(ctx, alert_id, approve=True, reason=None, override_stale=bool(rest))
+
+
+async def reject(ctx: Context, args: str) -> None:
+    parsed = _number_and_rest(ctx, args, "approval.usage_reject")
+    if parsed is None:
+        return
+    alert_id, reason = parsed
+    if not reason:
+        ctx.say("approval.reason_required", number=alert_id)
+        return
+    await decide(ctx, alert_id, approve=False, reason=reason)
+
+
+COMMANDS = [
+    Command("valider", approve, Action.DECIDE_ALERT, "help.valider", aliases=("approve",),
+            in_groups=True),
+    Command("refuser", reject, Action.DECIDE_ALERT, "help.refuser", aliases=("reject",),
+            in_groups=True),
+]

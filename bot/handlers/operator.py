@@ -1,0 +1,47 @@
+"""Operator commands: issue an alert (one line or guided), list recent alerts."""
+
+from __future__ import annotations
+
+from bot.alerts import AlertInputError, parse_alert_command, submit
+from bot.commands import Command
+from bot.context import Context
+from bot.conversations.alert import GuidedAlertFlow
+from bot.geo.perimeter import PerimeterError
+from bot.render import when
+from bot.roles import Action
+
+GUIDED = GuidedAlertFlow()
+
+
+async def alert(ctx: Context, args: str) -> None:
+    if not args.strip():
+        await GUIDED.begin(ctx)
+        return
+    try:
+        draft = parse_alert_command(ctx.services, args, ctx.now)
+    except AlertInputError as error:
+        ctx.reply(ctx.t(error.key, **error.params) + "\n" + ctx.t("alert.usage"))
+        return
+    except PerimeterError as error:
+        ctx.reply(ctx.t(error.key, **error.params))
+        return
+    await submit(ctx, draft)
+
+
+async def alerts(ctx: Context, args: str) -> None:
+    recent = await ctx.stores.alerts.recent_by(ctx.who)
+    if not recent:
+        ctx.say("alerts.none")
+        return
+    lines = [ctx.t("alerts.title")]
+    for item in recent:
+        lines.append(ctx.t("alerts.line", number=item.id, category=item.category,
+                           perimeter=item.perimeter, status=ctx.t(f"status.{item.status}"),
+                           time=when(ctx.services.local(item.created_at))))
+    ctx.reply("\n".join(lines))
+
+
+COMMANDS = [
+    Command("alerte", alert, Action.ISSUE_ALERT, "help.alerte", in_groups=True),
+    Command("alertes", alerts, Action.LIST_ALERTS, "help.alertes", in_groups=True),
+]

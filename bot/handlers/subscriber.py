@@ -1,0 +1,173 @@
+"""Subscriber commands: enrollment, communes, communities, pause, language, help, stop."""
+
+from __future__ import annotations
+
+from bot.commands import Command, CommandRegistry
+from bot.context import Context
+from bot.conversations.enrollment import EnrollmentFlow, summary_text
+from bot.conversations.places import Resolution, describe_commune, resolve_places
+from bot.conversations.unsubscribe import UnsubscribeFlow
+from bot.i18n import LANGUAGES
+from bot.roles import Action
+from bot.storage.subscribers import Subscriber
+
+ENROLLMENT = EnrollmentFlow()
+UNSUBSCRIBE = UnsubscribeFlow()
+
+
+async def start(ctx: Context, args: str) -> None:
+    if ctx.subscriber is not None:
+        profile = await ctx.stores.subscribers.profile(ctx.subscriber)
+        ctx.say("subscriber.already", summary=summary_text(ctx, profile.communities,
+                                                            profile.communes))
+        if ctx.subscriber.status == "paused":
+            ctx.say("subscriber.paused_hint")
+        return
+    await ENROLLMENT.begin(ctx)
+
+
+async def require_subscriber(ctx: Context) -> Subscriber | None:
+    if ctx.subscriber is None:
+        ctx.say("subscriber.not_enrolled")
+    return ctx.subscriber
+
+
+async def communes(ctx: Context, args: str) -> None:
+    subscriber = await require_subscriber(ctx)
+    if subscriber is None:
+        return
+    current = (await ctx.stores.subscribers.profile(subscriber)).communes
+    if not args:
+        _show_communes(ctx, current)
+        return
+    mode, text = _edit_mode(args)
+    resolution = resolve_places(ctx, text)
+    if _refuse_partial(ctx, resolution):
+        return
+    codes = [c.insee for c in resolution.found]
+    updated = _apply(mode, current, codes)
+    if not updated:
+        ctx.say("subscriber.communes_last")
+        return
+    await ctx.stores.subscribers.set_communes(subscriber, updated, ctx.now)
+    _show_communes(ctx, updated)
+
+
+def _edit_mode(args: str) -> tuple[str, str]:
+    if args[0] in "+-":
+        return args[0], args[1:].strip()
+    return "=", args
+
+
+def _apply(mode: str, current: list[str], codes: list[str]) -> list[str]:
+    if mode == "+":
+        return sorted(set(current) | set(codes))
+    if mode == "-":
+        return sorted(set(current) - set(codes))
+    return sorted(set(codes))
+
+
+def _refuse_partial(ctx: Context, resolution: Resolution) -> bool:
+    """Apply nothing unless every place was understood: a half-applied list loses data."""
+    if not resolution.problems:
+        return False
+    lines = [*resolution.problems]
+    if resolution.candidates:
+        lines.append(ctx.t("subscriber.candidates", list=", ".join(
+            f"{describe_commune(c)} → {c.insee}" for c in resolution.candidates)))
+    lines.append(ctx.t("subscriber.nothing_changed"))
+    ctx.reply("\n".join(lines))
+    return True
+
+
+def _show_communes(ctx: Context, codes: list[str]) -> None:
+    names = [describe_commune(c) for c in filter(None, map(ctx.services.geo.by_insee, codes))]
+    ctx.say("subscriber.communes", list=", ".join(names) or "—")
+
+
+async def profile(ctx: Context, args: str) -> None:
+    subscriber = await require_subscriber(ctx)
+    if subscriber is None:
+        return
+    current = await ctx.stores.subscribers.profile(subscriber)
+    if not args:
+        ctx.say("subscriber.profile", summary=summary_text(ctx, current.communities,
+                                                            current.communes),
+                status=ctx.t(f"subscriber.status.{subscriber.status}"))
+        return
+    keys, unknown = _communities_from(ctx, args)
+    if unknown or not keys:
+        ctx.say("subscriber.unknown_community", typed=", ".join(unknown) or args,
+                known=", ".join(ctx.services.reference.communities))
+        return
+    await ctx.stores.subscribers.set_communities(subscriber, keys, ctx.now)
+    ctx.say("subscriber.profile_updated", summary=summary_text(ctx, keys, current.communes))
+
+
+def _communities_from(ctx: Context, text: str) -> tuple[list[str], list[str]]:
+    keys: list[str] = []
+    unknown: list[str] = []
+    for part in filter(None, (p.strip() for p in text.replace(";", ",").split(","))):
+        community = ctx.services.reference.community(part)
+        if community is None:
+            unknown.append(part)
+        else:
+            keys.append(community.key)
+    return keys, unknown
+
+
+async def pause(ctx: Context, args: str) -> None:
+    subscriber = await require_subscriber(ctx)
+    if subscriber is not None:
+        await ctx.stores.subscribers.set_status(subscriber.id, "paused", ctx.now)
+        ctx.say("subscriber.paused")
+
+
+async def resume(ctx: Context, args: str) -> None:
+    subscriber = await require_subscriber(ctx)
+    if subscriber is not None:
+        await ctx.stores.subscribers.set_status(subscriber.id, "active", ctx.now)
+        ctx.say("subscriber.resumed")
+
+
+async def language(ctx: Context, args: str) -> None:
+    wanted = args.strip().lower()
+    if wanted not in LANGUAGES:
+        ctx.say("subscriber.language_usage", languages=", ".join(LANGUAGES))
+        return
+    if ctx.subscriber is not None:
+        await ctx.stores.subscribers.set_language(ctx.subscriber, wanted, ctx.now)
+    ctx.t.language = wanted
+    ctx.say("subscriber.language_set")
+
+
+async def stop(ctx: Context, args: str) -> None:
+    if await require_subscriber(ctx) is not None:
+        await UNSUBSCRIBE.begin(ctx)
+
+
+async def cancel(ctx: Context, args: str) -> None:
+    existing = await ctx.stores.conversations.get(ctx.who)
+    await ctx.stores.conversations.delete(ctx.who)
+    ctx.say("conversation.cancelled" if existing else "conversation.nothing_to_cancel")
+
+
+def help_text(ctx: Context, registry: CommandRegistry) -> str:
+    lines = [ctx.t("help.title")]
+    for command in registry.visible_to(ctx.roles):
+        lines.append(ctx.t(command.help_key))
+    return "\n".join(lines)
+
+
+COMMANDS = [
+    Command("start", start, Action.SUBSCRIBE, "help.start", aliases=("inscription",)),
+    Command("communes", communes, Action.SUBSCRIBE, "help.communes"),
+    Command("profil", profile, Action.SUBSCRIBE, "help.profil"),
+    Command("pause", pause, Action.SUBSCRIBE, "help.pause"),
+    Command("reprise", resume, Action.SUBSCRIBE, "help.reprise"),
+    Command("langue", language, Action.SUBSCRIBE, "help.langue", aliases=("language",),
+            keeps_conversation=True),
+    Command("stop", stop, Action.SUBSCRIBE, "help.stop", aliases=("desinscription",)),
+    Command("annuler", cancel, Action.SUBSCRIBE, "help.annuler", aliases=("cancel",),
+            in_groups=True),
+]

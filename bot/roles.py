@@ -1,0 +1,49 @@
+"""Who may do what: roles bound to platform user ids, and one role × action table."""
+
+from __future__ import annotations
+
+from enum import Enum
+
+from bot.config import RolesConfig
+from bot.domain import Identity
+
+
+class Role(Enum):
+    SUBSCRIBER = "subscriber"  # anyone who talks to the bot
+    OPERATOR = "operator"
+    OFFICER = "officer"
+    ADMIN = "admin"
+
+
+class Action(Enum):
+    SUBSCRIBE = "subscribe"
+    ISSUE_ALERT = "issue_alert"
+    LIST_ALERTS = "list_alerts"
+    DECIDE_ALERT = "decide_alert"
+    REGISTER_GROUP = "register_group"
+
+
+PERMISSIONS: dict[Action, frozenset[Role]] = {
+    Action.SUBSCRIBE: frozenset(Role),
+    Action.ISSUE_ALERT: frozenset({Role.OPERATOR}),
+    Action.LIST_ALERTS: frozenset({Role.OPERATOR, Role.OFFICER, Role.ADMIN}),
+    Action.DECIDE_ALERT: frozenset({Role.OFFICER}),
+    Action.REGISTER_GROUP: frozenset({Role.ADMIN}),
+}
+
+
+class RoleBook:
+    def __init__(self, config: RolesConfig) -> None:
+        self._members: dict[Role, frozenset[str]] = {
+            Role.ADMIN: frozenset(config.admins),
+            Role.OPERATOR: frozenset(config.operators),
+            Role.OFFICER: frozenset(config.officers),
+        }
+
+    def roles_of(self, identity: Identity) -> frozenset[Role]:
+        key = str(identity)
+        granted = {role for role, members in self._members.items() if key in members}
+        return frozenset({Role.SUBSCRIBER, *granted})
+
+    def may(self, identity: Identity, action: Action) -> bool:
+        return bool(self.roles_of(identity) & PERMISSIONS[action])

@@ -1,0 +1,210 @@
+"""Alerts, their state changes, approvals, and the officers' posts about them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from bot.storage.database import Database, Row
+
+# Column set when an alert enters a state, so each state change keeps its time.
+STATE_TIME_COLUMN = {
+    "approved": "decided_at",
+    "rejected": "decided_at",
+    "broadcasting": "broadcast_started_at",
+    "done": "completed_at",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Alert:
+    id: int
+    category: str
+    perimeter: str
+    perimeter_json: str
+    all_communities: bool
+    body: str
+    facts_at: str
+    requested_by: str
+    request_platform: str
+    request_chat_id: str
+    status: str
+    required_approvals: int
+    stale_override: bool
+    rejection_reason: str | None
+    created_at: str
+    decided_at: str | None
+    broadcast_started_at: str | None
+    completed_at: str | None
+    expires_at: str
+
+    @classmethod
+    def from_row(cls, row: Row) -> Alert:
+        return cls(
+            row["id"], row["category"], row["perimeter"], row["perimeter_json"],
+            bool(row["all_communities"]), row["body"], row["facts_at"], row["requested_by"],
+            row["request_platform"], row["request_chat_id"], row["status"],
+            row["required_approvals"], bool(row["stale_override"]), row["rejection_reason"],
+            row["created_at"], row["decided_at"], row["broadcast_started_at"],
+            row["completed_at"], row["expires_at"])
+
+
+@dataclass(frozen=True, slots=True)
+class NewAlert:
+    category: str
+    perimeter: str
+    perimeter_json: str
+    communes: frozenset[str]
+    communities: frozenset[str]
+    all_communities: bool
+    body: str
+    facts_at: datetime
+    requested_by: str
+    request_platform: str
+    request_chat_id: str
+    required_approvals: int
+    expires_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Approval:
+    officer: str
+    decision: str
+    reason: str | None
+    override_stale: bool
+    decided_at: str
+
+    @classmethod
+    def from_row(cls, row: Row) -> Approval:
+        return cls(row["officer"], row["decision"], row["reason"], bool(row["override_stale"]),
+                   row["decided_at"])
+
+
+@dataclass(frozen=True, slots=True)
+class PostedMessage:
+    platform: str
+    chat_id: str
+    message_id: str
+
+
+class AlertStore:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def create(self, alert: NewAlert, now: datetime) -> Alert:
+        async with self.db.transaction():
+            alert_id = await self.db.insert(
+                "INSERT INTO alerts (category, perimeter, perimeter_json, all_communities, body,"
+                " facts_at, requested_by, request_platform, request_chat_id, status,"
+                " required_approvals, created_at, expires_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?, ?)",
+                (alert.category, alert.perimeter, alert.perimeter_json, int(alert.all_communities),
+                 alert.body, alert.facts_at.isoformat(), alert.requested_by,
+                 alert.request_platform, alert.request_chat_id, alert.required_approvals,
+                 now.isoformat(), alert.expires_at.isoformat()))
+            await self.db.executemany(
+                "INSERT INTO alert_communes (alert_id, insee) VALUES (?, ?)",
+                [(alert_id, code) for code in sorted(alert.communes)])
+            await self.db.executemany(
+                "INSERT INTO alert_communities (alert_id, community) VALUES (?, ?)",
+                [(alert_id, key) for key in sorted(alert.communities)])
+            await self._log_transition(alert_id, "pending", alert.requested_by, now)
+        created = await self.get(alert_id)
+        assert created is not None
+        return created
+
+    async def get(self, alert_id: int) -> Alert | None:
+        row = await self.db.fetchone("SELECT * FROM alerts WHERE id = ?", (alert_id,))
+        return None if row is None else Alert.from_row(row)
+
+    async def communes(self, alert_id: int) -> list[str]:
+        rows = await self.db.fetchall(
+            "SELECT insee FROM alert_communes WHERE alert_id = ? ORDER BY insee", (alert_id,))
+        return [row[0] for row in rows]
+
+    async def communities(self, alert_id: int) -> list[str]:
+        rows = await self.db.fetchall(
+            "SELECT community FROM alert_communities WHERE alert_id = ? ORDER BY community",
+            (alert_id,))
+        return [row[0] for row in rows]
+
+    async def recent_by(self, requester: str, limit: int = 10) -> list[Alert]:
+        rows = await self.db.fetchall(
+            "SELECT * FROM alerts WHERE requested_by = ? ORDER BY id DESC LIMIT ?",
+            (requester, limit))
+        return [Alert.from_row(row) for row in rows]
+
+    async def transition(self, alert_id: int, expected: str, new: str, actor: str,
+                         now: datetime, reason: str | None = None) -> bool:
+        """Move an alert from ``expected`` to ``new``; False if it was no longer ``expected``."""
+        column = STATE_TIME_COLUMN.get(new)
+        stamp_sql = f", {column} = :now" if column else ""
+        async with self.db.transaction():
+            changed = await self.db.execute(
+                f"UPDATE alerts SET status = :new, rejection_reason = coalesce(:reason,"
+                f" rejection_reason){stamp_sql} WHERE id = :id AND status = :expected",
+                {"new": new, "reason": reason, "now": now.isoformat(), "id": alert_id,
+                 "expected": expected})
+            if changed:
+                await self._log_transition(alert_id, new, actor, now)
+        return changed == 1
+
+    async def transitions(self, alert_id: int) -> list[tuple[str, str, str]]:
+        rows = await self.db.fetchall(
+            "SELECT status, actor, at FROM alert_transitions WHERE alert_id = ? ORDER BY id",
+            (alert_id,))
+        return [(row[0], row[1], row[2]) for row in rows]
+
+    async def mark_reported(self, alert_id: int, now: datetime) -> bool:
+        """Claim the right to post the final report: True exactly once per alert."""
+        changed = await self.db.execute(
+            "UPDATE alerts SET reported_at = ? WHERE id = ? AND reported_at IS NULL",
+            (now.isoformat(), alert_id))
+        return changed == 1
+
+    async def unreported_broadcasts(self) -> list[int]:
+        rows = await self.db.fetchall(
+            "SELECT id FROM alerts WHERE status = 'done' AND reported_at IS NULL ORDER BY id")
+        return [row[0] for row in rows]
+
+    async def broadcasts_without_work(self) -> list[int]:
+        """Alerts still 'broadcasting' whose outbox has nothing pending or in flight."""
+        rows = await self.db.fetchall(
+            "SELECT id FROM alerts a WHERE status = 'broadcasting' AND NOT EXISTS ("
+            " SELECT 1 FROM deliveries d WHERE d.alert_id = a.id"
+            " AND d.status IN ('pending', 'sending')) ORDER BY id")
+        return [row[0] for row in rows]
+
+    async def add_approval(self, alert_id: int, officer: str, decision: str, reason: str | None,
+                           override_stale: bool, now: datetime) -> None:
+        await self.db.execute(
+            "INSERT INTO approvals (alert_id, officer, decision, reason, override_stale,"
+            " decided_at) VALUES (?, ?, ?, ?, ?, ?)",
+            (alert_id, officer, decision, reason, int(override_stale), now.isoformat()))
+
+    async def approvals(self, alert_id: int) -> list[Approval]:
+        rows = await self.db.fetchall(
+            "SELECT * FROM approvals WHERE alert_id = ? ORDER BY id", (alert_id,))
+        return [Approval.from_row(row) for row in rows]
+
+    async def set_stale_override(self, alert_id: int) -> None:
+        await self.db.execute("UPDATE alerts SET stale_override = 1 WHERE id = ?", (alert_id,))
+
+    async def remember_post(self, purpose: str, alert_id: int, post: PostedMessage,
+                            now: datetime) -> None:
+        await self.db.execute(
+            "INSERT INTO posted_messages (purpose, alert_id, platform, chat_id, message_id,"
+            " posted_at) VALUES (?, ?, ?, ?, ?, ?)",
+            (purpose, alert_id, post.platform, post.chat_id, post.message_id, now.isoformat()))
+
+    async def posts(self, purpose: str, alert_id: int) -> list[PostedMessage]:
+        rows = await self.db.fetchall(
+            "SELECT platform, chat_id, message_id FROM posted_messages"
+            " WHERE purpose = ? AND alert_id = ? ORDER BY id", (purpose, alert_id))
+        return [PostedMessage(row[0], row[1], row[2]) for row in rows]
+
+    async def _log_transition(self, alert_id: int, status: str, actor: str,
+                              now: datetime) -> None:
+        await self.db.execute(
+            "INSERT INTO alert_transitions (alert_id, status, actor, at) VALUES (?, ?, ?, ?)",
+            (alert_id, status, actor, now.isoformat()))

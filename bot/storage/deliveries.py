@@ -1,0 +1,175 @@
+"""The outbox: one row per (alert, recipient), moved pending → sending → sent/failed/blocked."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+
+from bot.storage.database import Database, Row
+
+# Matching recipients: active, in one of the communes, and (unless the alert reaches
+# everyone) in one of the target communities. {owner} is 'subscriber' or 'group'.
+SUBSCRIBER_MATCH = """
+    FROM subscribers s
+    WHERE s.status = 'active'
+      AND EXISTS (SELECT 1 FROM subscriber_communes sc
+                  WHERE sc.subscriber_id = s.id AND sc.insee IN ({communes}))
+      AND (:all_communities = 1 OR EXISTS (
+            SELECT 1 FROM subscriber_communities sy
+            WHERE sy.subscriber_id = s.id AND sy.community IN ({communities})))
+"""
+GROUP_MATCH = """
+    FROM chat_groups g
+    WHERE g.status = 'active'
+      AND EXISTS (SELECT 1 FROM group_communes gc
+                  WHERE gc.group_id = g.id AND gc.insee IN ({communes}))
+      AND (:all_communities = 1 OR NOT EXISTS (SELECT 1 FROM group_communities gy0
+                                                WHERE gy0.group_id = g.id)
+           OR EXISTS (SELECT 1 FROM group_communities gy
+                      WHERE gy.group_id = g.id AND gy.community IN ({communities})))
+"""
+FROM_JSON = {"communes": "SELECT value FROM json_each(:communes)",
+             "communities": "SELECT value FROM json_each(:communities)"}
+FROM_ALERT = {"communes": "SELECT insee FROM alert_communes WHERE alert_id = :alert_id",
+              "communities": "SELECT community FROM alert_communities WHERE alert_id = :alert_id"}
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    id: int
+    alert_id: int
+    recipient_kind: str
+    recipient_id: int
+    platform: str
+    chat_id: str
+    status: str
+    attempts: int
+
+    @classmethod
+    def from_row(cls, row: Row) -> Delivery:
+        return cls(row["id"], row["alert_id"], row["recipient_kind"], row["recipient_id"],
+                   row["platform"], row["chat_id"], row["status"], row["attempts"])
+
+
+@dataclass(frozen=True, slots=True)
+class Reach:
+    subscribers: int
+    groups: int
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryCounts:
+    pending: int = 0
+    sending: int = 0
+    sent: int = 0
+    failed: int = 0
+    blocked: int = 0
+    maybe_duplicates: int = 0
+
+    @property
+    def total(self) -> int:
+        return self.pending + self.sending + self.sent + self.failed + self.blocked
+
+    @property
+    def finished(self) -> bool:
+        return self.pending == 0 and self.sending == 0
+
+
+class DeliveryStore:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def reach(self, communes: Iterable[str], communities: Iterable[str],
+                    all_communities: bool) -> Reach:
+        params = {"communes": json.dumps(sorted(communes)),
+                  "communities": json.dumps(sorted(communities)),
+                  "all_communities": int(all_communities)}
+        subscribers = await self.db.fetchval(
+            "SELECT count(*) " + SUBSCRIBER_MATCH.format(**FROM_JSON), params)
+        groups = await self.db.fetchval("SELECT count(*) " + GROUP_MATCH.format(**FROM_JSON),
+                                        params)
+        return Reach(int(subscribers), int(groups))
+
+    async def enqueue(self, alert_id: int, all_communities: bool, priority: int,
+                      now: datetime) -> int:
+        """Write the outbox rows of an alert; must run inside the approval transaction."""
+        params = {"alert_id": alert_id, "all_communities": int(all_communities),
+                  "priority": priority, "now": now.isoformat()}
+        insert = ("INSERT OR IGNORE INTO deliveries (alert_id, recipient_kind, recipient_id,"
+                  " platform, chat_id, priority, next_try_at) ")
+        subscribers = await self.db.execute(
+            insert + "SELECT :alert_id, 'subscriber', s.id, s.platform, s.chat_id, :priority, :now"
+            + SUBSCRIBER_MATCH.format(**FROM_ALERT), params)
+        groups = await self.db.execute(
+            insert + "SELECT :alert_id, 'group', g.id, g.platform, g.chat_id, :priority, :now"
+            + GROUP_MATCH.format(**FROM_ALERT), params)
+        return subscribers + groups
+
+    async def claim_due(self, platform: str, now: datetime, limit: int) -> list[Delivery]:
+        """Mark due rows 'sending' and return them; the attempt counts from now."""
+        rows = await self.db.fetchall(
+            "UPDATE deliveries SET status = 'sending', attempts = attempts + 1"
+            " WHERE id IN (SELECT id FROM deliveries WHERE platform = ? AND status = 'pending'"
+            "  AND next_try_at <= ? ORDER BY priority DESC, id LIMIT ?)"
+            " RETURNING *", (platform, now.isoformat(), limit))
+        return sorted((Delivery.from_row(row) for row in rows), key=lambda d: d.id)
+
+    async def next_due(self, platform: str) -> str | None:
+        value = await self.db.fetchval(
+            "SELECT min(next_try_at) FROM deliveries WHERE platform = ? AND status = 'pending'",
+            (platform,))
+        return None if value is None else str(value)
+
+    async def mark_sent(self, delivery_id: int, message_id: str, now: datetime) -> None:
+        await self.db.execute(
+            "UPDATE deliveries SET status = 'sent', message_id = ?, sent_at = ?, last_error = NULL"
+            " WHERE id = ?", (message_id, now.isoformat(), delivery_id))
+
+    async def mark_final(self, delivery_id: int, status: str, error: str) -> None:
+        await self.db.execute(
+            "UPDATE deliveries SET status = ?, last_error = ? WHERE id = ?",
+            (status, error[:500], delivery_id))
+
+    async def retry_later(self, delivery_id: int, next_try: datetime, error: str,
+                          count_attempt: bool = True) -> None:
+        await self.db.execute(
+            "UPDATE deliveries SET status = 'pending', next_try_at = ?, last_error = ?,"
+            " attempts = attempts - ? WHERE id = ?",
+            (next_try.isoformat(), error[:500], 0 if count_attempt else 1, delivery_id))
+
+    async def move_chat(self, delivery_id: int, new_chat_id: str) -> None:
+        await self.db.execute("UPDATE deliveries SET chat_id = ? WHERE id = ?",
+                              (new_chat_id, delivery_id))
+
+    async def recover_interrupted(self) -> int:
+        """After a crash, rows left 'sending' may or may not have gone out: send again,
+        and count them as possible duplicates in the report."""
+        return await self.db.execute(
+            "UPDATE deliveries SET status = 'pending', maybe_duplicate = 1"
+            " WHERE status = 'sending'")
+
+    async def counts(self, alert_id: int) -> DeliveryCounts:
+        rows = await self.db.fetchall(
+            "SELECT status, count(*), sum(maybe_duplicate) FROM deliveries WHERE alert_id = ?"
+            " GROUP BY status", (alert_id,))
+        by_status = {row[0]: int(row[1]) for row in rows}
+        duplicates = sum(int(row[2] or 0) for row in rows if row[0] == "sent")
+        return DeliveryCounts(maybe_duplicates=duplicates, **by_status)
+
+    async def for_alert(self, alert_id: int) -> list[Delivery]:
+        rows = await self.db.fetchall(
+            "SELECT * FROM deliveries WHERE alert_id = ? ORDER BY id", (alert_id,))
+        return [Delivery.from_row(row) for row in rows]
+
+    async def fail_platform(self, alert_id: int, platform: str, error: str) -> int:
+        return await self.db.execute(
+            "UPDATE deliveries SET status = 'failed', last_error = ?"
+            " WHERE alert_id = ? AND platform = ? AND status = 'pending'",
+            (error, alert_id, platform))
+
+    async def platforms(self, alert_id: int) -> list[str]:
+        rows = await self.db.fetchall(
+            "SELECT DISTINCT platform FROM deliveries WHERE alert_id = ?", (alert_id,))
+        return [row[0] for row in rows]

@@ -1,0 +1,69 @@
+"""The one interface every chat platform implements, and the errors it may raise.
+
+The core and the broadcast engine only know this module; platform errors are
+translated into these exceptions at the edge, by each transport.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Awaitable, Callable
+
+from bot.domain import ChatRef, Incoming, Outgoing
+
+IncomingHandler = Callable[[Incoming], Awaitable[None]]
+
+
+class DeliveryError(Exception):
+    """Base class of the typed failures of ``Transport.send``."""
+
+
+class RateLimited(DeliveryError):
+    """The platform asked us to wait. ``chat_only`` is True when only that chat is limited."""
+
+    def __init__(self, retry_after: float, chat_only: bool = False) -> None:
+        super().__init__(f"rate limited, retry after {retry_after:g} s")
+        self.retry_after = retry_after
+        self.chat_only = chat_only
+
+
+class RecipientGone(DeliveryError):
+    """The recipient blocked the bot, left, or no longer exists: never retry."""
+
+
+class ChatMoved(DeliveryError):
+    """The chat has a new id (Telegram group upgraded to a supergroup)."""
+
+    def __init__(self, new_chat_id: str) -> None:
+        super().__init__(f"chat moved to {new_chat_id}")
+        self.new_chat_id = new_chat_id
+
+
+class TransientError(DeliveryError):
+    """Network trouble or a server error: retry later."""
+
+
+class PermanentError(DeliveryError):
+    """The platform refused this message for good (bad request)."""
+
+
+class Transport(ABC):
+    platform: str
+
+    @abstractmethod
+    async def start(self, on_incoming: IncomingHandler) -> None:
+        """Begin receiving; every event becomes an ``Incoming`` passed to the handler."""
+
+    @abstractmethod
+    async def stop(self) -> None: ...
+
+    @abstractmethod
+    async def send(self, chat_id: str, message: Outgoing) -> str:
+        """Deliver one message; return the platform's message id."""
+
+    @abstractmethod
+    async def edit(self, chat_id: str, message_id: str, message: Outgoing) -> None: ...
+
+    @abstractmethod
+    def officers_channels(self) -> list[ChatRef]:
+        """Where approval requests are posted on this platform (may be empty)."""

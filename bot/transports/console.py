@@ -1,0 +1,131 @@
+"""The console transport: one terminal where a person plays every role.
+
+Type as the current identity; ``:as NAME`` switches identity, ``:officiers`` talks in
+the officers' channel, ``:groupe NAME`` in a group chat, ``:prive`` back to the private
+chat, ``:loc LAT,LON`` shares a location, ``:quit`` stops. Choices are numbered: type
+the number.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import sys
+from collections.abc import Callable
+
+from bot.domain import ChatKind, ChatRef, Identity, Incoming, Outgoing
+from bot.transports.base import IncomingHandler, Transport
+from bot.transports.numbered import NumberedChoices, render_choices
+
+PLATFORM = "console"
+GROUP_PREFIX = "groupe:"
+HELP = ("Commandes de la console : :as NOM, :officiers, :groupe NOM, :prive, "
+        ":loc LAT,LON, :quit")
+
+
+class ConsoleTransport(Transport):
+    platform = PLATFORM
+
+    def __init__(self, officers_channel: str = "#officiers", identity: str = "alice",
+                 output: Callable[[str], None] = print) -> None:
+        self.officers_channel = officers_channel
+        self.identity = identity
+        self.chat_id = identity
+        self.output = output
+        self.on_incoming: IncomingHandler | None = None
+        self.choices = NumberedChoices()
+        self.stopped = asyncio.Event()
+        self._ids = itertools.count(1)
+        self.received: dict[str, list[str]] = {}  # chat id → texts, for the scripted demo
+
+    async def start(self, on_incoming: IncomingHandler) -> None:
+        self.on_incoming = on_incoming
+
+    async def stop(self) -> None:
+        self.stopped.set()
+
+    async def send(self, chat_id: str, message: Outgoing) -> str:
+        message_id = str(next(self._ids))
+        self.received.setdefault(chat_id, []).append(message.text)
+        self.choices.shown(chat_id, message.choices)
+        self._print(f"[bot → {chat_id}] #{message_id}", message)
+        return message_id
+
+    async def edit(self, chat_id: str, message_id: str, message: Outgoing) -> None:
+        self.choices.shown(chat_id, message.choices)
+        self._print(f"[bot ✎ {chat_id}] #{message_id} modifié", message)
+
+    def officers_channels(self) -> list[ChatRef]:
+        return [ChatRef(PLATFORM, self.officers_channel)]
+
+    def _print(self, header: str, message: Outgoing) -> None:
+        body = "\n".join("    " + line for line in message.text.splitlines())
+        extra = "\n" + render_choices(message.choices) if message.choices else ""
+        self.output(f"{header}\n{body}{extra}")
+
+    async def feed(self, line: str) -> None:
+        """Handle one typed line, exactly as if a person had sent it."""
+        if line.startswith(":loc "):
+            line = "📍" + line[5:].strip()
+        elif line.startswith(":"):
+            self._meta(line[1:].strip())
+            return
+        if self.on_incoming is None:
+            raise RuntimeError("console transport not started")
+        self.output(f"[{self.identity} → {self.chat_id}] {line}")
+        await self.on_incoming(self._incoming(line))
+
+    def _incoming(self, line: str) -> Incoming:
+        choice = self.choices.pick(self.chat_id, line)
+        location = None
+        if line.startswith("📍"):
+            location = _coordinates(line[1:])
+        return Incoming(
+            sender=Identity(PLATFORM, self.identity), chat=ChatRef(PLATFORM, self.chat_id),
+            chat_kind=self._chat_kind(), text="" if choice or location else line,
+            choice=choice, location=location, chat_title=self.chat_id)
+
+    def _chat_kind(self) -> ChatKind:
+        if self.chat_id == self.officers_channel:
+            return ChatKind.OFFICERS
+        if self.chat_id.startswith(GROUP_PREFIX):
+            return ChatKind.GROUP
+        return ChatKind.PRIVATE
+
+    def _meta(self, command: str) -> None:
+        verb, _, argument = command.partition(" ")
+        argument = argument.strip()
+        if verb == "as" and argument:
+            self.identity = self.chat_id = argument
+        elif verb in ("officiers", "officers"):
+            self.chat_id = self.officers_channel
+        elif verb == "groupe" and argument:
+            self.chat_id = GROUP_PREFIX + argument
+        elif verb == "prive":
+            self.chat_id = self.identity
+        elif verb == "quit":
+            self.stopped.set()
+            return
+        else:
+            self.output(HELP)
+            return
+        self.output(f"— vous êtes {self.identity}, dans {self.chat_id}")
+
+    async def interact(self) -> None:
+        """Read lines from the terminal until ``:quit`` or end of input."""
+        self.output(HELP)
+        loop = asyncio.get_running_loop()
+        while not self.stopped.is_set():
+            line = await loop.run_in_executor(None, sys.stdin.readline)
+            if not line:
+                break
+            if line.strip():
+                await self.feed(line.rstrip("\n"))
+
+
+def _coordinates(text: str) -> tuple[float, float] | None:
+    lat, _, lon = text.partition(",")
+    try:
+        return float(lat), float(lon)
+    except ValueError:
+        return None

@@ -1,0 +1,61 @@
+"""An in-memory transport for tests: records what each chat received, can fail on demand."""
+
+from __future__ import annotations
+
+import itertools
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+from bot.domain import ChatRef, Outgoing
+from bot.transports.base import DeliveryError, IncomingHandler, Transport
+
+
+@dataclass
+class Posted:
+    chat_id: str
+    message_id: str
+    message: Outgoing
+    edits: list[Outgoing] = field(default_factory=list)
+
+    @property
+    def current(self) -> Outgoing:
+        return self.edits[-1] if self.edits else self.message
+
+
+class MemoryTransport(Transport):
+    def __init__(self, platform: str = "memory", officers_chat: str | None = "officers") -> None:
+        self.platform = platform
+        self.officers_chat = officers_chat
+        self.on_incoming: IncomingHandler | None = None
+        self.posted: dict[str, list[Posted]] = defaultdict(list)
+        # chat id → errors raised by the next sends there, in order
+        self.failures: dict[str, list[DeliveryError]] = defaultdict(list)
+        self.send_count = 0
+        self._ids = itertools.count(1)
+
+    async def start(self, on_incoming: IncomingHandler) -> None:
+        self.on_incoming = on_incoming
+
+    async def stop(self) -> None:
+        self.on_incoming = None
+
+    async def send(self, chat_id: str, message: Outgoing) -> str:
+        self.send_count += 1
+        if self.failures.get(chat_id):
+            raise self.failures[chat_id].pop(0)
+        message_id = str(next(self._ids))
+        self.posted[chat_id].append(Posted(chat_id, message_id, message))
+        return message_id
+
+    async def edit(self, chat_id: str, message_id: str, message: Outgoing) -> None:
+        for post in self.posted[chat_id]:
+            if post.message_id == message_id:
+                post.edits.append(message)
+                return
+        raise DeliveryError(f"no message {message_id} in {chat_id}")
+
+    def officers_channels(self) -> list[ChatRef]:
+        return [] if self.officers_chat is None else [ChatRef(self.platform, self.officers_chat)]
+
+    def texts(self, chat_id: str) -> list[str]:
+        return [post.current.text for post in self.posted[chat_id]]

@@ -1,0 +1,153 @@
+"""A bot on memory transports, driven one line per exchange: ``await bot.say(who, text)``."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from collections.abc import Iterable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from bot.app import BotApp, build_services
+from bot.clock import FrozenClock
+from bot.config import Config, RolesConfig
+from bot.domain import ChatKind, ChatRef, Identity, Incoming, Outgoing
+from bot.geo.communes import CommuneLayer
+from bot.transports.memory import MemoryTransport
+
+ROOT = Path(__file__).resolve().parent.parent
+OFFICERS = "officers"
+# Tuesday 24 November 2026, 14:00 in Paris: far from any DST change.
+START = datetime(2026, 11, 24, 13, 0, tzinfo=UTC)
+
+_LAYER: CommuneLayer | None = None
+
+
+def shared_layer() -> CommuneLayer:
+    """Loading the communes takes ~0.1 s; tests share one read-only layer."""
+    global _LAYER
+    if _LAYER is None:
+        _LAYER = CommuneLayer.load([ROOT / "config/geo/communes-70.geojson",
+                                    ROOT / "config/geo/communes-48.geojson"])
+    return _LAYER
+
+
+def test_config(database: Path, **overrides: object) -> Config:
+    roles = RolesConfig(admins=["telegram:900"], operators=["telegram:100", "matrix:@op:test"],
+                        officers=["telegram:200", "telegram:201", "telegram:100",
+                                  "matrix:@officer:test"])
+    config = Config(database=str(database), roles=roles, base_dir=str(ROOT))
+    return dataclasses.replace(config, **overrides)  # type: ignore[arg-type]
+
+
+class TestBot:
+    """Plays people on memory transports; each ``say`` returns the replies it caused."""
+
+    __test__ = False  # not a pytest test class
+
+    def __init__(self, config: Config, platforms: Iterable[str] = ("telegram", "matrix"),
+                 background_dispatch: bool = False) -> None:
+        self.config = config
+        self.background_dispatch = background_dispatch
+        self.clock = FrozenClock(START)
+        self.transports = {p: MemoryTransport(p, OFFICERS) for p in platforms}
+        self.app: BotApp | None = None
+
+    async def start(self) -> TestBot:
+        services = await build_services(self.config, self.clock, shared_layer(),
+                                        frozenset(self.transports))
+        self.app = BotApp(services, self.transports)
+        await self.app.start()
+        if not self.background_dispatch:  # tests decide when deliveries happen: drain()
+            await self.app.core.dispatcher.stop()
+        return self
+
+    async def stop(self) -> None:
+        if self.app is not None:
+            await self.app.stop()
+            self.app = None
+
+    async def restart(self) -> None:
+        await self.stop()
+        for transport in self.transports.values():
+            transport.posted.clear()
+        await self.start()
+
+    @property
+    def core(self) -> BotApp:
+        assert self.app is not None
+        return self.app
+
+    async def send(self, incoming: Incoming) -> list[Outgoing]:
+        transport = self.transports[incoming.chat.platform]
+        chat = incoming.chat.chat_id
+        before = len(transport.posted[chat])
+        await self.core.core.handle(incoming)
+        return [post.message for post in transport.posted[chat][before:]]
+
+    async def say(self, who: str, text: str, chat: str | None = None) -> str:
+        """``who`` speaks in their private chat (or ``chat``); returns the replies' text."""
+        incoming = self._incoming(who, chat, text=text)
+        return "\n".join(message.text for message in await self.send(incoming))
+
+    async def press(self, who: str, label: str, chat: str | None = None) -> str:
+        """Press the choice labelled ``label`` (substring) in the last message with choices."""
+        data = self.choice_data(who, label, chat)
+        incoming = self._incoming(who, chat, choice=data)
+        return "\n".join(message.text for message in await self.send(incoming))
+
+    async def press_data(self, who: str, data: str, chat: str | None = None) -> str:
+        incoming = self._incoming(who, chat, choice=data)
+        return "\n".join(message.text for message in await self.send(incoming))
+
+    async def share_location(self, who: str, lat: float, lon: float) -> str:
+        incoming = self._incoming(who, None, location=(lat, lon))
+        return "\n".join(message.text for message in await self.send(incoming))
+
+    def choice_data(self, who: str, label: str, chat: str | None = None) -> str:
+        identity = Identity.parse(who)
+        posts = self.transports[identity.platform].posted[chat or identity.user_id]
+        for post in reversed(posts):
+            for option in post.current.choices:
+                if label in option.label:
+                    return option.data
+        raise AssertionError(f"no choice {label!r} in {who}'s chat")
+
+    def _incoming(self, who: str, chat: str | None, **content: object) -> Incoming:
+        identity = Identity.parse(who)
+        kind = ChatKind.PRIVATE if chat is None else (
+            ChatKind.OFFICERS if chat == OFFICERS else ChatKind.GROUP)
+        return Incoming(sender=identity, chat=ChatRef(identity.platform, chat or identity.user_id),
+                        chat_kind=kind, chat_title=chat or "", **content)  # type: ignore[arg-type]
+
+    def inbox(self, who: str) -> list[str]:
+        identity = Identity.parse(who)
+        return self.transports[identity.platform].texts(identity.user_id)
+
+    def officers(self, platform: str = "telegram") -> list[str]:
+        return self.transports[platform].texts(OFFICERS)
+
+    async def enroll(self, who: str, communities: str, communes: str) -> None:
+        await self.say(who, "/start")
+        await self.press(who, "accepte")
+        await self.say(who, communities)
+        await self.say(who, "valider")
+        await self.say(who, communes)
+        await self.say(who, "terminer")
+        reply = await self.say(who, "oui")
+        assert "C'est fait" in reply, reply
+
+    async def drain(self, timeout: float = 5.0) -> None:
+        """Run the dispatcher until the outbox has nothing due, then close broadcasts."""
+        dispatcher = self.core.core.dispatcher
+        deadline = asyncio.get_running_loop().time() + timeout
+        while asyncio.get_running_loop().time() < deadline:
+            busy = False
+            for platform in self.transports:
+                busy = await dispatcher.run_once(platform) or busy
+            if not busy:
+                return
+        raise AssertionError("outbox still busy")
+
+    def advance(self, **delta: float) -> None:
+        self.clock.advance(timedelta(**delta))
