@@ -108,9 +108,11 @@ class TestBot:
         identity = Identity.parse(who)
         posts = self.transports[identity.platform].posted[chat or identity.user_id]
         for post in reversed(posts):
-            for option in post.current.choices:
-                if label in option.label:
-                    return option.data
+            options = post.current.choices
+            exact = [o.data for o in options if o.label == label]
+            partial = [o.data for o in options if label in o.label]
+            if exact or partial:
+                return (exact or partial)[0]
         raise AssertionError(f"no choice {label!r} in {who}'s chat")
 
     def _incoming(self, who: str, chat: str | None, **content: object) -> Incoming:

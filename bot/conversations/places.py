@@ -53,19 +53,26 @@ def _resolve_location(ctx: Context, location: tuple[float, float], out: Resoluti
 
 
 def _resolve_part(ctx: Context, part: str, out: Resolution) -> None:
-    geo = ctx.services.geo
     if FIVE_DIGITS.match(part):
-        commune = geo.by_insee(part.upper())
-        by_postal = [] if commune else geo.by_postal_code(part)
-        if commune is not None or len(by_postal) == 1:
-            out.found.append(commune or by_postal[0])
-        elif by_postal:
-            out.problems.append(ctx.t("places.postal_several", code=part, count=len(by_postal)))
-            out.candidates.extend(by_postal)
-        else:
-            out.problems.append(ctx.t("places.unknown_code", code=part))
+        _resolve_code(ctx, part.upper(), out)
         return
     _resolve_name(ctx, part, out)
+
+
+def _resolve_code(ctx: Context, code: str, out: Resolution) -> None:
+    """A code may be an INSEE code, a postal code, or both for different communes
+    (70100 is Gray's postal code and another commune's INSEE code): ask when unsure."""
+    geo = ctx.services.geo
+    by_insee = geo.by_insee(code)
+    matches = ([by_insee] if by_insee else []) + [
+        c for c in geo.by_postal_code(code) if c is not by_insee]
+    if len(matches) == 1:
+        out.found.append(matches[0])
+    elif matches:
+        out.problems.append(ctx.t("places.postal_several", code=code, count=len(matches)))
+        out.candidates.extend(matches)
+    else:
+        out.problems.append(ctx.t("places.unknown_code", code=code))
 
 
 def _resolve_name(ctx: Context, part: str, out: Resolution) -> None:

@@ -169,5 +169,5 @@ COMMANDS = [
             keeps_conversation=True),
     Command("stop", stop, Action.SUBSCRIBE, "help.stop", aliases=("desinscription",)),
     Command("annuler", cancel, Action.SUBSCRIBE, "help.annuler", aliases=("cancel",),
-            in_groups=True),
+            in_groups=True, keeps_conversation=True),
 ]

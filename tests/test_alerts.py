@@ -1,0 +1,215 @@
+"""Operator alerts, officers' decisions, groups."""
+
+from __future__ import annotations
+
+from tests.harness import OFFICERS, TestBot
+
+OPERATOR = "telegram:100"  # also an officer: may approve others' alerts, never their own
+OFFICER, OFFICER2 = "telegram:200", "telegram:201"
+ADMIN = "telegram:900"
+ALERT = "/alerte cambriolage Vesoul+5km pour commercant : Vitrine forcée rue Carnot"
+
+
+async def status(bot: TestBot, alert_id: int = 1) -> str:
+    alert = await bot.core.services.stores.alerts.get(alert_id)
+    assert alert is not None
+    return alert.status
+
+
+async def audited(bot: TestBot, action: str) -> int:
+    return int(await bot.core.services.db.fetchval(
+        "SELECT count(*) FROM audit_events WHERE action = ?", (action,)))
+
+
+async def test_preview_shows_communes_reach_and_text(bot: TestBot) -> None:
+    await bot.enroll("telegram:1", "commercant", "Vesoul")
+    await bot.enroll("matrix:@bob:test", "commercant", "Noidans-lès-Vesoul")
+    preview = await bot.say(OPERATOR, ALERT)
+    assert "Alerte n°1 — aperçu" in preview
+    assert "Catégorie : Cambriolage" in preview
+    assert "Vesoul+5km — " in preview and "commune(s)" in preview
+    assert "Portée : 2 abonné(s), 0 groupe(s)" in preview
+    assert "Vitrine forcée rue Carnot" in preview
+    assert "Public : Commerçants" in preview
+    request = bot.officers()[-1]
+    assert "Demande de diffusion n°1 — par telegram:100" in request
+    assert bot.officers("matrix")[-1] == request
+    assert await status(bot) == "pending"
+
+
+async def test_non_operator_is_refused_and_audited(bot: TestBot) -> None:
+    assert "réservée" in await bot.say("telegram:1", ALERT)
+    assert "réservée" in await bot.say(OFFICER, ALERT)
+    assert await audited(bot, "command.refused") == 2
+    assert await bot.core.services.db.fetchval("SELECT count(*) FROM alerts") == 0
+
+
+async def test_bad_alert_commands_each_get_a_clear_reply(bot: TestBot) -> None:
+    cases = {
+        "/alerte vols Vesoul : x": "Catégorie inconnue",
+        "/alerte cambriolage Vesouk : x": "Vesoul",
+        "/alerte cambriolage Vesoul+0km : x": "rayon",
+        "/alerte cambriolage Vesoul+-3km : x": "",
+        "/alerte cambriolage Vesoul+500km : x": "200",
+        "/alerte cambriolage Vesoul :   ": "vide",
+        "/alerte cambriolage Vesoul pour pilotes : x": "Communauté inconnue",
+        "/alerte cambriolage Vesoul le texte sans deux-points": "Il manque le texte",
+        "/alerte cambriolage Vesoul depuis 25:10 : x": "Heure impossible",
+        "/alerte cambriolage : x": "Il manque le périmètre",
+        "/alerte cambriolage dep:99 : x": "",
+        f"/alerte cambriolage Vesoul : {'x' * 4001}": "trop long",
+    }
+    for command, expected in cases.items():
+        reply = await bot.say(OPERATOR, command)
+        assert expected.lower() in reply.lower(), (command, reply)
+        assert "aperçu" not in reply, command
+    assert await bot.core.services.db.fetchval("SELECT count(*) FROM alerts") == 0
+
+
+async def test_perimeter_forms(bot: TestBot) -> None:
+    for perimeter in ("Vesoul, Gray", "70550", "70000", "47.62,6.15+5km", "dep:70",
+                      '{"type": "Polygon", "coordinates": [[[6.1, 47.6], [6.2, 47.6], '
+                      '[6.2, 47.65], [6.1, 47.65], [6.1, 47.6]]]}'):
+        reply = await bot.say(OPERATOR, f"/alerte vol {perimeter} : Vol de gasoil")
+        assert "aperçu" in reply, (perimeter, reply)
+
+
+async def test_approval_broadcasts_and_reports(bot: TestBot) -> None:
+    await bot.enroll("telegram:1", "commercant", "Vesoul")
+    await bot.enroll("telegram:2", "agriculteur", "Vesoul")
+    await bot.enroll("telegram:3", "commercant", "Gray")
+    await bot.say(OPERATOR, ALERT)
+    reply = await bot.press(OFFICER, "Valider", chat=OFFICERS)
+    assert "diffusion à 1 destinataire" in reply
+    assert "Validée par telegram:200" in bot.transports["telegram"].posted[OFFICERS][0].current.text
+    assert "Validée par" in bot.transports["matrix"].posted[OFFICERS][0].current.text
+    assert "validée" in bot.inbox(OPERATOR)[-1]
+    await bot.drain()
+    assert "Vitrine forcée rue Carnot" in bot.inbox("telegram:1")[-1]
+    assert not any("Vitrine" in t for t in bot.inbox("telegram:2") + bot.inbox("telegram:3"))
+    assert await status(bot) == "done"
+    report = bot.officers()[-1]
+    assert "Rapport alerte n°1 : 1 envoyé(s), 0 échec(s), 0 bloqué(s) sur 1" in report
+    assert report in bot.inbox(OPERATOR)
+    transitions = await bot.core.services.stores.alerts.transitions(1)
+    assert [t[0] for t in transitions] == ["pending", "approved", "broadcasting", "done"]
+
+
+async def test_requester_cannot_approve_own_alert(bot: TestBot) -> None:
+    await bot.say(OPERATOR, ALERT)
+    assert "un autre officier" in await bot.press(OPERATOR, "Valider", chat=OFFICERS)
+    assert "un autre officier" in await bot.say(OPERATOR, "/valider 1", chat=OFFICERS)
+    assert await status(bot) == "pending"
+    assert await audited(bot, "approval.refused_self") == 2
+
+
+async def test_non_officer_button_press_is_refused(bot: TestBot) -> None:
+    await bot.say(OPERATOR, ALERT)
+    data = bot.choice_data(OFFICER, "Valider", chat=OFFICERS)
+    assert "réservée" in await bot.press_data("telegram:1", data, chat=OFFICERS)
+    assert "réservée" in await bot.say("telegram:1", "/valider 1", chat=OFFICERS)
+    assert await status(bot) == "pending"
+    assert await audited(bot, "approval.refused_role") == 1
+
+
+async def test_decisions_on_missing_or_finished_alerts(bot: TestBot) -> None:
+    assert "Aucune alerte n°42" in await bot.say(OFFICER, "/valider 42", chat=OFFICERS)
+    await bot.say(OPERATOR, ALERT)
+    old_button = bot.choice_data(OFFICER2, "Refuser", chat=OFFICERS)
+    await bot.say(OFFICER, "/valider 1", chat=OFFICERS)
+    reply = await bot.press_data(OFFICER2, old_button, chat=OFFICERS)
+    assert "n'est plus en attente" in reply
+    assert "Usage" in await bot.say(OFFICER, "/valider", chat=OFFICERS)
+    assert "Usage" in await bot.say(OFFICER, "/valider 1 peut-être", chat=OFFICERS)
+
+
+async def test_rejection_needs_a_reason_and_tells_the_requester(bot: TestBot) -> None:
+    await bot.say(OPERATOR, ALERT)
+    assert "motif" in await bot.say(OFFICER, "/refuser 1", chat=OFFICERS)
+    assert await status(bot) == "pending"
+    assert "refusée" in await bot.say(OFFICER, "/refuser 1 faits non confirmés", chat=OFFICERS)
+    assert await status(bot) == "rejected"
+    assert "refusée : faits non confirmés" in bot.inbox(OPERATOR)[-1]
+    assert "Refusée par telegram:200" in bot.transports["telegram"].posted[OFFICERS][0].current.text
+    assert bot.transports["telegram"].posted[OFFICERS][0].current.choices == ()
+
+
+async def test_missing_person_needs_two_distinct_officers_and_reaches_everyone(
+        bot: TestBot) -> None:
+    await bot.enroll("telegram:1", "agriculteur", "Vesoul")
+    await bot.enroll("telegram:2", "citoyen", "Vesoul")
+    preview = await bot.say(OPERATOR, "/alerte disparition Vesoul pour commercant : "
+                                      "Homme de 82 ans, manteau bleu")
+    assert "toutes les communautés" in preview and "2 validations" in preview
+    assert "(1/2)" in await bot.say(OFFICER, "/valider 1", chat=OFFICERS)
+    assert "déjà prononcé" in await bot.say(OFFICER, "/valider 1", chat=OFFICERS)
+    assert await status(bot) == "pending"
+    assert "diffusion à 2" in await bot.say(OFFICER2, "/valider 1", chat=OFFICERS)
+    await bot.drain()
+    delivered = bot.transports["telegram"].posted["1"][-1].message
+    assert "Homme de 82 ans" in delivered.text
+    assert delivered.tone.value == "protected"
+
+
+async def test_stale_facts_need_an_explicit_override(bot: TestBot) -> None:
+    # 14:00 in Paris now; facts at 12:30 are 90 minutes old, over the 60-minute rule.
+    preview = await bot.say(OPERATOR, "/alerte vol Vesoul depuis 12:30 : Vol de câble")
+    assert "Faits de plus de 60 min" in preview
+    assert "forcer" in await bot.say(OFFICER, "/valider 1", chat=OFFICERS)
+    assert await status(bot) == "pending"
+    assert "diffusion" in await bot.say(OFFICER, "/valider 1 forcer", chat=OFFICERS)
+    assert await status(bot) == "broadcasting"
+
+
+async def test_facts_become_stale_while_pending(bot: TestBot) -> None:
+    await bot.say(OPERATOR, "/alerte vol Vesoul depuis 13:30 : Vol de câble")
+    bot.advance(minutes=45)
+    assert "forcer" in await bot.say(OFFICER, "/valider 1", chat=OFFICERS)
+
+
+async def test_facts_before_midnight_mean_yesterday(bot: TestBot) -> None:
+    bot.advance(hours=10, minutes=10)  # 00:10 in Paris
+    reply = await bot.say(OPERATOR, "/alerte vol Vesoul depuis 23:50 : Vol")
+    assert "Faits : le 24/11 à 23:50" in reply
+    assert "Faits de plus" not in reply
+
+
+async def test_guided_alert(bot: TestBot) -> None:
+    await bot.enroll("telegram:1", "artisan", "Gray")
+    assert "catégorie" in await bot.say(OPERATOR, "/alerte")
+    assert "périmètre" in await bot.press(OPERATOR, "Escroquerie")
+    assert "Vouliez-vous dire : Gray" in await bot.say(OPERATOR, "Grai")
+    assert "communautés" in await bot.say(OPERATOR, "Gray+2km")
+    await bot.press(OPERATOR, "Artisans")
+    assert "Depuis quand" in await bot.press(OPERATOR, "Valider")
+    assert "Heure non comprise" in await bot.say(OPERATOR, "ce matin")
+    assert "Texte" in await bot.press(OPERATOR, "Maintenant")
+    assert "Vérifiez" in await bot.say(OPERATOR, "Faux billets de 50 € chez les artisans")
+    preview = await bot.press(OPERATOR, "Soumettre")
+    assert "Alerte n°1 — aperçu" in preview and "Public : Artisans" in preview
+    assert "Portée : 1 abonné(s)" in preview
+
+
+async def test_alert_list(bot: TestBot) -> None:
+    assert "aucune alerte" in await bot.say(OPERATOR, "/alertes")
+    await bot.say(OPERATOR, ALERT)
+    await bot.say(OFFICER, "/refuser 1 doublon", chat=OFFICERS)
+    await bot.say(OPERATOR, "/alerte vol Gray : Vol de vélo")
+    listing = await bot.say(OPERATOR, "/alertes")
+    assert listing.index("n°2") < listing.index("n°1")
+    assert "refusée" in listing and "en attente" in listing
+
+
+async def test_group_registration_and_delivery(bot: TestBot) -> None:
+    assert "réservée" in await bot.say("telegram:1", "/groupe Vesoul", chat="-500")
+    assert "dans un groupe" in await bot.say(ADMIN, "/groupe Vesoul")
+    reply = await bot.say(ADMIN, "/groupe@alerte_bot Vesoul+2km pour commercant", chat="-500")
+    assert "Groupe inscrit" in reply and "Commerçants" in reply
+    assert "Commune inconnue" in await bot.say(ADMIN, "/groupe Vesouk", chat="-501")
+    await bot.say(ADMIN, "/groupe Gray pour agriculteur", chat="-502")
+    await bot.say(OPERATOR, ALERT)
+    await bot.say(OFFICER, "/valider 1", chat=OFFICERS)
+    await bot.drain()
+    assert "Vitrine forcée" in bot.transports["telegram"].texts("-500")[-1]
+    assert not any("Vitrine" in t for t in bot.transports["telegram"].texts("-502"))
+    assert "Groupe retiré" in await bot.say(ADMIN, "/degroupe", chat="-500")
