@@ -91,8 +91,10 @@ def require_category(services: Services, typed: str) -> Category:
 def require_perimeter(services: Services, text: str) -> Perimeter:
     if not text.strip():
         raise AlertInputError("alert.missing_perimeter")
+    # fichier:NAME.geojson may only read inside the configured folder, never elsewhere.
     return parse_perimeter(text.strip(), services.geo,
-                           max_radius_km=services.config.geo.max_radius_km)
+                           max_radius_km=services.config.geo.max_radius_km,
+                           files_dir=services.config.resolve(services.config.geo.perimeter_files))
 
 
 def require_body(body: str) -> str:

@@ -14,6 +14,7 @@ import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 
@@ -34,6 +35,7 @@ class GeoConfig:
         ]
     )
     max_radius_km: float = 200.0
+    perimeter_files: str = "var/perimetres"
 
 
 @dataclass(frozen=True)
@@ -158,6 +160,8 @@ def _read_yaml(path: Path) -> dict[str, Any]:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ConfigError(f"{path}: file not found") from None
+    except UnicodeDecodeError as error:
+        raise ConfigError(f"{path}: not UTF-8 text (byte {error.start})") from None
     except OSError as error:
         raise ConfigError(f"{path}: cannot read ({error.strerror})") from None
     try:
@@ -249,6 +253,8 @@ def _convert_dict(hint: Any, value: Any, path: Path, key: str) -> dict[str, Any]
 def _convert_scalar(hint: Any, value: Any, path: Path, key: str) -> Any:
     if hint is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
+    if hint is float and isinstance(value, str) and re.fullmatch(r"-?\d+(\.\d+)?", value.strip()):
+        return float(value)  # environment variables always arrive as strings
     if hint is int and isinstance(value, str) and re.fullmatch(r"-?\d+", value.strip()):
         return int(value)  # environment variables always arrive as strings
     if hint is bool and isinstance(value, str) and value.lower() in ("true", "false"):
@@ -271,6 +277,10 @@ def _check_semantics(config: Config, path: Path) -> None:
                     f"{path}: roles.{role}[{index}]: {identity!r} is not PLATFORM:ID "
                     "(e.g. telegram:123456789, matrix:@alice:example.org, console:alice)"
                 )
+    try:
+        ZoneInfo(config.timezone)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ConfigError(f"{path}: timezone: unknown time zone {config.timezone!r}") from None
     if config.language not in ("fr", "en"):
         raise ConfigError(f"{path}: language: expected fr or en, got {config.language!r}")
     if config.telegram.enabled and not config.telegram.token:

@@ -7,7 +7,7 @@ import unicodedata
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml
 
@@ -57,9 +57,21 @@ class Reference:
 
 def load_reference(communities_path: Path, categories_path: Path) -> Reference:
     return Reference(
-        communities={c.key: c for c in _load_communities(communities_path)},
-        categories={c.key: c for c in _load_categories(categories_path)},
+        communities=_by_key(communities_path, _load_communities(communities_path)),
+        categories=_by_key(categories_path, _load_categories(categories_path)),
     )
+
+
+Keyed = TypeVar("Keyed", Community, Category)
+
+
+def _by_key(path: Path, items: list[Keyed]) -> dict[str, Keyed]:
+    result: dict[str, Keyed] = {}
+    for item in items:
+        if item.key in result:
+            raise ConfigError(f"{path}: key {item.key!r} is defined twice")
+        result[item.key] = item
+    return result
 
 
 def _entries(path: Path, top: str) -> list[dict[str, Any]]:

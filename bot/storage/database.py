@@ -25,10 +25,6 @@ MIGRATION_NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
 Row = aiosqlite.Row
 Params = Sequence[Any] | dict[str, Any]
 
-_in_transaction: contextvars.ContextVar[bool] = contextvars.ContextVar(
-    "in_transaction", default=False
-)
-
 
 class DatabaseError(Exception):
     """The database cannot be used as it is (newer than the code, broken migration)."""
@@ -45,6 +41,10 @@ class Database:
     def __init__(self, connection: aiosqlite.Connection) -> None:
         self._connection = connection
         self._lock = asyncio.Lock()
+        # One flag per database. Tasks started inside a transaction inherit it and
+        # would write into that transaction: start tasks outside transactions.
+        self._in_transaction: contextvars.ContextVar[bool] = contextvars.ContextVar(
+            f"in_transaction_{id(self)}", default=False)
 
     @classmethod
     async def open(cls, path: str | Path, migrations_dir: Path = MIGRATIONS_DIR) -> Database:
@@ -56,7 +56,11 @@ class Database:
                        "synchronous = NORMAL"):
             await connection.execute(f"PRAGMA {pragma}")
         database = cls(connection)
-        await database.migrate(load_migrations(migrations_dir))
+        try:
+            await database.migrate(load_migrations(migrations_dir))
+        except BaseException:
+            await connection.close()  # its worker thread would keep the process alive
+            raise
         return database
 
     async def close(self) -> None:
@@ -64,12 +68,12 @@ class Database:
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[None]:
-        if _in_transaction.get():
+        if self._in_transaction.get():
             yield  # nested: the outer transaction commits
             return
         async with self._lock:
-            token = _in_transaction.set(True)
             await self._connection.execute("BEGIN IMMEDIATE")
+            token = self._in_transaction.set(True)
             try:
                 yield
             except BaseException:
@@ -78,7 +82,7 @@ class Database:
             else:
                 await self._connection.execute("COMMIT")
             finally:
-                _in_transaction.reset(token)
+                self._in_transaction.reset(token)
 
     async def execute(self, sql: str, params: Params = ()) -> int:
         """Run one statement; returns the affected row count."""
@@ -121,7 +125,7 @@ class Database:
 
     @asynccontextmanager
     async def _statement(self) -> AsyncIterator[None]:
-        if _in_transaction.get():
+        if self._in_transaction.get():
             yield
         else:
             async with self._lock:
