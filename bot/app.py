@@ -48,8 +48,10 @@ class BotApp:
         self.scheduler = AsyncIOScheduler(timezone=services.config.timezone)
 
     async def start(self) -> None:
+        menus = self.core.command_menus()
         for transport in self.transports.values():
             await transport.start(self.core.handle)
+            await transport.publish_commands(menus)
         await self.core.dispatcher.start()
         # The database holds every deadline; the scheduler only wakes us to look.
         self.scheduler.add_job(self.core.expire_conversations, "interval", minutes=1,

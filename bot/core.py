@@ -17,6 +17,7 @@ from bot.conversations.enrollment import EnrollmentFlow
 from bot.conversations.unsubscribe import UnsubscribeFlow
 from bot.domain import (
     ChatRef,
+    CommandMenu,
     EditTracked,
     Effects,
     Incoming,
@@ -27,7 +28,7 @@ from bot.domain import (
 )
 from bot.handlers import admin, officer, operator, subscriber
 from bot.i18n import Translator
-from bot.roles import Action
+from bot.roles import Action, Role
 from bot.storage.alerts import PostedMessage
 from bot.storage.conversations import ConversationState
 from bot.transports.base import DeliveryError, Transport
@@ -75,6 +76,9 @@ class Core:
 
     async def _route(self, ctx: Context) -> None:
         incoming = ctx.incoming
+        if incoming.membership is not None or incoming.moved_to is not None:
+            await self._on_chat_event(ctx)
+            return
         if len(incoming.text) > MAX_INPUT_CHARS:
             if ctx.is_private:
                 ctx.say("core.too_long", max=MAX_INPUT_CHARS)
@@ -89,11 +93,27 @@ class Core:
             await self._on_private_text(ctx)
         # Chatter in groups and officers' channels is none of the bot's business.
 
+    async def _on_chat_event(self, ctx: Context) -> None:
+        """The platform told us a chat went away, came back, or changed id; no reply."""
+        chat, stores = ctx.incoming.chat, self.services.stores
+        if ctx.incoming.moved_to is not None:
+            await stores.groups.move(chat.platform, chat.chat_id, ctx.incoming.moved_to)
+            return
+        status = "blocked" if ctx.incoming.membership == "left" else "active"
+        if ctx.is_private:
+            await stores.subscribers.set_status_by_chat(chat.platform, chat.chat_id, status,
+                                                        ctx.now)
+        else:
+            await stores.groups.set_status_by_chat(chat.platform, chat.chat_id, status)
+        await ctx.audit("chat.membership", chat=str(chat), status=status)
+
     async def _on_private_text(self, ctx: Context) -> None:
         state = await self.services.stores.conversations.get(ctx.who)
         if state is not None:
             await self._continue(ctx, state, Answer(None, ctx.incoming.text,
                                                     ctx.incoming.location))
+        elif ctx.incoming.unsupported == "encrypted":
+            ctx.say("core.encrypted")
         elif ctx.incoming.unsupported:
             ctx.say("core.unsupported")
         else:
@@ -161,6 +181,23 @@ class Core:
         lines = [ctx.t("help.title")]
         lines += [ctx.t(command.help_key) for command in self.registry.visible_to(ctx.roles)]
         ctx.reply("\n".join(lines))
+
+    def command_menus(self) -> list[CommandMenu]:
+        """Menus per audience: everyone sees subscriber commands; each person with a role
+        and each officers' channel sees theirs. Built from the registry, never by hand."""
+        menus = [CommandMenu("everyone", self._menu(frozenset({Role.SUBSCRIBER}), private=True))]
+        officer_roles = frozenset({Role.OFFICER})
+        menus.append(CommandMenu("officers", self._menu(officer_roles, private=False)))
+        for identity, roles in self.services.roles.people().items():
+            menus.append(CommandMenu(identity, self._menu(roles | {Role.SUBSCRIBER}, True)))
+        return menus
+
+    def _menu(self, roles: frozenset[Role], private: bool) -> tuple[tuple[str, str], ...]:
+        t = Translator(self.services.catalog, self.services.config.language)
+        return tuple(
+            (c.name, t(c.help_key).split(" — ", 1)[-1][:256])
+            for c in self.registry.visible_to(roles)
+            if (c.in_private if private else c.in_groups))
 
     # -- timers -------------------------------------------------------------------
 

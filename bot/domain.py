@@ -51,7 +51,10 @@ class Incoming:
     choice: str | None = None
     location: tuple[float, float] | None = None
     chat_title: str = ""
-    unsupported: str | None = None  # e.g. "sticker": content the bot cannot read
+    unsupported: str | None = None  # e.g. "sticker", "encrypted": content the bot cannot read
+    # Platform events about the chat itself rather than a message in it:
+    membership: str | None = None  # "left" (blocked, kicked, left the room) or "joined"
+    moved_to: str | None = None  # the chat's new id (Telegram group → supergroup)
 
 
 class Tone(Enum):
@@ -60,6 +63,18 @@ class Tone(Enum):
     NORMAL = "normal"
     QUIET = "quiet"  # prevention: no notification sound
     PROTECTED = "protected"  # missing persons: no forwarding or saving
+
+
+@dataclass(frozen=True, slots=True)
+class CommandMenu:
+    """Commands one audience should see in the platform's menu.
+
+    ``audience`` is "everyone", "officers" (the officers' channels), or an identity
+    written PLATFORM:ID for people with a role.
+    """
+
+    audience: str
+    commands: tuple[tuple[str, str], ...]  # (name, one-line description)
 
 
 @dataclass(frozen=True, slots=True)

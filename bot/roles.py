@@ -45,5 +45,10 @@ class RoleBook:
         granted = {role for role, members in self._members.items() if key in members}
         return frozenset({Role.SUBSCRIBER, *granted})
 
+    def people(self) -> dict[str, frozenset[Role]]:
+        """Everyone named in the configuration, with their roles (PLATFORM:ID → roles)."""
+        names = {name for members in self._members.values() for name in members}
+        return {name: self.roles_of(Identity.parse(name)) for name in sorted(names)}
+
     def may(self, identity: Identity, action: Action) -> bool:
         return bool(self.roles_of(identity) & PERMISSIONS[action])

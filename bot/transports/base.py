@@ -9,7 +9,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable
 
-from bot.domain import ChatRef, Incoming, Outgoing
+from bot.domain import ChatRef, CommandMenu, Incoming, Outgoing
 
 IncomingHandler = Callable[[Incoming], Awaitable[None]]
 
@@ -67,3 +67,7 @@ class Transport(ABC):
     @abstractmethod
     def officers_channels(self) -> list[ChatRef]:
         """Where approval requests are posted on this platform (may be empty)."""
+
+    async def publish_commands(self, menus: list[CommandMenu]) -> None:  # noqa: B027
+        """Show each audience its commands, where the platform has a command menu.
+        Optional: platforms without menus (console, Matrix) keep this no-op."""
