@@ -48,3 +48,15 @@ async def test_command_menus_follow_roles(bot: TestBot) -> None:
     assert "alerte" in menus["telegram:100"] and "valider" in menus["telegram:100"]
     assert "groupe" not in menus["telegram:900"]  # group commands are not for private chats
     assert menus["everyone"]["communes"].startswith("voir ou changer")
+
+
+async def test_transport_state_survives_restart(bot: TestBot) -> None:
+    from bot.storage.transport_state import TransportState
+
+    state = TransportState(bot.core.services.db, "matrix")
+    assert await state.get("next_batch") is None
+    await state.set("next_batch", "s1")
+    await state.set("next_batch", "s2")
+    await bot.restart()
+    assert await TransportState(bot.core.services.db, "matrix").get("next_batch") == "s2"
+    assert await TransportState(bot.core.services.db, "telegram").get("next_batch") is None
