@@ -10,9 +10,6 @@ from bot.roles import Action
 
 
 async def register_group(ctx: Context, args: str) -> None:
-    if ctx.is_private:
-        ctx.say("group.only_in_groups")
-        return
     if not args.strip():
         ctx.say("group.usage")
         return
