@@ -13,12 +13,20 @@ from bot.domain import ChatRef, Choice, EditTracked, Notify, Outgoing, ToOfficer
 from bot.geo.perimeter import Perimeter, PerimeterError, parse_perimeter
 from bot.i18n import Translator
 from bot.reference import Category
-from bot.render import AlertFacts, alert_summary, approval_request, delivered_alert, preview
+from bot.render import (
+    AlertFacts,
+    alert_summary,
+    approval_request,
+    delivered_alert,
+    preview,
+    when,
+)
 from bot.storage.alerts import Alert, NewAlert
 
 MAX_BODY = 4000
 REQUEST = "approval_request"
 SEPARATOR = re.compile(r":(?=\s|$)")  # "dep:70" and "14:30" are not separators
+EXERCISE = re.compile(r"\s+(?:exercice|exercise)\s*$", re.IGNORECASE)
 SINCE = re.compile(r"\s+depuis\s+(\d{1,2})\s*[:hH]\s*(\d{2})\s*$", re.IGNORECASE)
 FOR = re.compile(r"\s+pour\s+(.+)$", re.IGNORECASE | re.DOTALL)
 ALL_WORDS = {"tous", "toutes", "tout", "all", "everyone"}
@@ -39,6 +47,7 @@ class AlertDraft:
     all_communities: bool
     facts_at: datetime
     body: str
+    exercise: bool = False
 
 
 def parse_alert_command(services: Services, args: str, now: datetime) -> AlertDraft:
@@ -48,6 +57,9 @@ def parse_alert_command(services: Services, args: str, now: datetime) -> AlertDr
         raise AlertInputError("alert.usage")
     category = require_category(services, category_word)
     head, body = _split_body(rest.strip())
+    exercise = EXERCISE.search(head)
+    if exercise:
+        head = head[:exercise.start()]
     facts_at = now
     since = SINCE.search(head)
     if since:
@@ -60,7 +72,8 @@ def parse_alert_command(services: Services, args: str, now: datetime) -> AlertDr
     perimeter = require_perimeter(services, head)
     keys, everyone = parse_communities(services, communities_text,
                                        category.all_communities)
-    return AlertDraft(category, perimeter, keys, everyone, facts_at, require_body(body))
+    return AlertDraft(category, perimeter, keys, everyone, facts_at, require_body(body),
+                      exercise=exercise is not None)
 
 
 def _split_body(rest: str) -> tuple[str, str]:
@@ -135,7 +148,8 @@ def is_stale(category: Category, facts_at: datetime, now: datetime) -> bool:
     return category.max_fact_age is not None and now - facts_at > category.max_fact_age
 
 
-async def submit(ctx: Context, draft: AlertDraft) -> Alert:
+async def submit(ctx: Context, draft: AlertDraft, send_at: datetime | None = None,
+                 schedule_id: int | None = None) -> Alert:
     new = NewAlert(
         category=draft.category.key, perimeter=draft.perimeter.text,
         perimeter_json=perimeter_json(draft.perimeter), communes=draft.perimeter.communes,
@@ -143,16 +157,50 @@ async def submit(ctx: Context, draft: AlertDraft) -> Alert:
         facts_at=draft.facts_at, requested_by=ctx.who,
         request_platform=ctx.incoming.chat.platform, request_chat_id=ctx.incoming.chat.chat_id,
         required_approvals=draft.category.required_approvals,
-        expires_at=ctx.now + draft.category.default_expiry)
+        expires_at=(send_at or ctx.now) + draft.category.default_expiry,
+        exercise=draft.exercise, send_at=send_at, schedule_id=schedule_id)
+    return await _create_and_request(ctx, new)
+
+
+async def _create_and_request(ctx: Context, new: NewAlert) -> Alert:
+    """Store a pending alert (or update), show the requester a preview, ask the officers."""
     alert = await ctx.stores.alerts.create(new, ctx.now)
-    await ctx.audit("alert.submitted", alert.id, category=alert.category,
-                    perimeter=alert.perimeter, communes=len(draft.perimeter.communes))
+    await ctx.audit("alert.submitted", alert.id, category=alert.category, kind=alert.kind,
+                    perimeter=alert.perimeter, communes=len(new.communes))
     summary = await summarize(ctx.services, ctx.t, alert)
-    as_delivered = delivered_alert(ctx.t, alert, draft.category, ctx.services.local(ctx.now))
+    category = ctx.services.reference.categories[alert.category]
+    as_delivered = delivered_alert(ctx.t, alert, category, ctx.services.local(ctx.now))
     ctx.reply(preview(ctx.t, summary, alert, as_delivered))
     request = await officers_request(ctx.services, ctx.t, alert, ctx.t("approval.waiting"))
     ctx.effects.items.append(ToOfficers(request, track=(REQUEST, alert.id)))
     return alert
+
+
+async def follow_up(ctx: Context, parent: Alert, kind: str, body: str) -> Alert:
+    """A message about a broadcast alert, to the same recipients: an update needs approval
+    like its category; an all-clear, recall or expiry is sent at once (it only narrows
+    what was already approved)."""
+    category = ctx.services.reference.categories[parent.category]
+    new = NewAlert(
+        category=parent.category, perimeter=parent.perimeter,
+        perimeter_json=parent.perimeter_json,
+        communes=frozenset(await ctx.stores.alerts.communes(parent.id)),
+        communities=frozenset(await ctx.stores.alerts.communities(parent.id)),
+        all_communities=parent.all_communities, body=body, facts_at=ctx.now,
+        requested_by=ctx.who, request_platform=ctx.incoming.chat.platform,
+        request_chat_id=ctx.incoming.chat.chat_id,
+        required_approvals=category.required_approvals,
+        expires_at=datetime.fromisoformat(parent.expires_at), kind=kind, parent_id=parent.id,
+        exercise=parent.exercise)
+    if kind == "update":
+        return await _create_and_request(ctx, new)
+    async with ctx.services.db.transaction():
+        child = await ctx.stores.alerts.create(new, ctx.now)
+        await ctx.audit(f"alert.{kind}", parent.id, child=child.id)
+        await ctx.stores.alerts.transition(child.id, "pending", "approved", ctx.who, ctx.now)
+        await start_broadcast(ctx.services, child.id, ctx.now)
+    ctx.effects.wake_dispatcher = True
+    return child
 
 
 def perimeter_json(perimeter: Perimeter) -> str:
@@ -194,14 +242,14 @@ def parse_approval_choice(data: str) -> tuple[int, bool] | None:
 
 
 async def decide(ctx: Context, alert_id: int, approve: bool, reason: str | None,
-                 override_stale: bool = False) -> None:
+                 override_stale: bool = False, prosecutor_ref: str | None = None) -> None:
     """Record an officer's decision; all checks and writes in one transaction."""
     async with ctx.services.db.transaction():
         alert = await _decidable(ctx, alert_id)
         if alert is None:
             return
         if approve:
-            await _approve(ctx, alert, override_stale)
+            await _approve(ctx, alert, override_stale, prosecutor_ref)
         else:
             await _reject(ctx, alert, reason)
 
@@ -225,16 +273,24 @@ async def _decidable(ctx: Context, alert_id: int) -> Alert | None:
     return alert
 
 
-async def _approve(ctx: Context, alert: Alert, override_stale: bool) -> None:
+async def _approve(ctx: Context, alert: Alert, override_stale: bool,
+                   prosecutor_ref: str | None) -> None:
     category = ctx.services.reference.categories[alert.category]
     facts_at = datetime.fromisoformat(alert.facts_at)
-    if is_stale(category, facts_at, ctx.now) and not (override_stale or alert.stale_override):
+    stale = alert.kind == "alert" and is_stale(category, facts_at, ctx.now)
+    if stale and not (override_stale or alert.stale_override):
         await ctx.audit("approval.refused_stale", alert.id)
         ctx.say("approval.stale", number=alert.id, minutes=int(
             (ctx.now - facts_at).total_seconds() // 60))
         return
+    needs_reference = category.prosecutor_authorisation and alert.kind == "alert"
+    if needs_reference and not (prosecutor_ref or alert.prosecutor_ref):
+        ctx.say("approval.prosecutor_ref_needed", number=alert.id)
+        return
     await ctx.stores.alerts.add_approval(alert.id, ctx.who, "approve", None, override_stale,
                                          ctx.now)
+    if prosecutor_ref:
+        await ctx.stores.alerts.set_prosecutor_ref(alert.id, prosecutor_ref)
     if override_stale:
         await ctx.stores.alerts.set_stale_override(alert.id)
     await ctx.audit("approval.approved", alert.id, override_stale=override_stale)
@@ -259,6 +315,9 @@ async def _launch(ctx: Context, alert: Alert) -> None:
     recipients = await start_broadcast(ctx.services, alert.id, ctx.now)
     approved = await ctx.stores.alerts.get(alert.id)
     assert approved is not None
+    if approved.status == "approved":  # scheduled for later
+        await _scheduled_approval(ctx, approved)
+        return
     status = ctx.t("approval.approved_by", who=ctx.who, time=ctx.services.local(
         ctx.now).strftime("%H:%M"), recipients=recipients)
     ctx.effects.items.append(EditTracked(
@@ -267,6 +326,17 @@ async def _launch(ctx: Context, alert: Alert) -> None:
         "approval.requester_approved", number=alert.id, recipients=recipients)))
     ctx.effects.wake_dispatcher = True
     ctx.say("approval.approved_ack", number=alert.id, recipients=recipients)
+
+
+async def _scheduled_approval(ctx: Context, alert: Alert) -> None:
+    assert alert.send_at is not None
+    moment = when(ctx.services.local(alert.send_at))
+    status = ctx.t("approval.scheduled_by", who=ctx.who, time=moment)
+    ctx.effects.items.append(EditTracked(
+        REQUEST, alert.id, await officers_request(ctx.services, ctx.t, alert, status)))
+    ctx.effects.items.append(_tell_requester(ctx, alert, ctx.t(
+        "approval.requester_scheduled", number=alert.id, time=moment)))
+    ctx.say("approval.scheduled_ack", number=alert.id, time=moment)
 
 
 async def _reject(ctx: Context, alert: Alert, reason: str | None) -> None:

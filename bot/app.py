@@ -20,6 +20,7 @@ from bot.storage.database import Database
 from bot.transports.base import Transport
 
 log = logging.getLogger(__name__)
+TICK_SECONDS = 15  # reminders and expiries happen at most this late
 
 
 async def build_services(config: Config, clock: Clock | None = None,
@@ -56,6 +57,8 @@ class BotApp:
         # The database holds every deadline; the scheduler only wakes us to look.
         self.scheduler.add_job(self.core.expire_conversations, "interval", minutes=1,
                                id="expire_conversations", coalesce=True, max_instances=1)
+        self.scheduler.add_job(self.core.tick, "interval", seconds=TICK_SECONDS, id="tick",
+                               coalesce=True, max_instances=1)
         self.scheduler.start()
 
     async def stop(self) -> None:

@@ -19,7 +19,9 @@ from bot.storage.conversations import ConversationStore
 from bot.storage.database import Database
 from bot.storage.deliveries import DeliveryStore
 from bot.storage.groups import GroupStore
+from bot.storage.schedules import ScheduleStore
 from bot.storage.subscribers import Subscriber, SubscriberStore
+from bot.storage.tips import TipStore
 
 
 @dataclass
@@ -30,11 +32,13 @@ class Stores:
     deliveries: DeliveryStore
     conversations: ConversationStore
     audit: AuditStore
+    schedules: ScheduleStore
+    tips: TipStore
 
     @classmethod
     def on(cls, db: Database) -> Stores:
         return cls(SubscriberStore(db), GroupStore(db), AlertStore(db), DeliveryStore(db),
-                   ConversationStore(db), AuditStore(db))
+                   ConversationStore(db), AuditStore(db), ScheduleStore(db), TipStore(db))
 
 
 @dataclass

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from collections.abc import Mapping
 from datetime import datetime
 
@@ -14,6 +15,7 @@ from bot.context import Context, Services
 from bot.conversations.alert import GuidedAlertFlow
 from bot.conversations.engine import Answer, Flow, parse_choice
 from bot.conversations.enrollment import EnrollmentFlow
+from bot.conversations.tip import TipFlow
 from bot.conversations.unsubscribe import UnsubscribeFlow
 from bot.domain import (
     ChatRef,
@@ -26,14 +28,17 @@ from bot.domain import (
     Reply,
     ToOfficers,
 )
-from bot.handlers import admin, officer, operator, subscriber
+from bot.handlers import admin, officer, operator, schedule, subscriber
+from bot.handlers import lifecycle as lifecycle_commands
 from bot.i18n import Translator
+from bot.lifecycle import tick
 from bot.roles import Action, Role
 from bot.storage.alerts import PostedMessage
 from bot.storage.conversations import ConversationState
 from bot.transports.base import DeliveryError, Transport
 
 log = logging.getLogger(__name__)
+RECEIPT_CHOICE = re.compile(r"(ack|tip):(\d{1,9})")
 MAX_INPUT_CHARS = 20_000
 
 
@@ -42,9 +47,11 @@ class Core:
         self.services = services
         self.transports = transports
         self.flows: dict[str, Flow] = {
-            flow.kind: flow for flow in (EnrollmentFlow(), GuidedAlertFlow(), UnsubscribeFlow())}
+            flow.kind: flow
+            for flow in (EnrollmentFlow(), GuidedAlertFlow(), UnsubscribeFlow(), TipFlow())}
         self.registry = CommandRegistry([
-            *subscriber.COMMANDS, *operator.COMMANDS, *officer.COMMANDS, *admin.COMMANDS,
+            *subscriber.COMMANDS, *operator.COMMANDS, *lifecycle_commands.COMMANDS,
+            *schedule.COMMANDS, *officer.COMMANDS, *admin.COMMANDS,
             Command("aide", self._help, Action.SUBSCRIBE, "help.aide",
                     aliases=("help", "commandes"), in_groups=True, keeps_conversation=True),
         ])
@@ -149,6 +156,10 @@ class Core:
         if approval is not None:
             await self._on_approval_choice(ctx, *approval)
             return
+        receipt = RECEIPT_CHOICE.fullmatch(data)
+        if receipt is not None:
+            await self._on_receipt_choice(ctx, receipt.group(1), int(receipt.group(2)))
+            return
         parsed = parse_choice(data)
         state = await self.services.stores.conversations.get(ctx.who)
         if parsed is None or state is None or state.nonce != parsed[0]:
@@ -156,6 +167,21 @@ class Core:
             ctx.say("core.stale_choice")
             return
         await self._continue(ctx, state, Answer(parsed[1], "", None))
+
+    async def _on_receipt_choice(self, ctx: Context, what: str, alert_id: int) -> None:
+        """« Reçu » and « J'ai une information » are honoured only from a chat the alert
+        was delivered to: the button's data alone proves nothing."""
+        chat = ctx.incoming.chat
+        deliveries = self.services.stores.deliveries
+        if not await deliveries.received(alert_id, chat.platform, chat.chat_id):
+            await ctx.audit("choice.stale", alert_id, data=f"{what}:{alert_id}")
+            ctx.say("core.stale_choice")
+        elif what == "tip":
+            await self.flows["tip"].begin(ctx, alert_id=alert_id)
+        elif await deliveries.acknowledge(alert_id, chat.platform, chat.chat_id, ctx.now):
+            ctx.say("receipt.noted", number=alert_id)
+        else:
+            ctx.say("receipt.already", number=alert_id)
 
     async def _on_approval_choice(self, ctx: Context, alert_id: int, approve: bool) -> None:
         if not ctx.may(Action.DECIDE_ALERT):
@@ -199,7 +225,13 @@ class Core:
             for c in self.registry.visible_to(roles)
             if (c.in_private if private else c.in_groups))
 
-    # -- timers -------------------------------------------------------------------
+    # -- timers ----------------------------------------------------------------------
+
+    async def tick(self) -> None:
+        """Whatever the database says is due: reminders, expiries, scheduled sends."""
+        async with self._lock:
+            effects = await tick(self.services)
+        await self.perform(effects)
 
     async def expire_conversations(self) -> int:
         """Close abandoned conversations and tell each person, in their language."""

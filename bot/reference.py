@@ -34,6 +34,7 @@ class Category:
     required_approvals: int
     all_communities: bool
     protected: bool
+    prosecutor_authorisation: bool = False
 
 
 def fold(text: str) -> str:
@@ -122,7 +123,8 @@ def _load_communities(path: Path) -> list[Community]:
 
 
 CATEGORY_KEYS = {"key", "label", "severity", "max_fact_age_minutes", "default_expiry_hours",
-                 "required_approvals", "all_communities", "protected"}
+                 "required_approvals", "all_communities", "protected",
+                 "prosecutor_authorisation"}
 
 
 def _load_categories(path: Path) -> list[Category]:
@@ -149,4 +151,5 @@ def _category(path: Path, where: str, entry: dict[str, Any]) -> Category:
         required_approvals=approvals,
         all_communities=bool(_field(path, where, entry, "all_communities", bool)),
         protected=bool(_field(path, where, entry, "protected", bool)),
+        prosecutor_authorisation=bool(entry.get("prosecutor_authorisation") is True),
     )

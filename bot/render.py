@@ -10,7 +10,7 @@ import html
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from bot.domain import Outgoing, Tone
+from bot.domain import Choice, Outgoing, Tone
 from bot.i18n import Translator
 from bot.reference import Category, Reference
 from bot.storage.alerts import Alert
@@ -51,23 +51,60 @@ def community_labels(reference: Reference, keys: list[str], all_communities: boo
     return ", ".join(reference.communities[k].label for k in keys if k in reference.communities)
 
 
+def _tone(category: Category) -> Tone:
+    if category.protected:
+        return Tone.PROTECTED
+    return Tone.QUIET if category.severity == "low" else Tone.NORMAL
+
+
+def _compose(headline: str, body: str, footer: str, tone: Tone) -> Outgoing:
+    text = f"{headline}\n\n{body}\n\n{footer}" if body else f"{headline}\n\n{footer}"
+    markup = f"<b>{html.escape(headline)}</b>\n\n"
+    markup += f"{html.escape(body)}\n\n" if body else ""
+    return Outgoing(text, markup + f"<i>{html.escape(footer)}</i>", tone=tone)
+
+
 def delivered_alert(t: Translator, alert: Alert, category: Category,
                     local_time: datetime) -> Outgoing:
-    """The message subscribers receive."""
-    footer = t("render.alert_footer", number=alert.id, time=when(local_time))
-    headline = t("render.alert_headline", category=category.label, perimeter=alert.perimeter)
-    text = f"{headline}\n\n{alert.body}\n\n{footer}"
-    markup = (f"<b>{html.escape(headline)}</b>\n\n{html.escape(alert.body)}\n\n"
-              f"<i>{html.escape(footer)}</i>")
-    tone = Tone.PROTECTED if category.protected else (
-        Tone.QUIET if category.severity == "low" else Tone.NORMAL)
-    return Outgoing(text, markup, tone=tone)
+    """The message recipients receive, for an alert or a follow-up (update, all-clear)."""
+    number = alert.parent_id or alert.id
+    headline = {
+        "update": t("render.update_headline", category=category.label, number=number),
+        "all_clear": t("render.all_clear_headline", category=category.label, number=number),
+    }.get(alert.kind, t("render.alert_headline", category=category.label,
+                        perimeter=alert.perimeter))
+    footer = t("render.alert_footer", number=number, time=when(local_time))
+    if alert.exercise:
+        headline = t("render.exercise") + " " + headline
+        footer += t("render.exercise_footer")
+    return _compose(headline, alert.body, footer, _tone(category))
+
+
+def receipt_choices(t: Translator, alert_id: int) -> tuple[Choice, ...]:
+    """Buttons on a delivered alert; the core checks the presser really received it."""
+    return (Choice(t("render.receipt_button"), f"ack:{alert_id}"),
+            Choice(t("render.tip_button"), f"tip:{alert_id}"))
+
+
+def closed_copy(t: Translator, alert: Alert, category: Category, how: str,
+                closed_local: datetime, original_local: datetime) -> Outgoing:
+    """What a delivered copy becomes when its alert ends or expires."""
+    banner = t(f"render.closed_{how}", time=when(closed_local))
+    if category.protected:  # missing persons: the description and photo go
+        return Outgoing(banner + "\n" + t("render.redacted", number=alert.id),
+                        tone=Tone.QUIET)
+    original = delivered_alert(t, alert, category, original_local)
+    return Outgoing(f"{banner}\n\n{original.text}",
+                    f"<b>{html.escape(banner)}</b>\n\n<s>{original.html}</s>", tone=Tone.QUIET)
 
 
 def alert_summary(t: Translator, reference: Reference, alert: Alert, facts: AlertFacts,
                   facts_local: datetime) -> str:
     category = reference.categories[alert.category]
-    lines = [
+    lines = [t("render.exercise_line")] if alert.exercise else []
+    if alert.parent_id is not None:
+        lines.append(t("render.followup_of", number=alert.parent_id))
+    lines += [
         t("render.category", label=category.label),
         t("render.perimeter", perimeter=alert.perimeter, count=len(facts.commune_names),
           names=names_line(t, facts.commune_names)),
@@ -109,9 +146,24 @@ def approval_request(t: Translator, summary: str, alert: Alert, requested_local:
     return text, markup
 
 
+def duration(t: Translator, seconds: float) -> str:
+    figure = f"{seconds:.1f}" if seconds >= 1 else f"{seconds:.2f}"
+    return figure.replace(".", ",") if t.language == "fr" else figure
+
+
+MAIN_ACTION = {"recall": "delete", "expiry": "edit"}  # other kinds: "send"
+
+
 def report(t: Translator, alert: Alert, counts: DeliveryCounts, seconds: float) -> str:
-    lines = [t("render.report", number=alert.id, sent=counts.sent, failed=counts.failed,
-               blocked=counts.blocked, total=counts.total, seconds=f"{seconds:.1f}")]
+    """``counts`` are those of the kind's main action (see MAIN_ACTION)."""
+    key = {"recall": "render.report_recall", "expiry": "render.report_expiry",
+           "update": "render.report_update", "all_clear": "render.report_all_clear"}.get(
+        alert.kind, "render.report")
+    lines = [t(key, number=alert.id, parent=alert.parent_id or alert.id, sent=counts.sent,
+               failed=counts.failed, blocked=counts.blocked, dropped=counts.dropped,
+               total=counts.total, seconds=duration(t, seconds))]
     if counts.maybe_duplicates:
         lines.append(t("render.report_duplicates", count=counts.maybe_duplicates))
+    if counts.acknowledged:
+        lines.append(t("render.report_receipts", count=counts.acknowledged))
     return "\n".join(lines)

@@ -20,6 +20,9 @@ class Action(Enum):
     ISSUE_ALERT = "issue_alert"
     LIST_ALERTS = "list_alerts"
     DECIDE_ALERT = "decide_alert"
+    CLOSE_ALERT = "close_alert"  # all-clear, recall
+    SCHEDULE = "schedule"
+    ANSWER_TIP = "answer_tip"
     REGISTER_GROUP = "register_group"
 
 
@@ -28,6 +31,9 @@ PERMISSIONS: dict[Action, frozenset[Role]] = {
     Action.ISSUE_ALERT: frozenset({Role.OPERATOR}),
     Action.LIST_ALERTS: frozenset({Role.OPERATOR, Role.OFFICER, Role.ADMIN}),
     Action.DECIDE_ALERT: frozenset({Role.OFFICER}),
+    Action.CLOSE_ALERT: frozenset({Role.OPERATOR, Role.OFFICER}),
+    Action.SCHEDULE: frozenset({Role.OPERATOR}),
+    Action.ANSWER_TIP: frozenset({Role.OPERATOR, Role.OFFICER}),
     Action.REGISTER_GROUP: frozenset({Role.ADMIN}),
 }
 

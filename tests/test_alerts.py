@@ -141,7 +141,10 @@ async def test_missing_person_needs_two_distinct_officers_and_reaches_everyone(
     preview = await bot.say(OPERATOR, "/alerte disparition Vesoul pour commercant : "
                                       "Homme de 82 ans, manteau bleu")
     assert "toutes les communautés" in preview and "2 validations" in preview
-    assert "(1/2)" in await bot.say(OFFICER, "/valider 1", chat=OFFICERS)
+    assert "parquet" in await bot.say(OFFICER, "/valider 1", chat=OFFICERS)
+    assert "parquet" in await bot.press(OFFICER, "Valider", chat=OFFICERS)
+    assert "(1/2)" in await bot.say(OFFICER, "/valider 1 parquet PR-70-2026/118",
+                                    chat=OFFICERS)
     assert "déjà prononcé" in await bot.say(OFFICER, "/valider 1", chat=OFFICERS)
     assert await status(bot) == "pending"
     assert "diffusion à 2" in await bot.say(OFFICER2, "/valider 1", chat=OFFICERS)
@@ -149,6 +152,8 @@ async def test_missing_person_needs_two_distinct_officers_and_reaches_everyone(
     delivered = bot.transports["telegram"].posted["1"][-1].message
     assert "Homme de 82 ans" in delivered.text
     assert delivered.tone.value == "protected"
+    alert = await bot.core.services.stores.alerts.get(1)
+    assert alert is not None and alert.prosecutor_ref == "PR-70-2026/118"
 
 
 async def test_stale_facts_need_an_explicit_override(bot: TestBot) -> None:

@@ -10,15 +10,20 @@ from bot.i18n import Catalog
 
 BOT = Path(__file__).resolve().parent.parent / "bot"
 AREAS = ("core", "conversation", "help", "enroll", "places", "subscriber", "alert", "alerts",
-         "status", "approval", "render", "guided", "group", "perimeter")
-AUDIT_ACTION = re.compile(r"""audit\(\s*["']([a-z_.]+)["']""")
+         "status", "approval", "render", "guided", "group", "perimeter", "lifecycle",
+         "schedule", "tip", "receipt")
+AUDIT_ACTION = re.compile(r"""(?:audit\(|record\(\s*\w+,\s*"[^"]*",)\s*f?["']([a-z_.{}]+)["']""")
 AREA = "|".join(AREAS)
 KEY_LITERAL = re.compile(rf"""["']((?:{AREA})\.[a-z_]+(?:\.[a-z_]+)*)["']""")
 DYNAMIC = {
     "status.{}": ("pending", "approved", "rejected", "broadcasting", "done", "expired",
                   "withdrawn"),
     "subscriber.status.{}": ("active", "paused", "blocked"),
-    "conversation.timed_out.{}": ("enrollment", "alert", "unsubscribe"),
+    "conversation.timed_out.{}": ("enrollment", "alert", "unsubscribe", "tip"),
+    "lifecycle.closed.{}": ("ended", "expired", "recalled"),
+    "lifecycle.kind.{}": ("alert", "update", "all_clear", "recall", "expiry"),
+    "schedule.rule.{}": ("once", "weekly"),
+    "render.closed_{}": ("ended", "expired"),
 }
 
 

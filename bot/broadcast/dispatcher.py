@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import replace
 from datetime import datetime, timedelta
 
 from aiolimiter import AsyncLimiter
@@ -19,7 +20,7 @@ from aiolimiter import AsyncLimiter
 from bot.context import Services
 from bot.domain import ChatRef, Effects, Notify, Outgoing, ToOfficers
 from bot.i18n import Translator
-from bot.render import delivered_alert, report
+from bot.render import MAIN_ACTION, closed_copy, delivered_alert, receipt_choices, report
 from bot.storage.deliveries import Delivery
 from bot.transports.base import (
     ChatMoved,
@@ -43,7 +44,7 @@ class Dispatcher:
         self._wake = {platform: asyncio.Event() for platform in transports}
         self._paused_until: dict[str, datetime] = {}
         self._limiters = {p: self._limiter(p) for p in transports}
-        self._rendered: dict[int, Outgoing] = {}
+        self._rendered: dict[tuple[int, str], Outgoing] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self._t = Translator(services.catalog, services.config.language)
 
@@ -121,9 +122,8 @@ class Dispatcher:
     async def _deliver(self, platform: str, row: Delivery) -> None:
         deliveries = self.services.stores.deliveries
         try:
-            message = await self._message(row.alert_id)
             async with self._limiters[platform]:
-                message_id = await self.transports[platform].send(row.chat_id, message)
+                message_id = await self._perform(platform, row)
         except RateLimited as error:
             await self._rate_limited(platform, row, error)
         except ChatMoved as error:
@@ -170,15 +170,43 @@ class Dispatcher:
         next_try = self.services.clock.now() + timedelta(seconds=delay)
         await self.services.stores.deliveries.retry_later(row.id, next_try, error)
 
-    async def _message(self, alert_id: int) -> Outgoing:
-        if alert_id not in self._rendered:
-            alert = await self.services.stores.alerts.get(alert_id)
-            assert alert is not None
-            category = self.services.reference.categories[alert.category]
-            approved = alert.decided_at or alert.created_at
-            self._rendered[alert_id] = delivered_alert(self._t, alert, category,
-                                                       self.services.local(approved))
-        return self._rendered[alert_id]
+    async def _perform(self, platform: str, row: Delivery) -> str:
+        """One outbox row on the platform; returns the id of the message sent or acted on."""
+        transport = self.transports[platform]
+        target = row.target_message_id or ""
+        if row.action == "delete":
+            await transport.delete(row.chat_id, target)
+            return target
+        message = await self._message(row)
+        if row.action == "edit":
+            await transport.edit(row.chat_id, target, message)
+            return target
+        return await transport.send(row.chat_id, message)
+
+    async def _message(self, row: Delivery) -> Outgoing:
+        key = (row.alert_id, row.action)
+        if key not in self._rendered:
+            self._rendered[key] = await self._render(row.alert_id, row.action)
+        message = self._rendered[key]
+        if row.action != "send":
+            return message
+        if row.recipient_kind == "subscriber" and row.reply_to_message_id is None:
+            message = replace(message, choices=receipt_choices(self._t, row.alert_id))
+        return replace(message, reply_to=row.reply_to_message_id)
+
+    async def _render(self, alert_id: int, action: str) -> Outgoing:
+        stores = self.services.stores
+        alert = await stores.alerts.get(alert_id)
+        assert alert is not None
+        category = self.services.reference.categories[alert.category]
+        moment = self.services.local(alert.decided_at or alert.created_at)
+        if action == "send":
+            return delivered_alert(self._t, alert, category, moment)
+        parent = await stores.alerts.get(alert.parent_id or alert.id)
+        assert parent is not None
+        how = "ended" if alert.kind == "all_clear" else "expired"
+        original = self.services.local(parent.decided_at or parent.created_at)
+        return closed_copy(self._t, parent, category, how, moment, original)
 
     async def finish_completed(self) -> None:
         """Close broadcasts with nothing left to send, and report each exactly once."""
@@ -193,11 +221,14 @@ class Dispatcher:
         stores = self.services.stores
         alert = await stores.alerts.get(alert_id)
         assert alert is not None
-        counts = await stores.deliveries.counts(alert_id)
+        counts = await stores.deliveries.counts(alert_id, MAIN_ACTION.get(alert.kind, "send"))
         started = datetime.fromisoformat(alert.broadcast_started_at or alert.created_at)
         finished = datetime.fromisoformat(alert.completed_at or alert.created_at)
         text = report(self._t, alert, counts, (finished - started).total_seconds())
         message = Outgoing(text)
         requester = ChatRef(alert.request_platform, alert.request_chat_id)
-        self._rendered.pop(alert_id, None)
+        for action in ("send", "edit"):
+            self._rendered.pop((alert_id, action), None)
+        if alert.kind == "expiry":  # nobody asked for it: the officers are enough
+            return Effects([ToOfficers(message)])
         return Effects([ToOfficers(message), Notify(requester, message)])

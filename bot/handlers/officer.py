@@ -21,15 +21,23 @@ def _number_and_rest(ctx: Context, args: str, usage: str) -> tuple[int, str] | N
     return int(match.group(1)), match.group(2).strip()
 
 
+PROSECUTOR = re.compile(r"\bparquet\s*:?\s*(\S.{0,99})$", re.IGNORECASE)
+
+
 async def approve(ctx: Context, args: str) -> None:
+    """``/valider N [forcer] [parquet <référence>]``."""
     parsed = _number_and_rest(ctx, args, "approval.usage_approve")
     if parsed is None:
         return
     alert_id, rest = parsed
+    reference = PROSECUTOR.search(rest)
+    if reference:
+        rest = rest[:reference.start()].strip()
     if rest and rest.lower() not in OVERRIDE_WORDS:
         ctx.say("approval.usage_approve")
         return
-    await decide(ctx, alert_id, approve=True, reason=None, override_stale=bool(rest))
+    await decide(ctx, alert_id, approve=True, reason=None, override_stale=bool(rest),
+                 prosecutor_ref=reference.group(1).strip() if reference else None)
 
 
 async def reject(ctx: Context, args: str) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+from bot.clock import stamp
 from bot.storage.database import Database, Row
 
 # Column set when an alert enters a state, so each state change keeps its time.
@@ -37,6 +38,13 @@ class Alert:
     broadcast_started_at: str | None
     completed_at: str | None
     expires_at: str
+    kind: str = "alert"  # alert | update | all_clear | recall | expiry
+    parent_id: int | None = None
+    exercise: bool = False
+    prosecutor_ref: str | None = None
+    closed: str | None = None  # ended | expired | recalled
+    send_at: str | None = None
+    schedule_id: int | None = None
 
     @classmethod
     def from_row(cls, row: Row) -> Alert:
@@ -46,7 +54,13 @@ class Alert:
             row["request_platform"], row["request_chat_id"], row["status"],
             row["required_approvals"], bool(row["stale_override"]), row["rejection_reason"],
             row["created_at"], row["decided_at"], row["broadcast_started_at"],
-            row["completed_at"], row["expires_at"])
+            row["completed_at"], row["expires_at"], row["kind"], row["parent_id"],
+            bool(row["exercise"]), row["prosecutor_ref"], row["closed"], row["send_at"],
+            row["schedule_id"])
+
+    @property
+    def is_child(self) -> bool:
+        return self.parent_id is not None
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +78,11 @@ class NewAlert:
     request_chat_id: str
     required_approvals: int
     expires_at: datetime
+    kind: str = "alert"
+    parent_id: int | None = None
+    exercise: bool = False
+    send_at: datetime | None = None
+    schedule_id: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,12 +115,15 @@ class AlertStore:
             alert_id = await self.db.insert(
                 "INSERT INTO alerts (category, perimeter, perimeter_json, all_communities, body,"
                 " facts_at, requested_by, request_platform, request_chat_id, status,"
-                " required_approvals, created_at, expires_at)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?, ?)",
+                " required_approvals, created_at, expires_at, kind, parent_id, exercise, send_at,"
+                " schedule_id)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?, ?, ?, ?, ?, ?, ?)",
                 (alert.category, alert.perimeter, alert.perimeter_json, int(alert.all_communities),
-                 alert.body, alert.facts_at.isoformat(), alert.requested_by,
+                 alert.body, stamp(alert.facts_at), alert.requested_by,
                  alert.request_platform, alert.request_chat_id, alert.required_approvals,
-                 now.isoformat(), alert.expires_at.isoformat()))
+                 stamp(now), stamp(alert.expires_at), alert.kind, alert.parent_id,
+                 int(alert.exercise), stamp(alert.send_at) if alert.send_at else None,
+                 alert.schedule_id))
             await self.db.executemany(
                 "INSERT INTO alert_communes (alert_id, insee) VALUES (?, ?)",
                 [(alert_id, code) for code in sorted(alert.communes)])
@@ -143,7 +165,7 @@ class AlertStore:
             changed = await self.db.execute(
                 f"UPDATE alerts SET status = :new, rejection_reason = coalesce(:reason,"
                 f" rejection_reason){stamp_sql} WHERE id = :id AND status = :expected",
-                {"new": new, "reason": reason, "now": now.isoformat(), "id": alert_id,
+                {"new": new, "reason": reason, "now": stamp(now), "id": alert_id,
                  "expected": expected})
             if changed:
                 await self._log_transition(alert_id, new, actor, now)
@@ -159,7 +181,7 @@ class AlertStore:
         """Claim the right to post the final report: True exactly once per alert."""
         changed = await self.db.execute(
             "UPDATE alerts SET reported_at = ? WHERE id = ? AND reported_at IS NULL",
-            (now.isoformat(), alert_id))
+            (stamp(now), alert_id))
         return changed == 1
 
     async def unreported_broadcasts(self) -> list[int]:
@@ -180,12 +202,67 @@ class AlertStore:
         await self.db.execute(
             "INSERT INTO approvals (alert_id, officer, decision, reason, override_stale,"
             " decided_at) VALUES (?, ?, ?, ?, ?, ?)",
-            (alert_id, officer, decision, reason, int(override_stale), now.isoformat()))
+            (alert_id, officer, decision, reason, int(override_stale), stamp(now)))
 
     async def approvals(self, alert_id: int) -> list[Approval]:
         rows = await self.db.fetchall(
             "SELECT * FROM approvals WHERE alert_id = ? ORDER BY id", (alert_id,))
         return [Approval.from_row(row) for row in rows]
+
+    async def set_prosecutor_ref(self, alert_id: int, reference: str) -> None:
+        await self.db.execute("UPDATE alerts SET prosecutor_ref = ? WHERE id = ?",
+                              (reference, alert_id))
+
+    async def close(self, alert_id: int, how: str, now: datetime) -> bool:
+        """Mark a broadcast alert ended/expired/recalled; False if it was already closed."""
+        changed = await self.db.execute(
+            "UPDATE alerts SET closed = ?, closed_at = ? WHERE id = ? AND closed IS NULL",
+            (how, stamp(now), alert_id))
+        return changed == 1
+
+    async def children(self, parent_id: int) -> list[Alert]:
+        rows = await self.db.fetchall(
+            "SELECT * FROM alerts WHERE parent_id = ? ORDER BY id", (parent_id,))
+        return [Alert.from_row(row) for row in rows]
+
+    async def pending_to_remind(self, created_before: datetime) -> list[Alert]:
+        rows = await self.db.fetchall(
+            "SELECT * FROM alerts WHERE status = 'pending' AND reminded_at IS NULL"
+            " AND created_at <= ? ORDER BY id", (stamp(created_before),))
+        return [Alert.from_row(row) for row in rows]
+
+    async def mark_reminded(self, alert_id: int, now: datetime) -> None:
+        await self.db.execute("UPDATE alerts SET reminded_at = ? WHERE id = ?",
+                              (stamp(now), alert_id))
+
+    async def pending_created_before(self, moment: datetime) -> list[Alert]:
+        rows = await self.db.fetchall(
+            "SELECT * FROM alerts WHERE status = 'pending' AND created_at <= ? ORDER BY id",
+            (stamp(moment),))
+        return [Alert.from_row(row) for row in rows]
+
+    async def due_to_send(self, now: datetime) -> list[Alert]:
+        """Approved scheduled messages whose time has come."""
+        rows = await self.db.fetchall(
+            "SELECT * FROM alerts WHERE status = 'approved' AND send_at <= ? ORDER BY id",
+            (stamp(now),))
+        return [Alert.from_row(row) for row in rows]
+
+    async def due_to_expire(self, now: datetime) -> list[Alert]:
+        rows = await self.db.fetchall(
+            "SELECT * FROM alerts WHERE kind = 'alert' AND status IN ('broadcasting', 'done')"
+            " AND closed IS NULL AND expires_at <= ? ORDER BY id", (stamp(now),))
+        return [Alert.from_row(row) for row in rows]
+
+    async def copy_targets(self, source_id: int, target_id: int) -> None:
+        """A child alert (update, all-clear…) concerns the same communes and communities."""
+        await self.db.execute(
+            "INSERT INTO alert_communes (alert_id, insee)"
+            " SELECT ?, insee FROM alert_communes WHERE alert_id = ?", (target_id, source_id))
+        await self.db.execute(
+            "INSERT INTO alert_communities (alert_id, community)"
+            " SELECT ?, community FROM alert_communities WHERE alert_id = ?",
+            (target_id, source_id))
 
     async def set_stale_override(self, alert_id: int) -> None:
         await self.db.execute("UPDATE alerts SET stale_override = 1 WHERE id = ?", (alert_id,))
@@ -195,7 +272,7 @@ class AlertStore:
         await self.db.execute(
             "INSERT INTO posted_messages (purpose, alert_id, platform, chat_id, message_id,"
             " posted_at) VALUES (?, ?, ?, ?, ?, ?)",
-            (purpose, alert_id, post.platform, post.chat_id, post.message_id, now.isoformat()))
+            (purpose, alert_id, post.platform, post.chat_id, post.message_id, stamp(now)))
 
     async def posts(self, purpose: str, alert_id: int) -> list[PostedMessage]:
         rows = await self.db.fetchall(
@@ -207,4 +284,4 @@ class AlertStore:
                               now: datetime) -> None:
         await self.db.execute(
             "INSERT INTO alert_transitions (alert_id, status, actor, at) VALUES (?, ?, ?, ?)",
-            (alert_id, status, actor, now.isoformat()))
+            (alert_id, status, actor, stamp(now)))

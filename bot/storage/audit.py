@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from bot.clock import stamp
 from bot.storage.database import Database, Row
 
 
@@ -33,7 +34,7 @@ class AuditStore:
                      **detail: Any) -> None:
         await self.db.execute(
             "INSERT INTO audit_events (at, actor, action, alert_id, detail) VALUES (?, ?, ?, ?, ?)",
-            (now.isoformat(), actor, action, alert_id, json.dumps(detail, ensure_ascii=False)))
+            (stamp(now), actor, action, alert_id, json.dumps(detail, ensure_ascii=False)))
 
     async def recent(self, limit: int = 50, action: str | None = None) -> list[AuditEvent]:
         rows = await self.db.fetchall(

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from bot.clock import stamp
 from bot.storage.database import Database, Row
 
 
@@ -46,7 +47,7 @@ class ConversationStore:
             " updated_at = excluded.updated_at, expires_at = excluded.expires_at",
             (state.identity, state.platform, state.chat_id, state.kind, state.step,
              json.dumps(state.data, ensure_ascii=False), state.nonce, state.language,
-             now.isoformat(), state.expires_at))
+             stamp(now), state.expires_at))
 
     async def delete(self, identity: str) -> None:
         await self.db.execute("DELETE FROM conversations WHERE identity = ?", (identity,))
@@ -54,5 +55,5 @@ class ConversationStore:
     async def expired(self, now: datetime) -> list[ConversationState]:
         rows = await self.db.fetchall(
             "SELECT * FROM conversations WHERE expires_at <= ? ORDER BY expires_at",
-            (now.isoformat(),))
+            (stamp(now),))
         return [ConversationState.from_row(row) for row in rows]

@@ -7,6 +7,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
+from bot.clock import stamp
 from bot.storage.database import Database, Row
 
 # Matching recipients: active, in one of the communes, and (unless the alert reaches
@@ -46,11 +47,15 @@ class Delivery:
     chat_id: str
     status: str
     attempts: int
+    action: str = "send"  # send | edit | delete
+    target_message_id: str | None = None
+    reply_to_message_id: str | None = None
 
     @classmethod
     def from_row(cls, row: Row) -> Delivery:
         return cls(row["id"], row["alert_id"], row["recipient_kind"], row["recipient_id"],
-                   row["platform"], row["chat_id"], row["status"], row["attempts"])
+                   row["platform"], row["chat_id"], row["status"], row["attempts"],
+                   row["action"], row["target_message_id"], row["reply_to_message_id"])
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,11 +71,13 @@ class DeliveryCounts:
     sent: int = 0
     failed: int = 0
     blocked: int = 0
+    dropped: int = 0
     maybe_duplicates: int = 0
+    acknowledged: int = 0
 
     @property
     def total(self) -> int:
-        return self.pending + self.sending + self.sent + self.failed + self.blocked
+        return self.pending + self.sending + self.sent + self.failed + self.blocked + self.dropped
 
     @property
     def finished(self) -> bool:
@@ -96,7 +103,7 @@ class DeliveryStore:
                       now: datetime) -> int:
         """Write the outbox rows of an alert; must run inside the approval transaction."""
         params = {"alert_id": alert_id, "all_communities": int(all_communities),
-                  "priority": priority, "now": now.isoformat()}
+                  "priority": priority, "now": stamp(now)}
         insert = ("INSERT OR IGNORE INTO deliveries (alert_id, recipient_kind, recipient_id,"
                   " platform, chat_id, priority, next_try_at) ")
         subscribers = await self.db.execute(
@@ -113,7 +120,7 @@ class DeliveryStore:
             "UPDATE deliveries SET status = 'sending', attempts = attempts + 1"
             " WHERE id IN (SELECT id FROM deliveries WHERE platform = ? AND status = 'pending'"
             "  AND next_try_at <= ? ORDER BY priority DESC, id LIMIT ?)"
-            " RETURNING *", (platform, now.isoformat(), limit))
+            " RETURNING *", (platform, stamp(now), limit))
         return sorted((Delivery.from_row(row) for row in rows), key=lambda d: d.id)
 
     async def next_due(self, platform: str) -> str | None:
@@ -125,7 +132,7 @@ class DeliveryStore:
     async def mark_sent(self, delivery_id: int, message_id: str, now: datetime) -> None:
         await self.db.execute(
             "UPDATE deliveries SET status = 'sent', message_id = ?, sent_at = ?, last_error = NULL"
-            " WHERE id = ?", (message_id, now.isoformat(), delivery_id))
+            " WHERE id = ?", (message_id, stamp(now), delivery_id))
 
     async def mark_final(self, delivery_id: int, status: str, error: str) -> None:
         await self.db.execute(
@@ -137,7 +144,7 @@ class DeliveryStore:
         await self.db.execute(
             "UPDATE deliveries SET status = 'pending', next_try_at = ?, last_error = ?,"
             " attempts = attempts - ? WHERE id = ?",
-            (next_try.isoformat(), error[:500], 0 if count_attempt else 1, delivery_id))
+            (stamp(next_try), error[:500], 0 if count_attempt else 1, delivery_id))
 
     async def move_chat(self, delivery_id: int, new_chat_id: str) -> None:
         await self.db.execute("UPDATE deliveries SET chat_id = ? WHERE id = ?",
@@ -150,13 +157,54 @@ class DeliveryStore:
             "UPDATE deliveries SET status = 'pending', maybe_duplicate = 1"
             " WHERE status = 'sending'")
 
-    async def counts(self, alert_id: int) -> DeliveryCounts:
+    async def counts(self, alert_id: int, action: str = "send") -> DeliveryCounts:
         rows = await self.db.fetchall(
-            "SELECT status, count(*), sum(maybe_duplicate) FROM deliveries WHERE alert_id = ?"
-            " GROUP BY status", (alert_id,))
+            "SELECT status, count(*), sum(maybe_duplicate), count(acknowledged_at)"
+            " FROM deliveries WHERE alert_id = ? AND action = ? GROUP BY status",
+            (alert_id, action))
         by_status = {row[0]: int(row[1]) for row in rows}
         duplicates = sum(int(row[2] or 0) for row in rows if row[0] == "sent")
-        return DeliveryCounts(maybe_duplicates=duplicates, **by_status)
+        receipts = sum(int(row[3]) for row in rows)
+        return DeliveryCounts(maybe_duplicates=duplicates, acknowledged=receipts, **by_status)
+
+    async def enqueue_followup(self, alert_id: int, parent_id: int, action: str, priority: int,
+                               now: datetime) -> int:
+        """Rows acting on every delivered copy of the parent: a threaded reply ('send'),
+        or an edit or deletion of the copy itself."""
+        target = "reply_to_message_id" if action == "send" else "target_message_id"
+        return await self.db.execute(
+            "INSERT OR IGNORE INTO deliveries (alert_id, recipient_kind, recipient_id, platform,"
+            f" chat_id, action, {target}, priority, next_try_at)"
+            " SELECT ?, recipient_kind, recipient_id, platform, chat_id, ?, message_id, ?, ?"
+            " FROM deliveries WHERE alert_id = ? AND action = 'send' AND status = 'sent'",
+            (alert_id, action, priority, stamp(now), parent_id))
+
+    async def drop_pending(self, alert_id: int, reason: str) -> int:
+        return await self.db.execute(
+            "UPDATE deliveries SET status = 'dropped', last_error = ?"
+            " WHERE alert_id = ? AND status = 'pending'", (reason, alert_id))
+
+    async def acknowledge(self, alert_id: int, platform: str, chat_id: str,
+                          now: datetime) -> bool | None:
+        """Record a receipt: True the first time, False if already noted, None if that chat
+        never received the alert (a forged or misrouted button)."""
+        row = await self.db.fetchone(
+            "SELECT id, acknowledged_at FROM deliveries WHERE alert_id = ? AND platform = ?"
+            " AND chat_id = ? AND action = 'send' AND status = 'sent'",
+            (alert_id, platform, chat_id))
+        if row is None:
+            return None
+        if row[1] is not None:
+            return False
+        await self.db.execute("UPDATE deliveries SET acknowledged_at = ? WHERE id = ?",
+                              (stamp(now), row[0]))
+        return True
+
+    async def received(self, alert_id: int, platform: str, chat_id: str) -> bool:
+        count = await self.db.fetchval(
+            "SELECT count(*) FROM deliveries WHERE alert_id = ? AND platform = ? AND chat_id = ?"
+            " AND action = 'send' AND status = 'sent'", (alert_id, platform, chat_id))
+        return int(count) > 0
 
     async def for_alert(self, alert_id: int) -> list[Delivery]:
         rows = await self.db.fetchall(

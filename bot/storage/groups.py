@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+from bot.clock import stamp
 from bot.storage.database import Database, Row
 
 
@@ -42,7 +43,7 @@ class GroupStore:
                 " ON CONFLICT (platform, chat_id) DO UPDATE SET title = excluded.title,"
                 " perimeter = excluded.perimeter, status = 'active',"
                 " registered_by = excluded.registered_by, registered_at = excluded.registered_at",
-                (platform, chat_id, title, perimeter, registered_by, now.isoformat()))
+                (platform, chat_id, title, perimeter, registered_by, stamp(now)))
             group = await self.get(platform, chat_id)
             assert group is not None
             await self.db.execute("DELETE FROM group_communes WHERE group_id = ?", (group.id,))

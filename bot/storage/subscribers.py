@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+from bot.clock import stamp
 from bot.storage.database import Database, Row
 
 
@@ -54,7 +55,7 @@ class SubscriberStore:
     async def enroll(self, platform: str, user_id: str, chat_id: str, language: str,
                      consent_version: str, now: datetime, communes: list[str],
                      communities: list[str]) -> Subscriber:
-        stamp = now.isoformat()
+        moment = stamp(now)
         async with self.db.transaction():
             await self.db.execute(
                 "INSERT INTO subscribers (platform, platform_user_id, chat_id, language, status,"
@@ -64,7 +65,7 @@ class SubscriberStore:
                 " chat_id = excluded.chat_id, language = excluded.language, status = 'active',"
                 " consent_at = excluded.consent_at, consent_version = excluded.consent_version,"
                 " updated_at = excluded.updated_at",
-                (platform, user_id, chat_id, language, stamp, consent_version, stamp, stamp))
+                (platform, user_id, chat_id, language, moment, consent_version, moment, moment))
             subscriber = await self.get(platform, user_id)
             assert subscriber is not None
             await self.set_communes(subscriber, communes, now)
@@ -93,18 +94,18 @@ class SubscriberStore:
     async def set_status(self, subscriber_id: int, status: str, now: datetime) -> None:
         await self.db.execute(
             "UPDATE subscribers SET status = ?, updated_at = ? WHERE id = ?",
-            (status, now.isoformat(), subscriber_id))
+            (status, stamp(now), subscriber_id))
 
     async def set_status_by_chat(self, platform: str, chat_id: str, status: str,
                                  now: datetime) -> int:
         return await self.db.execute(
             "UPDATE subscribers SET status = ?, updated_at = ? WHERE platform = ? AND chat_id = ?",
-            (status, now.isoformat(), platform, chat_id))
+            (status, stamp(now), platform, chat_id))
 
     async def set_language(self, subscriber: Subscriber, language: str, now: datetime) -> None:
         await self.db.execute(
             "UPDATE subscribers SET language = ?, updated_at = ? WHERE id = ?",
-            (language, now.isoformat(), subscriber.id))
+            (language, stamp(now), subscriber.id))
 
     async def delete(self, subscriber: Subscriber) -> None:
         # Communes and communities go with it (ON DELETE CASCADE); deliveries keep
@@ -113,4 +114,4 @@ class SubscriberStore:
 
     async def _touch(self, subscriber: Subscriber, now: datetime) -> None:
         await self.db.execute("UPDATE subscribers SET updated_at = ? WHERE id = ?",
-                              (now.isoformat(), subscriber.id))
+                              (stamp(now), subscriber.id))

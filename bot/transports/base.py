@@ -64,6 +64,10 @@ class Transport(ABC):
     @abstractmethod
     async def edit(self, chat_id: str, message_id: str, message: Outgoing) -> None: ...
 
+    async def delete(self, chat_id: str, message_id: str) -> None:
+        """Remove a delivered message (recall). Platforms that cannot say so."""
+        raise PermanentError(f"{self.platform}: deleting messages is not supported")
+
     @abstractmethod
     def officers_channels(self) -> list[ChatRef]:
         """Where approval requests are posted on this platform (may be empty)."""

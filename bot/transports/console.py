@@ -55,6 +55,9 @@ class ConsoleTransport(Transport):
         self.choices.shown(chat_id, message.choices)
         self._print(f"[bot ✎ {chat_id}] #{message_id} modifié", message)
 
+    async def delete(self, chat_id: str, message_id: str) -> None:
+        self.output(f"[bot ✗ {chat_id}] #{message_id} supprimé")
+
     def officers_channels(self) -> list[ChatRef]:
         return [ChatRef(PLATFORM, self.officers_channel)]
 

@@ -7,7 +7,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 
 from bot.domain import ChatRef, Outgoing
-from bot.transports.base import DeliveryError, IncomingHandler, Transport
+from bot.transports.base import DeliveryError, IncomingHandler, PermanentError, Transport
 
 
 @dataclass
@@ -16,6 +16,7 @@ class Posted:
     message_id: str
     message: Outgoing
     edits: list[Outgoing] = field(default_factory=list)
+    deleted: bool = False
 
     @property
     def current(self) -> Outgoing:
@@ -54,8 +55,18 @@ class MemoryTransport(Transport):
                 return
         raise DeliveryError(f"no message {message_id} in {chat_id}")
 
+    async def delete(self, chat_id: str, message_id: str) -> None:
+        if self.failures.get(chat_id):
+            raise self.failures[chat_id].pop(0)
+        for post in self.posted[chat_id]:
+            if post.message_id == message_id and not post.deleted:
+                post.deleted = True
+                return
+        raise PermanentError(f"message {message_id} not found in {chat_id}")
+
     def officers_channels(self) -> list[ChatRef]:
         return [] if self.officers_chat is None else [ChatRef(self.platform, self.officers_chat)]
 
     def texts(self, chat_id: str) -> list[str]:
-        return [post.current.text for post in self.posted[chat_id]]
+        """What the chat shows now: edits applied, deleted messages gone."""
+        return [post.current.text for post in self.posted[chat_id] if not post.deleted]

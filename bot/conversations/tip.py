@@ -1,0 +1,58 @@
+"""A recipient's information about an alert, forwarded to the officers. Diagram: tip.mmd."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bot.context import Context
+from bot.conversations.engine import (
+    Answer,
+    Flow,
+    StepHandler,
+    close_conversation,
+    move_to,
+    open_conversation,
+)
+from bot.domain import Outgoing, ToOfficers
+from bot.storage.conversations import ConversationState
+
+MAX_TIP = 2000
+
+
+class TipFlow(Flow):
+    kind = "tip"
+
+    def steps(self) -> dict[str, StepHandler]:
+        return {"information": self.on_information}
+
+    async def begin(self, ctx: Context, **options: Any) -> None:
+        await open_conversation(ctx, self.kind, "information", {"alert": options["alert_id"]})
+        ctx.say("tip.ask", number=options["alert_id"])
+
+    async def on_information(self, ctx: Context, state: ConversationState,
+                             answer: Answer) -> None:
+        text = answer.text.strip()
+        if not text and answer.location is None:
+            await move_to(ctx, state, "information")
+            ctx.say("tip.ask", number=state.data["alert"])
+            return
+        if len(text) > MAX_TIP:
+            await move_to(ctx, state, "information")
+            ctx.say("alert.text_too_long", length=len(text), max=MAX_TIP)
+            return
+        await close_conversation(ctx)
+        await self._forward(ctx, state.data["alert"], text, answer.location)
+
+    async def _forward(self, ctx: Context, alert_id: int, text: str,
+                       location: tuple[float, float] | None) -> None:
+        chat = ctx.incoming.chat
+        subscriber = ctx.subscriber.id if ctx.subscriber else None
+        tip_id = await ctx.stores.tips.add(alert_id, subscriber, chat.platform, chat.chat_id,
+                                           text, location, ctx.now)
+        await ctx.audit("tip.received", alert_id, tip=tip_id)
+        where = ctx.t("tip.location", lat=f"{location[0]:.5f}", lon=f"{location[1]:.5f}") \
+            if location else ""
+        forwarded = ctx.t("tip.forwarded", tip=tip_id, number=alert_id,
+                          subscriber=subscriber or "?", text=text or "—", location=where)
+        ctx.effects.items.append(ToOfficers(Outgoing(forwarded)))
+        ctx.say("tip.thanks", tip=tip_id)

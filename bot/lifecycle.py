@@ -1,0 +1,123 @@
+"""The clock's work: reminders, unapproved expiry, scheduled launches, alert expiry.
+
+Every deadline is a column in the database; ``tick`` looks for what is due and claims
+each item with a conditional UPDATE, so a restart neither loses a timer nor runs one
+twice. The scheduler only calls ``tick`` regularly.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from bot.alerts import REQUEST, officers_request
+from bot.broadcast.outbox import start_broadcast
+from bot.context import Services
+from bot.domain import ChatRef, EditTracked, Effects, Notify, Outgoing, ToOfficers
+from bot.i18n import Translator
+from bot.render import when
+from bot.storage.alerts import Alert, NewAlert
+
+
+async def tick(services: Services) -> Effects:
+    effects = Effects()
+    now = services.clock.now()
+    t = Translator(services.catalog, services.config.language)
+    await _remind_pending(services, t, now, effects)
+    await _expire_unapproved(services, t, now, effects)
+    await _launch_scheduled(services, now, effects)
+    await _expire_broadcasts(services, now, effects)
+    return effects
+
+
+async def _remind_pending(services: Services, t: Translator, now: datetime,
+                          effects: Effects) -> None:
+    delay = timedelta(minutes=services.config.approval.reminder_after_minutes)
+    for alert in await services.stores.alerts.pending_to_remind(now - delay):
+        await services.stores.alerts.mark_reminded(alert.id, now)
+        minutes = int((now - datetime.fromisoformat(alert.created_at)).total_seconds() // 60)
+        effects.items.append(ToOfficers(Outgoing(t("lifecycle.reminder", number=alert.id,
+                                                   minutes=minutes))))
+
+
+async def _expire_unapproved(services: Services, t: Translator, now: datetime,
+                             effects: Effects) -> None:
+    delay = timedelta(minutes=services.config.approval.expire_after_minutes)
+    stores = services.stores
+    for alert in await stores.alerts.pending_created_before(now - delay):
+        if not await stores.alerts.transition(alert.id, "pending", "expired", "system", now):
+            continue
+        await stores.audit.record(now, "system", "alert.expired_unapproved", alert.id)
+        expired = await stores.alerts.get(alert.id)
+        assert expired is not None
+        status = t("lifecycle.unapproved_status")
+        effects.items.append(EditTracked(REQUEST, alert.id,
+                                         await officers_request(services, t, expired, status)))
+        effects.items.append(Notify(ChatRef(alert.request_platform, alert.request_chat_id),
+                                    Outgoing(t("lifecycle.unapproved", number=alert.id))))
+
+
+async def _launch_scheduled(services: Services, now: datetime, effects: Effects) -> None:
+    for alert in await services.stores.alerts.due_to_send(now):
+        async with services.db.transaction():
+            count = await start_broadcast(services, alert.id, now)
+            if alert.schedule_id is not None:
+                await _next_occurrence(services, alert, now)
+        await services.stores.audit.record(now, "system", "alert.scheduled_launch", alert.id,
+                                           recipients=count)
+        effects.wake_dispatcher = True
+
+
+async def _next_occurrence(services: Services, alert: Alert, now: datetime) -> None:
+    """A recurring schedule approved once: its next occurrence is created approved."""
+    schedule = await services.stores.schedules.get(alert.schedule_id or 0)
+    if schedule is None or schedule.cancelled_at is not None:
+        return
+    following = schedule.next_after(datetime.fromisoformat(alert.send_at or now.isoformat()),
+                                    services.timezone)
+    if following is None:
+        return
+    communes = frozenset(await services.stores.alerts.communes(alert.id))
+    communities = frozenset(await services.stores.alerts.communities(alert.id))
+    category = services.reference.categories[alert.category]
+    new = NewAlert(
+        category=alert.category, perimeter=alert.perimeter, perimeter_json=alert.perimeter_json,
+        communes=communes, communities=communities, all_communities=alert.all_communities,
+        body=alert.body, facts_at=following, requested_by=alert.requested_by,
+        request_platform=alert.request_platform, request_chat_id=alert.request_chat_id,
+        required_approvals=alert.required_approvals,
+        expires_at=following + category.default_expiry, exercise=alert.exercise,
+        send_at=following, schedule_id=schedule.id)
+    created = await services.stores.alerts.create(new, now)
+    await services.stores.alerts.transition(created.id, "pending", "approved",
+                                            f"schedule:{schedule.id}", now)
+    await services.stores.schedules.set_next(schedule.id, following, created.id)
+
+
+async def _expire_broadcasts(services: Services, now: datetime, effects: Effects) -> None:
+    stores = services.stores
+    for alert in await stores.alerts.due_to_expire(now):
+        if not await stores.alerts.close(alert.id, "expired", now):
+            continue
+        await _internal_follow_up(services, alert, "expiry", now)
+        effects.wake_dispatcher = True
+
+
+async def _internal_follow_up(services: Services, parent: Alert, kind: str,
+                              now: datetime) -> Alert:
+    """A follow-up the bot itself issues (expiry): recorded as from 'system'."""
+    new = NewAlert(
+        category=parent.category, perimeter=parent.perimeter,
+        perimeter_json=parent.perimeter_json,
+        communes=frozenset(await services.stores.alerts.communes(parent.id)),
+        communities=frozenset(await services.stores.alerts.communities(parent.id)),
+        all_communities=parent.all_communities, body="", facts_at=now, requested_by="system",
+        request_platform=parent.request_platform, request_chat_id=parent.request_chat_id,
+        required_approvals=0, expires_at=now, kind=kind, parent_id=parent.id,
+        exercise=parent.exercise)
+    async with services.db.transaction():
+        child = await services.stores.alerts.create(new, now)
+        await services.stores.alerts.transition(child.id, "pending", "approved", "system", now)
+        await start_broadcast(services, child.id, now)
+    await services.stores.audit.record(now, "system", f"alert.{kind}", parent.id,
+                                       child=child.id, at=when(services.local(now)))
+    return child

@@ -1,0 +1,229 @@
+"""The life of an alert: updates, all-clear, recall, expiry, timers, schedules, receipts."""
+
+from __future__ import annotations
+
+from bot.transports.base import PermanentError
+from tests.harness import OFFICERS, TestBot
+
+OPERATOR, OFFICER, OFFICER2 = "telegram:100", "telegram:200", "telegram:201"
+ALICE, BOB = "telegram:1", "telegram:2"
+ALERT = "/alerte cambriolage Vesoul pour commercant : Vitrine forcée"
+
+
+async def broadcast(bot: TestBot, command: str = ALERT) -> None:
+    await bot.say(OPERATOR, command)
+    number = await bot.core.services.db.fetchval("SELECT max(id) FROM alerts")
+    await bot.say(OFFICER, f"/valider {number}", chat=OFFICERS)
+    await bot.drain()
+
+
+async def status(bot: TestBot, alert_id: int) -> tuple[str, str | None]:
+    alert = await bot.core.services.stores.alerts.get(alert_id)
+    assert alert is not None
+    return alert.status, alert.closed
+
+
+def posts(bot: TestBot, who: str) -> list:  # type: ignore[type-arg]
+    return bot.transports["telegram"].posted[who.split(":")[1]]
+
+
+async def test_update_is_approved_then_threaded_to_the_same_recipients(bot: TestBot) -> None:
+    await bot.enroll(ALICE, "commercant", "Vesoul")
+    await broadcast(bot)
+    await bot.enroll(BOB, "commercant", "Vesoul")  # enrolled after: not a recipient
+    received = len(bot.inbox(ALICE))
+    preview = await bot.say(OPERATOR, "/suite 1 : Le fourgon a été retrouvé à Gray")
+    assert "Alerte n°2 — aperçu" in preview and "Suite de l'alerte n°1" in preview
+    assert len(bot.inbox(ALICE)) == received  # nothing sent before approval
+    await bot.say(OFFICER, "/valider 2", chat=OFFICERS)
+    await bot.drain()
+    update = posts(bot, ALICE)[-1]
+    assert "Mise à jour" in update.message.text and "fourgon" in update.message.text
+    assert update.message.reply_to == posts(bot, ALICE)[-2].message_id
+    assert not any("fourgon" in text for text in bot.inbox(BOB))
+    assert "Rapport mise à jour n°2 (alerte n°1) : 1 envoyé(s)" in bot.officers()[-1]
+
+
+async def test_follow_ups_on_wrong_alerts_are_refused(bot: TestBot) -> None:
+    assert "Aucune alerte n°9" in await bot.say(OPERATOR, "/suite 9 : x")
+    assert "Usage" in await bot.say(OPERATOR, "/suite : x")
+    await bot.say(OPERATOR, ALERT)
+    assert "n'a pas été diffusée" in await bot.say(OPERATOR, "/suite 1 : x")
+    assert "n'a pas été diffusée" in await bot.say(OPERATOR, "/fin 1")
+    await bot.say(OFFICER, "/valider 1", chat=OFFICERS)
+    assert "vide" in await bot.say(OPERATOR, "/suite 1 :  ")
+    await bot.say(OPERATOR, "/fin 1")
+    assert "déjà terminée" in await bot.say(OPERATOR, "/suite 1 : x")
+    assert "déjà terminée" in await bot.say(OPERATOR, "/fin 1")
+    assert "suite de l'alerte n°1" in await bot.say(OPERATOR, "/fin 2")
+
+
+async def test_all_clear_marks_every_copy_lifted(bot: TestBot) -> None:
+    await bot.enroll(ALICE, "commercant", "Vesoul")
+    await bot.say("telegram:900", "/groupe Vesoul", chat="-9")
+    await broadcast(bot)
+    reply = await bot.say(OFFICER, "/fin 1 : Individus interpellés", chat=OFFICERS)
+    assert "levée" in reply
+    await bot.drain()
+    original = posts(bot, ALICE)[-2]
+    assert original.current.text.startswith("LEVÉE le 24/11")
+    assert "Individus interpellés" in posts(bot, ALICE)[-1].message.text
+    assert bot.transports["telegram"].posted["-9"][1].current.text.startswith("LEVÉE")
+    assert await status(bot, 1) == ("done", "ended")
+
+
+async def test_missing_person_copies_are_redacted_at_the_end(bot: TestBot) -> None:
+    await bot.enroll(ALICE, "citoyen", "Vesoul")
+    await bot.say(OPERATOR, "/alerte disparition Vesoul : Jeanne, 84 ans, manteau rouge")
+    await bot.say(OFFICER, "/valider 1 parquet PR-2026-7", chat=OFFICERS)
+    await bot.say(OFFICER2, "/valider 1", chat=OFFICERS)
+    await bot.drain()
+    await bot.say(OPERATOR, "/fin 1 : Jeanne a été retrouvée, merci")
+    await bot.drain()
+    copy = posts(bot, ALICE)[-2].current.text
+    assert "Jeanne, 84 ans" not in copy and "informations sur la personne" in copy
+
+
+async def test_withdraw_pending_by_its_requester_only(bot: TestBot) -> None:
+    await bot.say(OPERATOR, ALERT)
+    assert "Seul l'auteur" in await bot.say(OFFICER, "/retirer 1", chat=OFFICERS)
+    assert "retirée" in await bot.say(OPERATOR, "/retirer 1")
+    assert await status(bot, 1) == ("withdrawn", None)
+    assert "Retirée par telegram:100" in bot.transports["telegram"].posted[OFFICERS][0].current.text
+    assert "n'est plus en attente" in await bot.say(OFFICER, "/valider 1", chat=OFFICERS)
+
+
+async def test_recall_deletes_copies_and_reports_failures(bot: TestBot) -> None:
+    await bot.enroll(ALICE, "commercant", "Vesoul")
+    await bot.enroll(BOB, "commercant", "Vesoul")
+    await broadcast(bot)
+    bot.transports["telegram"].failures["2"] = [PermanentError("message can't be deleted")]
+    assert "Retrait de l'alerte n°1 en cours" in await bot.say(OFFICER, "/retirer 1",
+                                                              chat=OFFICERS)
+    await bot.drain()
+    assert not any("Vitrine" in text for text in bot.inbox(ALICE))
+    assert any("Vitrine" in text for text in bot.inbox(BOB))
+    assert "1 copie(s) supprimée(s), 1 impossible(s)" in bot.officers()[-1]
+    assert await status(bot, 1) == ("done", "recalled")
+
+
+async def test_expiry_marks_copies_and_drops_pending_sends(bot: TestBot) -> None:
+    await bot.enroll(ALICE, "commercant", "Vesoul")
+    await bot.enroll(BOB, "commercant", "Vesoul")
+    await bot.say(OPERATOR, ALERT)
+    await bot.say(OFFICER, "/valider 1", chat=OFFICERS)
+    deliveries = bot.core.services.stores.deliveries
+    claimed = await deliveries.claim_due("telegram", bot.clock.now(), 1)  # ALICE only
+    await bot.core.core.dispatcher._deliver("telegram", claimed[0])
+    bot.advance(hours=25)  # cambriolage expires after 24 h
+    await bot.core.core.tick()
+    await bot.drain()
+    assert posts(bot, ALICE)[-1].current.text.startswith("EXPIRÉE")
+    assert not any("Vitrine" in text for text in bot.inbox(BOB))
+    assert (await deliveries.counts(1)).dropped == 1
+    assert await status(bot, 1) == ("done", "expired")
+    await bot.core.core.tick()
+    assert await bot.core.services.db.fetchval(
+        "SELECT count(*) FROM alerts WHERE kind = 'expiry'") == 1
+
+
+async def test_reminder_and_unapproved_expiry_survive_a_restart(bot: TestBot) -> None:
+    await bot.say(OPERATOR, ALERT)
+    bot.advance(minutes=11)
+    await bot.restart()
+    await bot.core.core.tick()
+    await bot.core.core.tick()
+    reminders = [t for t in bot.officers() if "Rappel" in t]
+    assert len(reminders) == 1 and "depuis 11 min" in reminders[0]
+    bot.advance(minutes=110)
+    await bot.restart()
+    await bot.core.core.tick()
+    assert await status(bot, 1) == ("expired", None)
+    assert "expiré sans validation" in bot.inbox(OPERATOR)[-1]
+    assert "n'est plus en attente" in await bot.say(OFFICER, "/valider 1", chat=OFFICERS)
+
+
+async def test_scheduled_message_waits_for_its_time(bot: TestBot) -> None:
+    await bot.enroll(ALICE, "commercant", "Vesoul")
+    reply = await bot.say(OPERATOR, "/programmer 25/11 09:00 Vesoul pour commercant : "
+                                    "Fermez vos rideaux métalliques")
+    assert "Programme n°1 (une fois)" in reply and "25/11 à 09:00" in reply
+    assert "programmé le 25/11 à 09:00" in await bot.say(OFFICER, "/valider 1", chat=OFFICERS)
+    await bot.drain()
+    assert not any("rideaux" in t for t in bot.inbox(ALICE))
+    bot.advance(hours=18, minutes=59)  # 08:59 in Paris
+    await bot.core.core.tick()
+    await bot.drain()
+    assert not any("rideaux" in t for t in bot.inbox(ALICE))
+    bot.advance(minutes=1)
+    await bot.restart()
+    await bot.core.core.tick()
+    await bot.drain()
+    assert any("rideaux" in t for t in bot.inbox(ALICE))
+    assert posts(bot, ALICE)[-1].message.tone.value == "quiet"
+
+
+async def test_weekly_schedule_repeats_until_cancelled(bot: TestBot) -> None:
+    await bot.enroll(ALICE, "commercant", "Vesoul")
+    reply = await bot.say(OPERATOR, "/programmer chaque vendredi 17:00 Vesoul : Bon week-end,"
+                                    " verrouillez vos portes")
+    assert "27/11 à 17:00" in reply and "chaque semaine" in reply
+    await bot.say(OFFICER, "/valider 1", chat=OFFICERS)
+    bot.advance(days=3, hours=3)  # Friday 17:00
+    await bot.core.core.tick()
+    await bot.drain()
+    assert sum("verrouillez" in t for t in bot.inbox(ALICE)) == 1
+    listing = await bot.say(OPERATOR, "/programmes")
+    assert "prochain : 04/12 à 17:00" in listing
+    assert "1 envoi(s)" in await bot.say(OPERATOR, "/deprogrammer 1")
+    bot.advance(days=7)
+    await bot.core.core.tick()
+    await bot.drain()
+    assert sum("verrouillez" in t for t in bot.inbox(ALICE)) == 1
+    assert "Aucun message programmé" in await bot.say(OPERATOR, "/programmes")
+
+
+async def test_schedule_bad_input(bot: TestBot) -> None:
+    assert "passée" in await bot.say(OPERATOR, "/programmer 01/01/2020 10:00 Vesoul : x")
+    assert "Jour inconnu" in await bot.say(OPERATOR, "/programmer chaque jourdi 10:00 Vesoul : x")
+    assert "Date impossible" in await bot.say(OPERATOR, "/programmer 31/02 10:00 Vesoul : x")
+    assert "Usage" in await bot.say(OPERATOR, "/programmer demain Vesoul : x")
+    assert "Aucun programme actif" in await bot.say(OPERATOR, "/deprogrammer 4")
+
+
+async def test_receipts_and_tips(bot: TestBot) -> None:
+    await bot.enroll(ALICE, "commercant", "Vesoul")
+    await broadcast(bot)
+    assert "réception de l'alerte n°1 notée" in await bot.press(ALICE, "Reçu")
+    assert "déjà notée" in await bot.press(ALICE, "Reçu")
+    assert "n'est plus valable" in await bot.press_data(BOB, "ack:1")
+    assert "Quelle information" in await bot.press(ALICE, "information")
+    assert "transmise" in await bot.say(ALICE, "Fourgon blanc vu rue Carnot à 15 h")
+    forwarded = bot.officers()[-1]
+    assert "Information n°1 sur l'alerte n°1, de l'abonné n°1" in forwarded
+    assert "Fourgon blanc" in forwarded
+    assert "envoyée" in await bot.say(OFFICER, "/repondre 1 Merci, une patrouille passe",
+                                      chat=OFFICERS)
+    assert "une patrouille passe" in bot.inbox(ALICE)[-1]
+    assert "1 accusé(s) de réception" in await bot.say(OPERATOR, "/journal 1")
+
+
+async def test_exercise_is_marked_everywhere(bot: TestBot) -> None:
+    await bot.enroll(ALICE, "commercant", "Vesoul")
+    preview = await bot.say(OPERATOR, "/alerte vol Vesoul exercice : Test du dispositif")
+    assert "EXERCICE" in preview
+    await bot.say(OFFICER, "/valider 1", chat=OFFICERS)
+    await bot.drain()
+    delivered = bot.inbox(ALICE)[-1]
+    assert delivered.startswith("[EXERCICE]") and "ne pas tenir compte" in delivered
+
+
+async def test_journal_lists_the_whole_history(bot: TestBot) -> None:
+    await bot.enroll(ALICE, "commercant", "Vesoul")
+    await broadcast(bot)
+    await bot.say(OPERATOR, "/fin 1")
+    await bot.drain()
+    journal = await bot.say(OFFICER, "/journal 1", chat=OFFICERS)
+    for expected in ("en attente de validation", "validée", "diffusée", "validation par "
+                     "telegram:200", "n°2 : fin d'alerte", "1 envoyé(s)"):
+        assert expected in journal, expected
