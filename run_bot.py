@@ -9,7 +9,7 @@ import logging
 import sys
 from pathlib import Path
 
-from bot.config import ConfigError, load_config
+from bot.config import Config, ConfigError, load_config
 from bot.geo.communes import GeoDataError
 from bot.storage.database import DatabaseError
 
@@ -23,9 +23,32 @@ def parse_arguments(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--console", action="store_true",
                         help="play every role in this terminal (default if no platform is on)")
     parser.add_argument("--verbose", action="store_true", help="debug logging")
-    parser.add_argument("command", nargs="?", default="run", choices=["run", "demo"],
-                        help="run: the bot (default); demo: the scripted console scenario")
+    parser.add_argument("command", nargs="?", default="run",
+                        choices=["run", "demo", "audit", "export"],
+                        help="run: the bot (default); demo: the scripted console scenario; "
+                             "audit: verify the audit trail's hash chain; export: alerts as CSV")
+    parser.add_argument("action", nargs="?", choices=["verify"],
+                        help="with audit: verify (the default)")
+    parser.add_argument("--out", type=Path, help="export: write the CSV to this file")
     return parser.parse_args(argv)
+
+
+def dispatch(arguments: argparse.Namespace, config: Config) -> int:
+    if arguments.command == "demo":
+        from bot.demo import run_demo
+
+        return asyncio.run(run_demo(config))
+    if arguments.command == "audit":
+        from bot.maintenance import verify_audit
+
+        return asyncio.run(verify_audit(config))
+    if arguments.command == "export":
+        from bot.maintenance import export_csv
+
+        return asyncio.run(export_csv(config, arguments.out))
+    from bot.main import run
+
+    return asyncio.run(run(config, arguments.console))
 
 
 def main(argv: list[str]) -> int:
@@ -33,14 +56,7 @@ def main(argv: list[str]) -> int:
     logging.basicConfig(level=logging.DEBUG if arguments.verbose else logging.WARNING,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
-        config = load_config(arguments.config)
-        if arguments.command == "demo":
-            from bot.demo import run_demo
-
-            return asyncio.run(run_demo(config))
-        from bot.main import run
-
-        return asyncio.run(run(config, arguments.console))
+        return dispatch(arguments, load_config(arguments.config))
     except (ConfigError, GeoDataError, DatabaseError) as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_CONFIG

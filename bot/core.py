@@ -28,7 +28,7 @@ from bot.domain import (
     Reply,
     ToOfficers,
 )
-from bot.handlers import admin, officer, operator, schedule, subscriber
+from bot.handlers import admin, officer, operator, schedule, stats, subscriber
 from bot.handlers import lifecycle as lifecycle_commands
 from bot.i18n import Translator
 from bot.lifecycle import tick
@@ -51,7 +51,7 @@ class Core:
             for flow in (EnrollmentFlow(), GuidedAlertFlow(), UnsubscribeFlow(), TipFlow())}
         self.registry = CommandRegistry([
             *subscriber.COMMANDS, *operator.COMMANDS, *lifecycle_commands.COMMANDS,
-            *schedule.COMMANDS, *officer.COMMANDS, *admin.COMMANDS,
+            *schedule.COMMANDS, *officer.COMMANDS, *stats.COMMANDS, *admin.COMMANDS,
             Command("aide", self._help, Action.SUBSCRIBE, "help.aide",
                     aliases=("help", "commandes"), in_groups=True, keeps_conversation=True),
         ])

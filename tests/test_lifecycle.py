@@ -227,3 +227,50 @@ async def test_journal_lists_the_whole_history(bot: TestBot) -> None:
     for expected in ("en attente de validation", "validée", "diffusée", "validation par "
                      "telegram:200", "n°2 : fin d'alerte", "1 envoyé(s)"):
         assert expected in journal, expected
+
+
+async def test_stats_keep_exercises_apart(bot: TestBot) -> None:
+    await bot.enroll(ALICE, "commercant", "Vesoul")
+    await bot.enroll(BOB, "agriculteur", "Gray")
+    await bot.say(BOB, "/pause")
+    await broadcast(bot)
+    await broadcast(bot, "/alerte vol Vesoul exercice : test")
+    await bot.press_data(ALICE, "ack:1")  # the real alert, not the exercise
+    stats = await bot.say(OFFICER, "/stats 7", chat=OFFICERS)
+    assert "1 actifs, 1 en pause" in stats
+    assert "Commerçants 1" in stats and "Vesoul 1" in stats
+    assert "cambriolage 1 (exercices à part : 1)" in stats
+    assert "Messages : 1 envoyés" in stats and "(100 %)" in stats
+    assert "Usage" in await bot.say(OFFICER, "/stats hier", chat=OFFICERS)
+    assert "réservée" in await bot.say(ALICE, "/stats")
+
+
+async def test_audit_chain_detects_tampering(bot: TestBot) -> None:
+    await broadcast(bot)
+    audit = bot.core.services.stores.audit
+    checked, broken = await audit.verify()
+    assert broken is None and checked >= 2
+    await bot.core.services.db.execute(
+        "UPDATE audit_events SET actor = 'telegram:666' WHERE id = 1")
+    assert (await audit.verify()) == (0, 1)
+
+
+async def test_audit_verify_and_csv_export_commands(bot: TestBot, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import io
+
+    from bot.maintenance import export_csv, verify_audit
+
+    await bot.enroll(ALICE, "commercant", "Vesoul")
+    await broadcast(bot)
+    out = io.StringIO()
+    assert await verify_audit(bot.config, out) == 0
+    assert "audit chain intact" in out.getvalue()
+    await export_csv(bot.config, tmp_path / "alerts.csv")
+    lines = (tmp_path / "alerts.csv").read_text(encoding="utf-8").splitlines()
+    assert lines[0].startswith("id,kind,parent_id,category,exercise,status")
+    assert lines[1].startswith("1,alert,,cambriolage,0,done") and lines[1].endswith(",1,0,0,0,0")
+    assert "last hash" in out.getvalue()
+    await bot.core.services.db.execute("DELETE FROM audit_events WHERE id = 1")
+    out = io.StringIO()
+    assert await verify_audit(bot.config, out) == 1
+    assert "BROKEN at event 2" in out.getvalue()
