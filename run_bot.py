@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
 import sys
 from pathlib import Path
 
+from bot import logs
 from bot.config import Config, ConfigError, load_config
 from bot.geo.communes import GeoDataError
 from bot.storage.database import DatabaseError
@@ -24,11 +24,12 @@ def parse_arguments(argv: list[str]) -> argparse.Namespace:
                         help="play every role in this terminal (default if no platform is on)")
     parser.add_argument("--verbose", action="store_true", help="debug logging")
     parser.add_argument("command", nargs="?", default="run",
-                        choices=["run", "demo", "audit", "export"],
+                        choices=["run", "demo", "audit", "export", "backup", "restore"],
                         help="run: the bot (default); demo: the scripted console scenario; "
-                             "audit: verify the audit trail's hash chain; export: alerts as CSV")
-    parser.add_argument("action", nargs="?", choices=["verify"],
-                        help="with audit: verify (the default)")
+                             "audit verify: check the audit trail's hash chain; export: "
+                             "alerts as CSV; backup FILE / restore FILE: the database")
+    parser.add_argument("argument", nargs="?",
+                        help="audit: verify; backup/restore: the backup file")
     parser.add_argument("--out", type=Path, help="export: write the CSV to this file")
     return parser.parse_args(argv)
 
@@ -46,6 +47,14 @@ def dispatch(arguments: argparse.Namespace, config: Config) -> int:
         from bot.maintenance import export_csv
 
         return asyncio.run(export_csv(config, arguments.out))
+    if arguments.command in ("backup", "restore"):
+        from bot import maintenance
+
+        if not arguments.argument:
+            print(f"usage: run_bot.py {arguments.command} FILE", file=sys.stderr)
+            return EXIT_CONFIG
+        operation = maintenance.backup if arguments.command == "backup" else maintenance.restore
+        return operation(config, Path(arguments.argument))
     from bot.main import run
 
     return asyncio.run(run(config, arguments.console))
@@ -53,10 +62,11 @@ def dispatch(arguments: argparse.Namespace, config: Config) -> int:
 
 def main(argv: list[str]) -> int:
     arguments = parse_arguments(argv)
-    logging.basicConfig(level=logging.DEBUG if arguments.verbose else logging.WARNING,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logs.configure(arguments.verbose)
     try:
-        return dispatch(arguments, load_config(arguments.config))
+        config = load_config(arguments.config)
+        logs.configure(arguments.verbose, logs.secrets_of(config))
+        return dispatch(arguments, config)
     except (ConfigError, GeoDataError, DatabaseError) as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_CONFIG

@@ -34,9 +34,12 @@ async def build_services(config: Config, clock: Clock | None = None,
     if config.database != ":memory:":
         database_path = config.resolve(config.database)
     db = await Database.open(database_path)
-    return Services(config=config, db=db, stores=Stores.on(db), geo=layer, reference=reference,
-                    catalog=Catalog.load(), roles=RoleBook(config.roles),
-                    clock=clock or Clock(), platforms=platforms)
+    stores = Stores.on(db)
+    roles = RoleBook(config.roles)
+    roles.load_granted(await stores.roles.all())
+    return Services(config=config, db=db, stores=stores, geo=layer, reference=reference,
+                    catalog=Catalog.load(), roles=roles, clock=clock or Clock(),
+                    platforms=platforms)
 
 
 class BotApp:
@@ -58,6 +61,8 @@ class BotApp:
         self.scheduler.add_job(self.core.expire_conversations, "interval", minutes=1,
                                id="expire_conversations", coalesce=True, max_instances=1)
         self.scheduler.add_job(self.core.tick, "interval", seconds=TICK_SECONDS, id="tick",
+                               coalesce=True, max_instances=1)
+        self.scheduler.add_job(self.core.purge, "interval", hours=24, id="purge",
                                coalesce=True, max_instances=1)
         self.scheduler.start()
 

@@ -118,6 +118,19 @@ class ConversationConfig:
 
 
 @dataclass(frozen=True)
+class PrivacyConfig:
+    blocked_retention_days: int = 30
+    paused_retention_days: int = 365
+    message_ids_retention_days: int = 30
+
+
+@dataclass(frozen=True)
+class ThrottleConfig:
+    messages_per_minute: int = 20
+    burst: int = 10
+
+
+@dataclass(frozen=True)
 class Config:
     database: str = "var/bot.sqlite3"
     language: str = "fr"
@@ -134,6 +147,8 @@ class Config:
     rate_limits: RateLimitsConfig = field(default_factory=RateLimitsConfig)
     broadcast: BroadcastConfig = field(default_factory=BroadcastConfig)
     conversation: ConversationConfig = field(default_factory=ConversationConfig)
+    privacy: PrivacyConfig = field(default_factory=PrivacyConfig)
+    throttle: ThrottleConfig = field(default_factory=ThrottleConfig)
     base_dir: str = "."
 
     def resolve(self, relative: str) -> Path:

@@ -19,6 +19,7 @@ from bot.storage.conversations import ConversationStore
 from bot.storage.database import Database
 from bot.storage.deliveries import DeliveryStore
 from bot.storage.groups import GroupStore
+from bot.storage.roles import RoleStore
 from bot.storage.schedules import ScheduleStore
 from bot.storage.subscribers import Subscriber, SubscriberStore
 from bot.storage.tips import TipStore
@@ -34,11 +35,13 @@ class Stores:
     audit: AuditStore
     schedules: ScheduleStore
     tips: TipStore
+    roles: RoleStore
 
     @classmethod
     def on(cls, db: Database) -> Stores:
         return cls(SubscriberStore(db), GroupStore(db), AlertStore(db), DeliveryStore(db),
-                   ConversationStore(db), AuditStore(db), ScheduleStore(db), TipStore(db))
+                   ConversationStore(db), AuditStore(db), ScheduleStore(db), TipStore(db),
+                   RoleStore(db))
 
 
 @dataclass
@@ -106,4 +109,7 @@ class Context:
         self.reply(self.t(key, **params))
 
     async def audit(self, action: str, alert_id: int | None = None, **detail: object) -> None:
-        await self.stores.audit.record(self.now, self.who, action, alert_id, **detail)
+        """Staff are named; anyone else is recorded under a pseudonym (right to erasure)."""
+        staff = self.roles - {Role.SUBSCRIBER}
+        actor = self.who if staff else await self.stores.audit.pseudonym(self.who)
+        await self.stores.audit.record(self.now, actor, action, alert_id, **detail)

@@ -15,6 +15,7 @@ from bot.context import Context, Services
 from bot.conversations.alert import GuidedAlertFlow
 from bot.conversations.engine import Answer, Flow, parse_choice
 from bot.conversations.enrollment import EnrollmentFlow
+from bot.conversations.reconsent import ReconsentFlow
 from bot.conversations.tip import TipFlow
 from bot.conversations.unsubscribe import UnsubscribeFlow
 from bot.domain import (
@@ -32,9 +33,11 @@ from bot.handlers import admin, officer, operator, schedule, stats, subscriber
 from bot.handlers import lifecycle as lifecycle_commands
 from bot.i18n import Translator
 from bot.lifecycle import tick
+from bot.privacy import purge
 from bot.roles import Action, Role
 from bot.storage.alerts import PostedMessage
 from bot.storage.conversations import ConversationState
+from bot.throttle import Throttle
 from bot.transports.base import DeliveryError, Transport
 
 log = logging.getLogger(__name__)
@@ -48,7 +51,8 @@ class Core:
         self.transports = transports
         self.flows: dict[str, Flow] = {
             flow.kind: flow
-            for flow in (EnrollmentFlow(), GuidedAlertFlow(), UnsubscribeFlow(), TipFlow())}
+            for flow in (EnrollmentFlow(), GuidedAlertFlow(), UnsubscribeFlow(), TipFlow(),
+                         ReconsentFlow())}
         self.registry = CommandRegistry([
             *subscriber.COMMANDS, *operator.COMMANDS, *lifecycle_commands.COMMANDS,
             *schedule.COMMANDS, *officer.COMMANDS, *stats.COMMANDS, *admin.COMMANDS,
@@ -57,6 +61,8 @@ class Core:
         ])
         self.dispatcher = Dispatcher(services, transports, self.perform)
         self._lock = asyncio.Lock()
+        settings = services.config.throttle
+        self.throttle = Throttle(settings.messages_per_minute, settings.burst)
 
     # -- incoming ---------------------------------------------------------------
 
@@ -64,6 +70,9 @@ class Core:
         """Entry point for every transport; never raises, whatever came in."""
         async with self._lock:
             ctx = await self._context(incoming)
+            if not self._admitted(ctx):
+                await self.perform(ctx.effects, origin=incoming.chat)
+                return
             try:
                 await self._route(ctx)
             except Exception:
@@ -71,6 +80,15 @@ class Core:
                 ctx.effects = Effects()
                 ctx.say("core.internal_error")
         await self.perform(ctx.effects, origin=incoming.chat)
+
+    def _admitted(self, ctx: Context) -> bool:
+        if ctx.incoming.membership is not None or ctx.incoming.moved_to is not None:
+            return True  # platform events, not a person typing
+        staff = bool(ctx.roles - {Role.SUBSCRIBER})
+        verdict = self.throttle.admit(ctx.who, ctx.now, weight=0.2 if staff else 1.0)
+        if verdict == "warn" and ctx.is_private:
+            ctx.say("throttle.slow_down")
+        return verdict == "allow"
 
     async def _context(self, incoming: Incoming) -> Context:
         sender = incoming.sender
@@ -94,11 +112,30 @@ class Core:
             await self._on_choice(ctx, incoming.choice)
             return
         parsed = split_command(incoming.text)
+        if await self._consent_outdated(ctx, parsed):
+            return
         if parsed is not None:
             await self._on_command(ctx, *parsed)
         elif ctx.is_private:
             await self._on_private_text(ctx)
         # Chatter in groups and officers' channels is none of the bot's business.
+
+    async def _consent_outdated(self, ctx: Context, parsed: tuple[str, str] | None) -> bool:
+        """A subscriber who agreed to an older privacy notice is asked again before
+        anything else (except leaving or seeing their data)."""
+        subscriber = ctx.subscriber
+        if subscriber is None or not ctx.is_private:
+            return False
+        if subscriber.consent_version == self.services.config.consent_version:
+            return False
+        command = self.registry.find(parsed[0]) if parsed else None
+        if command is not None and command.name in ("stop", "mesdonnees"):
+            return False
+        state = await self.services.stores.conversations.get(ctx.who)
+        if state is not None and state.kind == "reconsent" and parsed is None:
+            return False  # the answer to the question: let the conversation take it
+        await self.flows["reconsent"].begin(ctx)
+        return True
 
     async def _on_chat_event(self, ctx: Context) -> None:
         """The platform told us a chat went away, came back, or changed id; no reply."""
@@ -110,9 +147,10 @@ class Core:
         if ctx.is_private:
             await stores.subscribers.set_status_by_chat(chat.platform, chat.chat_id, status,
                                                         ctx.now)
+            await ctx.audit("chat.membership", status=status)  # the actor's pseudonym says who
         else:
             await stores.groups.set_status_by_chat(chat.platform, chat.chat_id, status)
-        await ctx.audit("chat.membership", chat=str(chat), status=status)
+            await ctx.audit("chat.membership", chat=str(chat), status=status)
 
     async def _on_private_text(self, ctx: Context) -> None:
         state = await self.services.stores.conversations.get(ctx.who)
@@ -232,6 +270,11 @@ class Core:
         async with self._lock:
             effects = await tick(self.services)
         await self.perform(effects)
+
+    async def purge(self) -> dict[str, int]:
+        """The data register's retention rules (daily)."""
+        async with self._lock:
+            return await purge(self.services, self.services.clock.now())
 
     async def expire_conversations(self) -> int:
         """Close abandoned conversations and tell each person, in their language."""

@@ -84,14 +84,32 @@ class Choice:
 
 
 @dataclass(frozen=True, slots=True)
+class Attachment:
+    """A file sent with a message: a map (image/png), a data export, a CAP document."""
+
+    filename: str
+    mime_type: str
+    data: bytes
+
+    @property
+    def is_image(self) -> bool:
+        return self.mime_type.startswith("image/")
+
+
+@dataclass(frozen=True, slots=True)
 class Outgoing:
-    """A message in two renderings: plain text, and HTML with user text escaped."""
+    """A message in two renderings: plain text, and HTML with user text escaped.
+
+    With an attachment, transports send the file with the text as its caption (or the
+    text first when it is longer than the platform's caption limit).
+    """
 
     text: str
     html: str | None = None
     choices: tuple[Choice, ...] = ()
     tone: Tone = Tone.NORMAL
     reply_to: str | None = None
+    attachment: Attachment | None = None
 
 
 @dataclass(frozen=True, slots=True)

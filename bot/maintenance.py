@@ -1,15 +1,16 @@
-"""Offline commands on the database: audit verification and CSV export."""
+"""Commands on the database beside the running bot: audit check, export, backup, restore."""
 
 from __future__ import annotations
 
 import csv
+import sqlite3
 import sys
 from pathlib import Path
 from typing import TextIO
 
 from bot.config import Config
 from bot.storage.audit import AuditStore
-from bot.storage.database import Database
+from bot.storage.database import MIGRATIONS_DIR, Database, DatabaseError, load_migrations
 
 EXPORT_SQL = """
 SELECT a.id, a.kind, a.parent_id, a.category, a.exercise, a.status, a.closed, a.perimeter,
@@ -61,3 +62,53 @@ async def export_csv(config: Config, target: Path | None, out: TextIO = sys.stdo
         if target:
             handle.close()
     return 0
+
+
+def backup(config: Config, target: Path) -> int:
+    """A consistent copy of the live database (SQLite's online backup API: safe while
+    the bot writes; the copy is a single file, WAL included)."""
+    source_path = config.resolve(config.database)
+    if not source_path.exists():
+        raise DatabaseError(f"{source_path}: no database to back up")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.with_name(target.name + ".partial")
+    with sqlite3.connect(source_path) as source, sqlite3.connect(partial) as copy:
+        source.backup(copy)
+    partial.replace(target)  # a crash mid-backup never leaves a truncated file named target
+    print(f"backup written: {target} ({target.stat().st_size} bytes)")
+    return 0
+
+
+def restore(config: Config, source: Path) -> int:
+    """Put a backup in place of the database. Stop the bot first: SQLite cannot swap the
+    file under a running process. The previous database is kept beside it."""
+    if not source.is_file():
+        raise DatabaseError(f"{source}: no such backup file")
+    version = _backup_version(source)
+    known = len(load_migrations(MIGRATIONS_DIR))
+    if version > known:
+        raise DatabaseError(f"{source}: schema version {version} is newer than this code "
+                            f"({known}); use the bot version that made it")
+    target = config.resolve(config.database)
+    if target.exists():
+        kept = target.with_name(target.name + ".before-restore")
+        target.replace(kept)
+        print(f"previous database kept as {kept}")
+    for suffix in ("-wal", "-shm"):
+        target.with_name(target.name + suffix).unlink(missing_ok=True)
+    with sqlite3.connect(source) as backup_db, sqlite3.connect(target) as live:
+        backup_db.backup(live)
+    print(f"restored {source} (schema version {version}) into {target}")
+    return 0
+
+
+def _backup_version(path: Path) -> int:
+    try:
+        with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as db:
+            integrity = db.execute("PRAGMA quick_check").fetchone()[0]
+            version = db.execute("SELECT max(version) FROM schema_version").fetchone()[0]
+    except sqlite3.DatabaseError as error:
+        raise DatabaseError(f"{path}: not a bot database backup ({error})") from None
+    if integrity != "ok":
+        raise DatabaseError(f"{path}: damaged backup ({integrity})")
+    return int(version or 0)

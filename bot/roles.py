@@ -24,6 +24,7 @@ class Action(Enum):
     SCHEDULE = "schedule"
     ANSWER_TIP = "answer_tip"
     REGISTER_GROUP = "register_group"
+    MANAGE_ROLES = "manage_roles"
 
 
 PERMISSIONS: dict[Action, frozenset[Role]] = {
@@ -35,25 +36,47 @@ PERMISSIONS: dict[Action, frozenset[Role]] = {
     Action.SCHEDULE: frozenset({Role.OPERATOR}),
     Action.ANSWER_TIP: frozenset({Role.OPERATOR, Role.OFFICER}),
     Action.REGISTER_GROUP: frozenset({Role.ADMIN}),
+    Action.MANAGE_ROLES: frozenset({Role.ADMIN}),
 }
 
 
+GRANTABLE = {"admin": Role.ADMIN, "operator": Role.OPERATOR, "officer": Role.OFFICER}
+
+
 class RoleBook:
+    """Roles from the configuration (fixed) plus those granted at run time (``/role``)."""
+
     def __init__(self, config: RolesConfig) -> None:
-        self._members: dict[Role, frozenset[str]] = {
+        self._configured: dict[Role, frozenset[str]] = {
             Role.ADMIN: frozenset(config.admins),
             Role.OPERATOR: frozenset(config.operators),
             Role.OFFICER: frozenset(config.officers),
         }
+        self._granted: dict[Role, set[str]] = {role: set() for role in self._configured}
+
+    def load_granted(self, pairs: list[tuple[str, str]]) -> None:
+        for identity, role in pairs:
+            self._granted[GRANTABLE[role]].add(identity)
+
+    def grant(self, identity: str, role: Role) -> None:
+        self._granted[role].add(identity)
+
+    def revoke(self, identity: str, role: Role) -> None:
+        self._granted[role].discard(identity)
+
+    def configured(self, identity: str, role: Role) -> bool:
+        return identity in self._configured[role]
 
     def roles_of(self, identity: Identity) -> frozenset[Role]:
         key = str(identity)
-        granted = {role for role, members in self._members.items() if key in members}
-        return frozenset({Role.SUBSCRIBER, *granted})
+        held = {role for role, members in self._configured.items() if key in members}
+        held |= {role for role, members in self._granted.items() if key in members}
+        return frozenset({Role.SUBSCRIBER, *held})
 
     def people(self) -> dict[str, frozenset[Role]]:
         """Everyone named in the configuration, with their roles (PLATFORM:ID → roles)."""
-        names = {name for members in self._members.values() for name in members}
+        names = {name for members in (*self._configured.values(), *self._granted.values())
+                 for name in members}
         return {name: self.roles_of(Identity.parse(name)) for name in sorted(names)}
 
     def may(self, identity: Identity, action: Action) -> bool:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from bot.app import BotApp, build_services
 from bot.clock import FrozenClock
-from bot.config import Config, RolesConfig
+from bot.config import Config, RolesConfig, ThrottleConfig
 from bot.domain import ChatKind, ChatRef, Identity, Incoming, Outgoing
 from bot.geo.communes import CommuneLayer
 from bot.transports.memory import MemoryTransport
@@ -36,8 +36,14 @@ def test_config(database: Path, **overrides: object) -> Config:
     roles = RolesConfig(admins=["telegram:900"], operators=["telegram:100", "matrix:@op:test"],
                         officers=["telegram:200", "telegram:201", "telegram:100",
                                   "matrix:@officer:test"])
-    config = Config(database=str(database), roles=roles, base_dir=str(ROOT))
+    # The clock is frozen in tests, so the flood budget never refills: make it roomy
+    # (tests/test_security.py checks the real limits).
+    config = Config(database=str(database), roles=roles, base_dir=str(ROOT),
+                    throttle=ThrottleConfig(messages_per_minute=10_000, burst=10_000))
     return dataclasses.replace(config, **overrides)  # type: ignore[arg-type]
+
+
+test_config.__test__ = False  # type: ignore[attr-defined]  # a helper, not a pytest test
 
 
 class TestBot:

@@ -11,7 +11,7 @@ from bot.i18n import Catalog
 BOT = Path(__file__).resolve().parent.parent / "bot"
 AREAS = ("core", "conversation", "help", "enroll", "places", "subscriber", "alert", "alerts",
          "status", "approval", "render", "guided", "group", "perimeter", "lifecycle",
-         "schedule", "tip", "receipt", "stats")
+         "schedule", "tip", "receipt", "stats", "consent", "roles", "throttle", "maps", "cap")
 AUDIT_ACTION = re.compile(r"""(?:audit\(|record\(\s*\w+,\s*"[^"]*",)\s*f?["']([a-z_.{}]+)["']""")
 AREA = "|".join(AREAS)
 KEY_LITERAL = re.compile(rf"""["']((?:{AREA})\.[a-z_]+(?:\.[a-z_]+)*)["']""")
@@ -24,6 +24,7 @@ DYNAMIC = {
     "lifecycle.kind.{}": ("alert", "update", "all_clear", "recall", "expiry"),
     "schedule.rule.{}": ("once", "weekly"),
     "render.closed_{}": ("ended", "expired"),
+    "roles.name.{}": ("operator", "officer", "admin"),
 }
 
 
@@ -33,6 +34,7 @@ def used_keys() -> set[str]:
         source = path.read_text(encoding="utf-8")
         # Audit action names look like keys but name events, not messages.
         keys |= set(KEY_LITERAL.findall(AUDIT_ACTION.sub("", source)))
+    keys = {key for key in keys if not key.endswith(".yaml")}  # file names, not keys
     for pattern, values in DYNAMIC.items():
         keys |= {pattern.format(value) for value in values}
     return keys

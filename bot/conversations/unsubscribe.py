@@ -13,6 +13,7 @@ from bot.conversations.engine import (
     close_conversation,
     open_conversation,
 )
+from bot.privacy import erase_subscriber
 from bot.storage.conversations import ConversationState
 
 
@@ -34,6 +35,6 @@ class UnsubscribeFlow(Flow):
         if not confirmed or ctx.subscriber is None:
             ctx.say("subscriber.stop_kept")
             return
-        await ctx.stores.subscribers.delete(ctx.subscriber)
-        await ctx.audit("subscriber.unsubscribed")
+        await ctx.audit("subscriber.unsubscribed")  # before: the pseudonym needs no data
+        await erase_subscriber(ctx.services, ctx.subscriber)
         ctx.say("subscriber.stopped")

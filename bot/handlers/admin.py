@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from bot.alerts import FOR, AlertInputError, parse_communities, require_perimeter
 from bot.commands import Command
+from bot.config import IDENTITY_PATTERN
 from bot.context import Context
 from bot.geo.perimeter import PerimeterError
-from bot.roles import Action
+from bot.roles import GRANTABLE, Action
 
 
 async def register_group(ctx: Context, args: str) -> None:
@@ -50,9 +51,47 @@ async def unregister_group(ctx: Context, args: str) -> None:
     ctx.say("group.unregistered")
 
 
+ROLE_WORDS = {"operateur": "operator", "opérateur": "operator", "operator": "operator",
+              "officier": "officer", "officer": "officer", "admin": "admin"}
+
+
+async def manage_role(ctx: Context, args: str) -> None:
+    """``/role <PLATFORM:ID> [-]<operateur|officier|admin>`` — grant or revoke; audited."""
+    parts = args.split()
+    if len(parts) != 2 or not IDENTITY_PATTERN.match(parts[0]):
+        ctx.say("roles.usage")
+        return
+    identity, word = parts
+    revoke = word.startswith("-")
+    role_name = ROLE_WORDS.get(word.lstrip("-+").lower())
+    if role_name is None:
+        ctx.say("roles.usage")
+        return
+    role = GRANTABLE[role_name]
+    if revoke and ctx.services.roles.configured(identity, role):
+        ctx.say("roles.in_config", identity=identity)
+        return
+    await _apply_role(ctx, identity, role_name, revoke)
+
+
+async def _apply_role(ctx: Context, identity: str, role_name: str, revoke: bool) -> None:
+    role, store = GRANTABLE[role_name], ctx.stores.roles
+    if revoke:
+        changed = await store.revoke(identity, role_name)
+        ctx.services.roles.revoke(identity, role)
+    else:
+        changed = await store.grant(identity, role_name, ctx.who, ctx.now)
+        ctx.services.roles.grant(identity, role)
+    await ctx.audit("role.revoked" if revoke else "role.granted", identity=identity,
+                    role=role_name, changed=changed)
+    ctx.say("roles.revoked" if revoke else "roles.granted", identity=identity,
+            role=ctx.t(f"roles.name.{role_name}"))
+
+
 COMMANDS = [
     Command("groupe", register_group, Action.REGISTER_GROUP, "help.groupe", in_groups=True,
             in_private=False),
     Command("degroupe", unregister_group, Action.REGISTER_GROUP, "help.degroupe",
             in_groups=True, in_private=False),
+    Command("role", manage_role, Action.MANAGE_ROLES, "help.role", in_groups=True),
 ]

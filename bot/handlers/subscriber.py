@@ -7,7 +7,9 @@ from bot.context import Context
 from bot.conversations.enrollment import EnrollmentFlow, summary_text
 from bot.conversations.places import Resolution, describe_commune, resolve_places
 from bot.conversations.unsubscribe import UnsubscribeFlow
+from bot.domain import Attachment, Outgoing, Reply
 from bot.i18n import LANGUAGES
+from bot.privacy import export_json, export_subscriber
 from bot.roles import Action
 from bot.storage.subscribers import Subscriber
 
@@ -146,6 +148,19 @@ async def stop(ctx: Context, args: str) -> None:
         await UNSUBSCRIBE.begin(ctx)
 
 
+async def my_data(ctx: Context, args: str) -> None:
+    """``/mesdonnees``: everything held about the caller, as a file."""
+    subscriber = await require_subscriber(ctx)
+    if subscriber is None:
+        return
+    data = await export_subscriber(ctx.services, subscriber)
+    ctx.effects.items.append(Reply(Outgoing(
+        ctx.t("subscriber.my_data", alerts=len(data["alerts_received"]),
+              communes=len(data["communes"])),
+        attachment=Attachment("mes-donnees.json", "application/json", export_json(data)))))
+    await ctx.audit("subscriber.data_exported")
+
+
 async def cancel(ctx: Context, args: str) -> None:
     existing = await ctx.stores.conversations.get(ctx.who)
     await ctx.stores.conversations.delete(ctx.who)
@@ -167,7 +182,9 @@ COMMANDS = [
     Command("reprise", resume, Action.SUBSCRIBE, "help.reprise"),
     Command("langue", language, Action.SUBSCRIBE, "help.langue", aliases=("language",),
             keeps_conversation=True),
-    Command("stop", stop, Action.SUBSCRIBE, "help.stop", aliases=("desinscription",)),
+    Command("mesdonnees", my_data, Action.SUBSCRIBE, "help.mesdonnees",
+            aliases=("mydata", "donnees")),
+    Command("stop", stop, Action.SUBSCRIBE, "help.stop", aliases=("desinscription", "oubli")),
     Command("annuler", cancel, Action.SUBSCRIBE, "help.annuler", aliases=("cancel",),
             in_groups=True, keeps_conversation=True),
 ]

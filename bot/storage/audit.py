@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import secrets
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -51,6 +52,17 @@ class AuditStore:
                 "INSERT INTO audit_events (at, actor, action, alert_id, detail, prev_hash, hash)"
                 " VALUES (?, ?, ?, ?, ?, ?, ?)",
                 (*content, previous, chain_hash(previous, content)))
+
+    async def pseudonym(self, identity: str) -> str:
+        """A stable stand-in for a subscriber in this append-only trail, which cannot be
+        edited when the subscriber is erased: a salted hash, the salt kept in ``meta``."""
+        salt = await self.db.fetchval("SELECT value FROM meta WHERE key = 'pseudonym_salt'")
+        if salt is None:
+            await self.db.execute(
+                "INSERT OR IGNORE INTO meta (key, value) VALUES ('pseudonym_salt', ?)",
+                (secrets.token_hex(16),))
+            salt = await self.db.fetchval("SELECT value FROM meta WHERE key = 'pseudonym_salt'")
+        return "pseudo:" + hashlib.sha256(f"{salt}:{identity}".encode()).hexdigest()[:12]
 
     async def last_hash(self) -> str:
         return str(await self.db.fetchval(

@@ -102,6 +102,11 @@ class SubscriberStore:
             "UPDATE subscribers SET status = ?, updated_at = ? WHERE platform = ? AND chat_id = ?",
             (status, stamp(now), platform, chat_id))
 
+    async def renew_consent(self, subscriber: Subscriber, version: str, now: datetime) -> None:
+        await self.db.execute(
+            "UPDATE subscribers SET consent_at = ?, consent_version = ?, updated_at = ?"
+            " WHERE id = ?", (stamp(now), version, stamp(now), subscriber.id))
+
     async def set_language(self, subscriber: Subscriber, language: str, now: datetime) -> None:
         await self.db.execute(
             "UPDATE subscribers SET language = ?, updated_at = ? WHERE id = ?",

@@ -12,8 +12,9 @@ import asyncio
 import itertools
 import sys
 from collections.abc import Callable
+from pathlib import Path
 
-from bot.domain import ChatKind, ChatRef, Identity, Incoming, Outgoing
+from bot.domain import Attachment, ChatKind, ChatRef, Identity, Incoming, Outgoing
 from bot.transports.base import IncomingHandler, Transport
 from bot.transports.numbered import NumberedChoices, render_choices
 
@@ -27,8 +28,10 @@ class ConsoleTransport(Transport):
     platform = PLATFORM
 
     def __init__(self, officers_channel: str = "#officiers", identity: str = "alice",
-                 output: Callable[[str], None] = print) -> None:
+                 output: Callable[[str], None] = print,
+                 files_dir: Path = Path("var/console-files")) -> None:
         self.officers_channel = officers_channel
+        self.files_dir = files_dir
         self.identity = identity
         self.chat_id = identity
         self.output = output
@@ -64,7 +67,16 @@ class ConsoleTransport(Transport):
     def _print(self, header: str, message: Outgoing) -> None:
         body = "\n".join("    " + line for line in message.text.splitlines())
         extra = "\n" + render_choices(message.choices) if message.choices else ""
+        if message.attachment is not None:
+            extra += f"\n    📎 {self._save(message.attachment)}"
         self.output(f"{header}\n{body}{extra}")
+
+    def _save(self, attachment: Attachment) -> Path:
+        """A terminal cannot show files: write them where the person can open them."""
+        self.files_dir.mkdir(parents=True, exist_ok=True)
+        path = self.files_dir / f"{next(self._ids)}-{Path(attachment.filename).name}"
+        path.write_bytes(attachment.data)
+        return path
 
     async def feed(self, line: str) -> None:
         """Handle one typed line, exactly as if a person had sent it."""

@@ -1,0 +1,52 @@
+"""A new version of the privacy notice: existing subscribers are asked again."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bot.context import Context
+from bot.conversations.engine import (
+    Answer,
+    Flow,
+    StepHandler,
+    choice,
+    close_conversation,
+    move_to,
+    open_conversation,
+)
+from bot.privacy import erase_subscriber
+from bot.storage.conversations import ConversationState
+
+
+class ReconsentFlow(Flow):
+    kind = "reconsent"
+
+    def steps(self) -> dict[str, StepHandler]:
+        return {"confirm": self.on_confirm}
+
+    async def begin(self, ctx: Context, **options: Any) -> None:
+        state = await open_conversation(ctx, self.kind, "confirm", {})
+        self._ask(ctx, state, "consent.changed")
+
+    def _ask(self, ctx: Context, state: ConversationState, key: str) -> None:
+        ctx.reply(ctx.t(key, version=ctx.services.config.consent_version), (
+            choice(state, ctx.t("enroll.accept"), "yes"),
+            choice(state, ctx.t("enroll.refuse"), "no")))
+
+    async def on_confirm(self, ctx: Context, state: ConversationState, answer: Answer) -> None:
+        value = answer.value or {"oui": "yes", "non": "no"}.get(answer.text.strip().lower())
+        if value is None or ctx.subscriber is None:
+            await move_to(ctx, state, "confirm")
+            self._ask(ctx, state, "consent.again")
+            return
+        await close_conversation(ctx)
+        if value == "yes":
+            await ctx.stores.subscribers.renew_consent(
+                ctx.subscriber, ctx.services.config.consent_version, ctx.now)
+            await ctx.audit("subscriber.consent_renewed",
+                            version=ctx.services.config.consent_version)
+            ctx.say("consent.renewed")
+        else:
+            await ctx.audit("subscriber.consent_refused")
+            await erase_subscriber(ctx.services, ctx.subscriber)
+            ctx.say("subscriber.stopped")

@@ -1,0 +1,87 @@
+"""Personal data: pseudonyms for the audit trail, access, erasure and retention.
+
+What is kept and why is listed in docs/data-register.md; this module is where the
+rights are exercised. Erasure keeps only anonymous delivery counts.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta
+from typing import Any
+
+from bot.clock import stamp
+from bot.context import Services
+from bot.storage.subscribers import Subscriber
+
+ERASED = "erased"
+
+
+async def erase_subscriber(services: Services, subscriber: Subscriber) -> None:
+    """Delete the subscriber and unlink everything that pointed to them, in one go."""
+    db = services.db
+    async with db.transaction():
+        await db.execute(
+            "UPDATE deliveries SET chat_id = ? || ':' || id, message_id = NULL, recipient_id = 0"
+            " WHERE recipient_kind = 'subscriber' AND recipient_id = ?", (ERASED, subscriber.id))
+        await db.execute(
+            "UPDATE tips SET chat_id = ?, subscriber_id = NULL, latitude = NULL,"
+            " longitude = NULL WHERE subscriber_id = ? OR (platform = ? AND chat_id = ?)",
+            (ERASED, subscriber.id, subscriber.platform, subscriber.chat_id))
+        await db.execute("DELETE FROM conversations WHERE identity = ?",
+                         (f"{subscriber.platform}:{subscriber.platform_user_id}",))
+        await services.stores.subscribers.delete(subscriber)
+
+
+async def export_subscriber(services: Services, subscriber: Subscriber) -> dict[str, Any]:
+    """Everything held about one subscriber (right of access)."""
+    stores, db = services.stores, services.db
+    profile = await stores.subscribers.profile(subscriber)
+    deliveries = await db.fetchall(
+        "SELECT d.alert_id, a.category, d.status, d.sent_at, d.acknowledged_at FROM deliveries d"
+        " JOIN alerts a ON a.id = d.alert_id WHERE d.recipient_kind = 'subscriber'"
+        " AND d.recipient_id = ? AND d.action = 'send' ORDER BY d.id", (subscriber.id,))
+    tips = await db.fetchall(
+        "SELECT id, alert_id, body, latitude, longitude, received_at, answered_at FROM tips"
+        " WHERE subscriber_id = ? ORDER BY id", (subscriber.id,))
+    names = {c: commune.name for c in profile.communes
+             if (commune := services.geo.by_insee(c)) is not None}
+    return {
+        "subscriber_number": subscriber.id,
+        "platform": subscriber.platform, "platform_user_id": subscriber.platform_user_id,
+        "chat_id": subscriber.chat_id, "language": subscriber.language,
+        "status": subscriber.status, "consent_at": subscriber.consent_at,
+        "consent_version": subscriber.consent_version,
+        "communes": [{"insee": code, "name": names.get(code)} for code in profile.communes],
+        "communities": profile.communities,
+        "alerts_received": [dict(row) for row in deliveries],
+        "information_sent": [dict(row) for row in tips],
+        "exported_at": stamp(services.clock.now()),
+    }
+
+
+def export_json(data: dict[str, Any]) -> bytes:
+    return json.dumps(data, ensure_ascii=False, indent=2).encode("utf-8")
+
+
+async def purge(services: Services, now: datetime) -> dict[str, int]:
+    """The retention rules of the data register, run by the clock once a day."""
+    settings, db = services.config.privacy, services.db
+    counts = {"blocked": 0, "paused": 0, "message_ids": 0}
+    for status, days in (("blocked", settings.blocked_retention_days),
+                         ("paused", settings.paused_retention_days)):
+        rows = await db.fetchall(
+            "SELECT * FROM subscribers WHERE status = ? AND updated_at <= ?",
+            (status, stamp(now - timedelta(days=days))))
+        for row in rows:
+            await erase_subscriber(services, Subscriber.from_row(row))
+        counts[status] = len(rows)
+    counts["message_ids"] = await db.execute(
+        "UPDATE deliveries SET message_id = NULL, chat_id = ? || ':' || id"
+        " WHERE recipient_kind = 'subscriber' AND message_id IS NOT NULL AND alert_id IN ("
+        "  SELECT a.id FROM alerts a LEFT JOIN alerts p ON p.id = a.parent_id"
+        "  WHERE coalesce(p.closed_at, a.closed_at) <= ?)",
+        (ERASED, stamp(now - timedelta(days=settings.message_ids_retention_days))))
+    if any(counts.values()):
+        await services.stores.audit.record(now, "system", "privacy.purge", None, **counts)
+    return counts

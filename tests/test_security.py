@@ -1,0 +1,264 @@
+"""Privacy rights, authorization, flood protection, secrets, backups."""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import itertools
+import json
+import logging
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from bot import logs
+from bot.config import PrivacyConfig, RolesConfig, ThrottleConfig
+from bot.domain import Identity
+from bot.maintenance import backup, restore
+from bot.roles import PERMISSIONS, Action, Role, RoleBook
+from bot.storage.database import DatabaseError
+from tests.harness import OFFICERS, TestBot, test_config
+
+OPERATOR, OFFICER, ADMIN = "telegram:100", "telegram:200", "telegram:900"
+ALICE = "telegram:4242"
+ALERT = "/alerte cambriolage Vesoul pour commercant : Vitrine forcée"
+
+
+async def broadcast(bot: TestBot) -> None:
+    await bot.say(OPERATOR, ALERT)
+    number = await bot.core.services.db.fetchval("SELECT max(id) FROM alerts")
+    await bot.say(OFFICER, f"/valider {number}", chat=OFFICERS)
+    await bot.drain()
+
+
+# -- authorization -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("roles", [set(c) for n in range(4)
+                                   for c in itertools.combinations(
+                                       [Role.ADMIN, Role.OPERATOR, Role.OFFICER], n)])
+def test_role_action_table_is_exactly_what_the_book_allows(roles: set[Role]) -> None:
+    who = "telegram:1"
+    config = RolesConfig(admins=[who] if Role.ADMIN in roles else [],
+                         operators=[who] if Role.OPERATOR in roles else [],
+                         officers=[who] if Role.OFFICER in roles else [])
+    book = RoleBook(config)
+    held = roles | {Role.SUBSCRIBER}
+    for action in Action:
+        assert book.may(Identity.parse(who), action) == bool(held & PERMISSIONS[action]), action
+
+
+def test_staff_actions_are_never_open_to_subscribers() -> None:
+    for action in Action:
+        if action is not Action.SUBSCRIBE:
+            assert Role.SUBSCRIBER not in PERMISSIONS[action], action
+    assert PERMISSIONS[Action.DECIDE_ALERT] == {Role.OFFICER}
+    assert Role.OPERATOR not in PERMISSIONS[Action.DECIDE_ALERT]
+
+
+async def test_every_privileged_command_refuses_and_audits_outsiders(bot: TestBot) -> None:
+    privileged = [c for c in bot.core.core.registry if Role.SUBSCRIBER not in c.allowed_roles()]
+    assert len(privileged) >= 12
+    for command in privileged:
+        chat = "-1" if not command.in_private else None
+        reply = await bot.say(ALICE, f"/{command.name} 1", chat=chat)
+        assert "réservée" in reply, command.name
+    refused = await bot.core.services.db.fetchval(
+        "SELECT count(*) FROM audit_events WHERE action = 'command.refused'")
+    assert refused == len(privileged)
+    actors = await bot.core.services.db.fetchall("SELECT DISTINCT actor FROM audit_events")
+    assert [row[0].startswith("pseudo:") for row in actors] == [True]
+
+
+async def test_roles_granted_at_run_time_are_audited_and_persist(bot: TestBot) -> None:
+    assert "réservée" in await bot.say(OPERATOR, "/role telegram:77 officier")
+    assert "Usage" in await bot.say(ADMIN, "/role alice officier")
+    assert "Usage" in await bot.say(ADMIN, "/role telegram:77 pilote")
+    assert "maintenant officier" in await bot.say(ADMIN, "/role telegram:77 officier")
+    await bot.say(OPERATOR, ALERT)
+    await bot.restart()
+    assert "diffusion" in await bot.say("telegram:77", "/valider 1", chat=OFFICERS)
+    assert "n'est plus officier" in await bot.say(ADMIN, "/role telegram:77 -officier")
+    assert "réservée" in await bot.say("telegram:77", "/valider 1", chat=OFFICERS)
+    assert "configuration" in await bot.say(ADMIN, f"/role {OFFICER} -officier")
+    events = await bot.core.services.db.fetchall(
+        "SELECT actor, action, detail FROM audit_events WHERE action LIKE 'role.%' ORDER BY id")
+    assert [(row[0], row[1]) for row in events] == [(ADMIN, "role.granted"),
+                                                    (ADMIN, "role.revoked")]
+
+
+# -- flood protection ----------------------------------------------------------------
+
+
+async def test_flooding_gets_one_polite_answer_then_silence(tmp_path: Path) -> None:
+    config = test_config(tmp_path / "db.sqlite3",
+                         throttle=ThrottleConfig(messages_per_minute=20, burst=10))
+    bot = await TestBot(config).start()
+    try:
+        replies = [await bot.say(ALICE, "/aide") for _ in range(12)]
+        assert all("Commandes disponibles" in r for r in replies[:10])
+        assert "Doucement" in replies[10] and replies[11] == ""
+        bot.advance(seconds=6)  # two messages' worth of budget
+        assert "Commandes disponibles" in await bot.say(ALICE, "/aide")
+        for _ in range(12):  # staff are allowed five times more
+            assert "Commandes" in await bot.say(OPERATOR, "/aide")
+    finally:
+        await bot.stop()
+
+
+# -- privacy -------------------------------------------------------------------------
+
+
+async def test_my_data_returns_everything_held(bot: TestBot) -> None:
+    await bot.enroll(ALICE, "commercant, agriculteur", "Vesoul, Gray")
+    await broadcast(bot)
+    await bot.press(ALICE, "Reçu")
+    reply = await bot.say(ALICE, "/mesdonnees")
+    assert "2 commune(s), 1 alerte(s)" in reply
+    attachment = bot.transports["telegram"].posted["4242"][-1].message.attachment
+    assert attachment is not None and attachment.filename == "mes-donnees.json"
+    data = json.loads(attachment.data)
+    assert data["platform_user_id"] == "4242" and data["consent_version"] == "2026-11"
+    assert [c["name"] for c in data["communes"]] == ["Gray", "Vesoul"]
+    assert data["communities"] == ["agriculteur", "commercant"]
+    assert data["alerts_received"][0]["alert_id"] == 1
+    assert data["alerts_received"][0]["acknowledged_at"] is not None
+
+
+def personal_traces(database: Path, needles: list[str]) -> list[str]:
+    """Every (table.column) holding one of the needles, in any text column of any table."""
+    found = []
+    with sqlite3.connect(database) as db:
+        tables = [r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")]
+        for table in tables:
+            for column in [r[1] for r in db.execute(f"PRAGMA table_info({table})")]:
+                for needle in needles:
+                    hits = db.execute(f'SELECT count(*) FROM "{table}" WHERE CAST("{column}" '
+                                      "AS TEXT) LIKE ?", (f"%{needle}%",)).fetchone()[0]
+                    if hits:
+                        found.append(f"{table}.{column}")
+    return found
+
+
+async def test_erasure_leaves_no_personal_data_in_any_table(bot: TestBot) -> None:
+    await bot.enroll(ALICE, "commercant", "Vesoul")
+    await broadcast(bot)
+    await bot.press(ALICE, "information")
+    await bot.share_location(ALICE, 47.6236, 6.1550)
+    await bot.say(ALICE, "/alerte vol Vesoul : x")  # refused and audited
+    assert personal_traces(Path(bot.config.database), ["4242"])  # it is there before
+    await bot.say(ALICE, "/oubli")
+    assert "désinscrit" in await bot.press(ALICE, "Oui")
+    assert personal_traces(Path(bot.config.database), ["4242", "47.6236"]) == []
+    counts = await bot.core.services.stores.deliveries.counts(1)
+    assert counts.sent == 1  # the anonymous count stays
+
+
+async def test_new_consent_version_asks_again(bot: TestBot) -> None:
+    await bot.enroll(ALICE, "commercant", "Vesoul")
+    await bot.enroll("telegram:5", "commercant", "Vesoul")
+    await bot.stop()
+    bot.config = dataclasses.replace(bot.config, consent_version="2027-01")
+    await bot.start()
+    assert "a changé (version 2027-01)" in await bot.say(ALICE, "/communes")
+    assert "accord est enregistré" in await bot.press(ALICE, "accepte")
+    assert "Vesoul" in await bot.say(ALICE, "/communes")
+    subscriber = await bot.core.services.stores.subscribers.get("telegram", "4242")
+    assert subscriber is not None and subscriber.consent_version == "2027-01"
+    await bot.say("telegram:5", "bonjour")
+    assert "désinscrit" in await bot.press("telegram:5", "refuse")
+    assert await bot.core.services.stores.subscribers.get("telegram", "5") is None
+
+
+async def test_retention_purges_blocked_paused_and_old_message_ids(tmp_path: Path) -> None:
+    config = test_config(tmp_path / "db.sqlite3", privacy=PrivacyConfig(
+        blocked_retention_days=30, paused_retention_days=365, message_ids_retention_days=30))
+    bot = await TestBot(config).start()
+    try:
+        for user in ("1", "2", "3"):
+            await bot.enroll(f"telegram:{user}", "commercant", "Vesoul")
+        await broadcast(bot)
+        await bot.core.services.stores.subscribers.set_status_by_chat(
+            "telegram", "2", "blocked", bot.clock.now())
+        await bot.say("telegram:3", "/pause")
+        await bot.say(OPERATOR, "/fin 1")
+        await bot.drain()
+        bot.advance(days=31)
+        await bot.core.core.purge()
+        stores = bot.core.services.stores
+        assert await stores.subscribers.get("telegram", "2") is None
+        assert await stores.subscribers.get("telegram", "3") is not None  # paused < 365 days
+        ids = await bot.core.services.db.fetchval(
+            "SELECT count(*) FROM deliveries WHERE message_id IS NOT NULL"
+            " AND recipient_kind = 'subscriber'")
+        assert ids == 0
+        assert (await stores.deliveries.counts(1)).sent == 3
+    finally:
+        await bot.stop()
+
+
+# -- secrets ---------------------------------------------------------------------------
+
+
+def test_tokens_never_reach_the_logs() -> None:
+    token, matrix_token = "123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw", "syt_c2VjcmV0X3Rva2Vu"
+    stream = io.StringIO()
+    logs.configure(verbose=True, secrets=[token, matrix_token], stream=stream)
+    try:
+        log = logging.getLogger("httpx")
+        log.warning("HTTP Request: POST https://api.telegram.org/bot%s/sendMessage", token)
+        logging.getLogger("bot").error("matrix token %s refused", matrix_token)
+        logging.getLogger("other").warning("unconfigured 987654321:ABCDEFGHIJKLMNOPQRSTUVWXYZ12345")
+        try:
+            raise RuntimeError(f"failed with {token}")
+        except RuntimeError:
+            logging.getLogger("bot").exception("crash")
+    finally:
+        logs.configure(verbose=False)
+    output = stream.getvalue()
+    assert token not in output and matrix_token not in output
+    assert "ABCDEFGHIJKLMNOPQRSTUVWXYZ12345" not in output
+    assert output.count("[secret]") == 4 and "level=ERROR" in output
+
+
+# -- backups -------------------------------------------------------------------------
+
+
+async def test_interrupted_broadcast_backed_up_and_restored_resumes(tmp_path: Path) -> None:
+    bot = await TestBot(test_config(tmp_path / "live.sqlite3")).start()
+    try:
+        for user in ("1", "2", "3"):
+            await bot.enroll(f"telegram:{user}", "commercant", "Vesoul")
+        await bot.say(OPERATOR, ALERT)
+        await bot.say(OFFICER, "/valider 1", chat=OFFICERS)
+        deliveries = bot.core.services.stores.deliveries
+        first = await deliveries.claim_due("telegram", bot.clock.now(), 1)
+        await bot.core.core.dispatcher._deliver("telegram", first[0])
+        await deliveries.claim_due("telegram", bot.clock.now(), 1)  # in flight at the crash
+        assert backup(bot.config, tmp_path / "backup.sqlite3") == 0  # while running
+    finally:
+        await bot.stop()
+    restored_config = test_config(tmp_path / "restored.sqlite3")
+    assert restore(restored_config, tmp_path / "backup.sqlite3") == 0
+    bot = await TestBot(restored_config).start()
+    try:
+        await bot.drain()
+        counts = await bot.core.services.stores.deliveries.counts(1)
+        assert (counts.sent, counts.pending, counts.sending) == (3, 0, 0)
+        assert counts.maybe_duplicates == 1
+        assert sorted(len(bot.inbox(f"telegram:{u}")) for u in ("1", "2", "3")) == [0, 1, 1]
+    finally:
+        await bot.stop()
+
+
+def test_restore_refuses_garbage_and_keeps_the_previous_database(tmp_path: Path) -> None:
+    config = test_config(tmp_path / "db.sqlite3")
+    (tmp_path / "db.sqlite3").write_bytes(b"previous")
+    (tmp_path / "garbage").write_bytes(b"not a database at all" * 100)
+    with pytest.raises(DatabaseError, match="not a bot database"):
+        restore(config, tmp_path / "garbage")
+    assert (tmp_path / "db.sqlite3").read_bytes() == b"previous"
+    with pytest.raises(DatabaseError, match="no such backup"):
+        restore(config, tmp_path / "missing")
+
