@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import json
+import logging
 import re
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 
 from bot.broadcast.outbox import start_broadcast
 from bot.context import Context, Services
-from bot.domain import ChatRef, Choice, EditTracked, Notify, Outgoing, ToOfficers
+from bot.domain import Attachment, ChatRef, Choice, EditTracked, Notify, Outgoing, ToOfficers
 from bot.geo.perimeter import Perimeter, PerimeterError, parse_perimeter
 from bot.i18n import Translator
+from bot.maps import MapLegend, render_map
 from bot.reference import Category
 from bot.render import (
     AlertFacts,
@@ -23,6 +25,7 @@ from bot.render import (
 )
 from bot.storage.alerts import Alert, NewAlert
 
+log = logging.getLogger(__name__)
 MAX_BODY = 4000
 REQUEST = "approval_request"
 SEPARATOR = re.compile(r":(?=\s|$)")  # "dep:70" and "14:30" are not separators
@@ -159,10 +162,11 @@ async def submit(ctx: Context, draft: AlertDraft, send_at: datetime | None = Non
         required_approvals=draft.category.required_approvals,
         expires_at=(send_at or ctx.now) + draft.category.default_expiry,
         exercise=draft.exercise, send_at=send_at, schedule_id=schedule_id)
-    return await _create_and_request(ctx, new)
+    return await _create_and_request(ctx, new, draft.perimeter)
 
 
-async def _create_and_request(ctx: Context, new: NewAlert) -> Alert:
+async def _create_and_request(ctx: Context, new: NewAlert,
+                              perimeter: Perimeter | None = None) -> Alert:
     """Store a pending alert (or update), show the requester a preview, ask the officers."""
     alert = await ctx.stores.alerts.create(new, ctx.now)
     await ctx.audit("alert.submitted", alert.id, category=alert.category, kind=alert.kind,
@@ -173,7 +177,28 @@ async def _create_and_request(ctx: Context, new: NewAlert) -> Alert:
     ctx.reply(preview(ctx.t, summary, alert, as_delivered))
     request = await officers_request(ctx.services, ctx.t, alert, ctx.t("approval.waiting"))
     ctx.effects.items.append(ToOfficers(request, track=(REQUEST, alert.id)))
+    if perimeter is not None:
+        map_message = await _map(ctx, alert, category.label, perimeter)
+        if map_message is not None:
+            ctx.effects.items.append(ToOfficers(map_message))
     return alert
+
+
+async def _map(ctx: Context, alert: Alert, label: str, perimeter: Perimeter) -> Outgoing | None:
+    """The request's map; a failure to draw must never hold an alert back."""
+    reach = await ctx.stores.deliveries.reach(perimeter.communes, await ctx.stores.alerts
+                                              .communities(alert.id), alert.all_communities)
+    legend = MapLegend(ctx.t("render.map_title", number=alert.id, category=label),
+                       perimeter.text[:80], len(perimeter.communes), reach.subscribers,
+                       reach.groups, ctx.services.geo.population(perimeter.communes))
+    try:
+        png = render_map(ctx.services.geo, targeted=perimeter.communes, perimeter=perimeter,
+                         legend=legend, translate=ctx.t)
+    except Exception:
+        log.exception("map of alert %d could not be drawn", alert.id)
+        return None
+    return Outgoing(ctx.t("render.map_caption", number=alert.id),
+                    attachment=Attachment(f"carte-alerte-{alert.id}.png", "image/png", png))
 
 
 async def follow_up(ctx: Context, parent: Alert, kind: str, body: str) -> Alert:

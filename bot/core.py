@@ -19,6 +19,7 @@ from bot.conversations.reconsent import ReconsentFlow
 from bot.conversations.tip import TipFlow
 from bot.conversations.unsubscribe import UnsubscribeFlow
 from bot.domain import (
+    Attachment,
     ChatRef,
     CommandMenu,
     EditTracked,
@@ -30,6 +31,7 @@ from bot.domain import (
     ToOfficers,
 )
 from bot.handlers import admin, officer, operator, schedule, stats, subscriber
+from bot.handlers import cap as cap_commands
 from bot.handlers import lifecycle as lifecycle_commands
 from bot.i18n import Translator
 from bot.lifecycle import tick
@@ -45,6 +47,10 @@ RECEIPT_CHOICE = re.compile(r"(ack|tip):(\d{1,9})")
 MAX_INPUT_CHARS = 20_000
 
 
+def _is_xml(attachment: Attachment) -> bool:
+    return attachment.filename.lower().endswith(".xml") or "xml" in attachment.mime_type
+
+
 class Core:
     def __init__(self, services: Services, transports: Mapping[str, Transport]) -> None:
         self.services = services
@@ -52,10 +58,11 @@ class Core:
         self.flows: dict[str, Flow] = {
             flow.kind: flow
             for flow in (EnrollmentFlow(), GuidedAlertFlow(), UnsubscribeFlow(), TipFlow(),
-                         ReconsentFlow())}
+                         ReconsentFlow(), cap_commands.CAP_DRAFT)}
         self.registry = CommandRegistry([
             *subscriber.COMMANDS, *operator.COMMANDS, *lifecycle_commands.COMMANDS,
-            *schedule.COMMANDS, *officer.COMMANDS, *stats.COMMANDS, *admin.COMMANDS,
+            *schedule.COMMANDS, *officer.COMMANDS, *stats.COMMANDS, *cap_commands.COMMANDS,
+            *admin.COMMANDS,
             Command("aide", self._help, Action.SUBSCRIBE, "help.aide",
                     aliases=("help", "commandes"), in_groups=True, keeps_conversation=True),
         ])
@@ -154,12 +161,15 @@ class Core:
 
     async def _on_private_text(self, ctx: Context) -> None:
         state = await self.services.stores.conversations.get(ctx.who)
-        if state is not None:
+        attachment = ctx.incoming.attachment
+        if attachment is not None and ctx.may(Action.ISSUE_ALERT) and _is_xml(attachment):
+            await cap_commands.import_file(ctx, attachment)
+        elif state is not None:
             await self._continue(ctx, state, Answer(None, ctx.incoming.text,
                                                     ctx.incoming.location))
         elif ctx.incoming.unsupported == "encrypted":
             ctx.say("core.encrypted")
-        elif ctx.incoming.unsupported:
+        elif ctx.incoming.unsupported or attachment is not None:
             ctx.say("core.unsupported")
         else:
             ctx.say("core.not_understood")

@@ -41,6 +41,19 @@ class ChatKind(Enum):
 
 
 @dataclass(frozen=True, slots=True)
+class Attachment:
+    """A file sent with a message: a map (image/png), a data export, a CAP document."""
+
+    filename: str
+    mime_type: str
+    data: bytes
+
+    @property
+    def is_image(self) -> bool:
+        return self.mime_type.startswith("image/")
+
+
+@dataclass(frozen=True, slots=True)
 class Incoming:
     """Something a person did: typed text, pressed a choice, or shared a location."""
 
@@ -51,6 +64,7 @@ class Incoming:
     choice: str | None = None
     location: tuple[float, float] | None = None
     chat_title: str = ""
+    attachment: Attachment | None = None  # a file the person sent (e.g. a CAP document)
     unsupported: str | None = None  # e.g. "sticker", "encrypted": content the bot cannot read
     # Platform events about the chat itself rather than a message in it:
     membership: str | None = None  # "left" (blocked, kicked, left the room) or "joined"
@@ -81,19 +95,6 @@ class CommandMenu:
 class Choice:
     label: str
     data: str  # opaque to transports; at most 64 bytes (Telegram callback_data)
-
-
-@dataclass(frozen=True, slots=True)
-class Attachment:
-    """A file sent with a message: a map (image/png), a data export, a CAP document."""
-
-    filename: str
-    mime_type: str
-    data: bytes
-
-    @property
-    def is_image(self) -> bool:
-        return self.mime_type.startswith("image/")
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,134 @@
+"""CAP 1.2: ``/cap N`` exports an alert; a CAP file sent by an operator becomes a draft."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from typing import Any
+
+from bot.alerts import AlertInputError, parse_alert_command, submit
+from bot.cap import CapError, CapReference, CapSettings, alert_to_cap, cap_alert_from_alert
+from bot.cap import cap_to_draft as read_cap
+from bot.commands import Command
+from bot.context import Context
+from bot.conversations.engine import (
+    Answer,
+    Flow,
+    StepHandler,
+    choice,
+    close_conversation,
+    open_conversation,
+)
+from bot.domain import Attachment, Outgoing, Reply
+from bot.geo.perimeter import PerimeterError, parse_perimeter
+from bot.roles import Action
+from bot.storage.alerts import Alert
+from bot.storage.conversations import ConversationState
+
+MSG_TYPE = {"alert": "Alert", "update": "Update"}  # every other follow-up closes: Cancel
+MAX_CAP_BYTES = 256_000
+
+
+def _settings(ctx: Context) -> CapSettings:
+    return CapSettings(timezone=ctx.services.config.timezone)
+
+
+async def export(ctx: Context, args: str) -> None:
+    """``/cap N`` — the alert (or follow-up) N as an OASIS CAP 1.2 file."""
+    number = args.strip().lstrip("n°")
+    alert = await ctx.stores.alerts.get(int(number)) if number.isdigit() else None
+    if alert is None:
+        ctx.say("capcmd.usage" if not number.isdigit() else "approval.not_found", number=number)
+        return
+    xml = alert_to_cap(await _cap_alert(ctx, alert))
+    ctx.effects.items.append(Reply(Outgoing(
+        ctx.t("capcmd.exported", number=alert.id),
+        attachment=Attachment(f"alerte-{alert.id}.cap.xml", "application/xml", xml))))
+
+
+async def _cap_alert(ctx: Context, alert: Alert) -> Any:
+    stores, settings = ctx.stores, _settings(ctx)
+    references: list[CapReference] = []
+    revision = 0
+    if alert.parent_id is not None:
+        parent = await stores.alerts.get(alert.parent_id)
+        assert parent is not None
+        references.append(CapReference(settings.sender, settings.identifier(parent.id),
+                                       _sent(ctx, parent)))
+        siblings = [child.id for child in await stores.alerts.children(parent.id)]
+        revision = siblings.index(alert.id) + 1
+    labels = ctx.services.reference.communities
+    audience = [] if alert.all_communities else [
+        labels[key].label for key in await stores.alerts.communities(alert.id) if key in labels]
+    return cap_alert_from_alert(
+        alert, category=ctx.services.reference.categories[alert.category],
+        communes=await stores.alerts.communes(alert.id), layer=ctx.services.geo,
+        sent=_sent(ctx, alert), settings=settings, audience=audience,
+        status="Exercise" if alert.exercise else "Actual",
+        msg_type=MSG_TYPE.get(alert.kind, "Cancel"), references=references, revision=revision)
+
+
+def _sent(ctx: Context, alert: Alert) -> datetime:
+    return ctx.services.local(alert.decided_at or alert.created_at)
+
+
+async def import_file(ctx: Context, attachment: Attachment) -> None:
+    """A CAP file from an operator: shown as the equivalent /alerte, submitted on request."""
+    if len(attachment.data) > MAX_CAP_BYTES:
+        ctx.say("cap.too_large", size=len(attachment.data), max=MAX_CAP_BYTES)
+        return
+    try:
+        draft = read_cap(attachment.data, ctx.services.geo,
+                         max_radius_km=ctx.services.config.geo.max_radius_km)
+    except CapError as error:
+        ctx.say(error.key, **error.params)
+        return
+    category = draft.category or "prevention"
+    text = re.sub(r"\s+", " ", " ".join(filter(None, (draft.headline, draft.description))))
+    command = f"{category} {_perimeter(ctx, draft.perimeter_text, draft.communes)} : {text}"
+    if draft.status == "Exercise":
+        command = command.replace(" : ", " exercice : ", 1)
+    await CAP_DRAFT.begin(ctx, command=command, guessed=draft.category is not None)
+
+
+def _perimeter(ctx: Context, text: str, communes: frozenset[str]) -> str:
+    """The file's own perimeter when it reads back to the same communes, else the codes."""
+    try:
+        if parse_perimeter(text, ctx.services.geo).communes == communes:
+            return text
+    except PerimeterError:
+        pass
+    return ", ".join(sorted(communes))
+
+
+class CapDraftFlow(Flow):
+    kind = "cap_draft"
+
+    def steps(self) -> dict[str, StepHandler]:
+        return {"confirm": self.on_confirm}
+
+    async def begin(self, ctx: Context, **options: Any) -> None:
+        state = await open_conversation(ctx, self.kind, "confirm",
+                                        {"command": options["command"]})
+        hint = "" if options["guessed"] else "\n" + ctx.t("capcmd.category_guessed")
+        ctx.reply(ctx.t("capcmd.draft", command=options["command"][:3000]) + hint, (
+            choice(state, ctx.t("guided.submit"), "submit"),
+            choice(state, ctx.t("guided.abandon"), "abandon")))
+
+    async def on_confirm(self, ctx: Context, state: ConversationState, answer: Answer) -> None:
+        if answer.value != "submit":
+            await close_conversation(ctx)
+            ctx.say("conversation.cancelled")
+            return
+        await close_conversation(ctx)
+        try:
+            draft = parse_alert_command(ctx.services, state.data["command"], ctx.now)
+        except (AlertInputError, PerimeterError) as error:
+            ctx.reply(ctx.t(error.key, **error.params))
+            return
+        await submit(ctx, draft)
+
+
+CAP_DRAFT = CapDraftFlow()
+
+COMMANDS = [Command("cap", export, Action.CLOSE_ALERT, "help.cap", in_groups=True)]
