@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PIP := $(BIN)/python -m pip install --disable-pip-version-check -q -c constraints.txt
 
-.PHONY: demo test lint bench console geo clean
+.PHONY: demo test lint bench fuzz console geo clean
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit("Python >= 3.11 is required" if sys.version_info < (3, 11) else 0)'
@@ -30,6 +30,9 @@ lint: $(VENV)/.test
 
 test: $(VENV)/.test lint  ## everything, including a real Synapse on loopback
 	$(BIN)/python -m pytest -q
+
+fuzz: $(VENV)/.test  ## the dedicated fuzz run: FUZZ_EXAMPLES inputs per target (default 10000)
+	FUZZ_EXAMPLES=$${FUZZ_EXAMPLES:-10000} $(BIN)/python -m pytest -q -s tests/test_fuzz.py
 
 bench: $(VENV)/.test
 	$(BIN)/python -m benchmarks
