@@ -69,6 +69,7 @@ class BotApp:
     async def stop(self) -> None:
         if self.scheduler.running:
             self.scheduler.shutdown(wait=False)
+        await self.core.idle()  # a clock job in progress finishes before the database closes
         await self.core.dispatcher.stop()
         for transport in self.transports.values():
             await transport.stop()

@@ -281,6 +281,11 @@ class Core:
             effects = await tick(self.services)
         await self.perform(effects)
 
+    async def idle(self) -> None:
+        """Wait until no message or clock job is being handled."""
+        async with self._lock:
+            pass
+
     async def purge(self) -> dict[str, int]:
         """The data register's retention rules (daily)."""
         async with self._lock:

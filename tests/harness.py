@@ -64,8 +64,9 @@ class TestBot:
                                         frozenset(self.transports))
         self.app = BotApp(services, self.transports)
         await self.app.start()
-        if not self.background_dispatch:  # tests decide when deliveries happen: drain()
+        if not self.background_dispatch:  # tests decide when deliveries and ticks happen
             await self.app.core.dispatcher.stop()
+            self.app.scheduler.pause()
         return self
 
     async def stop(self) -> None:

@@ -31,9 +31,9 @@ async def test_preview_shows_communes_reach_and_text(bot: TestBot) -> None:
     assert "Portée : 2 abonné(s), 0 groupe(s)" in preview
     assert "Vitrine forcée rue Carnot" in preview
     assert "Public : Commerçants" in preview
-    request = bot.officers()[-1]
+    request = bot.officers()[-2]  # the map follows it
     assert "Demande de diffusion n°1 — par telegram:100" in request
-    assert bot.officers("matrix")[-1] == request
+    assert bot.officers("matrix")[-2] == request
     assert await status(bot) == "pending"
 
 

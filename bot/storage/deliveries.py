@@ -11,25 +11,26 @@ from bot.clock import stamp
 from bot.storage.database import Database, Row
 
 # Matching recipients: active, in one of the communes, and (unless the alert reaches
-# everyone) in one of the target communities. {owner} is 'subscriber' or 'group'.
+# everyone) in one of the target communities. Written to start from the alert's communes
+# (index on subscriber_communes.insee): a scan of every subscriber probing each commune
+# took 6 s for 100,000 subscribers; this takes a fraction of a second.
 SUBSCRIBER_MATCH = """
     FROM subscribers s
-    WHERE s.status = 'active'
-      AND EXISTS (SELECT 1 FROM subscriber_communes sc
-                  WHERE sc.subscriber_id = s.id AND sc.insee IN ({communes}))
-      AND (:all_communities = 1 OR EXISTS (
-            SELECT 1 FROM subscriber_communities sy
-            WHERE sy.subscriber_id = s.id AND sy.community IN ({communities})))
+    WHERE s.id IN (SELECT sc.subscriber_id FROM subscriber_communes sc
+                   WHERE sc.insee IN ({communes}))
+      AND s.status = 'active'
+      AND (:all_communities = 1 OR s.id IN (
+            SELECT sy.subscriber_id FROM subscriber_communities sy
+            WHERE sy.community IN ({communities})))
 """
 GROUP_MATCH = """
     FROM chat_groups g
-    WHERE g.status = 'active'
-      AND EXISTS (SELECT 1 FROM group_communes gc
-                  WHERE gc.group_id = g.id AND gc.insee IN ({communes}))
-      AND (:all_communities = 1 OR NOT EXISTS (SELECT 1 FROM group_communities gy0
-                                                WHERE gy0.group_id = g.id)
-           OR EXISTS (SELECT 1 FROM group_communities gy
-                      WHERE gy.group_id = g.id AND gy.community IN ({communities})))
+    WHERE g.id IN (SELECT gc.group_id FROM group_communes gc WHERE gc.insee IN ({communes}))
+      AND g.status = 'active'
+      AND (:all_communities = 1
+           OR NOT EXISTS (SELECT 1 FROM group_communities gy0 WHERE gy0.group_id = g.id)
+           OR g.id IN (SELECT gy.group_id FROM group_communities gy
+                       WHERE gy.community IN ({communities})))
 """
 FROM_JSON = {"communes": "SELECT value FROM json_each(:communes)",
              "communities": "SELECT value FROM json_each(:communities)"}
