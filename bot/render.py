@@ -154,7 +154,22 @@ def duration(t: Translator, seconds: float) -> str:
 MAIN_ACTION = {"recall": "delete", "expiry": "edit"}  # other kinds: "send"
 
 
-def report(t: Translator, alert: Alert, counts: DeliveryCounts, seconds: float) -> str:
+def rate(t: Translator, done: int, seconds: float) -> str:
+    figure = f"{done / seconds:.1f}" if seconds > 0 else "—"
+    return figure.replace(".", ",") if t.language == "fr" else figure
+
+
+def progress(t: Translator, alert: Alert, counts: DeliveryCounts, seconds: float,
+             limits: str) -> str:
+    done = counts.total - counts.pending - counts.sending
+    percent = 100 * done // counts.total if counts.total else 100
+    return t("render.progress", number=alert.id, done=done, total=counts.total,
+             percent=percent, sent=counts.sent, rate=rate(t, counts.sent, seconds),
+             limits=limits, seconds=duration(t, seconds))
+
+
+def report(t: Translator, alert: Alert, counts: DeliveryCounts, seconds: float,
+           limits: str = "") -> str:
     """``counts`` are those of the kind's main action (see MAIN_ACTION)."""
     key = {"recall": "render.report_recall", "expiry": "render.report_expiry",
            "update": "render.report_update", "all_clear": "render.report_all_clear"}.get(
@@ -162,6 +177,8 @@ def report(t: Translator, alert: Alert, counts: DeliveryCounts, seconds: float) 
     lines = [t(key, number=alert.id, parent=alert.parent_id or alert.id, sent=counts.sent,
                failed=counts.failed, blocked=counts.blocked, dropped=counts.dropped,
                total=counts.total, seconds=duration(t, seconds))]
+    if counts.sent and seconds > 0:
+        lines.append(t("render.report_rate", rate=rate(t, counts.sent, seconds), limits=limits))
     if counts.maybe_duplicates:
         lines.append(t("render.report_duplicates", count=counts.maybe_duplicates))
     if counts.acknowledged:

@@ -10,7 +10,13 @@ from pathlib import Path
 
 from bot.app import BotApp, build_services
 from bot.clock import FrozenClock
-from bot.config import Config, RolesConfig, ThrottleConfig
+from bot.config import (
+    Config,
+    PlatformRateLimits,
+    RateLimitsConfig,
+    RolesConfig,
+    ThrottleConfig,
+)
 from bot.domain import ChatKind, ChatRef, Identity, Incoming, Outgoing
 from bot.geo.communes import CommuneLayer
 from bot.transports.memory import MemoryTransport
@@ -38,8 +44,11 @@ def test_config(database: Path, **overrides: object) -> Config:
                                   "matrix:@officer:test"])
     # The clock is frozen in tests, so the flood budget never refills: make it roomy
     # (tests/test_security.py checks the real limits).
+    # Likewise platform pacing would only slow tests down (tests/test_pacing.py checks it).
+    unpaced = PlatformRateLimits(1e6, 1e6, 1e6)
     config = Config(database=str(database), roles=roles, base_dir=str(ROOT),
-                    throttle=ThrottleConfig(messages_per_minute=10_000, burst=10_000))
+                    throttle=ThrottleConfig(messages_per_minute=10_000, burst=10_000),
+                    rate_limits=RateLimitsConfig(unpaced, unpaced, unpaced))
     return dataclasses.replace(config, **overrides)  # type: ignore[arg-type]
 
 
@@ -151,7 +160,7 @@ class TestBot:
         dispatcher = self.core.core.dispatcher
         deadline = asyncio.get_running_loop().time() + timeout
         while asyncio.get_running_loop().time() < deadline:
-            busy = False
+            busy = await dispatcher.resolve_once()
             for platform in self.transports:
                 busy = await dispatcher.run_once(platform) or busy
             if not busy:

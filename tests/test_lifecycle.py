@@ -114,7 +114,7 @@ async def test_expiry_marks_copies_and_drops_pending_sends(bot: TestBot) -> None
     await bot.say(OFFICER, "/valider 1", chat=OFFICERS)
     deliveries = bot.core.services.stores.deliveries
     claimed = await deliveries.claim_due("telegram", bot.clock.now(), 1)  # ALICE only
-    await bot.core.core.dispatcher._deliver("telegram", claimed[0])
+    await bot.core.core.dispatcher.send_rows("telegram", claimed)
     bot.advance(hours=25)  # cambriolage expires after 24 h
     await bot.core.core.tick()
     await bot.drain()

@@ -234,7 +234,7 @@ async def test_interrupted_broadcast_backed_up_and_restored_resumes(tmp_path: Pa
         await bot.say(OFFICER, "/valider 1", chat=OFFICERS)
         deliveries = bot.core.services.stores.deliveries
         first = await deliveries.claim_due("telegram", bot.clock.now(), 1)
-        await bot.core.core.dispatcher._deliver("telegram", first[0])
+        await bot.core.core.dispatcher.send_rows("telegram", first)
         await deliveries.claim_due("telegram", bot.clock.now(), 1)  # in flight at the crash
         assert backup(bot.config, tmp_path / "backup.sqlite3") == 0  # while running
     finally:

@@ -1,9 +1,14 @@
-"""Sends outbox rows through the transports and reports when an alert is fully handled.
+"""Sends outbox rows through the transports, at each platform's pace, and reports.
 
-A row is claimed ('sending', attempt counted) before the send and marked 'sent' only
-after the platform accepted it. A crash between the two leaves it 'sending'; at start
-such rows go back to 'pending' flagged as possible duplicates, so nobody is lost and
-at most the rows in flight at the crash can arrive twice.
+Per platform, two workers alternate: each claims a batch of due rows (marking them
+'sending' and counting the attempt), sends them concurrently under the platform's
+pacer, then records every outcome in one transaction. While one worker records, the
+other is sending, so the pipe stays full.
+
+Guarantee: a row is marked 'sent' only after the platform accepted it. A crash leaves
+the rows of the two batches in hand as 'sending'; at start they go back to 'pending',
+flagged as possible duplicates and counted in the report. So no recipient is lost, and
+at most 2 × ``broadcast.in_flight`` messages can arrive twice.
 """
 
 from __future__ import annotations
@@ -12,15 +17,24 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
-from aiolimiter import AsyncLimiter
-
+from bot.broadcast.outbox import resolve_more
+from bot.broadcast.pacing import Pacer
+from bot.config import PlatformRateLimits
 from bot.context import Services
-from bot.domain import ChatRef, Effects, Notify, Outgoing, ToOfficers
+from bot.domain import ChatRef, EditTracked, Effects, Notify, Outgoing, ToOfficers
 from bot.i18n import Translator
-from bot.render import MAIN_ACTION, closed_copy, delivered_alert, receipt_choices, report
+from bot.render import (
+    MAIN_ACTION,
+    closed_copy,
+    delivered_alert,
+    progress,
+    receipt_choices,
+    report,
+)
+from bot.storage.alerts import Alert
 from bot.storage.deliveries import Delivery
 from bot.transports.base import (
     ChatMoved,
@@ -33,6 +47,21 @@ from bot.transports.base import (
 log = logging.getLogger(__name__)
 
 EffectsSink = Callable[[Effects], Awaitable[None]]
+WORKERS_PER_PLATFORM = 2
+PROGRESS_EVERY = 5.0  # seconds between edits of a broadcast's progress message
+PROGRESS_FROM = 100  # recipients: smaller broadcasts end before a progress message helps
+PROGRESS = "progress"
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    row: Delivery
+    status: str  # sent | retry | blocked | failed | moved
+    message_id: str | None = None
+    error: str = ""
+    retry_in: float = 0.0
+    count_attempt: bool = True
+    new_chat_id: str | None = None
 
 
 class Dispatcher:
@@ -42,24 +71,31 @@ class Dispatcher:
         self.transports = transports
         self.perform = perform
         self._wake = {platform: asyncio.Event() for platform in transports}
-        self._paused_until: dict[str, datetime] = {}
-        self._limiters = {p: self._limiter(p) for p in transports}
+        self._resolve_wake = asyncio.Event()
+        self.pacers = {p: Pacer(self.limits(p)) for p in transports}
         self._rendered: dict[tuple[int, str], Outgoing] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self._t = Translator(services.catalog, services.config.language)
 
-    def _limiter(self, platform: str) -> AsyncLimiter:
+    def limits(self, platform: str) -> PlatformRateLimits:
         limits = getattr(self.services.config.rate_limits, platform, None)
-        rate = limits.global_per_second if limits else 30.0
-        return AsyncLimiter(max(rate, 1.0), 1.0)
+        return limits if isinstance(limits, PlatformRateLimits) else PlatformRateLimits()
+
+    # -- running ---------------------------------------------------------------------
 
     async def start(self) -> None:
         recovered = await self.services.stores.deliveries.recover_interrupted()
         if recovered:
-            log.warning("resuming %d deliveries interrupted by a stop", recovered)
+            log.warning("resuming deliveries interrupted by a stop count=%d", recovered)
         for platform in self.transports:
-            self._tasks.append(asyncio.create_task(self._run(platform), name=f"send-{platform}"))
+            for number in range(WORKERS_PER_PLATFORM):
+                self._spawn(self._run(platform), f"send-{platform}-{number}")
+        self._spawn(self._resolver(), "resolve")
+        self._spawn(self._progress_loop(), "progress")
         self.wake()
+
+    def _spawn(self, work: Awaitable[None], name: str) -> None:
+        self._tasks.append(asyncio.create_task(work, name=name))  # type: ignore[arg-type]
 
     async def stop(self) -> None:
         for task in self._tasks:
@@ -70,6 +106,7 @@ class Dispatcher:
         self._tasks.clear()
 
     def wake(self) -> None:
+        self._resolve_wake.set()
         for event in self._wake.values():
             event.set()
 
@@ -80,7 +117,7 @@ class Dispatcher:
             except asyncio.CancelledError:
                 raise
             except Exception:
-                log.exception("dispatcher for %s failed; retrying in 1 s", platform)
+                log.exception("dispatcher failed platform=%s; retrying in 1 s", platform)
                 await asyncio.sleep(1)
                 continue
             if not sent_any:
@@ -88,14 +125,18 @@ class Dispatcher:
 
     async def run_once(self, platform: str) -> bool:
         """Send one batch of due rows; returns False when nothing was due."""
-        await self._respect_pause(platform)
         now = self.services.clock.now()
         batch = await self.services.stores.deliveries.claim_due(
             platform, now, self.services.config.broadcast.in_flight)
         if batch:
-            await asyncio.gather(*(self._deliver(platform, row) for row in batch))
+            await self.send_rows(platform, batch)
         await self.finish_completed()
         return bool(batch)
+
+    async def send_rows(self, platform: str, rows: list[Delivery]) -> None:
+        """Send claimed rows concurrently (paced), then record all outcomes at once."""
+        outcomes = await asyncio.gather(*(self._deliver(platform, row) for row in rows))
+        await self._record(outcomes)
 
     async def _idle(self, platform: str) -> None:
         event = self._wake[platform]
@@ -103,6 +144,7 @@ class Dispatcher:
         timeout = await self._seconds_until_due(platform)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(event.wait(), timeout)
+        self.pacers[platform].forget_idle_chats()
 
     async def _seconds_until_due(self, platform: str) -> float:
         due = await self.services.stores.deliveries.next_due(platform)
@@ -111,64 +153,35 @@ class Dispatcher:
         delta = datetime.fromisoformat(due) - self.services.clock.now()
         return min(max(delta.total_seconds(), 0.05), 30.0)
 
-    async def _respect_pause(self, platform: str) -> None:
-        until = self._paused_until.get(platform)
-        if until is not None:
-            delay = (until - self.services.clock.now()).total_seconds()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            self._paused_until.pop(platform, None)
+    # -- one row ---------------------------------------------------------------------
 
-    async def _deliver(self, platform: str, row: Delivery) -> None:
-        deliveries = self.services.stores.deliveries
+    async def _deliver(self, platform: str, row: Delivery) -> Outcome:
+        pacer = self.pacers[platform]
         try:
-            async with self._limiters[platform]:
-                message_id = await self._perform(platform, row)
+            await pacer.acquire(row.chat_id, row.recipient_kind == "group")
+            message_id = await self._perform(platform, row)
         except RateLimited as error:
-            await self._rate_limited(platform, row, error)
+            (pacer.delay_chat(row.chat_id, error.retry_after) if error.chat_only
+             else pacer.pause(error.retry_after))
+            return Outcome(row, "retry", error=str(error), retry_in=error.retry_after,
+                           count_attempt=False)
         except ChatMoved as error:
-            await self._chat_moved(row, error)
+            return Outcome(row, "moved", error=str(error), new_chat_id=error.new_chat_id)
         except RecipientGone as error:
-            await deliveries.mark_final(row.id, "blocked", str(error) or "recipient gone")
-            await self._mark_recipient_blocked(row)
+            return Outcome(row, "blocked", error=str(error) or "recipient gone")
         except PermanentError as error:
-            await deliveries.mark_final(row.id, "failed", str(error))
+            return Outcome(row, "failed", error=str(error))
         except Exception as error:  # transient or unexpected: retry with backoff
-            await self._retry_or_fail(row, f"{type(error).__name__}: {error}")
-        else:
-            await deliveries.mark_sent(row.id, message_id, self.services.clock.now())
+            return self._backoff(row, f"{type(error).__name__}: {error}")
+        return Outcome(row, "sent", message_id=message_id)
 
-    async def _rate_limited(self, platform: str, row: Delivery, error: RateLimited) -> None:
-        resume = self.services.clock.now() + timedelta(seconds=error.retry_after)
-        if not error.chat_only:
-            self._paused_until[platform] = max(resume, self._paused_until.get(platform, resume))
-        await self.services.stores.deliveries.retry_later(row.id, resume, str(error),
-                                                          count_attempt=False)
-
-    async def _chat_moved(self, row: Delivery, error: ChatMoved) -> None:
-        stores = self.services.stores
-        if row.recipient_kind == "group":
-            await stores.groups.move(row.platform, row.chat_id, error.new_chat_id)
-        await stores.deliveries.move_chat(row.id, error.new_chat_id)
-        await stores.deliveries.retry_later(row.id, self.services.clock.now(), str(error),
-                                            count_attempt=False)
-
-    async def _mark_recipient_blocked(self, row: Delivery) -> None:
-        stores, now = self.services.stores, self.services.clock.now()
-        if row.recipient_kind == "group":
-            await stores.groups.set_status_by_chat(row.platform, row.chat_id, "blocked")
-        else:
-            await stores.subscribers.set_status(row.recipient_id, "blocked", now)
-
-    async def _retry_or_fail(self, row: Delivery, error: str) -> None:
+    def _backoff(self, row: Delivery, error: str) -> Outcome:
         settings = self.services.config.broadcast
         if row.attempts >= settings.max_attempts:
-            await self.services.stores.deliveries.mark_final(row.id, "failed", error)
-            return
+            return Outcome(row, "failed", error=error)
         delay = min(settings.retry_base_seconds * 2 ** (row.attempts - 1),
                     settings.retry_max_seconds)
-        next_try = self.services.clock.now() + timedelta(seconds=delay)
-        await self.services.stores.deliveries.retry_later(row.id, next_try, error)
+        return Outcome(row, "retry", error=error, retry_in=delay)
 
     async def _perform(self, platform: str, row: Delivery) -> str:
         """One outbox row on the platform; returns the id of the message sent or acted on."""
@@ -182,6 +195,41 @@ class Dispatcher:
             await transport.edit(row.chat_id, target, message)
             return target
         return await transport.send(row.chat_id, message)
+
+    async def _record(self, outcomes: list[Outcome]) -> None:
+        """Every outcome of a batch in one transaction: one write per batch, not per row."""
+        stores, now = self.services.stores, self.services.clock.now()
+        async with self.services.db.transaction():
+            await stores.deliveries.mark_sent_many(
+                [(o.row.id, o.message_id or "") for o in outcomes if o.status == "sent"], now)
+            for outcome in outcomes:
+                if outcome.status != "sent":
+                    await self._record_problem(outcome, now)
+
+    async def _record_problem(self, outcome: Outcome, now: datetime) -> None:
+        stores, row = self.services.stores, outcome.row
+        if outcome.status == "retry":
+            await stores.deliveries.retry_later(row.id, now + timedelta(seconds=outcome.retry_in),
+                                                outcome.error, outcome.count_attempt)
+        elif outcome.status == "moved":
+            assert outcome.new_chat_id is not None
+            if row.recipient_kind == "group":
+                await stores.groups.move(row.platform, row.chat_id, outcome.new_chat_id)
+            await stores.deliveries.move_chat(row.id, outcome.new_chat_id)
+            await stores.deliveries.retry_later(row.id, now, outcome.error, count_attempt=False)
+        else:
+            await stores.deliveries.mark_final(row.id, outcome.status, outcome.error)
+            if outcome.status == "blocked":
+                await self._mark_recipient_blocked(row, now)
+
+    async def _mark_recipient_blocked(self, row: Delivery, now: datetime) -> None:
+        stores = self.services.stores
+        if row.recipient_kind == "group":
+            await stores.groups.set_status_by_chat(row.platform, row.chat_id, "blocked")
+        else:
+            await stores.subscribers.set_status(row.recipient_id, "blocked", now)
+
+    # -- what is sent --------------------------------------------------------------------
 
     async def _message(self, row: Delivery) -> Outgoing:
         key = (row.alert_id, row.action)
@@ -208,6 +256,66 @@ class Dispatcher:
         original = self.services.local(parent.decided_at or parent.created_at)
         return closed_copy(self._t, parent, category, how, moment, original)
 
+    # -- resolution, progress, reports -------------------------------------------------------
+
+    async def _resolver(self) -> None:
+        """Write the rest of each broadcast's recipients, chunk by chunk."""
+        while True:
+            try:
+                busy = await self.resolve_once()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("recipient resolution failed; retrying in 1 s")
+                await asyncio.sleep(1)
+                continue
+            if not busy:
+                self._resolve_wake.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._resolve_wake.wait(), 30.0)
+
+    async def resolve_once(self) -> bool:
+        pending = await self.services.stores.alerts.resolving()
+        for alert_id, after in pending:
+            await resolve_more(self.services, alert_id, after, self.services.clock.now())
+            for event in self._wake.values():
+                event.set()
+        return bool(pending)
+
+    async def _progress_loop(self) -> None:
+        while True:
+            await asyncio.sleep(PROGRESS_EVERY)
+            try:
+                await self.post_progress()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("progress update failed")
+
+    async def post_progress(self) -> None:
+        """One message per long broadcast in the officers' channels, edited as it goes
+        (every few seconds: well within the platforms' edit limits)."""
+        stores = self.services.stores
+        for alert in await stores.alerts.broadcasting():
+            counts = await stores.deliveries.counts(alert.id, MAIN_ACTION.get(alert.kind, "send"))
+            if counts.total < PROGRESS_FROM:
+                continue
+            message = Outgoing(progress(self._t, alert, counts, self._elapsed(alert),
+                                        self._limit_text(alert)))
+            if await stores.alerts.posts(PROGRESS, alert.id):
+                await self.perform(Effects([EditTracked(PROGRESS, alert.id, message)]))
+            else:
+                await self.perform(Effects([ToOfficers(message, track=(PROGRESS, alert.id))]))
+
+    def _elapsed(self, alert: Alert) -> float:
+        started = datetime.fromisoformat(alert.broadcast_started_at or alert.created_at)
+        finished = (datetime.fromisoformat(alert.completed_at) if alert.completed_at
+                    else self.services.clock.now())
+        return max((finished - started).total_seconds(), 0.0)
+
+    def _limit_text(self, alert: Alert) -> str:
+        return ", ".join(f"{p} {self.pacers[p].rate:g}/s" for p in self.pacers)
+
     async def finish_completed(self) -> None:
         """Close broadcasts with nothing left to send, and report each exactly once."""
         stores, now = self.services.stores, self.services.clock.now()
@@ -222,13 +330,14 @@ class Dispatcher:
         alert = await stores.alerts.get(alert_id)
         assert alert is not None
         counts = await stores.deliveries.counts(alert_id, MAIN_ACTION.get(alert.kind, "send"))
-        started = datetime.fromisoformat(alert.broadcast_started_at or alert.created_at)
-        finished = datetime.fromisoformat(alert.completed_at or alert.created_at)
-        text = report(self._t, alert, counts, (finished - started).total_seconds())
+        text = report(self._t, alert, counts, self._elapsed(alert), self._limit_text(alert))
         message = Outgoing(text)
-        requester = ChatRef(alert.request_platform, alert.request_chat_id)
         for action in ("send", "edit"):
             self._rendered.pop((alert_id, action), None)
-        if alert.kind == "expiry":  # nobody asked for it: the officers are enough
-            return Effects([ToOfficers(message)])
-        return Effects([ToOfficers(message), Notify(requester, message)])
+        effects = Effects([ToOfficers(message)])
+        if await stores.alerts.posts(PROGRESS, alert_id):
+            effects.items.append(EditTracked(PROGRESS, alert_id, message))
+        if alert.kind != "expiry":  # nobody asked for an expiry: the officers are enough
+            requester = ChatRef(alert.request_platform, alert.request_chat_id)
+            effects.items.append(Notify(requester, message))
+        return effects

@@ -7,6 +7,9 @@ from datetime import datetime
 from bot.context import Services
 from bot.storage.alerts import Alert
 
+FIRST_CHUNK = 1_000  # written with the approval: the first messages leave at once
+CHUNK = 10_000  # then written by the resolver, one transaction each
+
 PRIORITY_ALERT = 20
 PRIORITY_UPDATE = 10
 PRIORITY_PREVENTION = 0
@@ -32,19 +35,47 @@ async def start_broadcast(services: Services, alert_id: int, now: datetime) -> i
         return 0
     priority = priority_of(alert, services.reference.categories[alert.category].severity)
     count = await _enqueue(services, alert, priority, now)
-    for platform in await stores.deliveries.platforms(alert.id):
-        if platform not in services.platforms:
-            await stores.deliveries.fail_platform(alert.id, platform,
-                                                  f"platform {platform} is not running")
+    await _fail_missing_platforms(services, alert.id)
     await stores.alerts.transition(alert.id, "approved", "broadcasting", "system", now)
     return count
+
+
+async def _fail_missing_platforms(services: Services, alert_id: int) -> None:
+    deliveries = services.stores.deliveries
+    for platform in await deliveries.platforms(alert_id):
+        if platform not in services.platforms:
+            await deliveries.fail_platform(alert_id, platform,
+                                           f"platform {platform} is not running")
+
+
+async def resolve_more(services: Services, alert_id: int, after_id: int,
+                       now: datetime) -> int | None:
+    """Write the next chunk of an alert's recipients (its own transaction; the cursor is
+    saved with it, so a restart resumes where it stopped). None when complete."""
+    stores = services.stores
+    async with services.db.transaction():
+        alert = await stores.alerts.get(alert_id)
+        assert alert is not None
+        priority = priority_of(alert, services.reference.categories[alert.category].severity)
+        last = await stores.deliveries.enqueue_subscribers(
+            alert.id, alert.all_communities, priority, now, after_id, CHUNK)
+        await stores.alerts.set_resolve_after(alert.id, last)
+        await _fail_missing_platforms(services, alert.id)
+    return last
 
 
 async def _enqueue(services: Services, alert: Alert, priority: int, now: datetime) -> int:
     deliveries = services.stores.deliveries
     parent = alert.parent_id
     if parent is None:
-        return await deliveries.enqueue(alert.id, alert.all_communities, priority, now)
+        await deliveries.enqueue_groups(alert.id, alert.all_communities, priority, now)
+        last = await deliveries.enqueue_subscribers(alert.id, alert.all_communities, priority,
+                                                    now, 0, FIRST_CHUNK)
+        await services.stores.alerts.set_resolve_after(alert.id, last)
+        reach = await deliveries.reach(await services.stores.alerts.communes(alert.id),
+                                       await services.stores.alerts.communities(alert.id),
+                                       alert.all_communities)
+        return reach.subscribers + reach.groups  # all of them, not just this first chunk
     count = 0
     if alert.kind in ("update", "all_clear"):
         count += await deliveries.enqueue_followup(alert.id, parent, "send", priority, now)

@@ -192,7 +192,8 @@ class AlertStore:
     async def broadcasts_without_work(self) -> list[int]:
         """Alerts still 'broadcasting' whose outbox has nothing pending or in flight."""
         rows = await self.db.fetchall(
-            "SELECT id FROM alerts a WHERE status = 'broadcasting' AND NOT EXISTS ("
+            "SELECT id FROM alerts a WHERE status = 'broadcasting' AND resolve_after IS NULL"
+            " AND NOT EXISTS ("
             " SELECT 1 FROM deliveries d WHERE d.alert_id = a.id"
             " AND d.status IN ('pending', 'sending')) ORDER BY id")
         return [row[0] for row in rows]
@@ -208,6 +209,22 @@ class AlertStore:
         rows = await self.db.fetchall(
             "SELECT * FROM approvals WHERE alert_id = ? ORDER BY id", (alert_id,))
         return [Approval.from_row(row) for row in rows]
+
+    async def set_resolve_after(self, alert_id: int, subscriber_id: int | None) -> None:
+        await self.db.execute("UPDATE alerts SET resolve_after = ? WHERE id = ?",
+                              (subscriber_id, alert_id))
+
+    async def broadcasting(self) -> list[Alert]:
+        rows = await self.db.fetchall(
+            "SELECT * FROM alerts WHERE status = 'broadcasting' ORDER BY id")
+        return [Alert.from_row(row) for row in rows]
+
+    async def resolving(self) -> list[tuple[int, int]]:
+        """Broadcasts whose recipients are still being written: (alert id, resume after)."""
+        rows = await self.db.fetchall(
+            "SELECT id, resolve_after FROM alerts WHERE status = 'broadcasting'"
+            " AND resolve_after IS NOT NULL ORDER BY id")
+        return [(row[0], row[1]) for row in rows]
 
     async def set_prosecutor_ref(self, alert_id: int, reference: str) -> None:
         await self.db.execute("UPDATE alerts SET prosecutor_ref = ? WHERE id = ?",

@@ -38,6 +38,10 @@ FROM_ALERT = {"communes": "SELECT insee FROM alert_communes WHERE alert_id = :al
               "communities": "SELECT community FROM alert_communities WHERE alert_id = :alert_id"}
 
 
+INSERT_ROWS = ("INSERT OR IGNORE INTO deliveries (alert_id, recipient_kind, recipient_id,"
+               " platform, chat_id, priority, next_try_at) ")
+
+
 @dataclass(frozen=True, slots=True)
 class Delivery:
     id: int
@@ -100,20 +104,30 @@ class DeliveryStore:
                                         params)
         return Reach(int(subscribers), int(groups))
 
-    async def enqueue(self, alert_id: int, all_communities: bool, priority: int,
-                      now: datetime) -> int:
-        """Write the outbox rows of an alert; must run inside the approval transaction."""
+    async def enqueue_groups(self, alert_id: int, all_communities: bool, priority: int,
+                             now: datetime) -> int:
         params = {"alert_id": alert_id, "all_communities": int(all_communities),
                   "priority": priority, "now": stamp(now)}
-        insert = ("INSERT OR IGNORE INTO deliveries (alert_id, recipient_kind, recipient_id,"
-                  " platform, chat_id, priority, next_try_at) ")
-        subscribers = await self.db.execute(
-            insert + "SELECT :alert_id, 'subscriber', s.id, s.platform, s.chat_id, :priority, :now"
-            + SUBSCRIBER_MATCH.format(**FROM_ALERT), params)
-        groups = await self.db.execute(
-            insert + "SELECT :alert_id, 'group', g.id, g.platform, g.chat_id, :priority, :now"
-            + GROUP_MATCH.format(**FROM_ALERT), params)
-        return subscribers + groups
+        return await self.db.execute(
+            INSERT_ROWS + "SELECT :alert_id, 'group', g.id, g.platform, g.chat_id, :priority,"
+            " :now" + GROUP_MATCH.format(**FROM_ALERT), params)
+
+    async def enqueue_subscribers(self, alert_id: int, all_communities: bool, priority: int,
+                                  now: datetime, after_id: int, limit: int) -> int | None:
+        """Write the next ``limit`` subscriber rows (by subscriber id, after ``after_id``).
+        Returns the last subscriber id written, or None when there are no more."""
+        params = {"alert_id": alert_id, "all_communities": int(all_communities),
+                  "priority": priority, "now": stamp(now), "after": after_id, "limit": limit}
+        last = await self.db.fetchval(
+            "SELECT max(id) FROM (SELECT s.id" + SUBSCRIBER_MATCH.format(**FROM_ALERT)
+            + " AND s.id > :after ORDER BY s.id LIMIT :limit)", params)
+        if last is None:
+            return None
+        await self.db.execute(
+            INSERT_ROWS + "SELECT :alert_id, 'subscriber', s.id, s.platform, s.chat_id,"
+            " :priority, :now" + SUBSCRIBER_MATCH.format(**FROM_ALERT)
+            + " AND s.id > :after AND s.id <= :last", {**params, "last": last})
+        return int(last)
 
     async def claim_due(self, platform: str, now: datetime, limit: int) -> list[Delivery]:
         """Mark due rows 'sending' and return them; the attempt counts from now."""
@@ -134,6 +148,12 @@ class DeliveryStore:
         await self.db.execute(
             "UPDATE deliveries SET status = 'sent', message_id = ?, sent_at = ?, last_error = NULL"
             " WHERE id = ?", (message_id, stamp(now), delivery_id))
+
+    async def mark_sent_many(self, sent: list[tuple[int, str]], now: datetime) -> None:
+        await self.db.executemany(
+            "UPDATE deliveries SET status = 'sent', message_id = ?, sent_at = ?,"
+            " last_error = NULL WHERE id = ?",
+            [(message_id, stamp(now), row_id) for row_id, message_id in sent])
 
     async def mark_final(self, delivery_id: int, status: str, error: str) -> None:
         await self.db.execute(

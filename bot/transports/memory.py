@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -32,6 +33,7 @@ class MemoryTransport(Transport):
         # chat id → errors raised by the next sends there, in order
         self.failures: dict[str, list[DeliveryError]] = defaultdict(list)
         self.send_count = 0
+        self.send_times: list[tuple[float, str]] = []  # (loop time, chat id), for pacing tests
         self._ids = itertools.count(1)
 
     async def start(self, on_incoming: IncomingHandler) -> None:
@@ -42,6 +44,7 @@ class MemoryTransport(Transport):
 
     async def send(self, chat_id: str, message: Outgoing) -> str:
         self.send_count += 1
+        self.send_times.append((asyncio.get_running_loop().time(), chat_id))
         if self.failures.get(chat_id):
             raise self.failures[chat_id].pop(0)
         message_id = str(next(self._ids))

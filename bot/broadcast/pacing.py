@@ -1,0 +1,63 @@
+"""How fast one platform may be sent to: a global budget, one per chat, one per group.
+
+The platform's limits are met by pacing, not discovered by hitting them: the global
+budget is a leaky bucket (aiolimiter) refilled every tenth of a second, so bursts stay
+small; each chat has the time of its next allowed message. A 429 for one chat delays
+only that chat; a global one pauses the whole platform for ``retry_after``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from aiolimiter import AsyncLimiter
+
+from bot.config import PlatformRateLimits
+
+SLICE = 0.1  # seconds: the global bucket's refill period, and so its largest burst
+
+
+class Pacer:
+    def __init__(self, limits: PlatformRateLimits) -> None:
+        self.limits = limits
+        rate = max(limits.global_per_second, 1.0)
+        self._global = AsyncLimiter(max(1.0, rate * SLICE), SLICE)
+        self._chat_interval = 1.0 / max(limits.per_chat_per_second, 1e-6)
+        self._group_interval = 60.0 / max(limits.per_group_per_minute, 1e-6)
+        self._next_for_chat: dict[str, float] = {}
+        self._paused_until = 0.0
+
+    @property
+    def rate(self) -> float:
+        return self.limits.global_per_second
+
+    def _now(self) -> float:
+        return asyncio.get_running_loop().time()
+
+    async def acquire(self, chat_id: str, is_group: bool) -> None:
+        """Wait until a message to ``chat_id`` respects every budget, then take it."""
+        interval = self._group_interval if is_group else self._chat_interval
+        now = self._now()
+        slot = max(now, self._next_for_chat.get(chat_id, now))
+        self._next_for_chat[chat_id] = slot + interval
+        if slot > now:
+            await asyncio.sleep(slot - now)
+        await self._respect_pause()
+        await self._global.acquire()
+
+    async def _respect_pause(self) -> None:
+        while (delay := self._paused_until - self._now()) > 0:
+            await asyncio.sleep(delay)
+
+    def pause(self, seconds: float) -> None:
+        """The platform said slow down: nobody on it sends for ``seconds``."""
+        self._paused_until = max(self._paused_until, self._now() + seconds)
+
+    def delay_chat(self, chat_id: str, seconds: float) -> None:
+        self._next_for_chat[chat_id] = max(self._next_for_chat.get(chat_id, 0.0),
+                                           self._now() + seconds)
+
+    def forget_idle_chats(self) -> None:
+        """Drop chats whose next slot has passed, so memory stays flat over a broadcast."""
+        now = self._now()
+        self._next_for_chat = {c: t for c, t in self._next_for_chat.items() if t > now}

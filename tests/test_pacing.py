@@ -1,0 +1,147 @@
+"""Pacing per platform, chat and group; 429 scopes; streaming resolution; progress."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+from bot.broadcast import outbox
+from bot.clock import Clock
+from bot.config import PlatformRateLimits, RateLimitsConfig
+from bot.transports.base import RateLimited
+from tests.harness import OFFICERS, TestBot, test_config
+
+OPERATOR, OFFICER = "telegram:100", "telegram:200"
+
+
+async def seeded_bot(tmp_path: Path, subscribers: int, limits: PlatformRateLimits,
+                     background: bool = False) -> TestBot:
+    from benchmarks.core import seed_subscribers
+
+    config = test_config(tmp_path / "db.sqlite3",
+                         rate_limits=RateLimitsConfig(limits, limits, limits))
+    bot = await TestBot(config, background_dispatch=background).start()
+    await seed_subscribers(bot, subscribers, ["70550"])
+    return bot
+
+
+async def approve(bot: TestBot, text: str = "/alerte crue Vesoul : Montée des eaux") -> None:
+    await bot.say(OPERATOR, text)
+    await bot.say(OFFICER, "/valider 1", chat=OFFICERS)
+
+
+def recipients_times(bot: TestBot) -> list[float]:
+    return [t for t, chat in bot.transports["telegram"].send_times if chat not in (
+        OFFICERS, "100", "200")]
+
+
+async def test_global_rate_is_never_exceeded(tmp_path: Path) -> None:
+    bot = await seeded_bot(tmp_path, 45, PlatformRateLimits(30, 1e6, 1e6))
+    try:
+        await approve(bot)
+        await bot.drain(timeout=30)
+        times = recipients_times(bot)
+        assert len(times) == 45
+        # 3 may leave at once (a tenth of a second's budget), then 30 per second.
+        assert times[-1] - times[0] >= (45 - 3) / 30 - 0.05
+        window = [b - a for a, b in zip(times, times[9:], strict=False)]
+        assert min(window) >= (10 - 3) / 30 - 0.01  # no 10 messages closer than the budget
+    finally:
+        await bot.stop()
+
+
+async def test_one_chat_is_paced_without_slowing_the_others(tmp_path: Path) -> None:
+    bot = await seeded_bot(tmp_path, 0, PlatformRateLimits(1e6, 2, 1e6))
+    pacer = bot.core.core.dispatcher.pacers["telegram"]
+    started = asyncio.get_running_loop().time()
+    for _ in range(3):
+        await pacer.acquire("A", is_group=False)
+    await pacer.acquire("B", is_group=False)
+    elapsed_b = asyncio.get_running_loop().time() - started
+    await bot.stop()
+    assert elapsed_b >= 1.0  # A's third message waited 2 × 0.5 s; B came right after
+
+
+async def test_group_budget_is_per_minute(tmp_path: Path) -> None:
+    bot = await seeded_bot(tmp_path, 0, PlatformRateLimits(1e6, 1e6, 120))  # 2 per second
+    pacer = bot.core.core.dispatcher.pacers["telegram"]
+    started = asyncio.get_running_loop().time()
+    for _ in range(3):
+        await pacer.acquire("-100", is_group=True)
+    assert asyncio.get_running_loop().time() - started >= 1.0
+    await bot.stop()
+
+
+async def test_a_chat_429_does_not_pause_the_broadcast(tmp_path: Path) -> None:
+    bot = await seeded_bot(tmp_path, 20, PlatformRateLimits(1e6, 1e6, 1e6), background=True)
+    bot.clock = Clock()  # type: ignore[assignment]
+    bot.core.services.clock = Clock()
+    first = "10001"
+    bot.transports["telegram"].failures[first] = [RateLimited(2, chat_only=True)]
+    try:
+        await approve(bot)
+        posted = bot.transports["telegram"].posted
+        def served() -> set[str]:
+            return {chat for chat, posts in posted.items()
+                    if posts and chat.isdigit() and int(chat) > 10_000}
+
+        for _ in range(100):
+            if len(served()) >= 19:
+                break
+            await asyncio.sleep(0.01)
+        assert len(served()) == 19 and first not in served()  # it alone waits its 2 s
+    finally:
+        await bot.stop()
+
+
+async def test_a_global_429_pauses_the_platform(tmp_path: Path) -> None:
+    bot = await seeded_bot(tmp_path, 0, PlatformRateLimits(1e6, 1e6, 1e6))
+    pacer = bot.core.core.dispatcher.pacers["telegram"]
+    pacer.pause(0.6)
+    started = asyncio.get_running_loop().time()
+    await pacer.acquire("anyone", is_group=False)
+    assert asyncio.get_running_loop().time() - started >= 0.55
+    await bot.stop()
+
+
+async def test_recipients_are_written_in_chunks_and_resume_after_restart(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(outbox, "FIRST_CHUNK", 10)
+    monkeypatch.setattr(outbox, "CHUNK", 25)
+    bot = await seeded_bot(tmp_path, 60, PlatformRateLimits(1e6, 1e6, 1e6))
+    try:
+        await approve(bot)
+        db = bot.core.services.db
+        assert await db.fetchval("SELECT count(*) FROM deliveries") == 10
+        assert "60 destinataire(s)" in bot.inbox(OPERATOR)[-1]
+        await bot.core.core.dispatcher.resolve_once()
+        assert await db.fetchval("SELECT count(*) FROM deliveries") == 35
+        await bot.restart()
+        await bot.drain()
+        db = bot.core.services.db  # the restart opened the database again
+        assert await db.fetchval("SELECT count(*) FROM deliveries") == 60
+        assert "60 envoyé(s), 0 échec(s), 0 bloqué(s) sur 60" in bot.officers()[-1]
+    finally:
+        await bot.stop()
+
+
+async def test_long_broadcast_has_an_edited_progress_message_and_a_rate_report(
+        tmp_path: Path) -> None:
+    bot = await seeded_bot(tmp_path, 150, PlatformRateLimits(1e6, 1e6, 1e6))
+    try:
+        await approve(bot)
+        dispatcher = bot.core.core.dispatcher
+        await dispatcher.run_once("telegram")
+        await dispatcher.post_progress()
+        posted = bot.transports["telegram"].posted[OFFICERS]
+        progress = [p for p in posted if "⏳ Diffusion alerte n°1" in p.message.text]
+        assert len(progress) == 1 and "/150 traités" in progress[0].message.text
+        bot.advance(seconds=3)
+        await bot.drain()
+        assert "150 envoyé(s)" in progress[0].current.text  # edited into the final report
+        report = bot.officers()[-1]
+        assert "Débit : 50,0 msg/s" in report and "limites : telegram 1e+06/s" in report
+    finally:
+        await bot.stop()
