@@ -23,6 +23,7 @@ from bot.domain import (
     ChatRef,
     CommandMenu,
     EditTracked,
+    Effect,
     Effects,
     Incoming,
     Notify,
@@ -40,7 +41,7 @@ from bot.roles import Action, Role
 from bot.storage.alerts import PostedMessage
 from bot.storage.conversations import ConversationState
 from bot.throttle import Throttle
-from bot.transports.base import DeliveryError, Transport
+from bot.transports.base import DeliveryError, RateLimited, Transport
 
 log = logging.getLogger(__name__)
 RECEIPT_CHOICE = re.compile(r"(ack|tip):(\d{1,9})")
@@ -68,6 +69,7 @@ class Core:
         ])
         self.dispatcher = Dispatcher(services, transports, self.perform)
         self._lock = asyncio.Lock()
+        self._retries: set[asyncio.Task[None]] = set()
         settings = services.config.throttle
         self.throttle = Throttle(settings.messages_per_minute, settings.burst)
 
@@ -151,10 +153,15 @@ class Core:
             await stores.groups.move(chat.platform, chat.chat_id, ctx.incoming.moved_to)
             return
         status = "blocked" if ctx.incoming.membership == "left" else "active"
-        if ctx.is_private:
+        if ctx.is_private and status == "blocked":
             await stores.subscribers.set_status_by_chat(chat.platform, chat.chat_id, status,
                                                         ctx.now)
             await ctx.audit("chat.membership", status=status)  # the actor's pseudonym says who
+        elif ctx.is_private:
+            sender = ctx.identity
+            await stores.subscribers.rejoin(sender.platform, sender.user_id, chat.chat_id,
+                                            ctx.now)
+            await ctx.audit("chat.membership", status=status)
         else:
             await stores.groups.set_status_by_chat(chat.platform, chat.chat_id, status)
             await ctx.audit("chat.membership", chat=str(chat), status=status)
@@ -309,13 +316,32 @@ class Core:
         for effect in effects.items:
             try:
                 await self._perform_one(effect, origin)
+            except RateLimited as error:
+                self._retry_later(effect, origin, error.retry_after)
             except DeliveryError as error:
-                log.warning("could not deliver a %s: %s", type(effect).__name__, error)
+                log.warning("could not deliver effect=%s error=%s", type(effect).__name__, error)
         if effects.wake_dispatcher:
             self.dispatcher.wake()
 
-    async def _perform_one(self, effect: Reply | Notify | ToOfficers | EditTracked,
-                           origin: ChatRef | None) -> None:
+    def _retry_later(self, effect: Effect, origin: ChatRef | None, delay: float,
+                     attempts_left: int = 3) -> None:
+        """A reply or report that met a rate limit is sent again after the wait, in the
+        background: the platform's other events are not held up meanwhile."""
+        async def again() -> None:
+            await asyncio.sleep(delay)
+            try:
+                await self._perform_one(effect, origin)
+            except RateLimited as error:
+                if attempts_left > 1:
+                    self._retry_later(effect, origin, error.retry_after, attempts_left - 1)
+            except DeliveryError as error:
+                log.warning("could not deliver effect=%s error=%s", type(effect).__name__,
+                            error)
+        task = asyncio.create_task(again())
+        self._retries.add(task)
+        task.add_done_callback(self._retries.discard)
+
+    async def _perform_one(self, effect: Effect, origin: ChatRef | None) -> None:
         if isinstance(effect, Reply):
             assert origin is not None
             await self._send(origin, effect.message)

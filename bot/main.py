@@ -8,35 +8,51 @@ import logging
 import signal
 
 from bot.app import BotApp, build_services
-from bot.config import Config, ConfigError
+from bot.config import Config
+from bot.context import Services
+from bot.roles import Action
+from bot.storage.transport_state import TransportState
 from bot.transports.base import Transport
 from bot.transports.console import ConsoleTransport
 
 log = logging.getLogger(__name__)
 
 
-def platform_transports(config: Config) -> dict[str, Transport]:
-    """The chat platforms enabled in the configuration (console excluded)."""
+def enabled_platforms(config: Config, console: bool) -> list[str]:
+    platforms = [name for name in ("telegram", "matrix") if getattr(config, name).enabled]
+    if console or not platforms:  # nothing configured: the console is the default
+        platforms.append("console")
+    return platforms
+
+
+def build_transports(config: Config, services: Services) -> dict[str, Transport]:
+    """The enabled platforms' transports; they need the services (database, roles)."""
     transports: dict[str, Transport] = {}
-    # Telegram and Matrix transports come with their own issues; until then a
-    # configuration that enables them is refused rather than silently ignored.
-    for name in ("telegram", "matrix"):
-        if getattr(config, name).enabled:
-            raise ConfigError(f"{name}.enabled: the {name} transport is not available yet")
+    for platform in services.platforms:
+        if platform == "telegram":
+            from bot.transports.telegram import TelegramTransport
+
+            transports[platform] = TelegramTransport(config.telegram)
+        elif platform == "matrix":
+            from bot.transports.matrix import MatrixTransport
+
+            transports[platform] = MatrixTransport(
+                config.matrix, TransportState(services.db, "matrix"),
+                is_admin=lambda who: services.roles.may(who, Action.REGISTER_GROUP))
+        else:
+            transports[platform] = ConsoleTransport(config.console.officers_channel)
     return transports
 
 
 async def run(config: Config, console: bool) -> int:
-    transports = platform_transports(config)
-    terminal: ConsoleTransport | None = None
-    if console or not transports:  # nothing configured: the console is the default
-        terminal = ConsoleTransport(config.console.officers_channel)
-        transports["console"] = terminal
-    services = await build_services(config, platforms=frozenset(transports))
+    services = await build_services(config,
+                                    platforms=frozenset(enabled_platforms(config, console)))
+    transports = build_transports(config, services)
     app = BotApp(services, transports)
     await app.start()
     try:
-        if terminal is not None:
+        terminal = transports.get("console")
+        if isinstance(terminal, ConsoleTransport):
             await terminal.interact()
         else:
             await _wait_for_signal()

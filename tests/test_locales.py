@@ -11,7 +11,8 @@ from bot.i18n import Catalog
 BOT = Path(__file__).resolve().parent.parent / "bot"
 AREAS = ("core", "conversation", "help", "enroll", "places", "subscriber", "alert", "alerts",
          "status", "approval", "render", "guided", "group", "perimeter", "lifecycle",
-         "schedule", "tip", "receipt", "stats", "consent", "roles", "throttle", "maps", "cap", "capcmd")
+         "schedule", "tip", "receipt", "stats", "consent", "roles", "throttle", "maps", "cap",
+         "capcmd")
 AUDIT_ACTION = re.compile(r"""(?:audit\(|record\(\s*\w+,\s*"[^"]*",)\s*f?["']([a-z_.{}]+)["']""")
 AREA = "|".join(AREAS)
 KEY_LITERAL = re.compile(rf"""["']((?:{AREA})\.[a-z_]+(?:\.[a-z_]+)*)["']""")

@@ -107,6 +107,13 @@ class SubscriberStore:
             "UPDATE subscribers SET consent_at = ?, consent_version = ?, updated_at = ?"
             " WHERE id = ?", (stamp(now), version, stamp(now), subscriber.id))
 
+    async def rejoin(self, platform: str, user_id: str, chat_id: str, now: datetime) -> int:
+        """The person is reachable again, possibly in a new chat (Matrix: a new DM room)."""
+        return await self.db.execute(
+            "UPDATE subscribers SET chat_id = ?, status = 'active', updated_at = ?"
+            " WHERE platform = ? AND platform_user_id = ? AND status = 'blocked'",
+            (chat_id, stamp(now), platform, user_id))
+
     async def set_language(self, subscriber: Subscriber, language: str, now: datetime) -> None:
         await self.db.execute(
             "UPDATE subscribers SET language = ?, updated_at = ? WHERE id = ?",

@@ -1,0 +1,420 @@
+"""The Telegram transport, on python-telegram-bot 22 (PTB) running inside the bot's own loop.
+
+PTB's ``Application`` is used only for what it does well: long polling (or the webhook
+server), parsing updates, the HTTP connection pool. It is started piecewise
+(``initialize``/``start``/``updater.start_polling``), never with ``run_polling``, which would
+take over the event loop and its signal handlers. Every update goes through one handler that
+turns it into an ``Incoming`` (``telegram_updates``) and never lets an exception reach PTB.
+
+Sending renders ``Outgoing`` (``telegram_render``) and translates PTB's errors into the typed
+errors of ``bot.transports.base`` (``telegram_errors``). The transport never retries a whole
+message itself: retries, pauses and blocked recipients are the dispatcher's business.
+Set-up and behaviour for operators: docs/telegram.md.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+from collections import Counter, OrderedDict
+from collections.abc import Sequence
+from importlib.util import find_spec
+from typing import Any
+from urllib.parse import urlsplit
+
+from telegram import (
+    BotCommand,
+    BotCommandScope,
+    BotCommandScopeAllPrivateChats,
+    BotCommandScopeChat,
+    CallbackQuery,
+    InlineKeyboardMarkup,
+    ReplyParameters,
+    Update,
+)
+from telegram.error import InvalidToken, TelegramError
+from telegram.ext import Application, ApplicationBuilder, ContextTypes, ExtBot, TypeHandler
+
+from bot.config import ConfigError, TelegramConfig
+from bot.domain import ChatRef, CommandMenu, Incoming, Outgoing, Tone
+from bot.transports.base import (
+    ChatMoved,
+    DeliveryError,
+    IncomingHandler,
+    PermanentError,
+    RateLimited,
+    Transport,
+)
+from bot.transports.telegram_errors import (
+    RecentSends,
+    is_already_deleted,
+    is_not_modified,
+    translate,
+)
+from bot.transports.telegram_render import MAX_TEXT, Part, keyboard, parts
+from bot.transports.telegram_updates import ALLOWED_UPDATES, PLATFORM, to_incoming
+
+log = logging.getLogger(__name__)
+
+TelegramApp = Application[ExtBot[None], ContextTypes.DEFAULT_TYPE, dict[Any, Any],
+                          dict[Any, Any], dict[Any, Any], None]
+
+# Concurrent requests: the dispatcher keeps broadcast.in_flight (32 by default) sends open
+# while people keep talking to the bot. Pinned rather than left to PTB's default so a PTB
+# upgrade cannot silently shrink it; waiting for a free connection beats failing at once.
+CONNECTION_POOL_SIZE = 64
+POOL_TIMEOUT = 10.0  # seconds
+# The later parts of a split message wait out a short flood limit instead of failing:
+# failing would make the dispatcher resend the first part too.
+CONTINUATION_ATTEMPTS = 3
+CONTINUATION_MAX_WAIT = 30.0  # seconds
+REMEMBERED_SPLITS = 1_000
+MAX_COMMANDS = 100  # Bot API setMyCommands
+COMMAND_NAME = re.compile(r"[a-z0-9_]{1,32}")
+MAX_DESCRIPTION = 256
+WEBHOOK_SECRET = re.compile(r"[A-Za-z0-9_-]{1,256}")
+
+
+class TelegramTransport(Transport):
+    platform = PLATFORM
+
+    def __init__(self, config: TelegramConfig) -> None:
+        self.config = config
+        self.username = ""  # learned from getMe at start
+        # Follows an upgrade of the officers' group to a supergroup until the config is fixed.
+        self.officers_chat_id = config.officers_chat_id
+        # What the transport met, by kind (see telegram_errors._counter_name): for logs,
+        # tests and the broadcast benchmarks.
+        self.counters: Counter[str] = Counter()
+        self._app: TelegramApp | None = None
+        self._on_incoming: IncomingHandler | None = None
+        self._recent = RecentSends()
+        self._splits = _SplitMessages(REMEMBERED_SPLITS)
+
+    # -- lifecycle ----------------------------------------------------------------------
+
+    async def start(self, on_incoming: IncomingHandler) -> None:
+        check_config(self.config)
+        # httpx logs every request URL at INFO, and the URL carries the bot token.
+        logging.getLogger("httpx").setLevel(logging.WARNING)
+        self._on_incoming = on_incoming
+        app = self._build()
+        await self._initialize(app)
+        self._app = app
+        try:
+            await app.start()
+            await self._receive(app)
+        except BaseException:
+            await self.stop()
+            raise
+        log.info("telegram: @%s receiving updates by %s", self.username, self.config.mode)
+
+    def _build(self) -> TelegramApp:
+        try:
+            builder = (ApplicationBuilder().token(self.config.token)
+                       .base_url(self.config.base_url).base_file_url(self.config.base_file_url)
+                       .connection_pool_size(CONNECTION_POOL_SIZE).pool_timeout(POOL_TIMEOUT)
+                       .job_queue(None))  # the bot has its own scheduler
+            app = builder.build()
+        except InvalidToken as error:  # an empty or malformed token, refused before any request
+            raise ConfigError(f"telegram.token: {error.message}") from None
+        app.add_handler(TypeHandler(Update, self._on_update))
+        app.add_error_handler(self._on_error)
+        return app
+
+    async def _initialize(self, app: TelegramApp) -> None:
+        """``initialize`` calls getMe: the first proof that the token and the URL work."""
+        try:
+            await app.initialize()
+        except InvalidToken:
+            raise ConfigError(
+                "telegram.token: Telegram refused the bot token; check TELEGRAM_BOT_TOKEN "
+                "(BotFather, /token)") from None
+        except TelegramError as error:
+            raise ConfigError(f"telegram.base_url: cannot reach the Bot API at "
+                              f"{self.config.base_url} ({error.message})") from None
+        self.username = app.bot.username
+
+    async def _receive(self, app: TelegramApp) -> None:
+        updater = app.updater
+        assert updater is not None  # ApplicationBuilder always makes one unless told not to
+        if self.config.mode == "webhook":
+            await updater.start_webhook(
+                listen=self.config.webhook_listen, port=self.config.webhook_port,
+                url_path=urlsplit(self.config.webhook_url).path.lstrip("/"),
+                webhook_url=self.config.webhook_url, secret_token=self.config.webhook_secret,
+                allowed_updates=ALLOWED_UPDATES, drop_pending_updates=False)
+            return
+        # Pending updates are kept: a person who wrote while the bot was down gets an answer.
+        await updater.start_polling(timeout=self.config.poll_timeout,
+                                    allowed_updates=ALLOWED_UPDATES, drop_pending_updates=False,
+                                    error_callback=_polling_failed)
+
+    async def stop(self) -> None:
+        app = self._app
+        if app is None:
+            return
+        try:
+            if app.updater is not None and app.updater.running:
+                await app.updater.stop()
+            if app.running:
+                await app.stop()  # waits for the update being handled, which may still send
+        finally:
+            self._app = None
+            await app.shutdown()
+
+    # -- receiving ----------------------------------------------------------------------
+
+    async def _on_update(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """Every update lands here; nothing raised may stop the polling loop."""
+        try:
+            if update.callback_query is not None:
+                # Answered first and whatever happens next: otherwise the person's button
+                # spins for seconds. The core's reply arrives as a message.
+                await _answer(update.callback_query)
+            incoming = to_incoming(update, self.username, self.officers_chat_id)
+            if incoming is None:
+                return
+            self._notice_chat_event(incoming)
+            if self._on_incoming is not None:
+                await self._on_incoming(incoming)
+        except Exception:
+            log.exception("telegram: update %s could not be handled", update.update_id)
+
+    def _notice_chat_event(self, incoming: Incoming) -> None:
+        """Log what an operator needs to know: new groups' ids, the officers' group moving."""
+        chat = incoming.chat.chat_id
+        if incoming.moved_to is not None:
+            self._follow_officers(chat, incoming.moved_to)
+        if incoming.membership is not None and chat.startswith("-"):
+            # At WARNING so that it shows in the default log: this is how an operator
+            # learns the id of the group to put in telegram.officers_chat_id.
+            log.warning("telegram: bot %s group %r (chat id %s)",
+                        "added to" if incoming.membership == "joined" else "removed from",
+                        incoming.chat_title, chat)
+
+    def _follow_officers(self, old_chat_id: str, new_chat_id: str) -> None:
+        """Approval requests follow an upgraded officers' group until the config says so."""
+        if old_chat_id != str(self.officers_chat_id):
+            return
+        self.officers_chat_id = int(new_chat_id)
+        log.error("telegram: the officers' group %s became supergroup %s; set "
+                  "telegram.officers_chat_id to %s", old_chat_id, new_chat_id, new_chat_id)
+
+    async def _on_error(self, update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
+        log.error("telegram: error while processing an update", exc_info=context.error)
+
+    # -- sending ------------------------------------------------------------------------
+
+    async def send(self, chat_id: str, message: Outgoing) -> str:
+        markup = keyboard(message.choices)  # PermanentError before any request if invalid
+        chunks = parts(message)
+        ids = [await self._send_part(chat_id, chunks[0], message, markup, first=True)]
+        for chunk in chunks[1:]:
+            ids.append(await self._send_continuation(chat_id, chunk, message))
+        if len(ids) > 1:
+            self._splits.remember(chat_id, ids)
+        return str(ids[0])
+
+    async def _send_part(self, chat_id: str, part: Part, message: Outgoing,
+                         markup: InlineKeyboardMarkup | None, first: bool) -> int:
+        bot = self._bot()
+        try:
+            sent = await bot.send_message(
+                _chat(chat_id), part.text, parse_mode=part.parse_mode, reply_markup=markup,
+                disable_notification=True if message.tone is Tone.QUIET else None,
+                protect_content=True if message.tone is Tone.PROTECTED else None,
+                reply_parameters=_reply_parameters(message.reply_to) if first else None,
+                allow_paid_broadcast=True if self.config.paid_broadcast else None)
+        except TelegramError as error:
+            raise self._typed(error, chat_id) from error
+        self._recent.record(chat_id)
+        return sent.message_id
+
+    async def _send_continuation(self, chat_id: str, part: Part, message: Outgoing) -> int:
+        for attempt in range(1, CONTINUATION_ATTEMPTS + 1):
+            try:
+                return await self._send_part(chat_id, part, message, None, first=False)
+            except RateLimited as error:
+                if attempt == CONTINUATION_ATTEMPTS or error.retry_after > CONTINUATION_MAX_WAIT:
+                    raise
+                await asyncio.sleep(error.retry_after)
+        raise AssertionError("unreachable")  # the loop returns or raises
+
+    async def edit(self, chat_id: str, message_id: str, message: Outgoing) -> None:
+        """Replace a message's text and keyboard (no choices: the keyboard goes away)."""
+        markup = keyboard(message.choices)
+        ids = self._splits.get(chat_id, message_id) or [_message_id(message_id)]
+        chunks = _fit(parts(message), len(ids))
+        for index, (part_id, part) in enumerate(zip(ids, chunks, strict=False)):
+            await self._edit_part(chat_id, part_id, part, markup if index == 0 else None)
+        for surplus in ids[len(chunks):]:  # the new text needs fewer parts than the old one
+            await self._delete_part(chat_id, surplus)
+        if len(ids) > 1:
+            self._splits.remember(chat_id, ids[:len(chunks)])
+
+    async def _edit_part(self, chat_id: str, message_id: int, part: Part,
+                         markup: InlineKeyboardMarkup | None) -> None:
+        try:
+            await self._bot().edit_message_text(part.text, _chat(chat_id), message_id,
+                                                parse_mode=part.parse_mode, reply_markup=markup)
+        except TelegramError as error:
+            if is_not_modified(error):
+                return
+            raise self._typed(error, chat_id) from error
+        self._recent.record(chat_id)  # edits count against the flood limits too
+
+    async def _delete_part(self, chat_id: str, message_id: int) -> None:
+        try:
+            await self._bot().delete_message(_chat(chat_id), message_id)
+        except TelegramError as error:  # a stale continuation is untidy, not an error
+            log.warning("telegram: could not delete part %s in %s: %s", message_id, chat_id,
+                        error)
+
+    async def delete(self, chat_id: str, message_id: str) -> None:
+        """Recall a message, every part of it if it was split."""
+        ids = self._splits.get(chat_id, message_id) or [_message_id(message_id)]
+        for part_id in ids:
+            try:
+                await self._bot().delete_message(_chat(chat_id), part_id)
+            except TelegramError as error:
+                if is_already_deleted(error):
+                    continue  # the person deleted it already: the recall is achieved
+                raise self._typed(error, chat_id) from error
+
+    def _typed(self, error: TelegramError, chat_id: str) -> DeliveryError:
+        typed = translate(error, chat_id, self._recent, self.counters)
+        if isinstance(typed, ChatMoved):  # the upgrade happened while the bot was down
+            self._follow_officers(chat_id, typed.new_chat_id)
+        if isinstance(typed, RateLimited):
+            log.info("telegram: 429 in %s, retry after %g s (%s)", chat_id, typed.retry_after,
+                     "this chat" if typed.chat_only else "whole bot")
+        return typed
+
+    def _bot(self) -> ExtBot[None]:
+        if self._app is None:
+            raise RuntimeError("telegram transport not started")
+        return self._app.bot
+
+    def officers_channels(self) -> list[ChatRef]:
+        if self.officers_chat_id is None:
+            return []
+        return [ChatRef(PLATFORM, str(self.officers_chat_id))]
+
+    # -- command menus ------------------------------------------------------------------
+
+    async def publish_commands(self, menus: list[CommandMenu]) -> None:
+        """One setMyCommands per audience; a refused menu is logged, never fatal."""
+        bot = self._bot()
+        for menu in menus:
+            scope = self._scope(menu.audience)
+            if scope is None:
+                continue
+            try:
+                await bot.set_my_commands(bot_commands(menu.commands), scope=scope)
+            except TelegramError as error:
+                log.warning("telegram: command menu for %s refused: %s", menu.audience, error)
+
+    def _scope(self, audience: str) -> BotCommandScope | None:
+        if audience == "everyone":
+            return BotCommandScopeAllPrivateChats()
+        if audience == "officers":
+            if self.officers_chat_id is None:
+                return None
+            return BotCommandScopeChat(self.officers_chat_id)
+        platform, _, user_id = audience.partition(":")
+        if platform != PLATFORM or not user_id.isdigit():
+            return None  # another platform's people, or not a Telegram user id
+        return BotCommandScopeChat(int(user_id))  # a private chat's id is the user's id
+
+
+def bot_commands(commands: Sequence[tuple[str, str]]) -> list[BotCommand]:
+    """Commands as Telegram accepts them: valid names, 1–256 char descriptions, at most 100."""
+    accepted: dict[str, BotCommand] = {}
+    for name, description in commands:
+        name = name.lower()
+        if not COMMAND_NAME.fullmatch(name):
+            log.warning("telegram: command /%s cannot appear in Telegram's menu", name)
+            continue
+        text = " ".join(description.split())[:MAX_DESCRIPTION] or name
+        accepted.setdefault(name, BotCommand(name, text))
+    return list(accepted.values())[:MAX_COMMANDS]
+
+
+def check_config(config: TelegramConfig) -> None:
+    """Refuse a configuration that cannot work before touching the network."""
+    if config.mode == "polling":
+        return
+    if config.mode != "webhook":
+        raise ConfigError(f"telegram.mode: expected polling or webhook, got {config.mode!r}")
+    if find_spec("tornado") is None:
+        raise ConfigError("telegram.mode: webhook needs python-telegram-bot[webhooks] "
+                          "(tornado), which is not installed; use mode: polling")
+    if not config.webhook_url.startswith("https://"):
+        raise ConfigError("telegram.webhook_url: an https:// address Telegram can reach")
+    if not WEBHOOK_SECRET.fullmatch(config.webhook_secret):
+        raise ConfigError("telegram.webhook_secret: 1 to 256 characters among A-Z a-z 0-9 _ -")
+
+
+class _SplitMessages:
+    """The ids of the parts of recent split messages, so that an edit reaches every part.
+
+    Memory only: after a restart an edit reaches the first part alone (docs/telegram.md).
+    """
+
+    def __init__(self, capacity: int) -> None:
+        self._capacity = capacity
+        self._parts: OrderedDict[tuple[str, str], list[int]] = OrderedDict()
+
+    def remember(self, chat_id: str, ids: list[int]) -> None:
+        key = (chat_id, str(ids[0]))
+        self._parts[key] = ids
+        self._parts.move_to_end(key)
+        while len(self._parts) > self._capacity:
+            self._parts.popitem(last=False)
+
+    def get(self, chat_id: str, message_id: str) -> list[int] | None:
+        return self._parts.get((chat_id, message_id))
+
+
+def _fit(chunks: list[Part], available: int) -> list[Part]:
+    """At most ``available`` parts: what does not fit in the last one is cut, visibly."""
+    if len(chunks) <= available:
+        return chunks
+    tail = "\n\n".join(part.text for part in chunks[available - 1:])
+    return [*chunks[:available - 1], Part(tail[:MAX_TEXT - 1].rstrip() + "…", None)]
+
+
+async def _answer(query: CallbackQuery) -> None:
+    try:
+        await query.answer()
+    except TelegramError as error:  # too old (bot was down) or already answered
+        log.warning("telegram: could not answer a button press: %s", error)
+
+
+def _polling_failed(error: TelegramError) -> None:
+    # PTB retries by itself; one line per failure instead of its traceback.
+    log.warning("telegram: getUpdates failed (%s); retrying", error)
+
+
+def _chat(chat_id: str) -> int | str:
+    """Numeric ids as numbers; ``@channelname`` as is."""
+    try:
+        return int(chat_id)
+    except ValueError:
+        return chat_id
+
+
+def _message_id(message_id: str) -> int:
+    try:
+        return int(message_id)
+    except ValueError:
+        raise PermanentError(f"not a Telegram message id: {message_id!r}") from None
+
+
+def _reply_parameters(reply_to: str | None) -> ReplyParameters | None:
+    if reply_to is None or not reply_to.isdigit():
+        return None
+    # A deleted original must not make the reply fail.
+    return ReplyParameters(int(reply_to), allow_sending_without_reply=True)

@@ -1,0 +1,136 @@
+"""python-telegram-bot errors → the typed errors of bot.transports.base.
+
+Telegram's 429 does not say which flood limit was hit. The dispatcher needs to know: a
+chat-only limit delays that one recipient, a global one pauses the whole platform. We guess
+from what this transport itself sent recently (docs/telegram.md, "Flood limits"):
+
+* private chat: chat-only if we sent to it less than ``PRIVATE_WINDOW`` seconds ago
+  (Telegram allows about one message per second per chat);
+* group: chat-only if it got at least ``GROUP_PER_MINUTE`` of our messages in the last minute
+  (Telegram allows about 20 per minute per group);
+* anything else: global (about 30 messages per second for the whole bot).
+
+Guessing "global" wrongly only slows the broadcast down for ``retry_after``; guessing
+"chat-only" wrongly would keep hammering a global limit, so ties go to global.
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+from collections import Counter, deque
+from collections.abc import Callable
+from datetime import timedelta
+
+from telegram.error import (
+    BadRequest,
+    ChatMigrated,
+    Forbidden,
+    InvalidToken,
+    NetworkError,
+    RetryAfter,
+    TelegramError,
+)
+from telegram.warnings import PTBDeprecationWarning
+
+from bot.transports.base import (
+    ChatMoved,
+    DeliveryError,
+    PermanentError,
+    RateLimited,
+    RecipientGone,
+    TransientError,
+)
+
+PRIVATE_WINDOW = 1.0  # seconds
+GROUP_WINDOW = 60.0  # seconds
+GROUP_PER_MINUTE = 20
+_SWEEP_ABOVE = 10_000  # chats remembered before forgetting the quiet ones
+
+
+def is_private(chat_id: str) -> bool:
+    """Telegram gives users (hence private chats) positive ids, groups and channels negative."""
+    return not chat_id.startswith("-")
+
+
+class RecentSends:
+    """When this transport last delivered to each chat: the evidence for the 429 guess."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        # Private chats need only the last send, groups the last GROUP_PER_MINUTE.
+        self._sent: dict[str, deque[float]] = {}
+
+    def record(self, chat_id: str) -> None:
+        stamps = self._sent.get(chat_id)
+        if stamps is None:
+            if len(self._sent) >= _SWEEP_ABOVE:
+                self._forget_quiet_chats()
+            stamps = deque(maxlen=1 if is_private(chat_id) else GROUP_PER_MINUTE)
+            self._sent[chat_id] = stamps
+        stamps.append(self._clock())
+
+    def chat_only(self, chat_id: str) -> bool:
+        """Whether a 429 for this chat is most likely its own limit rather than the bot's."""
+        stamps = self._sent.get(chat_id)
+        if not stamps:
+            return False
+        now = self._clock()
+        if is_private(chat_id):
+            return now - stamps[-1] < PRIVATE_WINDOW
+        return len(stamps) >= GROUP_PER_MINUTE and now - stamps[0] < GROUP_WINDOW
+
+    def _forget_quiet_chats(self) -> None:
+        horizon = self._clock() - GROUP_WINDOW
+        self._sent = {chat: s for chat, s in self._sent.items() if s and s[-1] >= horizon}
+
+
+def retry_after_seconds(error: RetryAfter) -> float:
+    """PTB 22 gives an int (deprecated, warns) or a timedelta (PTB_TIMEDELTA=true)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", PTBDeprecationWarning)
+        value = error.retry_after
+    return value.total_seconds() if isinstance(value, timedelta) else float(value)
+
+
+def translate(error: TelegramError, chat_id: str, recent: RecentSends,
+              counters: Counter[str]) -> DeliveryError:
+    """The typed error for ``error`` met while sending to or editing in ``chat_id``."""
+    typed = _typed(error, chat_id, recent)
+    counters[_counter_name(typed)] += 1
+    return typed
+
+
+def _typed(error: TelegramError, chat_id: str, recent: RecentSends) -> DeliveryError:
+    # Order matters: BadRequest and TimedOut are NetworkError subclasses in PTB.
+    if isinstance(error, RetryAfter):
+        return RateLimited(retry_after_seconds(error), chat_only=recent.chat_only(chat_id))
+    if isinstance(error, ChatMigrated):
+        return ChatMoved(str(error.new_chat_id))
+    if isinstance(error, Forbidden):
+        return RecipientGone(error.message)
+    if isinstance(error, BadRequest):
+        return PermanentError(error.message)
+    if isinstance(error, InvalidToken):
+        # The token was revoked while running: every send will fail until someone fixes it.
+        return PermanentError(f"Telegram refused the bot token: {error.message}")
+    if isinstance(error, NetworkError):
+        return TransientError(error.message)  # timeouts, 5xx, connection resets
+    return TransientError(f"{type(error).__name__}: {error.message}")  # e.g. 409 Conflict
+
+
+def _counter_name(error: DeliveryError) -> str:
+    if isinstance(error, RateLimited):
+        return "rate_limited_chat" if error.chat_only else "rate_limited_global"
+    return {RecipientGone: "recipient_gone", ChatMoved: "chat_moved",
+            PermanentError: "permanent"}.get(type(error), "transient")
+
+
+def is_not_modified(error: TelegramError) -> bool:
+    """Editing a message to what it already shows is a success, not an error."""
+    return isinstance(error, BadRequest) and "message is not modified" in error.message.lower()
+
+
+def is_already_deleted(error: TelegramError) -> bool:
+    """Deleting a message that is already gone (the person deleted it) achieved the goal."""
+    return isinstance(error, BadRequest) and "message to delete not found" in error.message.lower()
