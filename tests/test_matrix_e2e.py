@@ -620,3 +620,18 @@ async def _console(running: RunningBot, who: str, chat: str, kind: ChatKind,
     await running.app.core.handle(Incoming(sender=Identity("console", who),
                                            chat=ChatRef("console", chat), chat_kind=kind,
                                            **content))
+
+
+async def test_data_export_arrives_as_a_file(cast: Cast, bot: RunningBot) -> None:
+    room = await open_dm(cast, cast.citizen)
+    await enroll_quickly(bot, cast.citizen, room)
+    sent = await mx.send_text(cast.citizen, room, "!mesdonnees")
+
+    async def file_event() -> JsonDict | None:
+        events = await bot_posts(cast, cast.citizen, room, sent)
+        return next((e for e in events if e["content"].get("msgtype") == "m.file"), None)
+
+    event = await until(file_event)
+    assert event["content"]["body"] == "mes-donnees.json"
+    assert event["content"]["url"].startswith("mxc://")
+    assert event["content"]["info"]["mimetype"] == "application/json"

@@ -557,3 +557,19 @@ async def broadcast_under_pressure(tg: Telegram, subscribers: list[int], gone: l
     assert stats.rate_limited["injected"] == 6 and stats.rate_limited["private"] >= 1
     assert counters["rate_limited_chat"] >= 1 and counters["rate_limited_global"] >= 6
     assert stats.count_403 == len(gone) and migrations == 1
+
+
+async def test_files_reach_telegram_as_photo_and_documents(tg: Telegram) -> None:
+    await tg.enroll(ALICE)
+    await tg.request()
+    photo = await tg.double.wait_for_message(OFFICERS, lambda r: r["kind"] == "photo")
+    assert "Carte de l'alerte n°1" in (photo["caption"] or "")
+    mark = tg.mark(ALICE)
+    await tg.double.send_text(ALICE, "/mesdonnees")
+    export = await tg.double.wait_for_message(ALICE, lambda r: r["kind"] == "document",
+                                              after=mark)
+    assert export["file_name"] == "mes-donnees.json"
+    assert b'"platform_user_id": "%d"' % ALICE in export["data"]
+    await tg.double.send_text(OPERATOR, "/cap 1")
+    cap = await tg.double.wait_for_message(OPERATOR, lambda r: r["kind"] == "document")
+    assert cap["file_name"] == "alerte-1.cap.xml" and b"urn:oasis" in cap["data"]

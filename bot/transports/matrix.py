@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import io
 import json
 import logging
 import time
@@ -31,7 +32,7 @@ from urllib.parse import quote
 import nio
 
 from bot.config import MatrixConfig
-from bot.domain import ChatKind, ChatRef, Choice, Identity, Incoming, Outgoing
+from bot.domain import Attachment, ChatKind, ChatRef, Choice, Identity, Incoming, Outgoing
 from bot.storage.transport_state import TransportState
 from bot.transports.base import (
     DeliveryError,
@@ -464,7 +465,26 @@ class MatrixTransport(Transport):
         self.choices.shown(chat_id, message.choices)
         for event_id in {event_ids[0], event_ids[-1]}:  # edits aim at the first, ✅ at the last
             await self._remember_request(chat_id, event_id, message.choices)
+        if message.attachment is not None:  # the text, then the file it introduces
+            return await self._send_file(chat_id, message.attachment)
         return event_ids[0]
+
+    async def _send_file(self, chat_id: str, attachment: Attachment) -> str:
+        """Upload to the homeserver's media store, then an m.image or m.file event."""
+        try:
+            upload, _ = await self._logged_in().upload(
+                lambda *_: io.BytesIO(attachment.data), content_type=attachment.mime_type,
+                filename=attachment.filename, filesize=len(attachment.data))
+        except NETWORK_ERRORS as error:
+            raise network_error(error) from error
+        if isinstance(upload, nio.ErrorResponse):
+            raise delivery_error(upload)
+        content: dict[str, Any] = {
+            "msgtype": "m.image" if attachment.is_image else "m.file",
+            "body": attachment.filename, "url": upload.content_uri,
+            "info": {"mimetype": attachment.mime_type, "size": len(attachment.data)},
+            "m.mentions": {}}
+        return await self._room_send(chat_id, content)
 
     async def edit(self, chat_id: str, message_id: str, message: Outgoing) -> None:
         await self._room_send(chat_id, edit_content(message_id, message))

@@ -19,6 +19,7 @@ import logging
 import re
 from collections import Counter, OrderedDict
 from collections.abc import Sequence
+from dataclasses import replace
 from importlib.util import find_spec
 from typing import Any
 from urllib.parse import urlsplit
@@ -52,6 +53,7 @@ from bot.transports.telegram_errors import (
     is_not_modified,
     translate,
 )
+from bot.transports.telegram_files import send_file
 from bot.transports.telegram_render import MAX_TEXT, Part, keyboard, parts
 from bot.transports.telegram_updates import ALLOWED_UPDATES, PLATFORM, to_incoming
 
@@ -208,6 +210,8 @@ class TelegramTransport(Transport):
     # -- sending ------------------------------------------------------------------------
 
     async def send(self, chat_id: str, message: Outgoing) -> str:
+        if message.attachment is not None:
+            return await self._send_with_file(chat_id, message)
         markup = keyboard(message.choices)  # PermanentError before any request if invalid
         chunks = parts(message)
         ids = [await self._send_part(chat_id, chunks[0], message, markup, first=True)]
@@ -241,6 +245,16 @@ class TelegramTransport(Transport):
                     raise
                 await asyncio.sleep(error.retry_after)
         raise AssertionError("unreachable")  # the loop returns or raises
+
+    async def _send_with_file(self, chat_id: str, message: Outgoing) -> str:
+        try:
+            sent, text_apart = await send_file(self._bot(), _chat(chat_id), message)
+        except TelegramError as error:
+            raise self._typed(error, chat_id) from error
+        self._recent.record(chat_id)
+        if text_apart:
+            await self.send(chat_id, replace(message, attachment=None))
+        return str(sent.message_id)
 
     async def edit(self, chat_id: str, message_id: str, message: Outgoing) -> None:
         """Replace a message's text and keyboard (no choices: the keyboard goes away)."""

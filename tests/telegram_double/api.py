@@ -25,7 +25,7 @@ from .world import ChatRecord, CommandKey, Record, World, now
 
 Handler = Callable[[Params], Awaitable[Any]]
 
-SEND_METHODS = frozenset({"sendmessage", "sendphoto"})
+SEND_METHODS = frozenset({"sendmessage", "sendphoto", "senddocument"})
 _BUTTON_ACTIONS = (
     "url",
     "callback_data",
@@ -86,6 +86,7 @@ class BotApi:
             "getwebhookinfo": self.get_webhook_info,
             "sendmessage": self.send_message,
             "sendphoto": self.send_photo,
+            "senddocument": self.send_document,
             "editmessagetext": self.edit_message_text,
             "editmessagecaption": self.edit_message_caption,
             "editmessagereplymarkup": self.edit_message_reply_markup,
@@ -194,6 +195,35 @@ class BotApi:
         record["raw_text"] = params.get("caption")
         record["entities"] = entities
         record["file_id"] = stored.file_id
+        self.world.store_bot_message(chat, record)
+        return message
+
+    async def send_document(self, params: Params) -> JSON:
+        """Like sendPhoto, for any file: the Message carries a ``document``."""
+        chat = self._target_chat(params)
+        value = params.get("document")
+        if isinstance(value, str) and value.startswith("attach://"):
+            value = params.get(value.removeprefix("attach://"))
+        if not isinstance(value, web.FileField):
+            raise bad_request("Bad Request: there is no document in the request")
+        data = value.file.read()
+        stored = self.world.files.add("document", data, "bin", value.content_type)
+        caption, entities = self._formatted(
+            params, "caption", "caption_entities", self.max_caption, e.CAPTION_TOO_LONG, None
+        )
+        reply_markup, inline = self._reply_markup(params)
+        paid = self._admit(chat, params, 1.0)
+        stamp, date = now()
+        message = photo_message(chat.allocate_message_id(), self.world.bot_sender, chat.api,
+                                date, [], caption, entities, reply_markup=inline,
+                                protect_content=opt_bool(params, "protect_content"))
+        del message["photo"]
+        message["document"] = {"file_id": stored.file_id,
+                               "file_unique_id": stored.file_unique_id,
+                               "file_name": value.filename, "file_size": len(data)}
+        record = self._record(chat, message, "document", params, stamp, reply_markup, paid)
+        record.update(caption=caption, raw_text=params.get("caption"), entities=entities,
+                      file_id=stored.file_id, file_name=value.filename, data=data)
         self.world.store_bot_message(chat, record)
         return message
 
