@@ -11,6 +11,7 @@ from datetime import datetime, time, timedelta
 from bot.broadcast.outbox import start_broadcast
 from bot.context import Context, Services
 from bot.domain import Attachment, ChatRef, Choice, EditTracked, Notify, Outgoing, ToOfficers
+from bot.errors import UserFacingError
 from bot.geo.perimeter import Perimeter, PerimeterError, parse_perimeter
 from bot.i18n import Translator
 from bot.maps import MapLegend, render_map
@@ -35,11 +36,8 @@ FOR = re.compile(r"\s+pour\s+(.+)$", re.IGNORECASE | re.DOTALL)
 ALL_WORDS = {"tous", "toutes", "tout", "all", "everyone"}
 
 
-class AlertInputError(Exception):
-    def __init__(self, key: str, **params: object) -> None:
-        super().__init__(key)
-        self.key = key
-        self.params = params
+class AlertInputError(UserFacingError):
+    """An alert command that cannot be understood (messages in ``bot/locales/core.*``)."""
 
 
 @dataclass(frozen=True)

@@ -29,7 +29,7 @@ from bot.conversations.engine import (
     move_to,
     open_conversation,
 )
-from bot.geo.perimeter import PerimeterError
+from bot.errors import UserFacingError
 from bot.storage.conversations import ConversationState
 
 HHMM = re.compile(r"^\s*(?:depuis\s+)?(\d{1,2})\s*[:hH]\s*(\d{2})\s*$", re.IGNORECASE)
@@ -69,7 +69,7 @@ class GuidedAlertFlow(Flow):
             text = f"{answer.location[0]:.5f},{answer.location[1]:.5f}+5km"
         try:
             perimeter = require_perimeter(ctx.services, text)
-        except (PerimeterError, AlertInputError) as error:
+        except UserFacingError as error:
             await move_to(ctx, state, "perimeter")
             ctx.reply(ctx.t(error.key, **error.params) + "\n" + ctx.t("guided.perimeter"))
             return

@@ -22,7 +22,6 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,6 +29,7 @@ import shapely
 from shapely.geometry import shape
 from shapely.geometry.base import BaseGeometry
 
+from bot.errors import UserFacingError
 from bot.geo.communes import Commune, CommuneLayer
 
 __all__ = [
@@ -74,31 +74,9 @@ _CODE_RE = re.compile(r"^(?:\d{5}|2[AB]\d{3})$", re.IGNORECASE)
 _DIGITS_RE = re.compile(r"^\d+$")
 
 
-class PerimeterError(Exception):
-    """A perimeter could not be understood.
-
-    ``key`` is an i18n message key (``bot/locales/perimeter.<lang>.yaml``) and ``params`` the
-    ``str.format`` parameters of that message; ``params["part"]`` names the failing part.
-    """
-
-    def __init__(self, key: str, **params: str) -> None:
-        super().__init__(key, params)
-        self.key: str = key
-        self.params: dict[str, str] = dict(params)
-
-    def __str__(self) -> str:
-        details = ", ".join(f"{k}={v!r}" for k, v in self.params.items())
-        return f"{self.key} ({details})" if details else self.key
-
-    def render(self, messages: Mapping[str, str]) -> str:
-        """The message in the given catalogue (key -> template), or the key if missing."""
-        template = messages.get(self.key)
-        if template is None:
-            return str(self)
-        try:
-            return template.format(**self.params)
-        except (KeyError, IndexError, ValueError):
-            return str(self)
+class PerimeterError(UserFacingError):
+    """A perimeter could not be understood (``bot/locales/perimeter.<lang>.yaml``);
+    ``params["part"]`` names the failing part."""
 
 
 @dataclass(frozen=True)

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from bot.alerts import FOR, AlertInputError, parse_communities, require_perimeter
+from bot.alerts import FOR, parse_communities, require_perimeter
 from bot.commands import Command
 from bot.config import IDENTITY_PATTERN
 from bot.context import Context
-from bot.geo.perimeter import PerimeterError
+from bot.errors import UserFacingError
 from bot.roles import GRANTABLE, Action
 
 
@@ -21,7 +21,7 @@ async def register_group(ctx: Context, args: str) -> None:
     try:
         perimeter = require_perimeter(ctx.services, head)
         keys = _communities(ctx, communities)
-    except (PerimeterError, AlertInputError) as error:
+    except UserFacingError as error:
         ctx.reply(ctx.t(error.key, **error.params) + "\n" + ctx.t("group.usage"))
         return
     chat = ctx.incoming.chat

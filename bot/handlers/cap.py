@@ -6,7 +6,7 @@ import re
 from datetime import datetime
 from typing import Any
 
-from bot.alerts import AlertInputError, parse_alert_command, submit
+from bot.alerts import parse_alert_command, submit
 from bot.cap import CapError, CapReference, CapSettings, alert_to_cap, cap_alert_from_alert
 from bot.cap import cap_to_draft as read_cap
 from bot.commands import Command
@@ -20,6 +20,7 @@ from bot.conversations.engine import (
     open_conversation,
 )
 from bot.domain import Attachment, Outgoing, Reply
+from bot.errors import UserFacingError
 from bot.geo.perimeter import PerimeterError, parse_perimeter
 from bot.roles import Action
 from bot.storage.alerts import Alert
@@ -123,7 +124,7 @@ class CapDraftFlow(Flow):
         await close_conversation(ctx)
         try:
             draft = parse_alert_command(ctx.services, state.data["command"], ctx.now)
-        except (AlertInputError, PerimeterError) as error:
+        except UserFacingError as error:
             ctx.reply(ctx.t(error.key, **error.params))
             return
         await submit(ctx, draft)

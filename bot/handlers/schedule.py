@@ -8,7 +8,7 @@ from datetime import date, datetime, time
 from bot.alerts import AlertInputError, parse_alert_command, submit
 from bot.commands import Command
 from bot.context import Context
-from bot.geo.perimeter import PerimeterError
+from bot.errors import UserFacingError
 from bot.render import when
 from bot.roles import Action
 from bot.storage.schedules import next_weekly
@@ -67,7 +67,7 @@ async def program(ctx: Context, args: str) -> None:
     try:
         rule, first, rest = parse_when(ctx, args)
         draft = parse_alert_command(ctx.services, "prevention " + rest, first)
-    except (AlertInputError, PerimeterError) as error:
+    except UserFacingError as error:
         ctx.reply(ctx.t(error.key, **error.params) + "\n" + ctx.t("schedule.usage"))
         return
     communities = [] if draft.all_communities else sorted(draft.communities)
