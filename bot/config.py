@@ -185,6 +185,8 @@ def _read_yaml(path: Path) -> dict[str, Any]:
         mark = getattr(error, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark is not None else ""
         raise ConfigError(f"{path}: invalid YAML{where}") from None
+    except ValueError as error:  # PyYAML's constructors raise it for values like "+.x"
+        raise ConfigError(f"{path}: invalid YAML value ({error})") from None
     if data is None:
         return {}
     if not isinstance(data, dict):

@@ -45,7 +45,10 @@ def resolve_places(ctx: Context, text: str,
 
 
 def _resolve_location(ctx: Context, location: tuple[float, float], out: Resolution) -> None:
-    commune = ctx.services.geo.at_point(*location)
+    try:
+        commune = ctx.services.geo.at_point(*location)
+    except ValueError:  # not a real position (NaN, out of range): nothing can be inside it
+        commune = None
     if commune is None:
         out.problems.append(ctx.t("places.location_outside"))
     else:

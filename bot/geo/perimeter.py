@@ -165,6 +165,10 @@ def _tokenize(text: str) -> list[_Token]:
                 raise PerimeterError(
                     "perimeter.geojson_bad_json", part=_show(text[start:]), error=exc.msg
                 ) from None
+            except ValueError:  # e.g. a number with thousands of digits
+                raise PerimeterError(
+                    "perimeter.geojson_bad_json", part=_show(text[start:]), error="number"
+                ) from None
             except RecursionError:
                 raise PerimeterError(
                     "perimeter.geojson_bad_json", part=_show(text[start:]), error="nesting"
@@ -444,6 +448,8 @@ def _file_part(
         raise PerimeterError(
             "perimeter.geojson_bad_json", part=part, error=f"{exc.msg} (line {exc.lineno})"
         ) from None
+    except ValueError:  # e.g. a number with thousands of digits
+        raise PerimeterError("perimeter.geojson_bad_json", part=part, error="number") from None
     except RecursionError:
         raise PerimeterError("perimeter.geojson_bad_json", part=part, error="nesting") from None
     polygon = _polygon_from_geojson(value, part)
