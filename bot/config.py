@@ -160,7 +160,10 @@ class Config:
 def load_config(path: Path, environ: typing.Mapping[str, str] | None = None) -> Config:
     raw = _read_yaml(path)
     env = os.environ if environ is None else environ
-    interpolated = _interpolate(raw, env, path, "")
+    try:
+        interpolated = _interpolate(raw, env, path, "")
+    except RecursionError:
+        raise ConfigError(f"{path}: nested too deeply") from None
     config: Config = _build(Config, interpolated, path, "")
     _check_semantics(config, path)
     # Relative paths are read from the project root (the folder holding config/),
@@ -185,8 +188,11 @@ def _read_yaml(path: Path) -> dict[str, Any]:
         mark = getattr(error, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark is not None else ""
         raise ConfigError(f"{path}: invalid YAML{where}") from None
-    except ValueError as error:  # PyYAML's constructors raise it for values like "+.x"
-        raise ConfigError(f"{path}: invalid YAML value ({error})") from None
+    except (ValueError, KeyError, TypeError, OverflowError):
+        # PyYAML's constructors raise these for values like "+.x" or "2026-13-45".
+        raise ConfigError(f"{path}: invalid YAML value") from None
+    except RecursionError:
+        raise ConfigError(f"{path}: nested too deeply") from None
     if data is None:
         return {}
     if not isinstance(data, dict):
@@ -268,6 +274,13 @@ def _convert_dict(hint: Any, value: Any, path: Path, key: str) -> dict[str, Any]
 
 
 def _convert_scalar(hint: Any, value: Any, path: Path, key: str) -> Any:
+    try:
+        return _scalar(hint, value, path, key)
+    except (ValueError, OverflowError):  # e.g. a number of thousands of digits
+        raise ConfigError(f"{path}: {key}: not a usable number") from None
+
+
+def _scalar(hint: Any, value: Any, path: Path, key: str) -> Any:
     if hint is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
     if hint is float and isinstance(value, str) and re.fullmatch(r"-?\d+(\.\d+)?", value.strip()):
