@@ -6,7 +6,7 @@ import json
 import logging
 import re
 from dataclasses import dataclass
-from datetime import datetime, time, timedelta
+from datetime import UTC, datetime, time, timedelta
 
 from bot.broadcast.outbox import start_broadcast
 from bot.context import Context, Services
@@ -140,7 +140,9 @@ def facts_time(services: Services, hour: int, minute: int, now: datetime) -> dat
         raise AlertInputError("alert.bad_time", hour=hour, minute=minute)
     local_now = services.local(now)
     moment = datetime.combine(local_now.date(), time(hour, minute), local_now.tzinfo)
-    if moment > local_now:  # "depuis 23:50" typed at 00:10 means yesterday
+    # "depuis 23:50" typed at 00:10 means yesterday. Compared as instants: on the night
+    # clocks go forward, 02:15 does not exist and would otherwise land in the future.
+    if moment.astimezone(UTC) > now:
         moment -= timedelta(days=1)
     return moment
 

@@ -56,3 +56,10 @@ def split_command(text: str) -> tuple[str, str] | None:
     if match is None:
         return None
     return match.group(1).lower(), (match.group(2) or "").strip()
+
+
+def small_number(text: str) -> int | None:
+    """``"12"`` → 12; None for anything else, including "²" (``str.isdigit`` accepts it but
+    ``int`` does not) and numbers too large for the database."""
+    match = re.fullmatch(r"n?°?\s*(\d{1,9})", text.strip(), re.ASCII)
+    return None if match is None else int(match.group(1))

@@ -9,7 +9,7 @@ from typing import Any
 from bot.alerts import parse_alert_command, submit
 from bot.cap import CapError, CapReference, CapSettings, alert_to_cap, cap_alert_from_alert
 from bot.cap import cap_to_draft as read_cap
-from bot.commands import Command
+from bot.commands import Command, small_number
 from bot.context import Context
 from bot.conversations.engine import (
     Answer,
@@ -36,10 +36,10 @@ def _settings(ctx: Context) -> CapSettings:
 
 async def export(ctx: Context, args: str) -> None:
     """``/cap N`` — the alert (or follow-up) N as an OASIS CAP 1.2 file."""
-    number = args.strip().lstrip("n°")
-    alert = await ctx.stores.alerts.get(int(number)) if number.isdigit() else None
+    number = small_number(args)
+    alert = None if number is None else await ctx.stores.alerts.get(number)
     if alert is None:
-        ctx.say("capcmd.usage" if not number.isdigit() else "approval.not_found", number=number)
+        ctx.say("capcmd.usage" if number is None else "approval.not_found", number=number)
         return
     xml = alert_to_cap(await _cap_alert(ctx, alert))
     ctx.effects.items.append(Reply(Outgoing(

@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import re
-from datetime import date, datetime, time
+from datetime import date, datetime, time, timedelta
 
 from bot.alerts import AlertInputError, parse_alert_command, submit
-from bot.commands import Command
+from bot.commands import Command, small_number
 from bot.context import Context
 from bot.errors import UserFacingError
 from bot.render import when
 from bot.roles import Action
 from bot.storage.schedules import next_weekly
 
+MAX_AHEAD = timedelta(days=366)  # a schedule further ahead is surely a typo
 WEEKDAYS = ("lundi", "mardi", "mercredi", "jeudi", "vendredi", "samedi", "dimanche")
 WEEKLY = re.compile(r"^(?:chaque|tous\s+les)\s+([a-z]+?)s?\s+(\d{1,2})\s*[:hH]\s*(\d{2})\s+(.*)$",
                     re.IGNORECASE | re.DOTALL)
@@ -41,6 +42,8 @@ def parse_when(ctx: Context, args: str) -> tuple[str, datetime, str]:
                               ctx.services.timezone)
     if moment <= ctx.now:
         raise ScheduleInputError("schedule.in_the_past", time=when(moment))
+    if moment > ctx.now + MAX_AHEAD:
+        raise ScheduleInputError("schedule.too_far", days=MAX_AHEAD.days)
     return "once", moment, once.group(9)
 
 
@@ -95,11 +98,11 @@ async def programs(ctx: Context, args: str) -> None:
 
 
 async def unprogram(ctx: Context, args: str) -> None:
-    number = args.strip().lstrip("n°")
-    if not number.isdigit():
+    number = small_number(args)
+    if number is None:
         ctx.say("schedule.usage_cancel")
         return
-    schedule = await ctx.stores.schedules.get(int(number))
+    schedule = await ctx.stores.schedules.get(number)
     if schedule is None or schedule.cancelled_at is not None:
         ctx.say("schedule.unknown", number=number)
         return

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from bot.clock import stamp
-from bot.commands import Command
+from bot.commands import Command, small_number
 from bot.context import Context
 from bot.roles import Action
 
@@ -13,8 +13,8 @@ TOP = 10
 
 
 async def stats(ctx: Context, args: str) -> None:
-    days = args.strip().rstrip("jJdD ") or "30"
-    if not days.isdigit() or not 1 <= int(days) <= 3660:
+    days = small_number(args.strip().rstrip("jJdD ") or "30")
+    if days is None or not 1 <= days <= 3660:
         ctx.say("stats.usage")
         return
     since = stamp(ctx.now - timedelta(days=int(days)))

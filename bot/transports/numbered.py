@@ -24,7 +24,7 @@ class NumberedChoices:
     def pick(self, chat_id: str, text: str) -> str | None:
         """The choice data for a reply like ``"2"``, or None if it is not one."""
         stripped = text.strip().rstrip(".")
-        if not stripped.isdigit():
+        if not (stripped.isascii() and stripped.isdigit()) or len(stripped) > 3:
             return None
         choices = self._last.get(chat_id, ())
         index = int(stripped) - 1
