@@ -1,4 +1,4 @@
-"""Core benchmarks: perimeter parsing, recipient resolution, outbox dispatch (memory transport).
+"""Core benchmarks, in-process: perimeter parsing, recipient resolution, memory dispatch.
 
 Each function returns a list of result rows; ``python -m benchmarks`` writes them to
 ``benchmarks/results/latest.json`` and a Markdown table beside it.
@@ -6,13 +6,13 @@ Each function returns a list of result rows; ``python -m benchmarks`` writes the
 
 from __future__ import annotations
 
-import random
 import statistics
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
+from benchmarks.botproc import seed_database
 from bot.config import BroadcastConfig, PlatformRateLimits, RateLimitsConfig
 from bot.geo.perimeter import parse_perimeter
 from tests.harness import OFFICERS, TestBot, shared_layer, test_config
@@ -35,19 +35,33 @@ def perimeter_parsing(repeat: int = 200) -> list[Row]:
 
 
 async def seed_subscribers(bot: TestBot, count: int, communes: list[str]) -> None:
-    db = bot.core.services.db
-    rng = random.Random(70)
-    async with db.transaction():
-        await db.executemany(
-            "INSERT INTO subscribers (id, platform, platform_user_id, chat_id, consent_at,"
-            " consent_version, created_at, updated_at) VALUES (?, 'telegram', ?, ?, 'x', 'v',"
-            " 'x', 'x')", ((i, str(10_000 + i), str(10_000 + i)) for i in range(1, count + 1)))
-        await db.executemany(
-            "INSERT INTO subscriber_communes VALUES (?, ?)",
-            ((i, rng.choice(communes)) for i in range(1, count + 1)))
-        await db.executemany(
-            "INSERT INTO subscriber_communities VALUES (?, 'citoyen')",
-            ((i,) for i in range(1, count + 1)))
+    """``count`` Telegram subscribers (chat ids 10001…) spread over ``communes``."""
+    await seed_database(bot.core.services.db, count, communes)
+
+
+async def resolution(subscribers: int = 100_000) -> list[Row]:
+    """Approval, then the whole recipient resolution, alone: memory transports, nothing
+    sent (the dispatcher is stopped), so this is the engine's and SQLite's own cost."""
+    with tempfile.TemporaryDirectory() as folder:
+        bot = await TestBot(test_config(Path(folder) / "bench.sqlite3")).start()
+        try:
+            await seed_subscribers(bot, subscribers, sorted(shared_layer().in_departement("70")))
+            await bot.say("telegram:100", "/alerte crue dep:70 : Montée des eaux de la Saône")
+            start = time.perf_counter()
+            await bot.say("telegram:200", "/valider 1", chat=OFFICERS)
+            approval_s = time.perf_counter() - start
+            dispatcher, chunks = bot.core.core.dispatcher, 0
+            start = time.perf_counter()
+            while await dispatcher.resolve_once():
+                chunks += 1
+            resolution_s = time.perf_counter() - start
+            rows = int(await bot.core.services.db.fetchval("SELECT count(*) FROM deliveries"))
+        finally:
+            await bot.stop()
+    return [{"benchmark": "resolution alone (in-process)",
+             "case": f"dep:70, {subscribers} subscribers", "approval_s": round(approval_s, 3),
+             "resolution_s": round(resolution_s, 3),
+             "total_s": round(approval_s + resolution_s, 3), "chunks": chunks, "rows": rows}]
 
 
 async def resolution_and_dispatch(subscribers: int = 100_000) -> list[Row]:

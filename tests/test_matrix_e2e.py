@@ -192,7 +192,9 @@ async def assert_nothing_answered(cast: Cast, user: MatrixUser, room: str, since
     before would have been answered already."""
     sentinel = await mx.send_text(user, room, "!aide")
     await reply_to(cast, user, room, sentinel, "Commandes disponibles")
-    posts = await bot_posts(cast, user, room, since)
+    # The map that follows an approval request may land late; it answers nothing.
+    posts = [p for p in await bot_posts(cast, user, room, since)
+             if p["content"].get("msgtype") != "m.image"]
     assert [body_of(p).splitlines()[0] for p in posts] == ["Commandes disponibles :"], posts
 
 
