@@ -271,16 +271,6 @@ class AlertStore:
             " AND closed IS NULL AND expires_at <= ? ORDER BY id", (stamp(now),))
         return [Alert.from_row(row) for row in rows]
 
-    async def copy_targets(self, source_id: int, target_id: int) -> None:
-        """A child alert (update, all-clear…) concerns the same communes and communities."""
-        await self.db.execute(
-            "INSERT INTO alert_communes (alert_id, insee)"
-            " SELECT ?, insee FROM alert_communes WHERE alert_id = ?", (target_id, source_id))
-        await self.db.execute(
-            "INSERT INTO alert_communities (alert_id, community)"
-            " SELECT ?, community FROM alert_communities WHERE alert_id = ?",
-            (target_id, source_id))
-
     async def set_stale_override(self, alert_id: int) -> None:
         await self.db.execute("UPDATE alerts SET stale_override = 1 WHERE id = ?", (alert_id,))
 

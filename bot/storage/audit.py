@@ -9,27 +9,11 @@ from __future__ import annotations
 import hashlib
 import json
 import secrets
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from bot.clock import stamp
-from bot.storage.database import Database, Row
-
-
-@dataclass(frozen=True, slots=True)
-class AuditEvent:
-    id: int
-    at: str
-    actor: str
-    action: str
-    alert_id: int | None
-    detail: dict[str, Any]
-
-    @classmethod
-    def from_row(cls, row: Row) -> AuditEvent:
-        return cls(row["id"], row["at"], row["actor"], row["action"], row["alert_id"],
-                   json.loads(row["detail"]))
+from bot.storage.database import Database
 
 
 def chain_hash(previous: str, content: tuple[Any, ...]) -> str:
@@ -82,14 +66,3 @@ class AuditStore:
                 return checked, int(row[0])
             previous, checked = row[7], checked + 1
         return checked, None
-
-    async def for_alert(self, alert_id: int) -> list[AuditEvent]:
-        rows = await self.db.fetchall(
-            "SELECT * FROM audit_events WHERE alert_id = ? ORDER BY id", (alert_id,))
-        return [AuditEvent.from_row(row) for row in rows]
-
-    async def recent(self, limit: int = 50, action: str | None = None) -> list[AuditEvent]:
-        rows = await self.db.fetchall(
-            "SELECT * FROM audit_events WHERE ? IS NULL OR action = ? ORDER BY id DESC LIMIT ?",
-            (action, action, limit))
-        return [AuditEvent.from_row(row) for row in rows]

@@ -227,11 +227,6 @@ class DeliveryStore:
             " AND action = 'send' AND status = 'sent'", (alert_id, platform, chat_id))
         return int(count) > 0
 
-    async def for_alert(self, alert_id: int) -> list[Delivery]:
-        rows = await self.db.fetchall(
-            "SELECT * FROM deliveries WHERE alert_id = ? ORDER BY id", (alert_id,))
-        return [Delivery.from_row(row) for row in rows]
-
     async def fail_platform(self, alert_id: int, platform: str, error: str) -> int:
         return await self.db.execute(
             "UPDATE deliveries SET status = 'failed', last_error = ?"
