@@ -127,6 +127,49 @@ async def test_recipients_are_written_in_chunks_and_resume_after_restart(
         await bot.stop()
 
 
+# id: (communes, communities, status). Ids with gaps so slices are uneven, a subscriber in
+# two of the alert's communes, others outside the communes, the community, or paused.
+MIXED_SUBSCRIBERS = {
+    1: (["70550"], ["commercant"], "active"),
+    2: (["70279"], ["commercant"], "active"),
+    3: (["70550", "70279"], ["commercant", "elu"], "active"),
+    5: (["70550"], ["agriculteur"], "active"),
+    8: (["70550"], ["commercant"], "paused"),
+    13: (["70279"], ["agriculteur", "commercant"], "active"),
+    14: (["70550"], ["elu", "commercant"], "active"),
+    40: (["70001"], ["commercant"], "active"),
+    41: (["70550"], ["commercant"], "blocked"),
+    97: (["70550"], ["commercant"], "active"),
+}
+
+
+async def test_slices_write_exactly_the_matching_subscribers_once(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(outbox, "FIRST_CHUNK", 2)
+    monkeypatch.setattr(outbox, "CHUNK", 7)
+    bot = await seeded_bot(tmp_path, 0, PlatformRateLimits(1e6, 1e6, 1e6))
+    try:
+        db = bot.core.services.db
+        for sid, (communes, communities, status) in MIXED_SUBSCRIBERS.items():
+            await db.execute("INSERT INTO subscribers (id, platform, platform_user_id, chat_id,"
+                             " status, consent_at, consent_version, created_at, updated_at)"
+                             " VALUES (?, 'telegram', ?, ?, ?, 'x', 'v', 'x', 'x')",
+                             (sid, str(9000 + sid), str(9000 + sid), status))
+            for insee in communes:
+                await db.execute("INSERT INTO subscriber_communes VALUES (?, ?)", (sid, insee))
+            for community in communities:
+                await db.execute("INSERT INTO subscriber_communities VALUES (?, ?)",
+                                 (sid, community))
+        await approve(bot, "/alerte cambriolage Vesoul, Gray pour commercant : Vitrine forcée")
+        assert "6 destinataire(s)" in bot.inbox(OPERATOR)[-1]
+        while await bot.core.core.dispatcher.resolve_once():
+            pass
+        rows = await db.fetchall("SELECT recipient_id FROM deliveries ORDER BY recipient_id")
+        assert [row[0] for row in rows] == [1, 2, 3, 13, 14, 97]
+    finally:
+        await bot.stop()
+
+
 async def test_long_broadcast_has_an_edited_progress_message_and_a_rate_report(
         tmp_path: Path) -> None:
     bot = await seeded_bot(tmp_path, 150, PlatformRateLimits(1e6, 1e6, 1e6))

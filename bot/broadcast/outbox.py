@@ -7,8 +7,8 @@ from datetime import datetime
 from bot.context import Services
 from bot.storage.alerts import Alert
 
-FIRST_CHUNK = 1_000  # written with the approval: the first messages leave at once
-CHUNK = 10_000  # then written by the resolver, one transaction each
+FIRST_CHUNK = 1_000  # subscriber ids written with the approval: the first messages leave at once
+CHUNK = 10_000  # then ids per slice written by the resolver, one transaction each
 
 PRIORITY_ALERT = 20
 PRIORITY_UPDATE = 10
