@@ -3,8 +3,6 @@
     python -m benchmarks              # the full run (about 12 minutes on 2 cores)
     python -m benchmarks --smoke      # tiny sizes: structure and correctness only (smoke.*)
     python -m benchmarks --only telegram-30 telegram-1000 ...   # a subset
-    python -m benchmarks --proposals  # also: 100,000 with the claim index proposed for
-                                      # bot/storage (a what-if, reported apart)
 
 Targets are checked on the full run only; a smoke run reports the same figures at sizes
 where timings mean nothing.
@@ -31,7 +29,6 @@ from benchmarks import core, plot, telegram
 from tests.synapse.fixture import synapse_available
 
 RESULTS = Path(__file__).resolve().parent / "results"
-CLAIM_INDEX = ("CREATE INDEX deliveries_claim ON deliveries (platform, status, priority DESC, id)",)
 LATENCY = 0.020  # seconds added by the double to every call in the "behind a network" case
 SCENARIOS = ("core", "telegram-30", "telegram-1000", "telegram-100k", "telegram-faults",
              "telegram-crash", "telegram-latency", "matrix")
@@ -155,7 +152,7 @@ async def run_t1000(run: Run, folder: Path) -> None:
          "naive PTB gather": gather["per_second"]}, 1000))
 
 
-async def run_t100k(run: Run, folder: Path, proposals: bool) -> None:
+async def run_t100k(run: Run, folder: Path) -> None:
     n = run.sizes.t100k
     result = await telegram.ceiling(folder / "t100k", n, 1000.0, paid=True)
     summary = result.summary()
@@ -175,16 +172,8 @@ async def run_t100k(run: Run, folder: Path, proposals: bool) -> None:
                f"{summary['steady_rate']} msg/s (overall {summary['overall_rate']})",
                summary["steady_rate"] >= 1000, f"bot CPU {summary['bot_cpu_ms_per_message']}"
                " ms/msg")
-    panels = {"bot": summary["per_second"]}
-    if proposals:
-        what_if = await telegram.ceiling(folder / "t100k-index", n, 1000.0, paid=True,
-                                         schema=CLAIM_INDEX)
-        run.details["telegram_100k_claim_index"] = what_if.summary()
-        panels["bot, claim index (what-if)"] = what_if.per_second()
-        run.target(f"what-if: {n:,} with the proposed claim index", "(≥ 1,000)",
-                   f"{what_if.steady_rate:.1f} msg/s", None,
-                   "not shipped: needs a migration in bot/storage")
-    run.panels.append(plot.Panel(f"1,000 msg/s, {n:,} subscribers", panels, 1000))
+    run.panels.append(plot.Panel(f"1,000 msg/s, {n:,} subscribers",
+                                 {"bot": summary["per_second"]}, 1000))
 
 
 async def run_faults(run: Run, folder: Path) -> None:
@@ -265,7 +254,7 @@ async def main_async(arguments: argparse.Namespace) -> Run:
             "core": lambda: run_core(run),
             "telegram-30": lambda: run_t30(run, folder),
             "telegram-1000": lambda: run_t1000(run, folder),
-            "telegram-100k": lambda: run_t100k(run, folder, arguments.proposals),
+            "telegram-100k": lambda: run_t100k(run, folder),
             "telegram-faults": lambda: run_faults(run, folder),
             "telegram-crash": lambda: run_crash(run, folder),
             "telegram-latency": lambda: run_latency(run, folder),
@@ -306,8 +295,6 @@ def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description="alert bot benchmarks")
     parser.add_argument("--smoke", action="store_true", help="tiny sizes, for the test suite")
     parser.add_argument("--only", nargs="+", choices=SCENARIOS, help="run only these")
-    parser.add_argument("--proposals", action="store_true",
-                        help="also measure the storage change proposed in the README")
     parser.add_argument("--name", help="results file name (default: latest, or smoke)")
     parser.add_argument("--out", type=Path, default=RESULTS, help="results folder")
     arguments = parser.parse_args(argv)

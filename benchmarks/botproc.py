@@ -131,14 +131,10 @@ class BotProcess:
     def database(self) -> Path:
         return Path(self.config["database"])
 
-    async def seed(self, count: int, communes: list[str], schema: Iterable[str] = (),
-                   **options: Any) -> None:
-        """Subscribers in the bot's database; ``schema``: statements run first (to try a
-        proposed index before its migration exists)."""
+    async def seed(self, count: int, communes: list[str], **options: Any) -> None:
+        """Subscribers in the bot's database (created and migrated if new)."""
         db = await Database.open(self.database)
         try:
-            for statement in schema:
-                await db.execute(statement)
             await seed_database(db, count, communes, **options)
         finally:
             await db.close()

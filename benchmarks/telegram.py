@@ -207,12 +207,11 @@ class TelegramBench:
     """A fresh double with ``subscribers`` users and a bot process seeded with them."""
 
     def __init__(self, folder: Path, subscribers: int, *, rate: float, paid: bool,
-                 in_flight: int = 32, schema: tuple[str, ...] = (),
-                 latency: float = 0.0) -> None:
+                 in_flight: int = 32, latency: float = 0.0) -> None:
         self.folder = folder
         self.subscribers = subscribers
         self.double = make_double(subscribers, rate=rate, paid=paid, latency=latency)
-        self.rate, self.paid, self.in_flight, self.schema = rate, paid, in_flight, schema
+        self.rate, self.paid, self.in_flight = rate, paid, in_flight
         self.bot: BotProcess | None = None
         self.result = Broadcast(subscribers)
         self._cpu_at_approval = self._double_cpu_at_approval = 0.0
@@ -223,7 +222,7 @@ class TelegramBench:
         config = bot_config(self.folder, self.double.base_url, rate=self.rate, paid=self.paid,
                             in_flight=self.in_flight)
         self.bot = BotProcess(self.folder, config)
-        await self.bot.seed(self.subscribers, dep70(), self.schema)
+        await self.bot.seed(self.subscribers, dep70())
         quiet_collector()
         return self
 
@@ -324,10 +323,9 @@ class TelegramBench:
 
 
 async def ceiling(folder: Path, subscribers: int, rate: float, paid: bool, *,
-                  schema: tuple[str, ...] = (), latency: float = 0.0,
-                  in_flight: int = 32) -> Broadcast:
+                  latency: float = 0.0, in_flight: int = 32) -> Broadcast:
     """One broadcast at the platform's ceiling; what the double saw."""
-    async with TelegramBench(folder, subscribers, rate=rate, paid=paid, schema=schema,
+    async with TelegramBench(folder, subscribers, rate=rate, paid=paid,
                              latency=latency, in_flight=in_flight) as bench:
         await bench.start_bot()
         await bench.request_and_approve(watch_resolution=True)

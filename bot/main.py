@@ -32,7 +32,8 @@ def build_transports(config: Config, services: Services) -> dict[str, Transport]
         if platform == "telegram":
             from bot.transports.telegram import TelegramTransport
 
-            transports[platform] = TelegramTransport(config.telegram)
+            transports[platform] = TelegramTransport(
+                config.telegram, connections=telegram_connections(config))
         elif platform == "matrix":
             from bot.transports.matrix import MatrixTransport
 
@@ -42,6 +43,14 @@ def build_transports(config: Config, services: Services) -> dict[str, Transport]
         else:
             transports[platform] = ConsoleTransport(config.console.officers_channel)
     return transports
+
+
+def telegram_connections(config: Config) -> int:
+    """Enough for every send the dispatcher keeps open (2 × in_flight) and people's replies
+    beside them, never fewer than the transport's default."""
+    from bot.transports.telegram import CONNECTION_POOL_SIZE
+
+    return max(CONNECTION_POOL_SIZE, 2 * config.broadcast.in_flight + 16)
 
 
 async def run(config: Config, console: bool) -> int:

@@ -532,3 +532,11 @@ def test_reference_invalid_yaml(tmp_path: Path) -> None:
 def test_reference_duplicate_key_is_refused(tmp_path: Path) -> None:
     stricter = {**CATEGORY, "required_approvals": 2}
     assert "vol" in category_error(tmp_path, CATEGORY, stricter)
+
+
+def test_telegram_connections_follow_the_in_flight_window(tmp_path: Path) -> None:
+    from bot.main import telegram_connections
+
+    assert telegram_connections(load_config(write(tmp_path, ""), {})) == 128
+    wide = load_config(write(tmp_path, "broadcast:\n  in_flight: 200\n"), {})
+    assert telegram_connections(wide) == 416

@@ -127,6 +127,19 @@ async def test_recipients_are_written_in_chunks_and_resume_after_restart(
         await bot.stop()
 
 
+async def test_pacer_forgets_passed_chats_during_a_long_broadcast() -> None:
+    from bot.broadcast.pacing import SWEEP_ABOVE, Pacer
+
+    pacer = Pacer(PlatformRateLimits(1e9, 1e9, 1e9))  # slots pass at once: all forgettable
+    for chat in range(3 * SWEEP_ABOVE):
+        await pacer.acquire(str(chat), is_group=False)
+    assert len(pacer) <= SWEEP_ABOVE
+    slow = Pacer(PlatformRateLimits(1e9, 1e-3, 1e9))  # every slot still ahead: all kept
+    for chat in range(SWEEP_ABOVE + 10):
+        await slow.acquire(str(chat), is_group=False)
+    assert len(slow) == SWEEP_ABOVE + 10
+
+
 # id: (communes, communities, status). Ids with gaps so slices are uneven, a subscriber in
 # two of the alert's communes, others outside the communes, the community, or paused.
 MIXED_SUBSCRIBERS = {
@@ -166,6 +179,28 @@ async def test_slices_write_exactly_the_matching_subscribers_once(
             pass
         rows = await db.fetchall("SELECT recipient_id FROM deliveries ORDER BY recipient_id")
         assert [row[0] for row in rows] == [1, 2, 3, 13, 14, 97]
+    finally:
+        await bot.stop()
+
+
+async def test_recipients_on_a_platform_not_running_fail_and_the_report_comes(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from benchmarks.botproc import seed_database
+
+    monkeypatch.setattr(outbox, "FIRST_CHUNK", 3)
+    monkeypatch.setattr(outbox, "CHUNK", 4)
+    config = test_config(tmp_path / "db.sqlite3")
+    bot = await TestBot(config, platforms=("telegram",)).start()
+    try:
+        db = bot.core.services.db
+        await seed_database(db, 10, ["70550"])
+        await db.execute("UPDATE subscribers SET platform = 'matrix' WHERE id IN (2, 9)")
+        await approve(bot)
+        await bot.drain()
+        assert "8 envoyé(s), 2 échec(s), 0 bloqué(s) sur 10" in bot.officers()[-1]
+        errors = await db.fetchall("SELECT DISTINCT last_error FROM deliveries"
+                                   " WHERE status = 'failed'")
+        assert [row[0] for row in errors] == ["platform matrix is not running"]
     finally:
         await bot.stop()
 

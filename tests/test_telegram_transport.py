@@ -32,7 +32,7 @@ from bot.transports.base import (
     TransientError,
 )
 from bot.transports.telegram import TelegramTransport, bot_commands
-from bot.transports.telegram_errors import RecentSends, translate
+from bot.transports.telegram_errors import SWEEP_ABOVE, RecentSends, translate
 from bot.transports.telegram_render import keyboard, split_text, visible_length
 from bot.transports.telegram_updates import to_incoming
 from tests.telegram_double import RateLimits, TelegramDouble
@@ -191,6 +191,24 @@ def test_recent_sends_heuristic_with_a_clock() -> None:
     assert recent.chat_only("-5")
     now[0] += 61
     assert not recent.chat_only("-5") and not recent.chat_only("-6")
+
+
+def test_recent_sends_forget_quiet_chats_in_amortised_sweeps() -> None:
+    now = [0.0]
+    recent = RecentSends(lambda: now[0])
+    for chat in range(SWEEP_ABOVE - 1):  # a broadcast at 1,000 msg/s: each chat once
+        recent.record(str(chat))
+        now[0] += 0.001
+    recent.record("-7")  # a group, sent to just now; 10,000 chats remembered
+    now[0] += 2.0
+    recent.record("new")  # triggers the sweep: private chats older than 1 s are forgotten
+    assert len(recent) == 2 and recent.chat_only("new") and not recent.chat_only("0")
+    for chat in range(SWEEP_ABOVE, 2 * SWEEP_ABOVE - 2):  # no sweep before 10,000 again
+        recent.record(str(chat))
+    assert len(recent) == SWEEP_ABOVE
+    now[0] += 61
+    recent.record("x")  # the group's minute is over too
+    assert len(recent) == 1 and not recent.chat_only("-7")
 
 
 # -- long texts, edits, recalls ------------------------------------------------------------

@@ -15,6 +15,7 @@ from aiolimiter import AsyncLimiter
 from bot.config import PlatformRateLimits
 
 SLICE = 0.1  # seconds: the global bucket's refill period, and so its largest burst
+SWEEP_ABOVE = 10_000  # chats remembered before the first sweep of those whose slot passed
 
 
 class Pacer:
@@ -25,6 +26,7 @@ class Pacer:
         self._chat_interval = 1.0 / max(limits.per_chat_per_second, 1e-6)
         self._group_interval = 60.0 / max(limits.per_group_per_minute, 1e-6)
         self._next_for_chat: dict[str, float] = {}
+        self._sweep_at = SWEEP_ABOVE
         self._paused_until = 0.0
 
     @property
@@ -39,6 +41,8 @@ class Pacer:
         interval = self._group_interval if is_group else self._chat_interval
         now = self._now()
         slot = max(now, self._next_for_chat.get(chat_id, now))
+        if len(self._next_for_chat) >= self._sweep_at:
+            self._sweep(now)
         self._next_for_chat[chat_id] = slot + interval
         if slot > now:
             await asyncio.sleep(slot - now)
@@ -58,6 +62,14 @@ class Pacer:
                                            self._now() + seconds)
 
     def forget_idle_chats(self) -> None:
-        """Drop chats whose next slot has passed, so memory stays flat over a broadcast."""
-        now = self._now()
+        """Drop chats whose next slot has passed (called when the platform has no work)."""
+        self._sweep(self._now())
+
+    def __len__(self) -> int:
+        return len(self._next_for_chat)
+
+    def _sweep(self, now: float) -> None:
+        # A broadcast adds a chat per message: sweeping only when the number remembered has
+        # doubled since the last sweep keeps the cost O(1) per message and memory flat.
         self._next_for_chat = {c: t for c, t in self._next_for_chat.items() if t > now}
+        self._sweep_at = max(SWEEP_ABOVE, 2 * len(self._next_for_chat))

@@ -18,7 +18,7 @@ import asyncio
 import json
 import logging
 import re
-from collections import Counter, OrderedDict, deque
+from collections import Counter, OrderedDict
 from collections.abc import Sequence
 from dataclasses import replace
 from importlib.util import find_spec
@@ -49,13 +49,9 @@ from bot.transports.base import (
     Transport,
 )
 from bot.transports.telegram_errors import (
-    GROUP_PER_MINUTE,
-    GROUP_WINDOW,
-    PRIVATE_WINDOW,
     RecentSends,
     is_already_deleted,
     is_not_modified,
-    is_private,
     translate,
 )
 from bot.transports.telegram_files import send_file
@@ -71,7 +67,7 @@ TelegramApp = Application[ExtBot[None], ContextTypes.DEFAULT_TYPE, dict[Any, Any
 # Concurrent requests: the dispatcher keeps up to 2 × broadcast.in_flight (64 by default)
 # sends open while people keep talking to the bot; connections are opened only when needed.
 # Pinned rather than left to a library default; waiting for a free connection beats
-# failing at once. A larger in_flight needs more: TelegramTransport(connections=...).
+# failing at once. bot.main sizes it from broadcast.in_flight (2 × in_flight + 16).
 CONNECTION_POOL_SIZE = 128
 POOL_TIMEOUT = 10.0  # seconds
 # The later parts of a split message wait out a short flood limit instead of failing:
@@ -80,7 +76,6 @@ CONTINUATION_ATTEMPTS = 3
 CONTINUATION_MAX_WAIT = 30.0  # seconds
 REMEMBERED_SPLITS = 1_000
 REMEMBERED_KEYBOARDS = 256  # serialised keyboards kept (one per broadcast in progress)
-SWEEP_ABOVE = 10_000  # chats remembered for the 429 guess before the quiet ones are forgotten
 MAX_COMMANDS = 100  # Bot API setMyCommands
 COMMAND_NAME = re.compile(r"[a-z0-9_]{1,32}")
 MAX_DESCRIPTION = 256
@@ -101,7 +96,7 @@ class TelegramTransport(Transport):
         self.counters: Counter[str] = Counter()
         self._app: TelegramApp | None = None
         self._on_incoming: IncomingHandler | None = None
-        self._recent: RecentSends = _BroadcastRecentSends()
+        self._recent = RecentSends()
         self._splits = _SplitMessages(REMEMBERED_SPLITS)
         self._keyboards: dict[tuple[Choice, ...], str] = {}
 
@@ -415,38 +410,6 @@ def check_config(config: TelegramConfig) -> None:
         raise ConfigError("telegram.webhook_url: an https:// address Telegram can reach")
     if not WEBHOOK_SECRET.fullmatch(config.webhook_secret):
         raise ConfigError("telegram.webhook_secret: 1 to 256 characters among A-Z a-z 0-9 _ -")
-
-
-class _BroadcastRecentSends(RecentSends):
-    """``RecentSends`` that keeps up with a broadcast: same ``chat_only`` answers, bounded cost.
-
-    The base class, once it remembers 10,000 chats, sweeps them all at every new chat, and
-    keeps private chats for a minute although only the last second matters: at 1,000 msg/s
-    that is a full sweep per message (the broadcast fell from 1,000 to 250 msg/s after the
-    first 10,000 recipients) and ~50 MB of deques. Here a sweep runs only when the number
-    of chats has doubled since the last one (amortised O(1)), and forgets a private chat
-    after ``PRIVATE_WINDOW``, a group after ``GROUP_WINDOW`` - exactly when ``chat_only``
-    stops looking at them. (To be folded into ``telegram_errors.RecentSends``.)
-    """
-
-    def __init__(self) -> None:
-        super().__init__()
-        self._sweep_at = SWEEP_ABOVE
-
-    def record(self, chat_id: str) -> None:
-        stamps = self._sent.get(chat_id)
-        if stamps is None:
-            if len(self._sent) >= self._sweep_at:
-                self._forget_quiet_chats()
-                self._sweep_at = max(SWEEP_ABOVE, 2 * len(self._sent))
-            stamps = deque(maxlen=1 if is_private(chat_id) else GROUP_PER_MINUTE)
-            self._sent[chat_id] = stamps
-        stamps.append(self._clock())
-
-    def _forget_quiet_chats(self) -> None:
-        now = self._clock()
-        self._sent = {chat: s for chat, s in self._sent.items() if s and now - s[-1] < (
-            PRIVATE_WINDOW if is_private(chat) else GROUP_WINDOW)}
 
 
 class _SplitMessages:

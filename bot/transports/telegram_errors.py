@@ -45,7 +45,7 @@ from bot.transports.base import (
 PRIVATE_WINDOW = 1.0  # seconds
 GROUP_WINDOW = 60.0  # seconds
 GROUP_PER_MINUTE = 20
-_SWEEP_ABOVE = 10_000  # chats remembered before forgetting the quiet ones
+SWEEP_ABOVE = 10_000  # chats remembered before the first sweep of the quiet ones
 
 
 def is_private(chat_id: str) -> bool:
@@ -54,18 +54,30 @@ def is_private(chat_id: str) -> bool:
 
 
 class RecentSends:
-    """When this transport last delivered to each chat: the evidence for the 429 guess."""
+    """When this transport last delivered to each chat: the evidence for the 429 guess.
+
+    A broadcast records a new chat at every message, so forgetting must stay cheap: a sweep
+    runs only when the number of chats remembered has doubled since the last one (amortised
+    O(1); sweeping at every new chat beyond 10,000 once cut a broadcast from 1,000 to 250
+    msg/s), and forgets a private chat after ``PRIVATE_WINDOW``, a group after
+    ``GROUP_WINDOW``: exactly when ``chat_only`` stops looking at them.
+    """
 
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self._clock = clock
         # Private chats need only the last send, groups the last GROUP_PER_MINUTE.
         self._sent: dict[str, deque[float]] = {}
+        self._sweep_at = SWEEP_ABOVE
+
+    def __len__(self) -> int:
+        return len(self._sent)
 
     def record(self, chat_id: str) -> None:
         stamps = self._sent.get(chat_id)
         if stamps is None:
-            if len(self._sent) >= _SWEEP_ABOVE:
+            if len(self._sent) >= self._sweep_at:
                 self._forget_quiet_chats()
+                self._sweep_at = max(SWEEP_ABOVE, 2 * len(self._sent))
             stamps = deque(maxlen=1 if is_private(chat_id) else GROUP_PER_MINUTE)
             self._sent[chat_id] = stamps
         stamps.append(self._clock())
@@ -81,8 +93,9 @@ class RecentSends:
         return len(stamps) >= GROUP_PER_MINUTE and now - stamps[0] < GROUP_WINDOW
 
     def _forget_quiet_chats(self) -> None:
-        horizon = self._clock() - GROUP_WINDOW
-        self._sent = {chat: s for chat, s in self._sent.items() if s and s[-1] >= horizon}
+        now = self._clock()
+        self._sent = {chat: s for chat, s in self._sent.items() if s and now - s[-1] < (
+            PRIVATE_WINDOW if is_private(chat) else GROUP_WINDOW)}
 
 
 def retry_after_seconds(error: RetryAfter) -> float:
