@@ -8,8 +8,8 @@ this one process (same event loop, same client library):
   N concurrent tasks, nothing else (no outbox, no pacing, no bookkeeping); tried at several
   concurrencies, the best counts. Its event is a short plain ``m.text``;
 * bare, same event: the same sender (same nio settings, same worker pattern) posting the
-  bot's exact event (HTML ``formatted_body``, numbered choices, ``m.mentions``), which
-  Synapse takes longer to process: this isolates the engine's cost from the payload's;
+  bot's exact event (HTML ``formatted_body``, numbered choices): this isolates the
+  engine's cost from the payload's;
 * bot: the real core and dispatcher on ``MatrixTransport``: an operator's alert is approved
   (on a memory transport standing in for the officers' channel), its recipients are written
   to the outbox and the dispatcher sends them, recording every outcome in SQLite.

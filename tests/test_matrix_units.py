@@ -66,7 +66,16 @@ def test_text_html_tone_reply_and_numbered_choices() -> None:
     assert content["formatted_body"] == ("<b>Ligne 1</b><br>Ligne &lt;2&gt;"
                                          "<ol><li>✅ Valider</li><li>❌ Refuser</li></ol>")
     assert content["m.relates_to"] == {"m.in_reply_to": {"event_id": "$orig"}}
-    assert content["m.mentions"] == {}
+    assert "m.mentions" not in content  # nothing in it could ping anybody
+
+
+def test_a_quoted_user_id_or_room_mention_pings_nobody() -> None:
+    for text in ("Demande de matrix:@op:example.org", "Réunion @room à 9 h"):
+        (content,) = message_contents(Outgoing(text))
+        assert content["m.mentions"] == {}
+        edit = edit_content("$e", Outgoing(text))
+        assert edit["m.mentions"] == {} and edit["m.new_content"]["m.mentions"] == {}
+    assert "m.mentions" not in edit_content("$e", Outgoing("LEVÉE"))
 
 
 def test_plain_text_is_escaped_for_html_and_pre_keeps_newlines() -> None:
