@@ -55,7 +55,8 @@ async def seed_database(db: Database, count: int, communes: list[str],
             ((i,) for i in range(1, count + 1)))
 
 
-def bot_config(folder: Path, base_url: str, *, rate: float, paid: bool, in_flight: int = 32,
+def bot_config(folder: Path, base_url: str, *, rate: float, paid: bool,
+               in_flight: int | None = 32,
                extra: dict[str, Any] | None = None) -> dict[str, Any]:
     """A production-shaped configuration on the double; paths absolute (the file lives
     in a temporary folder)."""
@@ -75,7 +76,7 @@ def bot_config(folder: Path, base_url: str, *, rate: float, paid: bool, in_fligh
                      "paid_broadcast": paid},
         "rate_limits": {"telegram": {"global_per_second": rate, "per_chat_per_second": 1.0,
                                      "per_group_per_minute": 20.0}},
-        "broadcast": {"in_flight": in_flight},
+        "broadcast": {} if in_flight is None else {"in_flight": in_flight},  # None: default
         # People in a benchmark type faster than the per-person flood guard allows.
         "throttle": {"messages_per_minute": 10_000, "burst": 10_000},
     }

@@ -207,7 +207,7 @@ class TelegramBench:
     """A fresh double with ``subscribers`` users and a bot process seeded with them."""
 
     def __init__(self, folder: Path, subscribers: int, *, rate: float, paid: bool,
-                 in_flight: int = 32, latency: float = 0.0) -> None:
+                 in_flight: int | None = 32, latency: float = 0.0) -> None:
         self.folder = folder
         self.subscribers = subscribers
         self.double = make_double(subscribers, rate=rate, paid=paid, latency=latency)
@@ -323,7 +323,7 @@ class TelegramBench:
 
 
 async def ceiling(folder: Path, subscribers: int, rate: float, paid: bool, *,
-                  latency: float = 0.0, in_flight: int = 32) -> Broadcast:
+                  latency: float = 0.0, in_flight: int | None = 32) -> Broadcast:
     """One broadcast at the platform's ceiling; what the double saw."""
     async with TelegramBench(folder, subscribers, rate=rate, paid=paid,
                              latency=latency, in_flight=in_flight) as bench:

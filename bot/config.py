@@ -7,6 +7,7 @@ can fix a broken deployment without reading a traceback.
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import re
 import types
@@ -108,8 +109,16 @@ class BroadcastConfig:
     max_attempts: int = 5
     retry_base_seconds: float = 2.0
     retry_max_seconds: float = 300.0
-    in_flight: int = 32
-    batch_size: int = 200
+    in_flight: int | None = None  # None: sized from each platform's rate (in_flight_for)
+    resolution_slice: int = 10_000
+
+    def in_flight_for(self, limits: PlatformRateLimits) -> int:
+        """Sends kept open on one platform: as set, or a tenth of a second of its rate
+        (8 to 128): enough to hold the ceiling when each call takes up to 0.2 s, since
+        the dispatcher keeps two batches in hand."""
+        if self.in_flight is not None:
+            return self.in_flight
+        return min(128, max(8, math.ceil(limits.global_per_second / 10)))
 
 
 @dataclass(frozen=True)
@@ -322,5 +331,8 @@ def _check_semantics(config: Config, path: Path) -> None:
         raise ConfigError(f"{path}: matrix.homeserver and matrix.user_id: required when enabled")
     if matrix.enabled and not (matrix.access_token or matrix.password):
         raise ConfigError(f"{path}: matrix.access_token: required when matrix.enabled is true")
-    if config.broadcast.max_attempts < 1 or config.broadcast.in_flight < 1:
-        raise ConfigError(f"{path}: broadcast.max_attempts and in_flight must be at least 1")
+    broadcast = config.broadcast
+    in_flight = 1 if broadcast.in_flight is None else broadcast.in_flight
+    if min(broadcast.max_attempts, in_flight, broadcast.resolution_slice) < 1:
+        raise ConfigError(f"{path}: broadcast.max_attempts, in_flight and resolution_slice"
+                          " must be at least 1")

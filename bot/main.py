@@ -50,7 +50,8 @@ def telegram_connections(config: Config) -> int:
     beside them, never fewer than the transport's default."""
     from bot.transports.telegram import CONNECTION_POOL_SIZE
 
-    return max(CONNECTION_POOL_SIZE, 2 * config.broadcast.in_flight + 16)
+    in_flight = config.broadcast.in_flight_for(config.rate_limits.telegram)
+    return max(CONNECTION_POOL_SIZE, 2 * in_flight + 16)
 
 
 async def run(config: Config, console: bool) -> int:

@@ -19,6 +19,7 @@ import pytest
 import yaml
 
 from bot.config import (
+    BroadcastConfig,
     Config,
     ConfigError,
     ConsoleConfig,
@@ -279,6 +280,7 @@ def test_valid_identities_are_accepted(tmp_path: Path) -> None:
      "matrix.access_token"),
     ("broadcast:\n  max_attempts: 0\n", "broadcast.max_attempts"),
     ("broadcast:\n  in_flight: 0\n", "in_flight"),
+    ("broadcast:\n  resolution_slice: 0\n", "resolution_slice"),
 ])
 def test_inconsistent_settings_are_refused(tmp_path: Path, text: str, key: str) -> None:
     assert key in load_error(write(tmp_path, text))
@@ -540,3 +542,13 @@ def test_telegram_connections_follow_the_in_flight_window(tmp_path: Path) -> Non
     assert telegram_connections(load_config(write(tmp_path, ""), {})) == 128
     wide = load_config(write(tmp_path, "broadcast:\n  in_flight: 200\n"), {})
     assert telegram_connections(wide) == 416
+    paid = load_config(write(tmp_path, "rate_limits:\n  telegram:\n"
+                                       "    global_per_second: 1000\n"), {})
+    assert telegram_connections(paid) == 216  # 2 × 100 in flight + 16
+
+
+@pytest.mark.parametrize(("rate", "expected"), [(30, 8), (1000, 100), (333, 34), (5000, 128)])
+def test_in_flight_follows_the_rate_unless_set(rate: float, expected: int) -> None:
+    limits = PlatformRateLimits(global_per_second=rate)
+    assert BroadcastConfig().in_flight_for(limits) == expected
+    assert BroadcastConfig(in_flight=32).in_flight_for(limits) == 32

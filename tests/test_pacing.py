@@ -9,7 +9,7 @@ import pytest
 
 from bot.broadcast import outbox
 from bot.clock import Clock
-from bot.config import PlatformRateLimits, RateLimitsConfig
+from bot.config import BroadcastConfig, PlatformRateLimits, RateLimitsConfig
 from bot.transports.base import RateLimited
 from tests.harness import OFFICERS, TestBot, test_config
 
@@ -17,11 +17,12 @@ OPERATOR, OFFICER = "telegram:100", "telegram:200"
 
 
 async def seeded_bot(tmp_path: Path, subscribers: int, limits: PlatformRateLimits,
-                     background: bool = False) -> TestBot:
+                     background: bool = False, resolution_slice: int = 10_000) -> TestBot:
     from benchmarks.core import seed_subscribers
 
     config = test_config(tmp_path / "db.sqlite3",
-                         rate_limits=RateLimitsConfig(limits, limits, limits))
+                         rate_limits=RateLimitsConfig(limits, limits, limits),
+                         broadcast=BroadcastConfig(resolution_slice=resolution_slice))
     bot = await TestBot(config, background_dispatch=background).start()
     await seed_subscribers(bot, subscribers, ["70550"])
     return bot
@@ -108,9 +109,8 @@ async def test_a_global_429_pauses_the_platform(tmp_path: Path) -> None:
 
 async def test_recipients_are_written_in_chunks_and_resume_after_restart(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(outbox, "FIRST_CHUNK", 10)
-    monkeypatch.setattr(outbox, "CHUNK", 25)
-    bot = await seeded_bot(tmp_path, 60, PlatformRateLimits(1e6, 1e6, 1e6))
+    monkeypatch.setattr(outbox, "FIRST_SLICE", 10)
+    bot = await seeded_bot(tmp_path, 60, PlatformRateLimits(1e6, 1e6, 1e6), resolution_slice=25)
     try:
         await approve(bot)
         db = bot.core.services.db
@@ -158,9 +158,8 @@ MIXED_SUBSCRIBERS = {
 
 async def test_slices_write_exactly_the_matching_subscribers_once(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(outbox, "FIRST_CHUNK", 2)
-    monkeypatch.setattr(outbox, "CHUNK", 7)
-    bot = await seeded_bot(tmp_path, 0, PlatformRateLimits(1e6, 1e6, 1e6))
+    monkeypatch.setattr(outbox, "FIRST_SLICE", 2)
+    bot = await seeded_bot(tmp_path, 0, PlatformRateLimits(1e6, 1e6, 1e6), resolution_slice=7)
     try:
         db = bot.core.services.db
         for sid, (communes, communities, status) in MIXED_SUBSCRIBERS.items():
@@ -187,9 +186,9 @@ async def test_recipients_on_a_platform_not_running_fail_and_the_report_comes(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from benchmarks.botproc import seed_database
 
-    monkeypatch.setattr(outbox, "FIRST_CHUNK", 3)
-    monkeypatch.setattr(outbox, "CHUNK", 4)
-    config = test_config(tmp_path / "db.sqlite3")
+    monkeypatch.setattr(outbox, "FIRST_SLICE", 3)
+    config = test_config(tmp_path / "db.sqlite3",
+                         broadcast=BroadcastConfig(resolution_slice=4))
     bot = await TestBot(config, platforms=("telegram",)).start()
     try:
         db = bot.core.services.db

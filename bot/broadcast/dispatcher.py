@@ -1,8 +1,8 @@
 """Sends outbox rows through the transports, at each platform's pace, and reports.
 
 Per platform, one pump keeps two batches' worth of rows in hand: it claims a batch of
-``broadcast.in_flight`` due rows (marking them 'sending' and counting the attempt) as soon
-as that many places are free, sends each row under the platform's pacer, and records the
+``in_flight`` due rows (marking them 'sending' and counting the attempt) as soon as that
+many places are free, sends each row under the platform's pacer, and records the
 outcomes a batch at a time (``in_flight`` outcomes, or whatever landed once nothing is in
 flight) in one transaction. A slow send holds its own place only: the pipe stays full
 while it finishes, instead of a whole batch waiting for its slowest message.
@@ -10,8 +10,11 @@ while it finishes, instead of a whole batch waiting for its slowest message.
 Guarantee: a row is marked 'sent' only after the platform accepted it. At most two
 batches' worth of rows are claimed and not yet recorded; a crash leaves them as 'sending',
 and at start they go back to 'pending', flagged as possible duplicates and counted in the
-report. So no recipient is lost, and at most 2 × ``broadcast.in_flight`` messages can
-arrive twice.
+report. So no recipient is lost, and at most 2 × ``in_flight`` messages can arrive twice.
+
+``in_flight`` is ``broadcast.in_flight``, or by default a tenth of a second of the
+platform's rate (``BroadcastConfig.in_flight_for``): two batches in hand then cover calls
+of up to 0.2 s at the ceiling.
 """
 
 from __future__ import annotations
@@ -94,6 +97,9 @@ class Dispatcher:
         limits = getattr(self.services.config.rate_limits, platform, None)
         return limits if isinstance(limits, PlatformRateLimits) else PlatformRateLimits()
 
+    def in_flight(self, platform: str) -> int:
+        return self.services.config.broadcast.in_flight_for(self.limits(platform))
+
     # -- running ---------------------------------------------------------------------
 
     async def start(self) -> None:
@@ -125,7 +131,7 @@ class Dispatcher:
 
     async def _pump(self, platform: str) -> None:
         """The platform's sending loop in the background (see the module docstring)."""
-        batch_size = self.services.config.broadcast.in_flight
+        batch_size = self.in_flight(platform)
         in_hand = BATCHES_IN_HAND * batch_size
         news = self._wake[platform]  # set by wake() and by new recipients: claim again
         sending: set[asyncio.Task[Outcome]] = set()
@@ -202,7 +208,7 @@ class Dispatcher:
     async def run_once(self, platform: str) -> bool:
         """Send one batch of due rows and record it; returns False when nothing was due.
         (The step-by-step form of the pump, for tests and tools.)"""
-        limit = self.services.config.broadcast.in_flight
+        limit = self.in_flight(platform)
         batch = await self._claim(platform, limit)
         if batch:
             await self.send_rows(platform, batch)

@@ -7,8 +7,9 @@ from datetime import datetime
 from bot.context import Services
 from bot.storage.alerts import Alert
 
-FIRST_CHUNK = 1_000  # subscriber ids written with the approval: the first messages leave at once
-CHUNK = 10_000  # then ids per slice written by the resolver, one transaction each
+# Subscriber ids written with the approval, so the first messages leave at once; the rest
+# by the resolver, broadcast.resolution_slice ids per transaction.
+FIRST_SLICE = 1_000
 
 PRIORITY_ALERT = 20
 PRIORITY_UPDATE = 10
@@ -58,7 +59,8 @@ async def resolve_more(services: Services, alert_id: int, after_id: int,
         assert alert is not None
         priority = priority_of(alert, services.reference.categories[alert.category].severity)
         last = await stores.deliveries.enqueue_subscribers(
-            alert.id, alert.all_communities, priority, now, after_id, CHUNK)
+            alert.id, alert.all_communities, priority, now, after_id,
+            services.config.broadcast.resolution_slice)
         await stores.alerts.set_resolve_after(alert.id, last)
         if last is None:  # once, at the end: the check reads every row of the alert
             await _fail_missing_platforms(services, alert.id)
@@ -71,7 +73,7 @@ async def _enqueue(services: Services, alert: Alert, priority: int, now: datetim
     if parent is None:
         await deliveries.enqueue_groups(alert.id, alert.all_communities, priority, now)
         last = await deliveries.enqueue_subscribers(alert.id, alert.all_communities, priority,
-                                                    now, 0, FIRST_CHUNK)
+                                                    now, 0, FIRST_SLICE)
         await services.stores.alerts.set_resolve_after(alert.id, last)
         reach = await deliveries.reach(await services.stores.alerts.communes(alert.id),
                                        await services.stores.alerts.communities(alert.id),
