@@ -29,17 +29,24 @@ ROOT = Path(__file__).resolve().parent.parent
 TOKEN = "123456:bench-token"
 OPERATOR, OFFICER, ADMIN = 100, 200, 900
 OFFICERS_CHAT = -1001000
-FIRST_SUBSCRIBER = 10_000  # subscriber n (from 1) has chat id FIRST_SUBSCRIBER + n
+FIRST_SUBSCRIBER = 10_000  # every subscriber's chat id is above it (subscriber_chat)
+
+
+# Real Telegram ids follow account creation, not enrollment order: subscriber n's chat id
+# is scattered (a bijection of 1 … CHAT_SPREAD - 1), so the outbox's chat-keyed index is
+# written out of order as it would be in production.
+CHAT_SPREAD = 1_000_003  # a prime: n ↦ n × CHAT_STEP mod CHAT_SPREAD is one-to-one
+CHAT_STEP = 7_919
 
 
 def subscriber_chat(number: int) -> int:
-    return FIRST_SUBSCRIBER + number
+    return FIRST_SUBSCRIBER + number * CHAT_STEP % CHAT_SPREAD
 
 
 async def seed_database(db: Database, count: int, communes: list[str],
                         platform: str = "telegram", chat_ids: list[str] | None = None) -> None:
     """``count`` active subscribers (ids 1..count) spread over ``communes``, community
-    'citoyen'; chat ids ``FIRST_SUBSCRIBER + id`` unless ``chat_ids`` are given."""
+    'citoyen'; chat ids ``subscriber_chat(id)`` unless ``chat_ids`` are given."""
     rng = random.Random(70)
     chats = chat_ids or [str(subscriber_chat(i)) for i in range(1, count + 1)]
     async with db.transaction():

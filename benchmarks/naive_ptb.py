@@ -1,6 +1,6 @@
 """The baseline: a broadcast as a typical python-telegram-bot user writes it.
 
-    python -m benchmarks.naive_ptb --base-url URL --token T --first 10001 --count 30000 \
+    python -m benchmarks.naive_ptb --base-url URL --token T --count 30000 \
         --mode loop|gather
 
 ``ApplicationBuilder`` with PTB's own ``AIORateLimiter`` at the paid-broadcast ceiling
@@ -19,6 +19,8 @@ from typing import Any
 
 from telegram.error import TelegramError
 from telegram.ext import AIORateLimiter, ApplicationBuilder
+
+from benchmarks.botproc import subscriber_chat
 
 TEXT = ("🔴 ALERTE — Crue : Montée des eaux de la Saône, évacuez les berges. "
         "Secteur : Haute-Saône (70). Consignes : éloignez-vous des cours d'eau.")
@@ -55,11 +57,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--base-url", required=True)
     parser.add_argument("--token", required=True)
-    parser.add_argument("--first", type=int, required=True)
     parser.add_argument("--count", type=int, required=True)
     parser.add_argument("--mode", choices=["loop", "gather"], default="loop")
     args = parser.parse_args()
-    chats = list(range(args.first, args.first + args.count))
+    chats = [subscriber_chat(n) for n in range(1, args.count + 1)]  # the seeded users
     print(json.dumps(asyncio.run(broadcast(args.base_url, args.token, chats, args.mode))))
 
 

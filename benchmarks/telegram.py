@@ -407,8 +407,7 @@ async def naive_baseline(subscribers: int, mode: str, latency: float = 0.0) -> d
         try:
             process = await asyncio.create_subprocess_exec(
                 sys.executable, "-m", "benchmarks.naive_ptb", "--base-url", double.base_url,
-                "--token", TOKEN, "--first", str(FIRST_SUBSCRIBER + 1),
-                "--count", str(subscribers), "--mode", mode, cwd=str(ROOT),
+                "--token", TOKEN, "--count", str(subscribers), "--mode", mode, cwd=str(ROOT),
                 stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
             stdout, stderr = await process.communicate()
         finally:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from benchmarks.botproc import FIRST_SUBSCRIBER, subscriber_chat
 from bot.broadcast import outbox
 from bot.clock import Clock
 from bot.config import BroadcastConfig, PlatformRateLimits, RateLimitsConfig
@@ -79,14 +80,14 @@ async def test_a_chat_429_does_not_pause_the_broadcast(tmp_path: Path) -> None:
     bot = await seeded_bot(tmp_path, 20, PlatformRateLimits(1e6, 1e6, 1e6), background=True)
     bot.clock = Clock()  # type: ignore[assignment]
     bot.core.services.clock = Clock()
-    first = "10001"
+    first = str(subscriber_chat(1))
     bot.transports["telegram"].failures[first] = [RateLimited(2, chat_only=True)]
     try:
         await approve(bot)
         posted = bot.transports["telegram"].posted
         def served() -> set[str]:
             return {chat for chat, posts in posted.items()
-                    if posts and chat.isdigit() and int(chat) > 10_000}
+                    if posts and chat.isdigit() and int(chat) > FIRST_SUBSCRIBER}
 
         for _ in range(100):
             if len(served()) >= 19:
