@@ -22,7 +22,9 @@ async def erase_subscriber(services: Services, subscriber: Subscriber) -> None:
     db = services.db
     async with db.transaction():
         await db.execute(
-            "UPDATE deliveries SET chat_id = ? || ':' || id, message_id = NULL, recipient_id = 0"
+            # A negative recipient id (no subscriber has one) unlinks the row and keeps the
+            # outbox key (alert, recipient, action) unique.
+            "UPDATE deliveries SET chat_id = ? || ':' || id, message_id = NULL, recipient_id = -id"
             " WHERE recipient_kind = 'subscriber' AND recipient_id = ?", (ERASED, subscriber.id))
         await db.execute(
             "UPDATE tips SET chat_id = ?, subscriber_id = NULL, latitude = NULL,"

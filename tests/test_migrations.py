@@ -427,3 +427,42 @@ async def test_transactions_of_two_databases_are_independent(
         assert await other.fetchval("SELECT count(*) FROM t") == 0
     finally:
         await other.close()
+
+
+async def test_outbox_rekeyed_by_recipient_keeps_every_row(tmp_path: Path) -> None:
+    """0007 rebuilds the outbox: rows kept as they were, erased subscribers' rows (all
+    recipient 0 before) each get their own negative id, the dropped indexes are gone."""
+    folder = tmp_path / "upto-0006"
+    folder.mkdir()
+    for file in MIGRATION_FILES[:6]:
+        shutil.copy(file, folder / file.name)
+    path = tmp_path / "bot.sqlite3"
+    old = await Database.open(path, folder)
+    await old.execute("INSERT INTO alerts (id, category, perimeter, perimeter_json,"
+                      " all_communities, body, facts_at, requested_by, request_platform,"
+                      " request_chat_id, status, required_approvals, created_at, expires_at)"
+                      " VALUES (1, 'vol', 'Vesoul', '{}', 0, 'x', 't', 'op', 'telegram', '1',"
+                      " 'done', 1, 't', 't')")
+    rows = [(11, 5, "telegram", "5", "sent"), (12, 0, "telegram", "erased:12", "sent"),
+            (13, 0, "matrix", "erased:13", "blocked")]
+    for row_id, recipient, platform, chat, status in rows:
+        await old.execute(
+            "INSERT INTO deliveries (id, alert_id, recipient_kind, recipient_id, platform,"
+            " chat_id, status, next_try_at, acknowledged_at) VALUES"
+            " (?, 1, 'subscriber', ?, ?, ?, ?, 't', 'ack')",
+            (row_id, recipient, platform, chat, status))
+    await old.close()
+
+    new = await Database.open(path)
+    try:
+        kept = await new.fetchall("SELECT id, recipient_id, chat_id, status, acknowledged_at"
+                                  " FROM deliveries ORDER BY id")
+        assert [tuple(row) for row in kept] == [
+            (11, 5, "5", "sent", "ack"), (12, -12, "erased:12", "sent", "ack"),
+            (13, -13, "erased:13", "blocked", "ack")]
+        indexes = {row[0] for row in await new.fetchall(
+            "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'deliveries'"
+            " AND sql IS NOT NULL")}
+        assert indexes == {"deliveries_alert", "deliveries_recipient", "deliveries_claim"}
+    finally:
+        await new.close()

@@ -55,6 +55,18 @@ SUBSCRIBER_SLICE = """
     ORDER BY s.id
 """
 
+# The copy of an alert delivered to a chat, found through the chat's recipient (the outbox
+# is keyed by recipient; CROSS JOIN keeps SQLite on that key). Parameters: platform, chat
+# twice, then the alert, platform, chat.
+DELIVERED_TO_CHAT = """
+    FROM (SELECT 'subscriber' AS kind, id FROM subscribers WHERE platform = ? AND chat_id = ?
+          UNION ALL
+          SELECT 'group', id FROM chat_groups WHERE platform = ? AND chat_id = ?) r
+    CROSS JOIN deliveries d ON d.alert_id = ? AND d.recipient_kind = r.kind
+         AND d.recipient_id = r.id AND d.action = 'send'
+    WHERE d.status = 'sent' AND d.platform = ? AND d.chat_id = ?
+"""
+
 INSERT_ROWS = ("INSERT OR IGNORE INTO deliveries (alert_id, recipient_kind, recipient_id,"
                " platform, chat_id, priority, next_try_at) ")
 
@@ -221,10 +233,7 @@ class DeliveryStore:
                           now: datetime) -> bool | None:
         """Record a receipt: True the first time, False if already noted, None if that chat
         never received the alert (a forged or misrouted button)."""
-        row = await self.db.fetchone(
-            "SELECT id, acknowledged_at FROM deliveries WHERE alert_id = ? AND platform = ?"
-            " AND chat_id = ? AND action = 'send' AND status = 'sent'",
-            (alert_id, platform, chat_id))
+        row = await self._copy_in_chat(alert_id, platform, chat_id)
         if row is None:
             return None
         if row[1] is not None:
@@ -234,10 +243,12 @@ class DeliveryStore:
         return True
 
     async def received(self, alert_id: int, platform: str, chat_id: str) -> bool:
-        count = await self.db.fetchval(
-            "SELECT count(*) FROM deliveries WHERE alert_id = ? AND platform = ? AND chat_id = ?"
-            " AND action = 'send' AND status = 'sent'", (alert_id, platform, chat_id))
-        return int(count) > 0
+        return await self._copy_in_chat(alert_id, platform, chat_id) is not None
+
+    async def _copy_in_chat(self, alert_id: int, platform: str, chat_id: str) -> Row | None:
+        return await self.db.fetchone(
+            "SELECT d.id, d.acknowledged_at" + DELIVERED_TO_CHAT,
+            (platform, chat_id, platform, chat_id, alert_id, platform, chat_id))
 
     async def fail_platform(self, alert_id: int, platform: str, error: str) -> int:
         return await self.db.execute(
