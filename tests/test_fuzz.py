@@ -687,13 +687,17 @@ def test_fuzz_alert_command(tmp_path: Path, perimeter_dir: Path, tally: Tally) -
             assert draft.perimeter.communes
             assert draft.communities <= communities
             assert draft.body.strip() and len(draft.body) <= 4000
-            assert now - timedelta(days=1) <= draft.facts_at <= now
+            # The last such hour is at most a day back, 25 hours on the autumn fall-back day.
+            assert now - timedelta(hours=25) <= draft.facts_at <= now
 
         @FUZZ
         @given(alert_args(), nows)
         @example(f"vol {HUGE_JSON_INT} : texte", START)
         # 02:15 does not exist in Paris that night (DST): the facts came after "now".
         @example("crue Vesoul depuis 2h15 : texte", datetime(2026, 3, 29, 1, 0, tzinfo=UTC))
+        # 02:30 the second time (fall-back): today's 03:00 is still ahead, yesterday's is
+        # 24.5 hours back, a day of 25 hours.
+        @example("vol Vesoul+5km depuis 3:00 : texte", datetime(2026, 10, 25, 1, 30, tzinfo=UTC))
         def check(args: str, now: datetime) -> None:
             tally.ran()
             try:
