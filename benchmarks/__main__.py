@@ -1,6 +1,6 @@
 """``make bench``: every benchmark, in one run; results/latest.json, latest.md and latest.png.
 
-    python -m benchmarks              # the full run (about 12 minutes on 2 cores)
+    python -m benchmarks              # the full run (about 9 minutes on 2 cores)
     python -m benchmarks --smoke      # tiny sizes: structure and correctness only (smoke.*)
     python -m benchmarks --only telegram-30 telegram-1000 ...   # a subset
 
