@@ -208,6 +208,14 @@ async def test_receipts_and_tips(bot: TestBot) -> None:
     assert "1 accusé(s) de réception" in await bot.say(OPERATOR, "/journal 1")
 
 
+async def test_receipts_from_a_group_the_alert_reached(bot: TestBot) -> None:
+    await bot.say("telegram:900", "/groupe Vesoul", chat="-5")
+    await broadcast(bot)
+    assert "notée" in await bot.press_data("telegram:3", "ack:1", chat="-5")
+    assert "déjà notée" in await bot.press_data("telegram:4", "ack:1", chat="-5")
+    assert "n'est plus valable" in await bot.press_data("telegram:3", "ack:1", chat="-6")
+
+
 async def test_exercise_is_marked_everywhere(bot: TestBot) -> None:
     await bot.enroll(ALICE, "commercant", "Vesoul")
     preview = await bot.say(OPERATOR, "/alerte vol Vesoul exercice : Test du dispositif")
