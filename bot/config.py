@@ -228,6 +228,11 @@ def _env_value(match: re.Match[str], env: typing.Mapping[str, str], path: Path, 
     raise ConfigError(f"{path}: {key}: environment variable {name} is not set")
 
 
+# Keys of earlier versions: the error says what replaced them.
+RENAMED = {"broadcast.batch_size": "broadcast.resolution_slice (subscriber ids per transaction "
+                                   "when an alert's recipients are written)"}
+
+
 def _join(prefix: str, key: str) -> str:
     return f"{prefix}.{key}" if prefix else key
 
@@ -239,7 +244,9 @@ def _build(cls: type[Any], data: Any, path: Path, key: str) -> Any:
     known = {f.name for f in dataclasses.fields(cls) if f.name != "base_dir"}
     for name in data:
         if name not in known:
-            raise ConfigError(f"{path}: {_join(key, str(name))}: unknown key")
+            full = _join(key, str(name))
+            hint = f" (now {RENAMED[full]})" if full in RENAMED else ""
+            raise ConfigError(f"{path}: {full}: unknown key{hint}")
     values = {name: _convert(hints[name], data[name], path, _join(key, name)) for name in data}
     return cls(**values)
 

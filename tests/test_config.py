@@ -281,6 +281,8 @@ def test_valid_identities_are_accepted(tmp_path: Path) -> None:
     ("broadcast:\n  max_attempts: 0\n", "broadcast.max_attempts"),
     ("broadcast:\n  in_flight: 0\n", "in_flight"),
     ("broadcast:\n  resolution_slice: 0\n", "resolution_slice"),
+    ("broadcast:\n  batch_size: 200\n", "broadcast.batch_size: unknown key (now "
+                                          "broadcast.resolution_slice"),
 ])
 def test_inconsistent_settings_are_refused(tmp_path: Path, text: str, key: str) -> None:
     assert key in load_error(write(tmp_path, text))
