@@ -14,15 +14,18 @@ from bot.storage.database import Database, Row
 # everyone) in one of the target communities. Written to start from the alert's communes
 # (index on subscriber_communes.insee): a scan of every subscriber probing each commune
 # took 6 s for 100,000 subscribers; this takes a fraction of a second.
+# The rule on the subscriber, shared by the count and the slices below.
+SUBSCRIBER_WANTED = """
+      s.status = 'active'
+      AND (:all_communities = 1 OR EXISTS (
+            SELECT 1 FROM subscriber_communities sy WHERE sy.subscriber_id = s.id
+            AND sy.community IN ({communities})))
+"""
 SUBSCRIBER_MATCH = """
     FROM subscribers s
     WHERE s.id IN (SELECT sc.subscriber_id FROM subscriber_communes sc
                    WHERE sc.insee IN ({communes}))
-      AND s.status = 'active'
-      AND (:all_communities = 1 OR s.id IN (
-            SELECT sy.subscriber_id FROM subscriber_communities sy
-            WHERE sy.community IN ({communities})))
-"""
+      AND""" + SUBSCRIBER_WANTED
 GROUP_MATCH = """
     FROM chat_groups g
     WHERE g.id IN (SELECT gc.group_id FROM group_communes gc WHERE gc.insee IN ({communes}))
@@ -47,11 +50,8 @@ SUBSCRIBER_SLICE = """
     JOIN subscriber_communes sc ON sc.insee = ac.insee
          AND sc.subscriber_id > :after AND sc.subscriber_id <= :upto
     JOIN subscribers s ON s.id = sc.subscriber_id
-    WHERE ac.alert_id = :alert_id AND s.status = 'active'
-      AND (:all_communities = 1 OR EXISTS (
-            SELECT 1 FROM subscriber_communities sy WHERE sy.subscriber_id = s.id
-            AND sy.community IN (SELECT community FROM alert_communities
-                                 WHERE alert_id = :alert_id)))
+    WHERE ac.alert_id = :alert_id AND""" + SUBSCRIBER_WANTED.format(
+    communities=FROM_ALERT["communities"]) + """
     ORDER BY s.id
 """
 
