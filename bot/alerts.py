@@ -12,7 +12,7 @@ from bot.broadcast.outbox import start_broadcast
 from bot.context import Context, Services
 from bot.domain import Attachment, ChatRef, Choice, EditTracked, Notify, Outgoing, ToOfficers
 from bot.errors import UserFacingError
-from bot.geo.perimeter import Perimeter, PerimeterError, parse_perimeter
+from bot.geo.perimeter import Perimeter, parse_perimeter
 from bot.i18n import Translator
 from bot.maps import MapLegend, render_map
 from bot.reference import Category
@@ -382,7 +382,3 @@ async def _reject(ctx: Context, alert: Alert, reason: str | None) -> None:
 
 def _tell_requester(ctx: Context, alert: Alert, text: str) -> Notify:
     return Notify(ChatRef(alert.request_platform, alert.request_chat_id), Outgoing(text))
-
-
-def perimeter_error_text(t: Translator, error: PerimeterError) -> str:
-    return t(error.key, **error.params)

@@ -26,10 +26,6 @@ class FrozenClock(Clock):
         self._now = moment
 
 
-def parse_time(text: str) -> datetime:
-    return datetime.fromisoformat(text)
-
-
 def stamp(moment: datetime) -> str:
     """How times are stored: ISO-8601 in UTC, so that text comparison in SQL is time order."""
     return moment.astimezone(UTC).isoformat()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
 from enum import Enum
 
 
@@ -161,7 +160,3 @@ class Effects:
     def extend(self, other: Effects) -> None:
         self.items.extend(other.items)
         self.wake_dispatcher = self.wake_dispatcher or other.wake_dispatcher
-
-
-def utc_iso(moment: datetime) -> str:
-    return moment.isoformat()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bot.commands import Command, CommandRegistry
+from bot.commands import Command
 from bot.context import Context
 from bot.conversations.enrollment import EnrollmentFlow, summary_text
 from bot.conversations.places import Resolution, describe_commune, resolve_places
@@ -165,13 +165,6 @@ async def cancel(ctx: Context, args: str) -> None:
     existing = await ctx.stores.conversations.get(ctx.who)
     await ctx.stores.conversations.delete(ctx.who)
     ctx.say("conversation.cancelled" if existing else "conversation.nothing_to_cancel")
-
-
-def help_text(ctx: Context, registry: CommandRegistry) -> str:
-    lines = [ctx.t("help.title")]
-    for command in registry.visible_to(ctx.roles):
-        lines.append(ctx.t(command.help_key))
-    return "\n".join(lines)
 
 
 COMMANDS = [

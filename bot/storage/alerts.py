@@ -58,10 +58,6 @@ class Alert:
             bool(row["exercise"]), row["prosecutor_ref"], row["closed"], row["send_at"],
             row["schedule_id"])
 
-    @property
-    def is_child(self) -> bool:
-        return self.parent_id is not None
-
 
 @dataclass(frozen=True, slots=True)
 class NewAlert:

@@ -168,11 +168,6 @@ class DeliveryStore:
             (platform,))
         return None if value is None else str(value)
 
-    async def mark_sent(self, delivery_id: int, message_id: str, now: datetime) -> None:
-        await self.db.execute(
-            "UPDATE deliveries SET status = 'sent', message_id = ?, sent_at = ?, last_error = NULL"
-            " WHERE id = ?", (message_id, stamp(now), delivery_id))
-
     async def mark_sent_many(self, sent: list[tuple[int, str]], now: datetime) -> None:
         await self.db.executemany(
             "UPDATE deliveries SET status = 'sent', message_id = ?, sent_at = ?,"
