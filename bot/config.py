@@ -19,6 +19,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 
+from bot.resources import bundled, bundled_name, is_bundled
+
 IDENTITY_PATTERN = re.compile(r"^(telegram|matrix|console):\S+$")
 ENV_PATTERN = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
@@ -31,8 +33,8 @@ class ConfigError(Exception):
 class GeoConfig:
     communes: list[str] = field(
         default_factory=lambda: [
-            "config/geo/communes-70.geojson",
-            "config/geo/communes-48.geojson",
+            "bundled:geo/communes-70.geojson",
+            "bundled:geo/communes-48.geojson",
         ]
     )
     max_radius_km: float = 200.0
@@ -145,8 +147,8 @@ class Config:
     language: str = "fr"
     timezone: str = "Europe/Paris"
     consent_version: str = "2026-11"
-    communities: str = "config/communities.yaml"
-    categories: str = "config/categories.yaml"
+    communities: str = "bundled:communities.yaml"
+    categories: str = "bundled:categories.yaml"
     geo: GeoConfig = field(default_factory=GeoConfig)
     roles: RolesConfig = field(default_factory=RolesConfig)
     console: ConsoleConfig = field(default_factory=ConsoleConfig)
@@ -160,9 +162,12 @@ class Config:
     throttle: ThrottleConfig = field(default_factory=ThrottleConfig)
     base_dir: str = "."
 
-    def resolve(self, relative: str) -> Path:
-        """Paths in the config are relative to the project root, not the cwd."""
-        path = Path(relative)
+    def resolve(self, configured: str) -> Path:
+        """A path of the configuration: ``bundled:NAME`` is a file shipped with the bot;
+        a relative path is read from the configuration file's own folder, not the cwd."""
+        if is_bundled(configured):
+            return bundled(bundled_name(configured))
+        path = Path(configured).expanduser()
         return path if path.is_absolute() else Path(self.base_dir) / path
 
 
@@ -175,11 +180,9 @@ def load_config(path: Path, environ: typing.Mapping[str, str] | None = None) -> 
         raise ConfigError(f"{path}: nested too deeply") from None
     config: Config = _build(Config, interpolated, path, "")
     _check_semantics(config, path)
-    # Relative paths are read from the project root (the folder holding config/),
-    # so the bot behaves the same whatever directory it is started from.
-    folder = path.resolve().parent
-    base_dir = folder.parent if folder.name == "config" else folder
-    return dataclasses.replace(config, base_dir=str(base_dir))
+    # Relative paths are read from the file's own folder, so the bot behaves the same
+    # whatever directory it is started from.
+    return dataclasses.replace(config, base_dir=str(path.resolve().parent))
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:
@@ -323,6 +326,7 @@ def _check_semantics(config: Config, path: Path) -> None:
                     f"{path}: roles.{role}[{index}]: {identity!r} is not PLATFORM:ID "
                     "(e.g. telegram:123456789, matrix:@alice:example.org, console:alice)"
                 )
+    _check_bundled_files(config, path)
     try:
         ZoneInfo(config.timezone)
     except (ZoneInfoNotFoundError, ValueError):
@@ -343,3 +347,22 @@ def _check_semantics(config: Config, path: Path) -> None:
     if min(broadcast.max_attempts, in_flight, broadcast.resolution_slice) < 1:
         raise ConfigError(f"{path}: broadcast.max_attempts, in_flight and resolution_slice"
                           " must be at least 1")
+
+
+def _check_bundled_files(config: Config, path: Path) -> None:
+    """A ``bundled:`` name that the bot does not ship is a typo: say which names exist."""
+    named = [("communities", config.communities), ("categories", config.categories)]
+    named += [(f"geo.communes[{i}]", f) for i, f in enumerate(config.geo.communes)]
+    for key, configured in named:
+        if is_bundled(configured) and not config.resolve(configured).is_file():
+            raise ConfigError(f"{path}: {key}: {configured!r} is not a file shipped with the "
+                              f"bot (shipped: {', '.join(shipped_data_files())})")
+
+
+def shipped_data_files() -> list[str]:
+    """``bundled:`` names of the data files the bot ships (not its example configurations)."""
+    root = bundled("")
+    data = [p for p in root.rglob("*") if p.suffix in (".yaml", ".geojson")]
+    names = sorted(str(p.relative_to(root)) for p in data if p.parent != root or
+                   p.name in ("categories.yaml", "communities.yaml"))
+    return [f"bundled:{name}" for name in names]

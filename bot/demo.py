@@ -41,7 +41,8 @@ EXPECTED = {"commerce-vesoul": True, "commerce-noidans": True, "commerce-gray": 
 async def run_demo(config: Config) -> int:
     with tempfile.TemporaryDirectory() as folder:
         demo_config = dataclasses.replace(config, database=str(Path(folder) / "demo.sqlite3"))
-        console = ConsoleTransport(config.console.officers_channel, output=print)
+        console = ConsoleTransport(config.console.officers_channel, output=print,
+                                   files_dir=Path(folder) / "console-files")
         services = await build_services(demo_config, platforms=frozenset({"console"}))
         app = BotApp(services, {"console": console})
         await app.start()

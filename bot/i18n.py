@@ -10,7 +10,9 @@ from pathlib import Path
 
 import yaml
 
-LOCALES_DIR = Path(__file__).resolve().parent / "locales"
+from bot.resources import package_path
+
+LOCALES_DIR = package_path("bot", "locales")
 REFERENCE_LANGUAGE = "fr"
 LANGUAGES = ("fr", "en")
 

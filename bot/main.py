@@ -6,6 +6,8 @@ import asyncio
 import contextlib
 import logging
 import signal
+import tempfile
+from pathlib import Path
 
 from bot.app import BotApp, build_services
 from bot.config import Config
@@ -41,8 +43,16 @@ def build_transports(config: Config, services: Services) -> dict[str, Transport]
                 config.matrix, TransportState(services.db, "matrix"),
                 is_admin=lambda who: services.roles.may(who, Action.REGISTER_GROUP))
         else:
-            transports[platform] = ConsoleTransport(config.console.officers_channel)
+            transports[platform] = ConsoleTransport(config.console.officers_channel,
+                                                    files_dir=console_files_dir(config))
     return transports
+
+
+def console_files_dir(config: Config) -> Path:
+    """Files the console « sends » are written beside the database, never in the cwd."""
+    if config.database == ":memory:":
+        return Path(tempfile.gettempdir()) / "alerte-bot-console-files"
+    return config.resolve(config.database).parent / "console-files"
 
 
 def telegram_connections(config: Config) -> int:

@@ -50,6 +50,7 @@ from shapely.geometry.base import BaseGeometry
 
 from bot.geo.communes import CommuneLayer, to_l93
 from bot.geo.perimeter import Perimeter
+from bot.resources import package_path
 
 __all__ = [
     "BACKGROUND",
@@ -653,7 +654,7 @@ def _default_translate() -> Translate:
 
 @lru_cache(maxsize=1)
 def _french_messages() -> dict[str, str]:
-    path = Path(__file__).resolve().parent / "locales" / "maps.fr.yaml"
+    path = package_path("bot", "locales/maps.fr.yaml")
     entries = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     return {str(k): str(v) for k, v in entries.items()}
 

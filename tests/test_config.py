@@ -28,8 +28,10 @@ from bot.config import (
     RolesConfig,
     TelegramConfig,
     load_config,
+    shipped_data_files,
 )
 from bot.reference import load_reference
+from bot.resources import bundled
 
 ROOT = Path(__file__).resolve().parent.parent
 BASE_CONFIG = ROOT / "config" / "base-config.yaml"
@@ -38,6 +40,7 @@ CATEGORIES = ROOT / "config" / "categories.yaml"
 
 
 def write(folder: Path, text: str, name: str = "bot.yaml") -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
     path = folder / name
     path.write_text(text, encoding="utf-8")
     return path
@@ -112,14 +115,42 @@ def test_partial_section_keeps_other_defaults(tmp_path: Path) -> None:
     assert config.console == ConsoleConfig()
 
 
-def test_base_dir_is_project_root_when_file_is_in_config_folder(tmp_path: Path) -> None:
+def test_relative_paths_are_read_from_the_files_own_folder(tmp_path: Path) -> None:
     (tmp_path / "config").mkdir()
     inside = load_config(write(tmp_path / "config", ""), {})
-    assert Path(inside.base_dir) == tmp_path.resolve()
-    assert inside.resolve("var/bot.sqlite3") == tmp_path.resolve() / "var/bot.sqlite3"
+    assert Path(inside.base_dir) == tmp_path.resolve() / "config"
+    assert inside.resolve("var/bot.sqlite3") == tmp_path.resolve() / "config/var/bot.sqlite3"
+    assert inside.resolve("../var/bot.sqlite3") == tmp_path.resolve() / "config/../var/bot.sqlite3"
     assert inside.resolve("/srv/bot.sqlite3") == Path("/srv/bot.sqlite3")
     elsewhere = load_config(write(tmp_path, ""), {})
     assert Path(elsewhere.base_dir) == tmp_path.resolve()
+
+
+def test_relative_paths_do_not_depend_on_the_current_directory(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    config_file = write(tmp_path / "etc", "database: data/bot.sqlite3\n")
+    monkeypatch.chdir(tmp_path)
+    from_parent = load_config(Path("etc") / config_file.name, {})
+    monkeypatch.chdir(tmp_path / "etc")
+    from_folder = load_config(Path(config_file.name), {})
+    expected = tmp_path.resolve() / "etc/data/bot.sqlite3"
+    assert from_parent.resolve(from_parent.database) == expected
+    assert from_folder.resolve(from_folder.database) == expected
+
+
+def test_bundled_names_are_files_shipped_in_the_package(tmp_path: Path) -> None:
+    config = load_config(write(tmp_path, ""), {})
+    assert config.resolve(config.categories) == bundled("categories.yaml")
+    assert config.resolve(config.categories).is_file()
+    assert all(config.resolve(path).is_file() for path in config.geo.communes)
+    assert "bundled:geo/communes-70.geojson" in shipped_data_files()
+    assert "bundled:demo.yaml" not in shipped_data_files()
+
+
+def test_unknown_bundled_name_is_refused_naming_what_ships(tmp_path: Path) -> None:
+    message = load_error(write(tmp_path, "geo:\n  communes: [bundled:geo/communes-25.geojson]\n"))
+    assert "geo.communes[0]: 'bundled:geo/communes-25.geojson' is not a file shipped" in message
+    assert "bundled:geo/communes-70.geojson" in message
 
 
 def test_base_dir_cannot_be_set_from_the_file(tmp_path: Path) -> None:
@@ -130,7 +161,7 @@ def test_base_dir_cannot_be_set_from_the_file(tmp_path: Path) -> None:
 def test_shipped_configurations_load() -> None:
     production = load_config(ROOT / "config" / "bot.yaml", {})
     assert production.telegram.token == "" and production.matrix.access_token == ""
-    assert Path(production.base_dir) == ROOT
+    assert production.resolve(production.database) == ROOT / "config/../var/bot.sqlite3"
     demo = load_config(ROOT / "config" / "demo.yaml", {})
     assert demo.roles.operators == ["console:operateur"]
     assert len(demo.roles.officers) == 2
@@ -401,7 +432,7 @@ def test_base_config_lists_every_field() -> None:
 
 def test_base_config_loads_at_default_values() -> None:
     config = load_config(BASE_CONFIG, {})
-    assert Path(config.base_dir) == ROOT
+    assert Path(config.base_dir) == ROOT / "config"
     assert without_base_dir(config) == Config()
 
 

