@@ -1,7 +1,8 @@
 """The command line: ``alerte-bot``, ``python -m bot`` and ``run_bot.py`` are this.
 
 Every command but ``init`` reads a configuration (``--config``, else ``$ALERTE_BOT_CONFIG``,
-else ``config/bot.yaml``; ``demo`` falls back to the demo configuration shipped with the bot).
+else ``config/bot.yaml``; ``demo`` without ``--config`` plays on the demo configuration shipped
+with the bot).
 A broken configuration, database or commune layer is one line on stderr and exit code 2.
 """
 
@@ -29,7 +30,8 @@ def parse_arguments(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="alerte-bot", description="Alert broadcast bot")
     parser.add_argument("--config", type=Path,
                         help=f"YAML configuration (default: ${CONFIG_VARIABLE}, else "
-                             f"{DEFAULT_CONFIG}; demo: the shipped demo configuration)")
+                             f"{DEFAULT_CONFIG}; demo: the demo configuration shipped with "
+                             "the bot)")
     parser.add_argument("--console", action="store_true",
                         help="play every role in this terminal (default if no platform is on)")
     parser.add_argument("--verbose", action="store_true", help="debug logging")
@@ -55,7 +57,7 @@ def config_path(arguments: argparse.Namespace) -> Path:
         return Path(arguments.config)
     if os.environ.get(CONFIG_VARIABLE):
         return Path(os.environ[CONFIG_VARIABLE])
-    if arguments.command == "demo" and not DEFAULT_CONFIG.exists():
+    if arguments.command == "demo":  # the scenario needs the demo's console roles
         return bundled("demo.yaml")
     if not DEFAULT_CONFIG.exists():
         raise ConfigError(f"{DEFAULT_CONFIG}: file not found (give --config FILE, or write one "

@@ -181,6 +181,9 @@ def test_installed_bot_runs_the_demo_from_another_folder(installed: Path,
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     assert "démo réussie" in done.stdout
     assert list(elsewhere.iterdir()) == []  # nothing written in the current directory
+    shipped = run_in(installed, elsewhere, "python", "-m", "bot", "demo")
+    assert shipped.returncode == 0, shipped.stdout[-2000:] + shipped.stderr[-2000:]
+    assert "démo réussie" in shipped.stdout
 
 
 def test_installed_bot_writes_a_starter_and_migrates_its_database(installed: Path,
