@@ -68,6 +68,7 @@ class TelegramConfig:
     webhook_listen: str = "127.0.0.1"
     webhook_port: int = 8443
     webhook_secret: str = ""
+    webhook_max_body_bytes: int = 1_048_576  # 1 MiB; an update is a few kilobytes
     paid_broadcast: bool = False
 
 

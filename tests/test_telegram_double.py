@@ -15,6 +15,7 @@ from typing import Any
 
 import aiohttp
 import pytest
+from aiohttp import web
 from telegram import (
     Bot,
     BotCommand,
@@ -686,6 +687,124 @@ async def test_webhook_blocks_polling_until_deleted(bot: Bot, double: TelegramDo
     await double.send_text(ALICE, "x")
     assert await bot.delete_webhook(drop_pending_updates=True) is True
     assert await updates_after(bot) == ()
+
+
+class Receiver:
+    """A webhook endpoint on loopback: records each POST, answers the next planned status."""
+
+    def __init__(self, statuses: tuple[int, ...] = ()) -> None:
+        self.posts: list[tuple[dict[str, str], dict[str, Any]]] = []
+        self.statuses = list(statuses)  # then 200
+        self.runner: web.AppRunner | None = None
+        self.url = ""
+
+    async def __aenter__(self) -> Receiver:
+        app = web.Application()
+        app.router.add_post("/hook", self.on_post)
+        self.runner = web.AppRunner(app, access_log=None)
+        await self.runner.setup()
+        await web.TCPSite(self.runner, "127.0.0.1", 0).start()
+        self.url = f"http://127.0.0.1:{self.runner.addresses[0][1]}/hook"
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        assert self.runner is not None
+        await self.runner.cleanup()
+
+    async def on_post(self, request: web.Request) -> web.Response:
+        self.posts.append((dict(request.headers), await request.json()))
+        return web.Response(status=self.statuses.pop(0) if self.statuses else 200)
+
+    def texts(self) -> list[str]:
+        return [body["message"]["text"] for _, body in self.posts if "message" in body]
+
+
+async def until(check: Any, timeout: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, "condition not met in time"
+        await asyncio.sleep(0.01)
+
+
+async def test_webhook_receives_updates_in_order_with_the_secret(
+        bot: Bot, double: TelegramDouble) -> None:
+    async with Receiver() as receiver:
+        assert await bot.set_webhook(receiver.url, secret_token="s3cret-_x",
+                                     allowed_updates=["message"], max_connections=5)
+        for text in ("un", "deux", "trois"):
+            await double.send_text(ALICE, text)
+        sent = await bot.send_message(ALICE, "b", reply_markup=keyboard("k"))
+        await double.press(ALICE, ALICE, sent.message_id, "k")  # not in allowed_updates
+        await until(lambda: len(receiver.posts) == 3)
+        assert receiver.texts() == ["un", "deux", "trois"]
+        headers, first = receiver.posts[0]
+        assert headers["X-Telegram-Bot-Api-Secret-Token"] == "s3cret-_x"
+        assert headers["Content-Type"] == "application/json"
+        message = Update.de_json(first, bot).message
+        assert message is not None and message.from_user is not None
+        assert message.from_user.id == ALICE
+        with pytest.raises(Conflict, match="can't use getUpdates method while webhook is active"):
+            await updates_after(bot)
+        info = await bot.get_webhook_info()
+        assert (info.url, info.pending_update_count, info.max_connections) == (receiver.url, 0, 5)
+        assert info.allowed_updates == ("message",) and info.last_error_message is None
+        assert double.stats.webhook_posts == {200: 3} and double.stats.dropped_updates == 1
+        assert double.webhook is not None and double.webhook["secret_token"] == "s3cret-_x"
+
+
+async def test_webhook_retries_an_update_until_it_is_accepted(
+        bot: Bot, double: TelegramDouble) -> None:
+    async with Receiver(statuses=(500, 403)) as receiver:
+        await bot.set_webhook(receiver.url)
+        await double.send_text(ALICE, "un")
+        await double.send_text(ALICE, "deux")
+        await until(lambda: len(receiver.posts) == 4)
+        assert receiver.texts() == ["un", "un", "un", "deux"]  # the second waits its turn
+        assert "X-Telegram-Bot-Api-Secret-Token" not in receiver.posts[0][0]  # none was set
+        info = await bot.get_webhook_info()
+        assert info.last_error_message == "Wrong response from the webhook: 403 Forbidden"
+        assert info.last_error_date is not None and info.pending_update_count == 0
+        assert double.stats.webhook_posts == {500: 1, 403: 1, 200: 2}
+
+
+async def test_delete_webhook_hands_pending_updates_back_to_get_updates(
+        bot: Bot, double: TelegramDouble) -> None:
+    async with Receiver(statuses=(503,) * 1_000) as receiver:
+        await bot.set_webhook(receiver.url)
+        await double.send_text(ALICE, "en attente")
+        await until(lambda: len(receiver.posts) >= 2)
+        assert await bot.delete_webhook(drop_pending_updates=False) is True
+        posts = len(receiver.posts)
+        [update] = await updates_after(bot)
+        assert update.message is not None and update.message.text == "en attente"
+        await asyncio.sleep(0.2)
+        assert len(receiver.posts) == posts  # nothing is pushed any more
+        assert double.webhook is None and (await bot.get_webhook_info()).url == ""
+
+
+async def test_webhook_to_a_closed_port_or_another_host_keeps_the_update(
+        bot: Bot, double: TelegramDouble) -> None:
+    async with Receiver() as receiver:
+        closed = receiver.url
+    await bot.set_webhook(closed)
+    await double.send_text(ALICE, "x")
+    await until(lambda: double.stats.webhook_posts[0] >= 2)
+    info = await bot.get_webhook_info()
+    assert info.pending_update_count == 1 and info.last_error_message == "Connection refused"
+    await bot.set_webhook("https://bot.example.org/hook")  # never contacted: loopback only
+    info = await bot.get_webhook_info()
+    assert info.pending_update_count == 1 and "loopback" in (info.last_error_message or "")
+
+
+async def test_set_webhook_checks_url_and_secret(bot: Bot, double: TelegramDouble) -> None:
+    with pytest.raises(BadRequest, match=r"(?i)secret token contains unallowed characters"):
+        await bot.set_webhook("https://bot.example.org/hook", secret_token="a+b")
+    with pytest.raises(BadRequest, match=r"(?i)an https url must be provided"):
+        await bot.set_webhook("ftp://bot.example.org/hook")
+    assert double.webhook is None
+    await bot.set_webhook("https://bot.example.org/hook")
+    assert await bot.set_webhook("") is True  # an empty url removes the webhook
+    assert double.webhook is None
 
 
 async def test_get_chat_and_chat_action(bot: Bot) -> None:

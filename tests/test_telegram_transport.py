@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dtm
+import socket
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
-from importlib.util import find_spec
 
 import pytest
 from telegram import Chat, Message, Update, User
@@ -360,9 +360,20 @@ async def test_unreachable_api_is_a_clear_startup_error(double: TelegramDouble) 
         await TelegramTransport(unreachable).start(Received())
 
 
-@pytest.mark.skipif(find_spec("tornado") is not None, reason="webhooks extra installed")
-async def test_webhook_without_its_extra_is_refused(double: TelegramDouble) -> None:
-    webhook = config(double, mode="webhook", webhook_url="https://bot.example.org/tg",
-                     webhook_secret="s3cret")
-    with pytest.raises(ConfigError, match="webhooks"):
-        await TelegramTransport(webhook).start(Received())
+async def test_webhook_mode_needs_no_extra_and_stops_listening_at_stop(
+        double: TelegramDouble, received: Received) -> None:
+    with socket.socket() as probe:  # a free port: bound to 0, read, released
+        probe.bind(("127.0.0.1", 0))
+        port = int(probe.getsockname()[1])
+    hooked = TelegramTransport(config(double, mode="webhook", webhook_port=port,
+                                      webhook_url=f"http://127.0.0.1:{port}/tg",
+                                      webhook_secret="s3cret"))
+    await hooked.start(received)
+    try:
+        await double.send_text(ALICE, "/aide")
+        assert (await received.next()).text == "/aide"
+    finally:
+        await hooked.stop()
+    assert double.webhook is not None  # kept: Telegram queues updates until the bot is back
+    with pytest.raises(OSError):
+        await asyncio.open_connection("127.0.0.1", port)

@@ -1,10 +1,12 @@
 """The Telegram transport, on python-telegram-bot 22 (PTB) running inside the bot's own loop.
 
-PTB's ``Application`` is used only for what it does well: long polling (or the webhook
-server), parsing updates, the HTTP connection pool. It is started piecewise
-(``initialize``/``start``/``updater.start_polling``), never with ``run_polling``, which would
-take over the event loop and its signal handlers. Every update goes through one handler that
-turns it into an ``Incoming`` (``telegram_updates``) and never lets an exception reach PTB.
+PTB's ``Application`` is used only for what it does well: long polling, parsing updates,
+the HTTP connection pool. It is started piecewise (``initialize``/``start``/
+``updater.start_polling``), never with ``run_polling``, which would take over the event loop
+and its signal handlers. In webhook mode the bot's own aiohttp server (``telegram_webhook``)
+receives the updates and puts them in PTB's update queue, where polled updates go too. Every
+update goes through one handler that turns it into an ``Incoming`` (``telegram_updates``)
+and never lets an exception reach PTB.
 
 Sending renders ``Outgoing`` (``telegram_render``) and translates PTB's errors into the typed
 errors of ``bot.transports.base`` (``telegram_errors``). The transport never retries a whole
@@ -15,13 +17,13 @@ Set-up and behaviour for operators: docs/telegram.md.
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import json
 import logging
 import re
 from collections import Counter, OrderedDict
 from collections.abc import Sequence
 from dataclasses import replace
-from importlib.util import find_spec
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -35,7 +37,7 @@ from telegram import (
     ReplyParameters,
     Update,
 )
-from telegram.error import InvalidToken, TelegramError
+from telegram.error import BadRequest, InvalidToken, TelegramError
 from telegram.ext import Application, ApplicationBuilder, ContextTypes, ExtBot, TypeHandler
 
 from bot.config import ConfigError, TelegramConfig
@@ -58,6 +60,7 @@ from bot.transports.telegram_files import send_file
 from bot.transports.telegram_http import AiohttpRequest
 from bot.transports.telegram_render import MAX_TEXT, Part, keyboard, parts
 from bot.transports.telegram_updates import ALLOWED_UPDATES, PLATFORM, to_incoming
+from bot.transports.telegram_webhook import UnreadableUpdate, WebhookServer
 
 log = logging.getLogger(__name__)
 
@@ -80,6 +83,10 @@ MAX_COMMANDS = 100  # Bot API setMyCommands
 COMMAND_NAME = re.compile(r"[a-z0-9_]{1,32}")
 MAX_DESCRIPTION = 256
 WEBHOOK_SECRET = re.compile(r"[A-Za-z0-9_-]{1,256}")
+# Telegram's default. It keeps each chat's updates in order whatever the number (one chat's
+# updates travel one at a time), and the server answers as soon as an update is queued.
+WEBHOOK_MAX_CONNECTIONS = 40
+LOOPBACK_NAMES = frozenset({"localhost"})
 
 
 class TelegramTransport(Transport):
@@ -95,6 +102,7 @@ class TelegramTransport(Transport):
         # tests and the broadcast benchmarks.
         self.counters: Counter[str] = Counter()
         self._app: TelegramApp | None = None
+        self._webhook: WebhookServer | None = None
         self._on_incoming: IncomingHandler | None = None
         self._recent = RecentSends()
         self._splits = _SplitMessages(REMEMBERED_SPLITS)
@@ -156,25 +164,65 @@ class TelegramTransport(Transport):
                               f"{self.config.base_url} ({error.message})") from None
 
     async def _receive(self, app: TelegramApp) -> None:
+        if self.config.mode == "webhook":
+            await self._receive_by_webhook(app)
+            return
         updater = app.updater
         assert updater is not None  # ApplicationBuilder always makes one unless told not to
-        if self.config.mode == "webhook":
-            await updater.start_webhook(
-                listen=self.config.webhook_listen, port=self.config.webhook_port,
-                url_path=urlsplit(self.config.webhook_url).path.lstrip("/"),
-                webhook_url=self.config.webhook_url, secret_token=self.config.webhook_secret,
-                allowed_updates=ALLOWED_UPDATES, drop_pending_updates=False)
-            return
         # Pending updates are kept: a person who wrote while the bot was down gets an answer.
+        # start_polling first calls deleteWebhook (drop_pending_updates=False): a webhook left
+        # by an earlier webhook deployment would otherwise make every getUpdates a 409.
         await updater.start_polling(timeout=self.config.poll_timeout,
                                     allowed_updates=ALLOWED_UPDATES, drop_pending_updates=False,
                                     error_callback=_polling_failed)
+
+    async def _receive_by_webhook(self, app: TelegramApp) -> None:
+        """Listen first, then call setWebhook: Telegram may push at once.
+
+        Pending updates are kept, as in polling. The webhook is never deleted at stop: while
+        the bot is down Telegram keeps the updates and pushes them when it is back.
+        """
+        config = self.config
+        server = WebhookServer(urlsplit(config.webhook_url).path, config.webhook_secret,
+                               config.webhook_max_body_bytes, self._queue_update)
+        try:
+            await server.start(config.webhook_listen, config.webhook_port)
+        except OSError as error:
+            raise ConfigError(f"telegram.webhook_port: cannot listen on {config.webhook_listen}:"
+                              f"{config.webhook_port} ({error.strerror or error})") from None
+        self._webhook = server
+        try:
+            await app.bot.set_webhook(config.webhook_url, secret_token=config.webhook_secret,
+                                      allowed_updates=ALLOWED_UPDATES,
+                                      drop_pending_updates=False,
+                                      max_connections=WEBHOOK_MAX_CONNECTIONS)
+        except BadRequest as error:  # e.g. a host Telegram cannot resolve, a refused port
+            raise ConfigError(f"telegram.webhook_url: Telegram refused it ({error.message})"
+                              ) from None
+        log.info("telegram: webhook server listening on %s:%d", config.webhook_listen,
+                 server.port)
+
+    async def _queue_update(self, data: dict[str, Any]) -> None:
+        """A pushed update joins PTB's update queue, the way polled updates arrive."""
+        app = self._app
+        if app is None:
+            raise RuntimeError("telegram transport not started")
+        update_id = data.get("update_id")
+        if not isinstance(update_id, int) or isinstance(update_id, bool):
+            raise UnreadableUpdate("no numeric update_id")
+        try:
+            update = Update.de_json(data, app.bot)
+        except Exception as error:  # whatever PTB makes of a malformed object
+            raise UnreadableUpdate(f"update {update_id} unreadable ({type(error).__name__})"
+                                   ) from None
+        await app.update_queue.put(update)
 
     async def stop(self) -> None:
         app = self._app
         if app is None:
             return
         try:
+            await self._stop_webhook()  # first: the updates it queued are handled by app.stop
             if app.updater is not None and app.updater.running:
                 await app.updater.stop()
             if app.running:
@@ -182,6 +230,11 @@ class TelegramTransport(Transport):
         finally:
             self._app = None
             await app.shutdown()
+
+    async def _stop_webhook(self) -> None:
+        server, self._webhook = self._webhook, None
+        if server is not None:
+            await server.stop()
 
     # -- receiving ----------------------------------------------------------------------
 
@@ -403,13 +456,40 @@ def check_config(config: TelegramConfig) -> None:
         return
     if config.mode != "webhook":
         raise ConfigError(f"telegram.mode: expected polling or webhook, got {config.mode!r}")
-    if find_spec("tornado") is None:
-        raise ConfigError("telegram.mode: webhook needs python-telegram-bot[webhooks] "
-                          "(tornado), which is not installed; use mode: polling")
-    if not config.webhook_url.startswith("https://"):
-        raise ConfigError("telegram.webhook_url: an https:// address Telegram can reach")
+    if not _webhook_url_ok(config.webhook_url):
+        raise ConfigError("telegram.webhook_url: an https:// address Telegram can reach "
+                          "(http:// only on a loopback host, for a local Bot API server)")
     if not WEBHOOK_SECRET.fullmatch(config.webhook_secret):
-        raise ConfigError("telegram.webhook_secret: 1 to 256 characters among A-Z a-z 0-9 _ -")
+        raise ConfigError("telegram.webhook_secret: 1 to 256 characters among A-Z a-z 0-9 _ - "
+                          "(set TELEGRAM_WEBHOOK_SECRET)")
+    if not 1 <= config.webhook_port <= 65535:
+        raise ConfigError(f"telegram.webhook_port: expected 1 to 65535, got "
+                          f"{config.webhook_port}")
+    if config.webhook_max_body_bytes < 1:
+        raise ConfigError("telegram.webhook_max_body_bytes: expected at least 1")
+
+
+def _webhook_url_ok(url: str) -> bool:
+    """https with a host; plain http only to a loopback host (local Bot API server, tests)."""
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname
+    except ValueError:  # e.g. an unclosed [ in an IPv6 address
+        return False
+    if not host:
+        return False
+    if parts.scheme == "https":
+        return True
+    return parts.scheme == "http" and _is_loopback(host)
+
+
+def _is_loopback(host: str) -> bool:
+    if host.lower() in LOOPBACK_NAMES:
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:  # a name, not an address
+        return False
 
 
 class _SplitMessages:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from collections.abc import Awaitable, Callable
 from typing import Any
+from urllib.parse import urlsplit
 
 from aiohttp import web
 from telegram import AcceptedGiftTypes, ChatFullInfo
@@ -21,6 +22,7 @@ from .params import Params, opt_bool, opt_float, opt_int, opt_json, opt_str, req
 from .payloads import JSON, as_reply_target, photo_message, ptb_json, text_message
 from .ratelimit import RateLimiter
 from .text import Entity, strip_text
+from .webhook import WebhookPusher
 from .world import ChatRecord, CommandKey, Record, World, now
 
 Handler = Callable[[Params], Awaitable[Any]]
@@ -66,6 +68,8 @@ _CHAT_ACTIONS = frozenset(
     }
 )
 _MAX_CALLBACK_ANSWER = 200
+_WEBHOOK_SECRET = re.compile(r"[A-Za-z0-9_-]*")
+_MAX_WEBHOOK_SECRET = 256
 
 
 class BotApi:
@@ -78,6 +82,7 @@ class BotApi:
         self.limiter = limiter  # replaced by TelegramDouble.configure_limits()
         self.max_text = max_text
         self.max_caption = max_caption
+        self.webhooks = WebhookPusher(world)  # pushes updates while a webhook is set
         self.handlers: dict[str, Handler] = {
             "getme": self.get_me,
             "getupdates": self.get_updates,
@@ -117,26 +122,38 @@ class BotApi:
         return await queue.poll(limit, timeout)
 
     async def set_webhook(self, params: Params) -> bool:
+        """Like a local Bot API server: http is accepted too, on any port."""
         url = opt_str(params, "url") or ""
+        if not url:  # as on Telegram, an empty url removes the webhook
+            return await self.delete_webhook(params)
+        webhook = _webhook_record(url, params)
         if opt_bool(params, "drop_pending_updates"):
             self.world.updates.clear()
-        # As on Telegram, an empty url removes the webhook.
-        self.world.webhook = {"url": url, **params} if url else None
+        if webhook["allowed_updates"] is not None:
+            self.world.updates.set_allowed(str(kind) for kind in webhook["allowed_updates"])
+        self.world.webhook = webhook
+        await self.webhooks.restart()
         return True
 
     async def delete_webhook(self, params: Params) -> bool:
         self.world.webhook = None
+        await self.webhooks.stop()  # an update being posted stays pending, for getUpdates
         if opt_bool(params, "drop_pending_updates"):
             self.world.updates.clear()
         return True
 
     async def get_webhook_info(self, params: Params) -> JSON:
         webhook = self.world.webhook or {}
-        return {
+        info: JSON = {
             "url": webhook.get("url", ""),
             "has_custom_certificate": False,
             "pending_update_count": len(self.world.updates),
         }
+        for key in ("max_connections", "allowed_updates", "last_error_date",
+                    "last_error_message"):
+            if webhook.get(key) is not None:
+                info[key] = webhook[key]
+        return info
 
     # -- sending ---------------------------------------------------------------------------
     async def send_message(self, params: Params) -> JSON:
@@ -607,6 +624,27 @@ def _check_inline_keyboard(rows: Any) -> None:
                 # The limit is 1-64 *bytes*: accented French text hits it before 64 characters.
                 if not isinstance(data, str) or not 1 <= len(data.encode("utf-8")) <= 64:
                     raise bad_request(e.BUTTON_DATA_INVALID)
+
+
+def _webhook_record(url: str, params: Params) -> Record:
+    """setWebhook's parameters, checked and typed (``TelegramDouble.webhook``)."""
+    split = urlsplit(url)
+    if split.scheme not in ("http", "https") or not split.hostname:
+        raise bad_request("bad webhook: An HTTPS URL must be provided for webhook")
+    secret = opt_str(params, "secret_token")
+    if secret is not None and not _WEBHOOK_SECRET.fullmatch(secret):
+        raise bad_request("secret token contains unallowed characters")
+    if secret is not None and len(secret) > _MAX_WEBHOOK_SECRET:
+        raise bad_request("secret token is too long")
+    allowed = opt_json(params, "allowed_updates")
+    return {
+        **params,
+        "url": url,
+        "secret_token": secret or None,
+        "allowed_updates": allowed if isinstance(allowed, list) else None,
+        "max_connections": opt_int(params, "max_connections") or 40,
+        "drop_pending_updates": opt_bool(params, "drop_pending_updates"),
+    }
 
 
 def _bot_command(command: Any) -> dict[str, str]:

@@ -109,6 +109,7 @@ class TelegramDouble:
         self._runner = runner
 
     async def stop(self) -> None:
+        await self.api.webhooks.stop()
         self.world.updates.close()  # long polls return [] instead of holding up the shutdown
         if self._runner is not None:
             await self._runner.cleanup()
@@ -424,4 +425,6 @@ class TelegramDouble:
 
     @property
     def webhook(self) -> Record | None:
+        """setWebhook's parameters (``url``, ``secret_token``, ``allowed_updates``,
+        ``max_connections``, ``drop_pending_updates``) and the last delivery error, or None."""
         return self.world.webhook

@@ -22,6 +22,7 @@ class Stats:
     deletes: int = 0
     paid_broadcasts: int = 0  # accepted sends that used the paid-broadcast ceiling
     dropped_updates: int = 0  # updates discarded because of allowed_updates
+    webhook_posts: Counter[int] = field(default_factory=Counter)  # by status, 0: no answer
 
     @property
     def count_429(self) -> int:
@@ -63,4 +64,5 @@ class Stats:
             "deletes": self.deletes,
             "paid_broadcasts": self.paid_broadcasts,
             "dropped_updates": self.dropped_updates,
+            "webhook_posts": dict(self.webhook_posts),
         }

@@ -74,6 +74,19 @@ class UpdateQueue:
     def clear(self) -> None:
         self._pending.clear()
 
+    async def next_pending(self) -> dict[str, Any] | None:
+        """The oldest pending update, waiting for one (webhook delivery); None once closed."""
+        while not self._closed:
+            if self._pending:
+                return self._pending[0]
+            await self._wakeup.wait()
+        return None
+
+    def confirm_update(self, update_id: int) -> None:
+        """Forget the oldest update once the webhook took it (unless it was dropped since)."""
+        if self._pending and self._pending[0]["update_id"] == update_id:
+            self._pending.popleft()
+
     async def poll(self, limit: int, timeout: float) -> list[dict[str, Any]]:
         """Return up to ``limit`` updates, waiting up to ``timeout`` s for the first one."""
         self._generation += 1
