@@ -96,15 +96,17 @@ async def _next_occurrence(services: Services, alert: Alert, now: datetime) -> N
 async def _expire_broadcasts(services: Services, now: datetime, effects: Effects) -> None:
     stores = services.stores
     for alert in await stores.alerts.due_to_expire(now):
-        if not await stores.alerts.close(alert.id, "expired", now):
-            continue
-        await _internal_follow_up(services, alert, "expiry", now)
+        async with services.db.transaction():  # closed only with its expiry rows
+            if not await stores.alerts.close(alert.id, "expired", now):
+                continue
+            await _internal_follow_up(services, alert, "expiry", now)
         effects.wake_dispatcher = True
 
 
 async def _internal_follow_up(services: Services, parent: Alert, kind: str,
                               now: datetime) -> Alert:
-    """A follow-up the bot itself issues (expiry): recorded as from 'system'."""
+    """A follow-up the bot itself issues (expiry): recorded as from 'system'. Runs in the
+    caller's transaction, with the close it follows."""
     new = NewAlert(
         category=parent.category, perimeter=parent.perimeter,
         perimeter_json=parent.perimeter_json,
@@ -114,10 +116,9 @@ async def _internal_follow_up(services: Services, parent: Alert, kind: str,
         request_platform=parent.request_platform, request_chat_id=parent.request_chat_id,
         required_approvals=0, expires_at=now, kind=kind, parent_id=parent.id,
         exercise=parent.exercise)
-    async with services.db.transaction():
-        child = await services.stores.alerts.create(new, now)
-        await services.stores.alerts.transition(child.id, "pending", "approved", "system", now)
-        await start_broadcast(services, child.id, now)
+    child = await services.stores.alerts.create(new, now)
+    await services.stores.alerts.transition(child.id, "pending", "approved", "system", now)
+    await start_broadcast(services, child.id, now)
     await services.stores.audit.record(now, "system", f"alert.{kind}", parent.id,
                                        child=child.id, at=when(services.local(now)))
     return child

@@ -282,3 +282,36 @@ async def test_audit_verify_and_csv_export_commands(bot: TestBot, tmp_path) -> N
     out = io.StringIO()
     assert await verify_audit(bot.config, out) == 1
     assert "BROKEN at event 2" in out.getvalue()
+
+
+# -- security review (issue 12) ------------------------------------------------------
+
+SCAM = "Rappelez le 06 12 34 56 78 et communiquez votre code bancaire"
+OTHER_OPERATOR = "matrix:@op:test"  # an operator, not an officer, not the author
+
+
+def anywhere(bot: TestBot, words: str) -> list[str]:
+    """Every copy shown now, in every chat of every platform, that contains ``words``."""
+    return [post.current.text for transport in bot.transports.values()
+            for chat in transport.posted.values() for post in chat
+            if not post.deleted and words in post.current.text]
+
+
+async def test_a_failed_end_changes_nothing_and_can_be_retried(bot: TestBot,
+                                                               monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    await bot.enroll(ALICE, "commercant", "Vesoul")
+    await broadcast(bot)
+    alerts = bot.core.services.stores.alerts
+    create = alerts.create
+
+    async def disk_full(*args: object, **kwargs: object) -> None:
+        raise OSError("disk I/O error")
+
+    monkeypatch.setattr(alerts, "create", disk_full)  # the write after « closed »
+    assert "erreur interne" in await bot.say(OPERATOR, "/fin 1")
+    assert await status(bot, 1) == ("done", None)
+    monkeypatch.setattr(alerts, "create", create)
+    assert "levée" in await bot.say(OPERATOR, "/fin 1")
+    await bot.drain()
+    assert sum("Fin d'alerte" in text for text in bot.inbox(ALICE)) == 1
+    assert posts(bot, ALICE)[-2].current.text.startswith("LEVÉE")

@@ -65,10 +65,13 @@ async def end(ctx: Context, args: str) -> None:
     if len(text) > 4000:
         ctx.say("alert.text_too_long", length=len(text), max=4000)
         return
-    if not await ctx.stores.alerts.close(alert.id, "ended", ctx.now):
-        ctx.say("lifecycle.already_closed", number=alert.id, closed="")
-        return
-    child = await follow_up(ctx, alert, "all_clear", text or ctx.t("lifecycle.default_end"))
+    # Closing and the all-clear's outbox rows are one transaction: a failure between them
+    # must not leave an alert closed whose all-clear never goes (a retry would be refused).
+    async with ctx.services.db.transaction():
+        if not await ctx.stores.alerts.close(alert.id, "ended", ctx.now):
+            ctx.say("lifecycle.already_closed", number=alert.id, closed="")
+            return
+        child = await follow_up(ctx, alert, "all_clear", text or ctx.t("lifecycle.default_end"))
     ctx.say("lifecycle.ended", number=alert.id, child=child.id)
 
 
@@ -82,8 +85,11 @@ async def withdraw(ctx: Context, args: str) -> None:
     if alert.status == "pending":
         await _withdraw_pending(ctx, alert)
     elif _open_broadcast(ctx, alert):
-        await ctx.stores.alerts.close(alert.id, "recalled", ctx.now)
-        child = await follow_up(ctx, alert, "recall", "")
+        async with ctx.services.db.transaction():  # closed only with its recall rows
+            if not await ctx.stores.alerts.close(alert.id, "recalled", ctx.now):
+                ctx.say("lifecycle.already_closed", number=alert.id, closed="")
+                return
+            child = await follow_up(ctx, alert, "recall", "")
         ctx.say("lifecycle.recalling", number=alert.id, child=child.id)
 
 
