@@ -10,7 +10,16 @@ from datetime import UTC, datetime, time, timedelta
 
 from bot.broadcast.outbox import start_broadcast
 from bot.context import Context, Services
-from bot.domain import Attachment, ChatRef, Choice, EditTracked, Notify, Outgoing, ToOfficers
+from bot.domain import (
+    Attachment,
+    ChatRef,
+    Choice,
+    EditTracked,
+    Effect,
+    Notify,
+    Outgoing,
+    ToOfficers,
+)
 from bot.errors import UserFacingError
 from bot.geo.perimeter import Perimeter, parse_perimeter
 from bot.i18n import Translator
@@ -288,6 +297,8 @@ async def _decidable(ctx: Context, alert_id: int) -> Alert | None:
         await ctx.audit("approval.refused_not_pending", alert.id, status=alert.status)
         ctx.say("approval.not_pending", number=alert.id, status=ctx.t(f"status.{alert.status}"))
         return None
+    if await _past_deadline(ctx, alert):
+        return None
     if alert.requested_by == ctx.who:
         await ctx.audit("approval.refused_self", alert.id)
         ctx.say("approval.self", number=alert.id)
@@ -296,6 +307,42 @@ async def _decidable(ctx: Context, alert_id: int) -> Alert | None:
         ctx.say("approval.already_decided", number=alert.id)
         return None
     return alert
+
+
+def approval_deadline(services: Services, alert: Alert) -> datetime:
+    """When a pending alert expires unapproved (the clock's rule, kept in one place)."""
+    delay = timedelta(minutes=services.config.approval.expire_after_minutes)
+    return datetime.fromisoformat(alert.created_at) + delay
+
+
+async def _past_deadline(ctx: Context, alert: Alert) -> bool:
+    """A decision after the deadline (the bot was down, or the clock has not ticked yet)
+    finds the alert expired, exactly as the clock would have left it: checked here, in
+    the decision's transaction, not only by the clock."""
+    deadline = approval_deadline(ctx.services, alert)
+    if ctx.now < deadline:
+        return False
+    effects = await expire_unapproved(ctx.services, ctx.t, alert, ctx.now)
+    ctx.effects.items.extend(effects)
+    await ctx.audit("approval.refused_expired", alert.id)
+    ctx.say("approval.expired", number=alert.id, time=when(ctx.services.local(deadline)))
+    return True
+
+
+async def expire_unapproved(services: Services, t: Translator, alert: Alert,
+                            now: datetime) -> list[Effect]:
+    """Mark a pending alert expired unapproved; its request in the officers' channels is
+    edited and its requester told. Nothing to do if it was no longer pending."""
+    stores = services.stores
+    if not await stores.alerts.transition(alert.id, "pending", "expired", "system", now):
+        return []
+    await stores.audit.record(now, "system", "alert.expired_unapproved", alert.id)
+    expired = await stores.alerts.get(alert.id)
+    assert expired is not None
+    request = await officers_request(services, t, expired, t("lifecycle.unapproved_status"))
+    return [EditTracked(REQUEST, alert.id, request),
+            Notify(ChatRef(alert.request_platform, alert.request_chat_id),
+                   Outgoing(t("lifecycle.unapproved", number=alert.id)))]
 
 
 async def _approve(ctx: Context, alert: Alert, override_stale: bool,

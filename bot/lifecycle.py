@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from bot.alerts import REQUEST, officers_request
+from bot.alerts import expire_unapproved
 from bot.broadcast.outbox import start_broadcast
 from bot.context import Services
-from bot.domain import ChatRef, EditTracked, Effects, Notify, Outgoing, ToOfficers
+from bot.domain import Effects, Outgoing, ToOfficers
 from bot.i18n import Translator
 from bot.render import when
 from bot.storage.alerts import Alert, NewAlert
@@ -42,18 +42,8 @@ async def _remind_pending(services: Services, t: Translator, now: datetime,
 async def _expire_unapproved(services: Services, t: Translator, now: datetime,
                              effects: Effects) -> None:
     delay = timedelta(minutes=services.config.approval.expire_after_minutes)
-    stores = services.stores
-    for alert in await stores.alerts.pending_created_before(now - delay):
-        if not await stores.alerts.transition(alert.id, "pending", "expired", "system", now):
-            continue
-        await stores.audit.record(now, "system", "alert.expired_unapproved", alert.id)
-        expired = await stores.alerts.get(alert.id)
-        assert expired is not None
-        status = t("lifecycle.unapproved_status")
-        effects.items.append(EditTracked(REQUEST, alert.id,
-                                         await officers_request(services, t, expired, status)))
-        effects.items.append(Notify(ChatRef(alert.request_platform, alert.request_chat_id),
-                                    Outgoing(t("lifecycle.unapproved", number=alert.id))))
+    for alert in await services.stores.alerts.pending_created_before(now - delay):
+        effects.items.extend(await expire_unapproved(services, t, alert, now))
 
 
 async def _launch_scheduled(services: Services, now: datetime, effects: Effects) -> None:

@@ -315,3 +315,21 @@ async def test_a_failed_end_changes_nothing_and_can_be_retried(bot: TestBot,
     await bot.drain()
     assert sum("Fin d'alerte" in text for text in bot.inbox(ALICE)) == 1
     assert posts(bot, ALICE)[-2].current.text.startswith("LEVÉE")
+
+
+async def test_a_decision_after_the_deadline_finds_the_alert_expired(bot: TestBot) -> None:
+    await bot.enroll(ALICE, "citoyen", "Vesoul")
+    await bot.say(OPERATOR, "/alerte crue Vesoul : La Saône déborde")
+    await bot.say(OPERATOR, "/alerte crue Gray : Le Salon déborde")
+    bot.advance(hours=8)  # the deadline (120 min) passed 6 h ago; no clock tick since
+    reply = await bot.press_data(OFFICER, "ap:1:ok", chat=OFFICERS)  # ✅ under n°1
+    await bot.drain()
+    assert not any("Saône" in text for text in bot.inbox(ALICE))
+    assert "a expiré sans validation" in reply
+    assert await status(bot, 1) == ("expired", None)
+    assert "expiré sans validation" in bot.inbox(OPERATOR)[-1]
+    assert "a expiré sans validation" in await bot.say(OFFICER, "/refuser 2 x", chat=OFFICERS)
+    assert await status(bot, 2) == ("expired", None)
+    await bot.core.core.tick()  # the clock finds nothing left to expire
+    assert await bot.core.services.db.fetchval(
+        "SELECT count(*) FROM audit_events WHERE action = 'alert.expired_unapproved'") == 2
