@@ -211,30 +211,38 @@ async def _map(ctx: Context, alert: Alert, label: str, perimeter: Perimeter) -> 
 
 
 async def follow_up(ctx: Context, parent: Alert, kind: str, body: str) -> Alert:
-    """A message about a broadcast alert, to the same recipients: an update needs approval
-    like its category; an all-clear, recall or expiry is sent at once (it only narrows
-    what was already approved)."""
-    category = ctx.services.reference.categories[parent.category]
-    new = NewAlert(
+    """Operator text about a broadcast alert (an update, a closing message), to the same
+    recipients: stored pending and approved as its category requires, like an alert."""
+    new = await _follow_up_row(ctx.services, parent, kind, body, ctx.who,
+                               ctx.incoming.chat, ctx.now)
+    return await _create_and_request(ctx, new)
+
+
+async def issue_follow_up(services: Services, parent: Alert, kind: str, actor: str,
+                          chat: ChatRef, now: datetime) -> Alert:
+    """A follow-up in the bot's own words (all-clear without text, recall, expiry): no
+    operator text, so it goes at once — it only narrows what was already approved.
+    Runs in the caller's transaction, with the close it belongs to."""
+    new = await _follow_up_row(services, parent, kind, "", actor, chat, now)
+    child = await services.stores.alerts.create(new, now)
+    await services.stores.alerts.transition(child.id, "pending", "approved", actor, now)
+    await start_broadcast(services, child.id, now)
+    return child
+
+
+async def _follow_up_row(services: Services, parent: Alert, kind: str, body: str, actor: str,
+                         chat: ChatRef, now: datetime) -> NewAlert:
+    category = services.reference.categories[parent.category]
+    return NewAlert(
         category=parent.category, perimeter=parent.perimeter,
         perimeter_json=parent.perimeter_json,
-        communes=frozenset(await ctx.stores.alerts.communes(parent.id)),
-        communities=frozenset(await ctx.stores.alerts.communities(parent.id)),
-        all_communities=parent.all_communities, body=body, facts_at=ctx.now,
-        requested_by=ctx.who, request_platform=ctx.incoming.chat.platform,
-        request_chat_id=ctx.incoming.chat.chat_id,
-        required_approvals=category.required_approvals,
+        communes=frozenset(await services.stores.alerts.communes(parent.id)),
+        communities=frozenset(await services.stores.alerts.communities(parent.id)),
+        all_communities=parent.all_communities, body=body, facts_at=now,
+        requested_by=actor, request_platform=chat.platform, request_chat_id=chat.chat_id,
+        required_approvals=category.required_approvals if body else 0,
         expires_at=datetime.fromisoformat(parent.expires_at), kind=kind, parent_id=parent.id,
         exercise=parent.exercise)
-    if kind == "update":
-        return await _create_and_request(ctx, new)
-    async with ctx.services.db.transaction():
-        child = await ctx.stores.alerts.create(new, ctx.now)
-        await ctx.audit(f"alert.{kind}", parent.id, child=child.id)
-        await ctx.stores.alerts.transition(child.id, "pending", "approved", ctx.who, ctx.now)
-        await start_broadcast(ctx.services, child.id, ctx.now)
-    ctx.effects.wake_dispatcher = True
-    return child
 
 
 def perimeter_json(perimeter: Perimeter) -> str:

@@ -10,6 +10,7 @@ from datetime import datetime
 
 from bot.alerts import decide, parse_approval_choice
 from bot.broadcast.dispatcher import Dispatcher
+from bot.broadcast.outbox import UnapprovedText, record_refusal
 from bot.commands import Command, CommandRegistry, split_command
 from bot.context import Context, Services
 from bot.conversations.alert import GuidedAlertFlow
@@ -84,8 +85,10 @@ class Core:
                 return
             try:
                 await self._route(ctx)
-            except Exception:
+            except Exception as error:
                 log.exception("handler failed for a %s message", incoming.chat.platform)
+                if isinstance(error, UnapprovedText):  # rolled back; the attempt is recorded
+                    await record_refusal(self.services, error, ctx.who)
                 ctx.effects = Effects()
                 ctx.say("core.internal_error")
         await self.perform(ctx.effects, origin=incoming.chat)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import pytest
+
+from bot.broadcast.outbox import start_broadcast
 from bot.transports.base import PermanentError
 from tests.harness import OFFICERS, TestBot
 
@@ -63,13 +66,18 @@ async def test_all_clear_marks_every_copy_lifted(bot: TestBot) -> None:
     await bot.say("telegram:900", "/groupe Vesoul", chat="-9")
     await broadcast(bot)
     reply = await bot.say(OFFICER, "/fin 1 : Individus interpellés", chat=OFFICERS)
-    assert "levée" in reply
+    assert "levée" in reply and "attend la validation" in reply
     await bot.drain()
     original = posts(bot, ALICE)[-2]
     assert original.current.text.startswith("LEVÉE le 24/11")
-    assert "Individus interpellés" in posts(bot, ALICE)[-1].message.text
+    assert "L'alerte est levée" in posts(bot, ALICE)[-1].message.text
     assert bot.transports["telegram"].posted["-9"][1].current.text.startswith("LEVÉE")
     assert await status(bot, 1) == ("done", "ended")
+    await bot.say(OFFICER2, "/valider 3", chat=OFFICERS)  # the officer's text, approved
+    await bot.drain()
+    closing = posts(bot, ALICE)[-1].message
+    assert "Fin d'alerte" in closing.text and "Individus interpellés" in closing.text
+    assert closing.reply_to == original.message_id
 
 
 async def test_missing_person_copies_are_redacted_at_the_end(bot: TestBot) -> None:
@@ -333,3 +341,72 @@ async def test_a_decision_after_the_deadline_finds_the_alert_expired(bot: TestBo
     await bot.core.core.tick()  # the clock finds nothing left to expire
     assert await bot.core.services.db.fetchval(
         "SELECT count(*) FROM audit_events WHERE action = 'alert.expired_unapproved'") == 2
+
+
+async def test_an_end_text_reaches_nobody_before_an_officer_approves_it(bot: TestBot) -> None:
+    await bot.enroll(ALICE, "commercant", "Vesoul")
+    await broadcast(bot)
+    refused = await bot.say(OTHER_OPERATOR, f"/fin 1 : {SCAM}")  # not their alert
+    await bot.drain()
+    assert not any("code bancaire" in text for text in bot.inbox(ALICE))
+    assert "Seul l'auteur de l'alerte n°1 ou un officier" in refused
+    assert await status(bot, 1) == ("done", None)
+    reply = await bot.say(OPERATOR, f"/fin 1 : {SCAM}")  # the author: ended at once
+    await bot.drain()
+    assert not any("code bancaire" in text for text in bot.inbox(ALICE))
+    assert "levée" in reply and "n°3" in reply and "validation" in reply
+    assert await status(bot, 1) == ("done", "ended")
+    assert posts(bot, ALICE)[-2].current.text.startswith("LEVÉE")
+    assert "L'alerte est levée. Merci de votre vigilance." in bot.inbox(ALICE)[-1]
+    assert "refusée" in await bot.say(OFFICER, "/refuser 3 faux numéro", chat=OFFICERS)
+    await bot.drain()
+    assert not any("code bancaire" in text for text in bot.inbox(ALICE))
+
+
+async def test_updates_reach_nobody_unless_approved(bot: TestBot) -> None:
+    await bot.enroll(ALICE, "commercant", "Vesoul")
+    await broadcast(bot)
+    await bot.say(OPERATOR, f"/suite 1 : {SCAM}")
+    await bot.say(OFFICER, "/refuser 2 faux", chat=OFFICERS)
+    await bot.say(OPERATOR, f"/suite 1 : {SCAM}")
+    bot.advance(hours=3)
+    await bot.core.core.tick()
+    assert "n'est plus en attente" in await bot.say(OFFICER, "/valider 3", chat=OFFICERS)
+    await bot.drain()
+    assert not any("code bancaire" in text for text in bot.inbox(ALICE))
+
+
+async def test_the_outbox_refuses_operator_text_nobody_approved(bot: TestBot) -> None:
+    await bot.enroll(ALICE, "commercant", "Vesoul")
+    await broadcast(bot)
+    await bot.say(OPERATOR, f"/suite 1 : {SCAM}")
+    services, now = bot.core.services, bot.clock.now()
+    # A path that forgets the officers: « approved » without any approval recorded.
+    await services.stores.alerts.transition(2, "pending", "approved", OPERATOR, now)
+    with pytest.raises(Exception, match="approval its category requires"):
+        async with services.db.transaction():
+            await start_broadcast(services, 2, now)
+    await bot.drain()
+    assert not any("code bancaire" in text for text in bot.inbox(ALICE))
+    assert await services.db.fetchval("SELECT count(*) FROM deliveries WHERE alert_id = 2") == 0
+
+
+async def test_a_schedule_sends_only_the_text_the_officers_approved(bot: TestBot) -> None:
+    await bot.enroll(ALICE, "commercant", "Vesoul")
+    await bot.say(OPERATOR, "/programmer 25/11 09:00 Vesoul : Fermez vos rideaux")  # never approved
+    await bot.say(OPERATOR, "/programmer chaque vendredi 17:00 Vesoul : Verrouillez vos portes")
+    await bot.say(OFFICER, "/valider 2", chat=OFFICERS)
+    bot.advance(days=3, hours=3)  # Friday 17:00: the approved text goes, the next is prepared
+    await bot.core.core.tick()
+    await bot.drain()
+    assert sum("Verrouillez" in text for text in bot.inbox(ALICE)) == 1
+    db = bot.core.services.db
+    await db.execute("UPDATE alerts SET body = ? WHERE id = 3", (SCAM,))  # tampered
+    bot.advance(days=7)
+    await bot.core.core.tick()
+    await bot.drain()
+    assert not any("rideaux" in text or "code bancaire" in text for text in bot.inbox(ALICE))
+    assert await status(bot, 3) == ("withdrawn", None)
+    assert any("n°3 n'a pas été envoyé" in text for text in bot.officers())
+    assert await db.fetchval("SELECT count(*) FROM audit_events"
+                             " WHERE action = 'outbox.refused_unapproved' AND alert_id = 3") == 1

@@ -22,7 +22,7 @@ DYNAMIC = {
     "subscriber.status.{}": ("active", "paused", "blocked"),
     "conversation.timed_out.{}": ("enrollment", "alert", "unsubscribe", "tip"),
     "lifecycle.closed.{}": ("ended", "expired", "recalled"),
-    "lifecycle.kind.{}": ("alert", "update", "all_clear", "recall", "expiry"),
+    "lifecycle.kind.{}": ("alert", "update", "all_clear", "closing", "recall", "expiry"),
     "schedule.rule.{}": ("once", "weekly"),
     "render.closed_{}": ("ended", "expired"),
     "roles.name.{}": ("operator", "officer", "admin"),

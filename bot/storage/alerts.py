@@ -267,6 +267,14 @@ class AlertStore:
             " AND closed IS NULL AND expires_at <= ? ORDER BY id", (stamp(now),))
         return [Alert.from_row(row) for row in rows]
 
+    async def first_approved_occurrence(self, schedule_id: int) -> Alert | None:
+        """The occurrence of a schedule the officers approved (later ones are copies)."""
+        row = await self.db.fetchone(
+            "SELECT * FROM alerts a WHERE schedule_id = ? AND EXISTS (SELECT 1 FROM approvals p"
+            " WHERE p.alert_id = a.id AND p.decision = 'approve') ORDER BY id LIMIT 1",
+            (schedule_id,))
+        return None if row is None else Alert.from_row(row)
+
     async def set_stale_override(self, alert_id: int) -> None:
         await self.db.execute("UPDATE alerts SET stale_override = 1 WHERE id = ?", (alert_id,))
 
