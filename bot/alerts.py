@@ -38,6 +38,7 @@ from bot.storage.alerts import Alert, NewAlert
 log = logging.getLogger(__name__)
 MAX_BODY = 4000
 REQUEST = "approval_request"
+MAP = "map"  # tracked: a protected alert's map is deleted when the alert ends
 SEPARATOR = re.compile(r":(?=\s|$)")  # "dep:70" and "14:30" are not separators
 EXERCISE = re.compile(r"\s+(?:exercice|exercise)\s*$", re.IGNORECASE)
 SINCE = re.compile(r"\s+depuis\s+(\d{1,2})\s*[:hH]\s*(\d{2})\s*$", re.IGNORECASE)
@@ -189,7 +190,7 @@ async def _create_and_request(ctx: Context, new: NewAlert,
     if perimeter is not None:
         map_message = await _map(ctx, alert, category.label, perimeter)
         if map_message is not None:
-            ctx.effects.items.append(ToOfficers(map_message))
+            ctx.effects.items.append(ToOfficers(map_message, track=(MAP, alert.id)))
     return alert
 
 

@@ -23,6 +23,7 @@ from bot.domain import (
     Attachment,
     ChatRef,
     CommandMenu,
+    DeleteTracked,
     EditTracked,
     Effect,
     Effects,
@@ -352,6 +353,8 @@ class Core:
             await self._send(effect.chat, effect.message)
         elif isinstance(effect, ToOfficers):
             await self._to_officers(effect)
+        elif isinstance(effect, DeleteTracked):
+            await self._delete_tracked(effect)
         else:
             await self._edit_tracked(effect)
 
@@ -387,4 +390,14 @@ class Core:
                 await transport.edit(post.chat_id, post.message_id, effect.message)
             except DeliveryError as error:
                 log.warning("could not update request %s: %s", post.message_id, error)
+
+    async def _delete_tracked(self, effect: DeleteTracked) -> None:
+        for post in await self.services.stores.alerts.posts(effect.purpose, effect.alert_id):
+            transport = self.transports.get(post.platform)
+            if transport is None:
+                continue
+            try:
+                await transport.delete(post.chat_id, post.message_id)
+            except DeliveryError as error:
+                log.warning("could not delete post %s: %s", post.message_id, error)
 

@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 
 from bot.alerts import expire_unapproved
 from bot.broadcast.outbox import UnapprovedText, record_refusal, start_broadcast
-from bot.closing import end_alert
+from bot.closing import clean_closing, end_alert
 from bot.context import Services
 from bot.domain import ChatRef, Effects, Outgoing, ToOfficers
 from bot.i18n import Translator
@@ -25,7 +25,8 @@ async def tick(services: Services) -> Effects:
     await _remind_pending(services, t, now, effects)
     await _expire_unapproved(services, t, now, effects)
     await _launch_scheduled(services, t, now, effects)
-    await _expire_broadcasts(services, now, effects)
+    await _expire_broadcasts(services, t, now, effects)
+    await _clean_protected_closings(services, t, now, effects)
     return effects
 
 
@@ -100,9 +101,23 @@ async def _next_occurrence(services: Services, alert: Alert, now: datetime) -> N
     await services.stores.schedules.set_next(schedule.id, following, created.id)
 
 
-async def _expire_broadcasts(services: Services, now: datetime, effects: Effects) -> None:
+async def _expire_broadcasts(services: Services, t: Translator, now: datetime,
+                             effects: Effects) -> None:
     for alert in await services.stores.alerts.due_to_expire(now):
         requester = ChatRef(alert.request_platform, alert.request_chat_id)
         async with services.db.transaction():
-            await end_alert(services, alert, "expired", "system", requester, now)
+            ending = await end_alert(services, t, alert, "expired", "system", requester, now)
+        if ending is not None:
+            effects.items.extend(ending.effects)
+            effects.wake_dispatcher = True
+
+
+async def _clean_protected_closings(services: Services, t: Translator, now: datetime,
+                                    effects: Effects) -> None:
+    protected = [c.key for c in services.reference.categories.values() if c.protected]
+    if not protected:
+        return
+    for closing in await services.stores.alerts.protected_closings_due(now, protected):
+        async with services.db.transaction():
+            effects.items.extend(await clean_closing(services, t, closing, now))
         effects.wake_dispatcher = True

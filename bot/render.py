@@ -100,7 +100,7 @@ def closed_copy(t: Translator, alert: Alert, category: Category, how: str,
     """What a delivered copy becomes when its alert ends or expires."""
     banner = t(f"render.closed_{how}", time=when(closed_local))
     if category.protected:  # missing persons: the description and photo go
-        return Outgoing(banner + "\n" + t("render.redacted", number=alert.id),
+        return Outgoing(banner + "\n" + t("render.redacted", number=alert.parent_id or alert.id),
                         tone=Tone.QUIET)
     original = delivered_alert(t, alert, category, original_local)
     return Outgoing(f"{banner}\n\n{original.text}",
@@ -160,7 +160,7 @@ def duration(t: Translator, seconds: float) -> str:
     return figure.replace(".", ",") if t.language == "fr" else figure
 
 
-MAIN_ACTION = {"recall": "delete", "expiry": "edit"}  # other kinds: "send"
+MAIN_ACTION = {"recall": "delete", "expiry": "edit", "redact": "edit"}  # others: "send"
 
 
 def rate(t: Translator, done: int, seconds: float) -> str:
@@ -182,7 +182,7 @@ def report(t: Translator, alert: Alert, counts: DeliveryCounts, seconds: float,
     """``counts`` are those of the kind's main action (see MAIN_ACTION)."""
     key = {"recall": "render.report_recall", "expiry": "render.report_expiry",
            "update": "render.report_update", "all_clear": "render.report_all_clear",
-           "closing": "render.report_all_clear"}.get(
+           "closing": "render.report_all_clear", "redact": "render.report_redact"}.get(
         alert.kind, "render.report")
     lines = [t(key, number=alert.id, parent=alert.parent_id or alert.id, sent=counts.sent,
                failed=counts.failed, blocked=counts.blocked, dropped=counts.dropped,

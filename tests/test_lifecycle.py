@@ -90,6 +90,45 @@ async def test_missing_person_copies_are_redacted_at_the_end(bot: TestBot) -> No
     await bot.drain()
     copy = posts(bot, ALICE)[-2].current.text
     assert "Jeanne, 84 ans" not in copy and "informations sur la personne" in copy
+    await bot.say(OFFICER, "/valider 3", chat=OFFICERS)  # the closing text, approved by two
+    await bot.say(OFFICER2, "/valider 3", chat=OFFICERS)
+    await bot.drain()
+    assert "Jeanne a été retrouvée" in bot.inbox(ALICE)[-1]
+    bot.advance(hours=73)  # when the alert would have expired, the closing text goes too
+    await bot.core.core.tick()
+    await bot.drain()
+    assert not any("Jeanne" in text for text in bot.inbox(ALICE))
+    assert "LEVÉE le 24/11 à 14:00" in bot.inbox(ALICE)[-1]
+
+
+async def test_a_missing_person_copy_that_cannot_be_edited_is_deleted(bot: TestBot) -> None:
+    await missing_person_with_an_update(bot)
+    group = bot.transports["telegram"]
+    edit = group.edit
+
+    async def refuse_in_the_group(chat_id: str, message_id: str, message: object) -> None:
+        if chat_id == "-9":
+            raise PermanentError("message can't be edited")
+        await edit(chat_id, message_id, message)  # type: ignore[arg-type]
+
+    group.edit = refuse_in_the_group  # type: ignore[method-assign]
+    await bot.say(OPERATOR, "/fin 1")
+    await bot.drain()
+    assert [p.deleted for p in group.posted["-9"] if "Jeanne" in p.message.text] == [True, True]
+    assert len(shown(bot, "1", "informations sur la personne ont été retirées")) == 2
+
+
+async def test_an_update_still_pending_at_the_end_never_goes_out(bot: TestBot) -> None:
+    await bot.enroll(ALICE, "commercant", "Vesoul")
+    await broadcast(bot)
+    await bot.say(OPERATOR, "/suite 1 : Le fourgon est bleu")
+    await bot.say(OPERATOR, "/fin 1")
+    assert "n'est plus en attente" in await bot.say(OFFICER, "/valider 2", chat=OFFICERS)
+    await bot.drain()
+    assert not any("fourgon" in text for text in bot.inbox(ALICE))
+    request = [p for p in bot.transports["telegram"].posted[OFFICERS]
+               if p.message.text.startswith("Demande de diffusion n°2")]
+    assert "Retirée : l'alerte n°1 est terminée" in request[0].current.text
 
 
 async def test_withdraw_pending_by_its_requester_only(bot: TestBot) -> None:
@@ -410,3 +449,41 @@ async def test_a_schedule_sends_only_the_text_the_officers_approved(bot: TestBot
     assert any("n°3 n'a pas été envoyé" in text for text in bot.officers())
     assert await db.fetchval("SELECT count(*) FROM audit_events"
                              " WHERE action = 'outbox.refused_unapproved' AND alert_id = 3") == 1
+
+
+def shown(bot: TestBot, chat: str, words: str) -> list[str]:
+    return [text for text in bot.transports["telegram"].texts(chat) if words in text]
+
+
+async def missing_person_with_an_update(bot: TestBot) -> None:
+    await bot.enroll(ALICE, "citoyen", "Vesoul")
+    await bot.say("telegram:900", "/groupe Vesoul", chat="-9")
+    await bot.say(OPERATOR, "/alerte disparition Vesoul : Jeanne, 84 ans, manteau rouge")
+    await bot.say(OFFICER, "/valider 1 parquet PR-2026-7", chat=OFFICERS)
+    await bot.say(OFFICER2, "/valider 1", chat=OFFICERS)
+    await bot.drain()
+    await bot.say(OPERATOR, "/suite 1 : Jeanne a été vue près de la gare, canne blanche")
+    await bot.say(OFFICER, "/valider 2", chat=OFFICERS)
+    await bot.say(OFFICER2, "/valider 2", chat=OFFICERS)
+    await bot.drain()
+    for chat in ("1", "-9"):
+        assert len(shown(bot, chat, "Jeanne")) == 2  # the original and the update
+
+
+@pytest.mark.parametrize("end", ["/fin 1", "/retirer 1", "expiry"])
+async def test_every_copy_of_a_missing_person_is_cleaned_at_the_end(bot: TestBot,
+                                                                    end: str) -> None:
+    await missing_person_with_an_update(bot)
+    if end == "expiry":
+        bot.advance(hours=73)
+        await bot.core.core.tick()
+    else:
+        await bot.say(OPERATOR, end)
+    await bot.drain()
+    for chat in ("1", "-9"):
+        assert shown(bot, chat, "Jeanne") == [], (end, chat)
+    if end != "/retirer 1":
+        assert len(shown(bot, "1", "informations sur la personne ont été retirées")) == 2
+    assert shown(bot, OFFICERS, "Jeanne") == []  # the approval requests
+    maps = [p for p in bot.transports["telegram"].posted[OFFICERS] if p.message.attachment]
+    assert maps and all(p.deleted for p in maps)

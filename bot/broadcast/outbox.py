@@ -26,7 +26,7 @@ PRIORITY_PREVENTION = 0
 
 
 # Follow-ups the bot words itself; with an empty body they carry no operator text.
-BOT_WORDED = frozenset({"all_clear", "recall", "expiry"})
+BOT_WORDED = frozenset({"all_clear", "recall", "expiry", "redact"})
 
 
 class UnapprovedText(Exception):
@@ -151,10 +151,10 @@ async def _enqueue(services: Services, alert: Alert, priority: int, now: datetim
     count = 0
     if alert.kind in ("update", "all_clear", "closing"):
         count += await deliveries.enqueue_followup(alert.id, parent, "send", priority, now)
-    if alert.kind in ("all_clear", "expiry"):
+    if alert.kind in ("all_clear", "expiry", "redact"):
         count += await deliveries.enqueue_followup(alert.id, parent, "edit", priority, now)
     if alert.kind == "recall":
         count += await deliveries.enqueue_followup(alert.id, parent, "delete", priority, now)
-    if alert.kind in ("recall", "expiry"):
+    if alert.kind in ("recall", "expiry", "redact"):
         await deliveries.drop_pending(parent, alert.kind)
     return count

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 from bot.alerts import REQUEST, AlertInputError, follow_up, officers_request, require_body
-from bot.closing import end_alert
+from bot.closing import Ending, end_alert
 from bot.commands import Command
 from bot.context import Context
 from bot.domain import ChatRef, EditTracked, Notify, Outgoing
@@ -84,18 +84,26 @@ async def end(ctx: Context, args: str) -> None:
         ctx.say(error.key, **error.params)
         return
     async with ctx.services.db.transaction():
-        child = await end_alert(ctx.services, alert, "ended", ctx.who, ctx.incoming.chat,
-                                ctx.now)
-        if child is None:
-            ctx.say("lifecycle.already_closed", number=alert.id, closed="")
+        ending = await _end(ctx, alert, "ended")
+        if ending is None:
             return
         closing = await follow_up(ctx, alert, "closing", body) if body else None
-    ctx.effects.wake_dispatcher = True
     if closing is None:
-        ctx.say("lifecycle.ended", number=alert.id, child=child.id)
+        ctx.say("lifecycle.ended", number=alert.id, child=ending.child.id)
     else:
-        ctx.say("lifecycle.ended_text_pending", number=alert.id, child=child.id,
+        ctx.say("lifecycle.ended_text_pending", number=alert.id, child=ending.child.id,
                 closing=closing.id)
+
+
+async def _end(ctx: Context, alert: Alert, how: str) -> Ending | None:
+    ending = await end_alert(ctx.services, ctx.t, alert, how, ctx.who, ctx.incoming.chat,
+                             ctx.now)
+    if ending is None:
+        ctx.say("lifecycle.already_closed", number=alert.id, closed="")
+        return None
+    ctx.effects.items.extend(ending.effects)
+    ctx.effects.wake_dispatcher = True
+    return ending
 
 
 async def withdraw(ctx: Context, args: str) -> None:
@@ -109,13 +117,9 @@ async def withdraw(ctx: Context, args: str) -> None:
         await _withdraw_pending(ctx, alert)
     elif await _may_close(ctx, alert):
         async with ctx.services.db.transaction():
-            child = await end_alert(ctx.services, alert, "recalled", ctx.who,
-                                    ctx.incoming.chat, ctx.now)
-        if child is None:
-            ctx.say("lifecycle.already_closed", number=alert.id, closed="")
-            return
-        ctx.effects.wake_dispatcher = True
-        ctx.say("lifecycle.recalling", number=alert.id, child=child.id)
+            ending = await _end(ctx, alert, "recalled")
+        if ending is not None:
+            ctx.say("lifecycle.recalling", number=alert.id, child=ending.child.id)
 
 
 async def _withdraw_pending(ctx: Context, alert: Alert) -> None:
