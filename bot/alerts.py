@@ -10,7 +10,16 @@ from datetime import UTC, datetime, time, timedelta
 
 from bot.broadcast.outbox import start_broadcast
 from bot.context import Context, Services
-from bot.domain import Attachment, ChatRef, Choice, EditTracked, Notify, Outgoing, ToOfficers
+from bot.domain import (
+    Attachment,
+    ChatRef,
+    Choice,
+    EditTracked,
+    Effect,
+    Notify,
+    Outgoing,
+    ToOfficers,
+)
 from bot.errors import UserFacingError
 from bot.geo.perimeter import Perimeter, parse_perimeter
 from bot.i18n import Translator
@@ -29,6 +38,7 @@ from bot.storage.alerts import Alert, NewAlert
 log = logging.getLogger(__name__)
 MAX_BODY = 4000
 REQUEST = "approval_request"
+MAP = "map"  # tracked: a protected alert's map is deleted when the alert ends
 SEPARATOR = re.compile(r":(?=\s|$)")  # "dep:70" and "14:30" are not separators
 EXERCISE = re.compile(r"\s+(?:exercice|exercise)\s*$", re.IGNORECASE)
 SINCE = re.compile(r"\s+depuis\s+(\d{1,2})\s*[:hH]\s*(\d{2})\s*$", re.IGNORECASE)
@@ -180,7 +190,7 @@ async def _create_and_request(ctx: Context, new: NewAlert,
     if perimeter is not None:
         map_message = await _map(ctx, alert, category.label, perimeter)
         if map_message is not None:
-            ctx.effects.items.append(ToOfficers(map_message))
+            ctx.effects.items.append(ToOfficers(map_message, track=(MAP, alert.id)))
     return alert
 
 
@@ -202,30 +212,38 @@ async def _map(ctx: Context, alert: Alert, label: str, perimeter: Perimeter) -> 
 
 
 async def follow_up(ctx: Context, parent: Alert, kind: str, body: str) -> Alert:
-    """A message about a broadcast alert, to the same recipients: an update needs approval
-    like its category; an all-clear, recall or expiry is sent at once (it only narrows
-    what was already approved)."""
-    category = ctx.services.reference.categories[parent.category]
-    new = NewAlert(
+    """Operator text about a broadcast alert (an update, a closing message), to the same
+    recipients: stored pending and approved as its category requires, like an alert."""
+    new = await _follow_up_row(ctx.services, parent, kind, body, ctx.who,
+                               ctx.incoming.chat, ctx.now)
+    return await _create_and_request(ctx, new)
+
+
+async def issue_follow_up(services: Services, parent: Alert, kind: str, actor: str,
+                          chat: ChatRef, now: datetime) -> Alert:
+    """A follow-up in the bot's own words (all-clear without text, recall, expiry): no
+    operator text, so it goes at once — it only narrows what was already approved.
+    Runs in the caller's transaction, with the close it belongs to."""
+    new = await _follow_up_row(services, parent, kind, "", actor, chat, now)
+    child = await services.stores.alerts.create(new, now)
+    await services.stores.alerts.transition(child.id, "pending", "approved", actor, now)
+    await start_broadcast(services, child.id, now)
+    return child
+
+
+async def _follow_up_row(services: Services, parent: Alert, kind: str, body: str, actor: str,
+                         chat: ChatRef, now: datetime) -> NewAlert:
+    category = services.reference.categories[parent.category]
+    return NewAlert(
         category=parent.category, perimeter=parent.perimeter,
         perimeter_json=parent.perimeter_json,
-        communes=frozenset(await ctx.stores.alerts.communes(parent.id)),
-        communities=frozenset(await ctx.stores.alerts.communities(parent.id)),
-        all_communities=parent.all_communities, body=body, facts_at=ctx.now,
-        requested_by=ctx.who, request_platform=ctx.incoming.chat.platform,
-        request_chat_id=ctx.incoming.chat.chat_id,
-        required_approvals=category.required_approvals,
+        communes=frozenset(await services.stores.alerts.communes(parent.id)),
+        communities=frozenset(await services.stores.alerts.communities(parent.id)),
+        all_communities=parent.all_communities, body=body, facts_at=now,
+        requested_by=actor, request_platform=chat.platform, request_chat_id=chat.chat_id,
+        required_approvals=category.required_approvals if body else 0,
         expires_at=datetime.fromisoformat(parent.expires_at), kind=kind, parent_id=parent.id,
         exercise=parent.exercise)
-    if kind == "update":
-        return await _create_and_request(ctx, new)
-    async with ctx.services.db.transaction():
-        child = await ctx.stores.alerts.create(new, ctx.now)
-        await ctx.audit(f"alert.{kind}", parent.id, child=child.id)
-        await ctx.stores.alerts.transition(child.id, "pending", "approved", ctx.who, ctx.now)
-        await start_broadcast(ctx.services, child.id, ctx.now)
-    ctx.effects.wake_dispatcher = True
-    return child
 
 
 def perimeter_json(perimeter: Perimeter) -> str:
@@ -288,6 +306,8 @@ async def _decidable(ctx: Context, alert_id: int) -> Alert | None:
         await ctx.audit("approval.refused_not_pending", alert.id, status=alert.status)
         ctx.say("approval.not_pending", number=alert.id, status=ctx.t(f"status.{alert.status}"))
         return None
+    if await _past_deadline(ctx, alert):
+        return None
     if alert.requested_by == ctx.who:
         await ctx.audit("approval.refused_self", alert.id)
         ctx.say("approval.self", number=alert.id)
@@ -296,6 +316,42 @@ async def _decidable(ctx: Context, alert_id: int) -> Alert | None:
         ctx.say("approval.already_decided", number=alert.id)
         return None
     return alert
+
+
+def approval_deadline(services: Services, alert: Alert) -> datetime:
+    """When a pending alert expires unapproved (the clock's rule, kept in one place)."""
+    delay = timedelta(minutes=services.config.approval.expire_after_minutes)
+    return datetime.fromisoformat(alert.created_at) + delay
+
+
+async def _past_deadline(ctx: Context, alert: Alert) -> bool:
+    """A decision after the deadline (the bot was down, or the clock has not ticked yet)
+    finds the alert expired, exactly as the clock would have left it: checked here, in
+    the decision's transaction, not only by the clock."""
+    deadline = approval_deadline(ctx.services, alert)
+    if ctx.now < deadline:
+        return False
+    effects = await expire_unapproved(ctx.services, ctx.t, alert, ctx.now)
+    ctx.effects.items.extend(effects)
+    await ctx.audit("approval.refused_expired", alert.id)
+    ctx.say("approval.expired", number=alert.id, time=when(ctx.services.local(deadline)))
+    return True
+
+
+async def expire_unapproved(services: Services, t: Translator, alert: Alert,
+                            now: datetime) -> list[Effect]:
+    """Mark a pending alert expired unapproved; its request in the officers' channels is
+    edited and its requester told. Nothing to do if it was no longer pending."""
+    stores = services.stores
+    if not await stores.alerts.transition(alert.id, "pending", "expired", "system", now):
+        return []
+    await stores.audit.record(now, "system", "alert.expired_unapproved", alert.id)
+    expired = await stores.alerts.get(alert.id)
+    assert expired is not None
+    request = await officers_request(services, t, expired, t("lifecycle.unapproved_status"))
+    return [EditTracked(REQUEST, alert.id, request),
+            Notify(ChatRef(alert.request_platform, alert.request_chat_id),
+                   Outgoing(t("lifecycle.unapproved", number=alert.id)))]
 
 
 async def _approve(ctx: Context, alert: Alert, override_stale: bool,

@@ -10,6 +10,7 @@ from datetime import datetime
 
 from bot.alerts import decide, parse_approval_choice
 from bot.broadcast.dispatcher import Dispatcher
+from bot.broadcast.outbox import UnapprovedText, record_refusal
 from bot.commands import Command, CommandRegistry, split_command
 from bot.context import Context, Services
 from bot.conversations.alert import GuidedAlertFlow
@@ -22,6 +23,7 @@ from bot.domain import (
     Attachment,
     ChatRef,
     CommandMenu,
+    DeleteTracked,
     EditTracked,
     Effect,
     Effects,
@@ -84,8 +86,10 @@ class Core:
                 return
             try:
                 await self._route(ctx)
-            except Exception:
+            except Exception as error:
                 log.exception("handler failed for a %s message", incoming.chat.platform)
+                if isinstance(error, UnapprovedText):  # rolled back; the attempt is recorded
+                    await record_refusal(self.services, error, ctx.who)
                 ctx.effects = Effects()
                 ctx.say("core.internal_error")
         await self.perform(ctx.effects, origin=incoming.chat)
@@ -349,6 +353,8 @@ class Core:
             await self._send(effect.chat, effect.message)
         elif isinstance(effect, ToOfficers):
             await self._to_officers(effect)
+        elif isinstance(effect, DeleteTracked):
+            await self._delete_tracked(effect)
         else:
             await self._edit_tracked(effect)
 
@@ -384,4 +390,14 @@ class Core:
                 await transport.edit(post.chat_id, post.message_id, effect.message)
             except DeliveryError as error:
                 log.warning("could not update request %s: %s", post.message_id, error)
+
+    async def _delete_tracked(self, effect: DeleteTracked) -> None:
+        for post in await self.services.stores.alerts.posts(effect.purpose, effect.alert_id):
+            transport = self.transports.get(post.platform)
+            if transport is None:
+                continue
+            try:
+                await transport.delete(post.chat_id, post.message_id)
+            except DeliveryError as error:
+                log.warning("could not delete post %s: %s", post.message_id, error)
 

@@ -144,7 +144,15 @@ class EditTracked:
     message: Outgoing
 
 
-Effect = Reply | Notify | ToOfficers | EditTracked
+@dataclass(frozen=True, slots=True)
+class DeleteTracked:
+    """Delete every tracked post of (purpose, alert id) in the officers' channels."""
+
+    purpose: str
+    alert_id: int
+
+
+Effect = Reply | Notify | ToOfficers | EditTracked | DeleteTracked
 
 
 @dataclass

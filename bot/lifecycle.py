@@ -9,12 +9,12 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from bot.alerts import REQUEST, officers_request
-from bot.broadcast.outbox import start_broadcast
+from bot.alerts import expire_unapproved
+from bot.broadcast.outbox import UnapprovedText, record_refusal, start_broadcast
+from bot.closing import clean_closing, end_alert
 from bot.context import Services
-from bot.domain import ChatRef, EditTracked, Effects, Notify, Outgoing, ToOfficers
+from bot.domain import ChatRef, Effects, Outgoing, ToOfficers
 from bot.i18n import Translator
-from bot.render import when
 from bot.storage.alerts import Alert, NewAlert
 
 
@@ -24,8 +24,9 @@ async def tick(services: Services) -> Effects:
     t = Translator(services.catalog, services.config.language)
     await _remind_pending(services, t, now, effects)
     await _expire_unapproved(services, t, now, effects)
-    await _launch_scheduled(services, now, effects)
-    await _expire_broadcasts(services, now, effects)
+    await _launch_scheduled(services, t, now, effects)
+    await _expire_broadcasts(services, t, now, effects)
+    await _clean_protected_closings(services, t, now, effects)
     return effects
 
 
@@ -42,29 +43,36 @@ async def _remind_pending(services: Services, t: Translator, now: datetime,
 async def _expire_unapproved(services: Services, t: Translator, now: datetime,
                              effects: Effects) -> None:
     delay = timedelta(minutes=services.config.approval.expire_after_minutes)
-    stores = services.stores
-    for alert in await stores.alerts.pending_created_before(now - delay):
-        if not await stores.alerts.transition(alert.id, "pending", "expired", "system", now):
-            continue
-        await stores.audit.record(now, "system", "alert.expired_unapproved", alert.id)
-        expired = await stores.alerts.get(alert.id)
-        assert expired is not None
-        status = t("lifecycle.unapproved_status")
-        effects.items.append(EditTracked(REQUEST, alert.id,
-                                         await officers_request(services, t, expired, status)))
-        effects.items.append(Notify(ChatRef(alert.request_platform, alert.request_chat_id),
-                                    Outgoing(t("lifecycle.unapproved", number=alert.id))))
+    for alert in await services.stores.alerts.pending_created_before(now - delay):
+        effects.items.extend(await expire_unapproved(services, t, alert, now))
 
 
-async def _launch_scheduled(services: Services, now: datetime, effects: Effects) -> None:
+async def _launch_scheduled(services: Services, t: Translator, now: datetime,
+                            effects: Effects) -> None:
     for alert in await services.stores.alerts.due_to_send(now):
-        async with services.db.transaction():
-            count = await start_broadcast(services, alert.id, now)
-            if alert.schedule_id is not None:
-                await _next_occurrence(services, alert, now)
+        try:
+            async with services.db.transaction():
+                count = await start_broadcast(services, alert.id, now)
+                if alert.schedule_id is not None:
+                    await _next_occurrence(services, alert, now)
+        except UnapprovedText as refused:
+            await _withdraw_refused(services, t, refused, now, effects)
+            continue
         await services.stores.audit.record(now, "system", "alert.scheduled_launch", alert.id,
                                            recipients=count)
         effects.wake_dispatcher = True
+
+
+async def _withdraw_refused(services: Services, t: Translator, refused: UnapprovedText,
+                            now: datetime, effects: Effects) -> None:
+    """An occurrence whose text is not the one approved: withdrawn (not retried at every
+    tick), audited, and the officers told."""
+    async with services.db.transaction():
+        await services.stores.alerts.transition(refused.alert_id, "approved", "withdrawn",
+                                                "system", now)
+        await record_refusal(services, refused, "system")
+    effects.items.append(ToOfficers(Outgoing(t("lifecycle.refused_unapproved",
+                                               number=refused.alert_id))))
 
 
 async def _next_occurrence(services: Services, alert: Alert, now: datetime) -> None:
@@ -93,31 +101,23 @@ async def _next_occurrence(services: Services, alert: Alert, now: datetime) -> N
     await services.stores.schedules.set_next(schedule.id, following, created.id)
 
 
-async def _expire_broadcasts(services: Services, now: datetime, effects: Effects) -> None:
-    stores = services.stores
-    for alert in await stores.alerts.due_to_expire(now):
-        if not await stores.alerts.close(alert.id, "expired", now):
-            continue
-        await _internal_follow_up(services, alert, "expiry", now)
+async def _expire_broadcasts(services: Services, t: Translator, now: datetime,
+                             effects: Effects) -> None:
+    for alert in await services.stores.alerts.due_to_expire(now):
+        requester = ChatRef(alert.request_platform, alert.request_chat_id)
+        async with services.db.transaction():
+            ending = await end_alert(services, t, alert, "expired", "system", requester, now)
+        if ending is not None:
+            effects.items.extend(ending.effects)
+            effects.wake_dispatcher = True
+
+
+async def _clean_protected_closings(services: Services, t: Translator, now: datetime,
+                                    effects: Effects) -> None:
+    protected = [c.key for c in services.reference.categories.values() if c.protected]
+    if not protected:
+        return
+    for closing in await services.stores.alerts.protected_closings_due(now, protected):
+        async with services.db.transaction():
+            effects.items.extend(await clean_closing(services, t, closing, now))
         effects.wake_dispatcher = True
-
-
-async def _internal_follow_up(services: Services, parent: Alert, kind: str,
-                              now: datetime) -> Alert:
-    """A follow-up the bot itself issues (expiry): recorded as from 'system'."""
-    new = NewAlert(
-        category=parent.category, perimeter=parent.perimeter,
-        perimeter_json=parent.perimeter_json,
-        communes=frozenset(await services.stores.alerts.communes(parent.id)),
-        communities=frozenset(await services.stores.alerts.communities(parent.id)),
-        all_communities=parent.all_communities, body="", facts_at=now, requested_by="system",
-        request_platform=parent.request_platform, request_chat_id=parent.request_chat_id,
-        required_approvals=0, expires_at=now, kind=kind, parent_id=parent.id,
-        exercise=parent.exercise)
-    async with services.db.transaction():
-        child = await services.stores.alerts.create(new, now)
-        await services.stores.alerts.transition(child.id, "pending", "approved", "system", now)
-        await start_broadcast(services, child.id, now)
-    await services.stores.audit.record(now, "system", f"alert.{kind}", parent.id,
-                                       child=child.id, at=when(services.local(now)))
-    return child

@@ -68,16 +68,25 @@ def delivered_alert(t: Translator, alert: Alert, category: Category,
                     local_time: datetime) -> Outgoing:
     """The message recipients receive, for an alert or a follow-up (update, all-clear)."""
     number = alert.parent_id or alert.id
+    ending = t("render.all_clear_headline", category=category.label, number=number)
     headline = {
         "update": t("render.update_headline", category=category.label, number=number),
-        "all_clear": t("render.all_clear_headline", category=category.label, number=number),
+        "all_clear": ending, "closing": ending,
     }.get(alert.kind, t("render.alert_headline", category=category.label,
                         perimeter=alert.perimeter))
     footer = t("render.alert_footer", number=number, time=when(local_time))
     if alert.exercise:
         headline = t("render.exercise") + " " + headline
         footer += t("render.exercise_footer")
-    return _compose(headline, alert.body, footer, _tone(category))
+    return _compose(headline, spoken_body(t, alert), footer, _tone(category))
+
+
+def spoken_body(t: Translator, alert: Alert) -> str:
+    """The text of a message: the operator's, or for an all-clear without one the bot's
+    own words (stored empty, so the outbox can tell it carries no operator text)."""
+    if alert.kind == "all_clear" and not alert.body:
+        return t("lifecycle.default_end")
+    return alert.body
 
 
 def receipt_choices(t: Translator, alert_id: int) -> tuple[Choice, ...]:
@@ -91,7 +100,7 @@ def closed_copy(t: Translator, alert: Alert, category: Category, how: str,
     """What a delivered copy becomes when its alert ends or expires."""
     banner = t(f"render.closed_{how}", time=when(closed_local))
     if category.protected:  # missing persons: the description and photo go
-        return Outgoing(banner + "\n" + t("render.redacted", number=alert.id),
+        return Outgoing(banner + "\n" + t("render.redacted", number=alert.parent_id or alert.id),
                         tone=Tone.QUIET)
     original = delivered_alert(t, alert, category, original_local)
     return Outgoing(f"{banner}\n\n{original.text}",
@@ -151,7 +160,7 @@ def duration(t: Translator, seconds: float) -> str:
     return figure.replace(".", ",") if t.language == "fr" else figure
 
 
-MAIN_ACTION = {"recall": "delete", "expiry": "edit"}  # other kinds: "send"
+MAIN_ACTION = {"recall": "delete", "expiry": "edit", "redact": "edit"}  # others: "send"
 
 
 def rate(t: Translator, done: int, seconds: float) -> str:
@@ -172,7 +181,8 @@ def report(t: Translator, alert: Alert, counts: DeliveryCounts, seconds: float,
            limits: str = "") -> str:
     """``counts`` are those of the kind's main action (see MAIN_ACTION)."""
     key = {"recall": "render.report_recall", "expiry": "render.report_expiry",
-           "update": "render.report_update", "all_clear": "render.report_all_clear"}.get(
+           "update": "render.report_update", "all_clear": "render.report_all_clear",
+           "closing": "render.report_all_clear", "redact": "render.report_redact"}.get(
         alert.kind, "render.report")
     lines = [t(key, number=alert.id, parent=alert.parent_id or alert.id, sent=counts.sent,
                failed=counts.failed, blocked=counts.blocked, dropped=counts.dropped,

@@ -40,6 +40,14 @@ PERMISSIONS: dict[Action, frozenset[Role]] = {
 }
 
 
+def speaks_for_alert(identity: Identity, roles: frozenset[Role], author: str) -> bool:
+    """Whether ``identity`` belongs to the organisation that issued an alert, and so may
+    end or recall it. There are no organisations yet (a later issue adds them): until
+    then the alert's organisation is its author and the officers, who answer for every
+    alert of the département. Another operator cannot end someone else's alert."""
+    return str(identity) == author or Role.OFFICER in roles
+
+
 GRANTABLE = {"admin": Role.ADMIN, "operator": Role.OPERATOR, "officer": Role.OFFICER}
 
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import pytest
+
+from bot.broadcast.outbox import start_broadcast
 from bot.transports.base import PermanentError
 from tests.harness import OFFICERS, TestBot
 
@@ -63,13 +66,18 @@ async def test_all_clear_marks_every_copy_lifted(bot: TestBot) -> None:
     await bot.say("telegram:900", "/groupe Vesoul", chat="-9")
     await broadcast(bot)
     reply = await bot.say(OFFICER, "/fin 1 : Individus interpellés", chat=OFFICERS)
-    assert "levée" in reply
+    assert "levée" in reply and "attend la validation" in reply
     await bot.drain()
     original = posts(bot, ALICE)[-2]
     assert original.current.text.startswith("LEVÉE le 24/11")
-    assert "Individus interpellés" in posts(bot, ALICE)[-1].message.text
+    assert "L'alerte est levée" in posts(bot, ALICE)[-1].message.text
     assert bot.transports["telegram"].posted["-9"][1].current.text.startswith("LEVÉE")
     assert await status(bot, 1) == ("done", "ended")
+    await bot.say(OFFICER2, "/valider 3", chat=OFFICERS)  # the officer's text, approved
+    await bot.drain()
+    closing = posts(bot, ALICE)[-1].message
+    assert "Fin d'alerte" in closing.text and "Individus interpellés" in closing.text
+    assert closing.reply_to == original.message_id
 
 
 async def test_missing_person_copies_are_redacted_at_the_end(bot: TestBot) -> None:
@@ -82,6 +90,45 @@ async def test_missing_person_copies_are_redacted_at_the_end(bot: TestBot) -> No
     await bot.drain()
     copy = posts(bot, ALICE)[-2].current.text
     assert "Jeanne, 84 ans" not in copy and "informations sur la personne" in copy
+    await bot.say(OFFICER, "/valider 3", chat=OFFICERS)  # the closing text, approved by two
+    await bot.say(OFFICER2, "/valider 3", chat=OFFICERS)
+    await bot.drain()
+    assert "Jeanne a été retrouvée" in bot.inbox(ALICE)[-1]
+    bot.advance(hours=73)  # when the alert would have expired, the closing text goes too
+    await bot.core.core.tick()
+    await bot.drain()
+    assert not any("Jeanne" in text for text in bot.inbox(ALICE))
+    assert "LEVÉE le 24/11 à 14:00" in bot.inbox(ALICE)[-1]
+
+
+async def test_a_missing_person_copy_that_cannot_be_edited_is_deleted(bot: TestBot) -> None:
+    await missing_person_with_an_update(bot)
+    group = bot.transports["telegram"]
+    edit = group.edit
+
+    async def refuse_in_the_group(chat_id: str, message_id: str, message: object) -> None:
+        if chat_id == "-9":
+            raise PermanentError("message can't be edited")
+        await edit(chat_id, message_id, message)  # type: ignore[arg-type]
+
+    group.edit = refuse_in_the_group  # type: ignore[method-assign]
+    await bot.say(OPERATOR, "/fin 1")
+    await bot.drain()
+    assert [p.deleted for p in group.posted["-9"] if "Jeanne" in p.message.text] == [True, True]
+    assert len(shown(bot, "1", "informations sur la personne ont été retirées")) == 2
+
+
+async def test_an_update_still_pending_at_the_end_never_goes_out(bot: TestBot) -> None:
+    await bot.enroll(ALICE, "commercant", "Vesoul")
+    await broadcast(bot)
+    await bot.say(OPERATOR, "/suite 1 : Le fourgon est bleu")
+    await bot.say(OPERATOR, "/fin 1")
+    assert "n'est plus en attente" in await bot.say(OFFICER, "/valider 2", chat=OFFICERS)
+    await bot.drain()
+    assert not any("fourgon" in text for text in bot.inbox(ALICE))
+    request = [p for p in bot.transports["telegram"].posted[OFFICERS]
+               if p.message.text.startswith("Demande de diffusion n°2")]
+    assert "Retirée : l'alerte n°1 est terminée" in request[0].current.text
 
 
 async def test_withdraw_pending_by_its_requester_only(bot: TestBot) -> None:
@@ -282,3 +329,161 @@ async def test_audit_verify_and_csv_export_commands(bot: TestBot, tmp_path) -> N
     out = io.StringIO()
     assert await verify_audit(bot.config, out) == 1
     assert "BROKEN at event 2" in out.getvalue()
+
+
+# -- security review (issue 12) ------------------------------------------------------
+
+SCAM = "Rappelez le 06 12 34 56 78 et communiquez votre code bancaire"
+OTHER_OPERATOR = "matrix:@op:test"  # an operator, not an officer, not the author
+
+
+def anywhere(bot: TestBot, words: str) -> list[str]:
+    """Every copy shown now, in every chat of every platform, that contains ``words``."""
+    return [post.current.text for transport in bot.transports.values()
+            for chat in transport.posted.values() for post in chat
+            if not post.deleted and words in post.current.text]
+
+
+async def test_a_failed_end_changes_nothing_and_can_be_retried(bot: TestBot,
+                                                               monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    await bot.enroll(ALICE, "commercant", "Vesoul")
+    await broadcast(bot)
+    alerts = bot.core.services.stores.alerts
+    create = alerts.create
+
+    async def disk_full(*args: object, **kwargs: object) -> None:
+        raise OSError("disk I/O error")
+
+    monkeypatch.setattr(alerts, "create", disk_full)  # the write after « closed »
+    assert "erreur interne" in await bot.say(OPERATOR, "/fin 1")
+    assert await status(bot, 1) == ("done", None)
+    monkeypatch.setattr(alerts, "create", create)
+    assert "levée" in await bot.say(OPERATOR, "/fin 1")
+    await bot.drain()
+    assert sum("Fin d'alerte" in text for text in bot.inbox(ALICE)) == 1
+    assert posts(bot, ALICE)[-2].current.text.startswith("LEVÉE")
+
+
+async def test_a_decision_after_the_deadline_finds_the_alert_expired(bot: TestBot) -> None:
+    await bot.enroll(ALICE, "citoyen", "Vesoul")
+    await bot.say(OPERATOR, "/alerte crue Vesoul : La Saône déborde")
+    await bot.say(OPERATOR, "/alerte crue Gray : Le Salon déborde")
+    bot.advance(hours=8)  # the deadline (120 min) passed 6 h ago; no clock tick since
+    reply = await bot.press_data(OFFICER, "ap:1:ok", chat=OFFICERS)  # ✅ under n°1
+    await bot.drain()
+    assert not any("Saône" in text for text in bot.inbox(ALICE))
+    assert "a expiré sans validation" in reply
+    assert await status(bot, 1) == ("expired", None)
+    assert "expiré sans validation" in bot.inbox(OPERATOR)[-1]
+    assert "a expiré sans validation" in await bot.say(OFFICER, "/refuser 2 x", chat=OFFICERS)
+    assert await status(bot, 2) == ("expired", None)
+    await bot.core.core.tick()  # the clock finds nothing left to expire
+    assert await bot.core.services.db.fetchval(
+        "SELECT count(*) FROM audit_events WHERE action = 'alert.expired_unapproved'") == 2
+
+
+async def test_an_end_text_reaches_nobody_before_an_officer_approves_it(bot: TestBot) -> None:
+    await bot.enroll(ALICE, "commercant", "Vesoul")
+    await broadcast(bot)
+    refused = await bot.say(OTHER_OPERATOR, f"/fin 1 : {SCAM}")  # not their alert
+    await bot.drain()
+    assert not any("code bancaire" in text for text in bot.inbox(ALICE))
+    assert "Seul l'auteur de l'alerte n°1 ou un officier" in refused
+    assert await status(bot, 1) == ("done", None)
+    reply = await bot.say(OPERATOR, f"/fin 1 : {SCAM}")  # the author: ended at once
+    await bot.drain()
+    assert not any("code bancaire" in text for text in bot.inbox(ALICE))
+    assert "levée" in reply and "n°3" in reply and "validation" in reply
+    assert await status(bot, 1) == ("done", "ended")
+    assert posts(bot, ALICE)[-2].current.text.startswith("LEVÉE")
+    assert "L'alerte est levée. Merci de votre vigilance." in bot.inbox(ALICE)[-1]
+    assert "refusée" in await bot.say(OFFICER, "/refuser 3 faux numéro", chat=OFFICERS)
+    await bot.drain()
+    assert not any("code bancaire" in text for text in bot.inbox(ALICE))
+
+
+async def test_updates_reach_nobody_unless_approved(bot: TestBot) -> None:
+    await bot.enroll(ALICE, "commercant", "Vesoul")
+    await broadcast(bot)
+    await bot.say(OPERATOR, f"/suite 1 : {SCAM}")
+    await bot.say(OFFICER, "/refuser 2 faux", chat=OFFICERS)
+    await bot.say(OPERATOR, f"/suite 1 : {SCAM}")
+    bot.advance(hours=3)
+    await bot.core.core.tick()
+    assert "n'est plus en attente" in await bot.say(OFFICER, "/valider 3", chat=OFFICERS)
+    await bot.drain()
+    assert not any("code bancaire" in text for text in bot.inbox(ALICE))
+
+
+async def test_the_outbox_refuses_operator_text_nobody_approved(bot: TestBot) -> None:
+    await bot.enroll(ALICE, "commercant", "Vesoul")
+    await broadcast(bot)
+    await bot.say(OPERATOR, f"/suite 1 : {SCAM}")
+    services, now = bot.core.services, bot.clock.now()
+    # A path that forgets the officers: « approved » without any approval recorded.
+    await services.stores.alerts.transition(2, "pending", "approved", OPERATOR, now)
+    with pytest.raises(Exception, match="approval its category requires"):
+        async with services.db.transaction():
+            await start_broadcast(services, 2, now)
+    await bot.drain()
+    assert not any("code bancaire" in text for text in bot.inbox(ALICE))
+    assert await services.db.fetchval("SELECT count(*) FROM deliveries WHERE alert_id = 2") == 0
+
+
+async def test_a_schedule_sends_only_the_text_the_officers_approved(bot: TestBot) -> None:
+    await bot.enroll(ALICE, "commercant", "Vesoul")
+    await bot.say(OPERATOR, "/programmer 25/11 09:00 Vesoul : Fermez vos rideaux")  # never approved
+    await bot.say(OPERATOR, "/programmer chaque vendredi 17:00 Vesoul : Verrouillez vos portes")
+    await bot.say(OFFICER, "/valider 2", chat=OFFICERS)
+    bot.advance(days=3, hours=3)  # Friday 17:00: the approved text goes, the next is prepared
+    await bot.core.core.tick()
+    await bot.drain()
+    assert sum("Verrouillez" in text for text in bot.inbox(ALICE)) == 1
+    db = bot.core.services.db
+    await db.execute("UPDATE alerts SET body = ? WHERE id = 3", (SCAM,))  # tampered
+    bot.advance(days=7)
+    await bot.core.core.tick()
+    await bot.drain()
+    assert not any("rideaux" in text or "code bancaire" in text for text in bot.inbox(ALICE))
+    assert await status(bot, 3) == ("withdrawn", None)
+    assert any("n°3 n'a pas été envoyé" in text for text in bot.officers())
+    assert await db.fetchval("SELECT count(*) FROM audit_events"
+                             " WHERE action = 'outbox.refused_unapproved' AND alert_id = 3") == 1
+
+
+def shown(bot: TestBot, chat: str, words: str) -> list[str]:
+    return [text for text in bot.transports["telegram"].texts(chat) if words in text]
+
+
+async def missing_person_with_an_update(bot: TestBot) -> None:
+    await bot.enroll(ALICE, "citoyen", "Vesoul")
+    await bot.say("telegram:900", "/groupe Vesoul", chat="-9")
+    await bot.say(OPERATOR, "/alerte disparition Vesoul : Jeanne, 84 ans, manteau rouge")
+    await bot.say(OFFICER, "/valider 1 parquet PR-2026-7", chat=OFFICERS)
+    await bot.say(OFFICER2, "/valider 1", chat=OFFICERS)
+    await bot.drain()
+    await bot.say(OPERATOR, "/suite 1 : Jeanne a été vue près de la gare, canne blanche")
+    await bot.say(OFFICER, "/valider 2", chat=OFFICERS)
+    await bot.say(OFFICER2, "/valider 2", chat=OFFICERS)
+    await bot.drain()
+    for chat in ("1", "-9"):
+        assert len(shown(bot, chat, "Jeanne")) == 2  # the original and the update
+
+
+@pytest.mark.parametrize("end", ["/fin 1", "/retirer 1", "expiry"])
+async def test_every_copy_of_a_missing_person_is_cleaned_at_the_end(bot: TestBot,
+                                                                    end: str) -> None:
+    await missing_person_with_an_update(bot)
+    if end == "expiry":
+        bot.advance(hours=73)
+        await bot.core.core.tick()
+    else:
+        await bot.say(OPERATOR, end)
+    await bot.drain()
+    for chat in ("1", "-9"):
+        assert shown(bot, chat, "Jeanne") == [], (end, chat)
+    if end != "/retirer 1":
+        assert len(shown(bot, "1", "informations sur la personne ont été retirées")) == 2
+    assert shown(bot, OFFICERS, "Jeanne") == []  # the approval requests
+    maps = [p for p in bot.transports["telegram"].posted[OFFICERS] if p.message.attachment]
+    assert maps and all(p.deleted for p in maps)

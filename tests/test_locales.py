@@ -13,7 +13,8 @@ AREAS = ("core", "conversation", "help", "enroll", "places", "subscriber", "aler
          "status", "approval", "render", "guided", "group", "perimeter", "lifecycle",
          "schedule", "tip", "receipt", "stats", "consent", "roles", "throttle", "maps", "cap",
          "capcmd")
-AUDIT_ACTION = re.compile(r"""(?:audit\(|record\(\s*\w+,\s*"[^"]*",)\s*f?["']([a-z_.{}]+)["']""")
+AUDIT_ACTION = re.compile(
+    r"""(?:audit\(|record\(\s*\w+,\s*(?:"[^"]*"|\w+),)\s*f?["']([a-z_.{}]+)["']""")
 AREA = "|".join(AREAS)
 KEY_LITERAL = re.compile(rf"""["']((?:{AREA})\.[a-z_]+(?:\.[a-z_]+)*)["']""")
 DYNAMIC = {
@@ -22,7 +23,8 @@ DYNAMIC = {
     "subscriber.status.{}": ("active", "paused", "blocked"),
     "conversation.timed_out.{}": ("enrollment", "alert", "unsubscribe", "tip"),
     "lifecycle.closed.{}": ("ended", "expired", "recalled"),
-    "lifecycle.kind.{}": ("alert", "update", "all_clear", "recall", "expiry"),
+    "lifecycle.kind.{}": ("alert", "update", "all_clear", "closing", "recall", "expiry",
+                          "redact"),
     "schedule.rule.{}": ("once", "weekly"),
     "render.closed_{}": ("ended", "expired"),
     "roles.name.{}": ("operator", "officer", "admin"),

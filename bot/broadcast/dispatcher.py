@@ -290,9 +290,22 @@ class Dispatcher:
             return target
         message = await self._message(row)
         if row.action == "edit":
-            await transport.edit(row.chat_id, target, message)
+            await self._edit_or_delete(transport, row, message)
             return target
         return await transport.send(row.chat_id, message)
+
+    async def _edit_or_delete(self, transport: Transport, row: Delivery,
+                              message: Outgoing) -> None:
+        """A protected alert's copy that the platform will not edit (a photo, say) is
+        deleted instead: the person's description must not stay on anyone's phone."""
+        target = row.target_message_id or ""
+        try:
+            await transport.edit(row.chat_id, target, message)
+        except PermanentError:
+            alert = await self.services.stores.alerts.get(row.alert_id)
+            if alert is None or not self.services.reference.categories[alert.category].protected:
+                raise
+            await transport.delete(row.chat_id, target)
 
     async def _record(self, outcomes: list[Outcome]) -> None:
         """Every outcome of a batch in one transaction: one write per batch, not per row."""
@@ -350,9 +363,14 @@ class Dispatcher:
             return delivered_alert(self._t, alert, category, moment)
         parent = await stores.alerts.get(alert.parent_id or alert.id)
         assert parent is not None
-        how = "ended" if alert.kind == "all_clear" else "expired"
+        # The copy edited may be the alert's or one of its updates' (a protected alert's
+        # updates are redacted too): how and when it ended are the alert's.
+        root = await stores.alerts.get(parent.parent_id or parent.id)
+        assert root is not None
+        how = "ended" if root.closed == "ended" else "expired"
+        closed = self.services.local(root.closed_at or alert.decided_at or alert.created_at)
         original = self.services.local(parent.decided_at or parent.created_at)
-        return closed_copy(self._t, parent, category, how, moment, original)
+        return closed_copy(self._t, parent, category, how, closed, original)
 
     # -- resolution, progress, reports -------------------------------------------------------
 
@@ -438,7 +456,7 @@ class Dispatcher:
         effects = Effects([ToOfficers(message)])
         if await stores.alerts.posts(PROGRESS, alert_id):
             effects.items.append(EditTracked(PROGRESS, alert_id, message))
-        if alert.kind != "expiry":  # nobody asked for an expiry: the officers are enough
+        if alert.kind not in ("expiry", "redact"):  # nobody asked: the officers are enough
             requester = ChatRef(alert.request_platform, alert.request_chat_id)
             effects.items.append(Notify(requester, message))
         return effects

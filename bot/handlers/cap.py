@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
@@ -22,6 +23,7 @@ from bot.conversations.engine import (
 from bot.domain import Attachment, Outgoing, Reply
 from bot.errors import UserFacingError
 from bot.geo.perimeter import PerimeterError, parse_perimeter
+from bot.render import spoken_body
 from bot.roles import Action
 from bot.storage.alerts import Alert
 from bot.storage.conversations import ConversationState
@@ -62,7 +64,8 @@ async def _cap_alert(ctx: Context, alert: Alert) -> Any:
     audience = [] if alert.all_communities else [
         labels[key].label for key in await stores.alerts.communities(alert.id) if key in labels]
     return cap_alert_from_alert(
-        alert, category=ctx.services.reference.categories[alert.category],
+        replace(alert, body=spoken_body(ctx.t, alert)),
+        category=ctx.services.reference.categories[alert.category],
         communes=await stores.alerts.communes(alert.id), layer=ctx.services.geo,
         sent=_sent(ctx, alert), settings=settings, audience=audience,
         status="Exercise" if alert.exercise else "Actual",

@@ -5,11 +5,12 @@ from __future__ import annotations
 import re
 
 from bot.alerts import REQUEST, AlertInputError, follow_up, officers_request, require_body
+from bot.closing import Ending, end_alert
 from bot.commands import Command
 from bot.context import Context
 from bot.domain import ChatRef, EditTracked, Notify, Outgoing
 from bot.render import when
-from bot.roles import Action
+from bot.roles import Action, speaks_for_alert
 from bot.storage.alerts import Alert
 
 NUMBER_AND_TEXT = re.compile(r"^n?°?\s*(\d{1,9})\s*(?::(.*))?$", re.IGNORECASE | re.DOTALL)
@@ -43,6 +44,17 @@ def _open_broadcast(ctx: Context, alert: Alert) -> bool:
     return False
 
 
+async def _may_close(ctx: Context, alert: Alert) -> bool:
+    """Ending or recalling is for an open broadcast, by the alert's organisation."""
+    if not _open_broadcast(ctx, alert):
+        return False
+    if speaks_for_alert(ctx.identity, ctx.roles, alert.requested_by):
+        return True
+    await ctx.audit("alert.close_refused", alert.id)
+    ctx.say("lifecycle.not_your_alert", number=alert.id)
+    return False
+
+
 async def update(ctx: Context, args: str) -> None:
     """``/suite N : texte`` — a threaded update, approved like the category requires."""
     found = await _target(ctx, args, "lifecycle.usage_update")
@@ -57,19 +69,41 @@ async def update(ctx: Context, args: str) -> None:
 
 
 async def end(ctx: Context, args: str) -> None:
-    """``/fin N [: texte]`` — closing message, and every delivered copy marked LEVÉE."""
+    """``/fin N [: texte]`` — the alert ends at once: every delivered copy marked LEVÉE
+    and the bot's own closing words sent. A text of the operator's is a closing message
+    that goes to the officers first, like ``/suite``: an operator ending an alert at 3 a.m.
+    should not have to wait for an officer for it to stop, but nothing they write reaches
+    a subscriber unapproved."""
     found = await _target(ctx, args, "lifecycle.usage_end")
-    if found is None or not _open_broadcast(ctx, found[0]):
+    if found is None or not await _may_close(ctx, found[0]):
         return
     alert, text = found
-    if len(text) > 4000:
-        ctx.say("alert.text_too_long", length=len(text), max=4000)
+    try:
+        body = require_body(text) if text else ""
+    except AlertInputError as error:
+        ctx.say(error.key, **error.params)
         return
-    if not await ctx.stores.alerts.close(alert.id, "ended", ctx.now):
+    async with ctx.services.db.transaction():
+        ending = await _end(ctx, alert, "ended")
+        if ending is None:
+            return
+        closing = await follow_up(ctx, alert, "closing", body) if body else None
+    if closing is None:
+        ctx.say("lifecycle.ended", number=alert.id, child=ending.child.id)
+    else:
+        ctx.say("lifecycle.ended_text_pending", number=alert.id, child=ending.child.id,
+                closing=closing.id)
+
+
+async def _end(ctx: Context, alert: Alert, how: str) -> Ending | None:
+    ending = await end_alert(ctx.services, ctx.t, alert, how, ctx.who, ctx.incoming.chat,
+                             ctx.now)
+    if ending is None:
         ctx.say("lifecycle.already_closed", number=alert.id, closed="")
-        return
-    child = await follow_up(ctx, alert, "all_clear", text or ctx.t("lifecycle.default_end"))
-    ctx.say("lifecycle.ended", number=alert.id, child=child.id)
+        return None
+    ctx.effects.items.extend(ending.effects)
+    ctx.effects.wake_dispatcher = True
+    return ending
 
 
 async def withdraw(ctx: Context, args: str) -> None:
@@ -81,10 +115,11 @@ async def withdraw(ctx: Context, args: str) -> None:
     alert = found[0]
     if alert.status == "pending":
         await _withdraw_pending(ctx, alert)
-    elif _open_broadcast(ctx, alert):
-        await ctx.stores.alerts.close(alert.id, "recalled", ctx.now)
-        child = await follow_up(ctx, alert, "recall", "")
-        ctx.say("lifecycle.recalling", number=alert.id, child=child.id)
+    elif await _may_close(ctx, alert):
+        async with ctx.services.db.transaction():
+            ending = await _end(ctx, alert, "recalled")
+        if ending is not None:
+            ctx.say("lifecycle.recalling", number=alert.id, child=ending.child.id)
 
 
 async def _withdraw_pending(ctx: Context, alert: Alert) -> None:

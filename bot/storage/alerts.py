@@ -45,6 +45,7 @@ class Alert:
     closed: str | None = None  # ended | expired | recalled
     send_at: str | None = None
     schedule_id: int | None = None
+    closed_at: str | None = None
 
     @classmethod
     def from_row(cls, row: Row) -> Alert:
@@ -56,7 +57,7 @@ class Alert:
             row["created_at"], row["decided_at"], row["broadcast_started_at"],
             row["completed_at"], row["expires_at"], row["kind"], row["parent_id"],
             bool(row["exercise"]), row["prosecutor_ref"], row["closed"], row["send_at"],
-            row["schedule_id"])
+            row["schedule_id"], row["closed_at"])
 
 
 @dataclass(frozen=True, slots=True)
@@ -265,6 +266,24 @@ class AlertStore:
         rows = await self.db.fetchall(
             "SELECT * FROM alerts WHERE kind = 'alert' AND status IN ('broadcasting', 'done')"
             " AND closed IS NULL AND expires_at <= ? ORDER BY id", (stamp(now),))
+        return [Alert.from_row(row) for row in rows]
+
+    async def first_approved_occurrence(self, schedule_id: int) -> Alert | None:
+        """The occurrence of a schedule the officers approved (later ones are copies)."""
+        row = await self.db.fetchone(
+            "SELECT * FROM alerts a WHERE schedule_id = ? AND EXISTS (SELECT 1 FROM approvals p"
+            " WHERE p.alert_id = a.id AND p.decision = 'approve') ORDER BY id LIMIT 1",
+            (schedule_id,))
+        return None if row is None else Alert.from_row(row)
+
+    async def protected_closings_due(self, now: datetime,
+                                     categories: list[str]) -> list[Alert]:
+        """Closing texts of protected categories past their alert's planned expiry."""
+        marks = ", ".join("?" * len(categories))
+        rows = await self.db.fetchall(
+            "SELECT * FROM alerts WHERE kind = 'closing' AND status IN ('broadcasting', 'done')"
+            f" AND closed IS NULL AND expires_at <= ? AND category IN ({marks}) ORDER BY id",
+            (stamp(now), *categories))
         return [Alert.from_row(row) for row in rows]
 
     async def set_stale_override(self, alert_id: int) -> None:

@@ -1,0 +1,107 @@
+"""The end of a broadcast alert — /fin, /retirer or expiry — as one transaction.
+
+Closing the alert, its end message in the bot's own words and that message's outbox rows
+are written together, in the caller's transaction: a failure leaves the alert open and a
+retry works, instead of an alert closed whose all-clear never goes.
+
+A protected alert (a missing person) is cleaned everywhere at its end: the copies of its
+updates repeat the description, so each is redacted like the original (deleted on a
+recall), and its requests and map in the officers' channels go too. Its closing text,
+approved after the end, is cleaned when the alert would have expired (``clean_closing``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from bot.alerts import MAP, REQUEST, issue_follow_up, officers_request
+from bot.context import Services
+from bot.domain import ChatRef, DeleteTracked, EditTracked, Effect, Outgoing
+from bot.i18n import Translator
+from bot.storage.alerts import Alert
+
+END_KIND = {"ended": "all_clear", "recalled": "recall", "expired": "expiry"}
+OPERATOR_TEXT = ("update", "closing")  # follow-ups that may repeat the description
+
+
+@dataclass
+class Ending:
+    child: Alert  # the end message (all-clear, recall, expiry)
+    effects: list[Effect] = field(default_factory=list)  # for the officers' channels
+
+
+async def end_alert(services: Services, t: Translator, parent: Alert, how: str, actor: str,
+                    chat: ChatRef, now: datetime) -> Ending | None:
+    """Close ``parent`` (``how``: ended, recalled, expired) and issue its end message;
+    None if it was already closed. Call inside a transaction."""
+    stores = services.stores
+    if not await stores.alerts.close(parent.id, how, now):
+        return None
+    kind = END_KIND[how]
+    ending = Ending(await issue_follow_up(services, parent, kind, actor, chat, now))
+    await stores.audit.record(now, actor, f"alert.{kind}", parent.id, child=ending.child.id)
+    ending.effects += await _withdraw_pending_updates(services, t, parent, actor, now)
+    if services.reference.categories[parent.category].protected:
+        await _clean_follow_ups(services, parent, how, actor, chat, now)
+        ending.effects += await _clean_officers_posts(services, t, parent)
+    return ending
+
+
+async def _withdraw_pending_updates(services: Services, t: Translator, parent: Alert,
+                                    actor: str, now: datetime) -> list[Effect]:
+    """An update not yet approved would go out after the end (with a missing person's
+    description, after it was removed): it is withdrawn, as /suite is refused by then."""
+    effects: list[Effect] = []
+    for child in await services.stores.alerts.children(parent.id):
+        if child.kind != "update" or not await services.stores.alerts.transition(
+                child.id, "pending", "withdrawn", actor, now):
+            continue
+        await services.stores.audit.record(now, actor, "alert.withdrawn", child.id,
+                                           reason=f"alert {parent.id} ended")
+        withdrawn = await services.stores.alerts.get(child.id)
+        assert withdrawn is not None
+        status = t("lifecycle.withdrawn_ended", number=parent.id)
+        effects.append(EditTracked(REQUEST, child.id,
+                                   await officers_request(services, t, withdrawn, status)))
+    return effects
+
+
+async def _clean_follow_ups(services: Services, parent: Alert, how: str, actor: str,
+                            chat: ChatRef, now: datetime) -> None:
+    """Each update (or closing text) delivered about a protected alert gets its own
+    cleaning follow-up: copies redacted — deleted on a recall — and unsent rows dropped."""
+    kind = "recall" if how == "recalled" else "redact"
+    for child in await services.stores.alerts.children(parent.id):
+        if child.kind in OPERATOR_TEXT and child.status in ("broadcasting", "done"):
+            cleaning = await issue_follow_up(services, child, kind, actor, chat, now)
+            await services.stores.audit.record(now, actor, f"alert.{kind}", child.id,
+                                               child=cleaning.id)
+
+
+async def _clean_officers_posts(services: Services, t: Translator,
+                                parent: Alert) -> list[Effect]:
+    """The requests in the officers' channels quote the description: each is edited to a
+    redacted line; the map (an image, which cannot become text) is deleted."""
+    ids = [parent.id] + [child.id for child in await services.stores.alerts.children(parent.id)
+                         if child.kind in OPERATOR_TEXT]
+    effects: list[Effect] = [
+        EditTracked(REQUEST, number, Outgoing(t("lifecycle.request_redacted", number=number,
+                                                alert=parent.id)))
+        for number in ids]
+    effects.append(DeleteTracked(MAP, parent.id))
+    return effects
+
+
+async def clean_closing(services: Services, t: Translator, closing: Alert,
+                        now: datetime) -> list[Effect]:
+    """A protected alert's closing text (it may name the person), cleaned once the alert
+    would have expired. Call inside a transaction; nothing to do if already cleaned."""
+    if not await services.stores.alerts.close(closing.id, "expired", now):
+        return []
+    requester = ChatRef(closing.request_platform, closing.request_chat_id)
+    cleaning = await issue_follow_up(services, closing, "redact", "system", requester, now)
+    await services.stores.audit.record(now, "system", "alert.redact", closing.id,
+                                       child=cleaning.id)
+    return [EditTracked(REQUEST, closing.id, Outgoing(t(
+        "lifecycle.request_redacted", number=closing.id, alert=closing.parent_id)))]
