@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import os
 import sqlite3
 import sys
 from pathlib import Path
@@ -70,13 +71,35 @@ def backup(config: Config, target: Path) -> int:
     source_path = config.resolve(config.database)
     if not source_path.exists():
         raise DatabaseError(f"{source_path}: no database to back up")
-    target.parent.mkdir(parents=True, exist_ok=True)
     partial = target.with_name(target.name + ".partial")
+    refuse_database_files(source_path, target, partial)
+    target.parent.mkdir(parents=True, exist_ok=True)
     with sqlite3.connect(source_path) as source, sqlite3.connect(partial) as copy:
         source.backup(copy)
     partial.replace(target)  # a crash mid-backup never leaves a truncated file named target
     print(f"backup written: {target} ({target.stat().st_size} bytes)")
     return 0
+
+
+# SQLite keeps a database in up to four files; writing over any of them corrupts it.
+DATABASE_SUFFIXES = ("", "-wal", "-shm", "-journal")
+
+
+def refuse_database_files(database: Path, *paths: Path) -> None:
+    """Refuse to write ``paths`` if one is the database or a file of it, however named:
+    ``..``, a symbolic link (of the file or a folder) or a hard link."""
+    for path in paths:
+        for suffix in DATABASE_SUFFIXES:
+            live = database.with_name(database.name + suffix)
+            if same_file(path, live):
+                raise DatabaseError(f"{path}: this is the live database {live}; "
+                                    "back up to another file")
+
+
+def same_file(first: Path, second: Path) -> bool:
+    if first.resolve() == second.resolve():
+        return True
+    return first.exists() and second.exists() and os.path.samefile(first, second)
 
 
 def restore(config: Config, source: Path) -> int:
