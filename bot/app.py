@@ -17,6 +17,7 @@ from bot.i18n import Catalog
 from bot.reference import load_reference
 from bot.roles import RoleBook
 from bot.storage.database import Database
+from bot.storage.lock import ServingLock
 from bot.transports.base import Transport
 
 log = logging.getLogger(__name__)
@@ -26,20 +27,28 @@ TICK_SECONDS = 15  # reminders and expiries happen at most this late
 async def build_services(config: Config, clock: Clock | None = None,
                          geo: CommuneLayer | None = None,
                          platforms: frozenset[str] = frozenset()) -> Services:
-    """Load everything the core needs; raises ConfigError, GeoDataError or DatabaseError."""
+    """Load everything the core needs; raises ConfigError, GeoDataError or DatabaseError
+    (DatabaseInUse when another bot serves the same database: nothing is touched then)."""
     reference = load_reference(config.resolve(config.communities),
                                config.resolve(config.categories))
     layer = geo or CommuneLayer.load([config.resolve(p) for p in config.geo.communes])
     database_path: str | Path = config.database
+    lock = None
     if config.database != ":memory:":
         database_path = config.resolve(config.database)
-    db = await Database.open(database_path)
+        lock = ServingLock.acquire(database_path)
+    try:
+        db = await Database.open(database_path)
+    except BaseException:
+        if lock is not None:
+            lock.release()
+        raise
     stores = Stores.on(db)
     roles = RoleBook(config.roles)
     roles.load_granted(await stores.roles.all())
     return Services(config=config, db=db, stores=stores, geo=layer, reference=reference,
                     catalog=Catalog.load(), roles=roles, clock=clock or Clock(),
-                    platforms=platforms)
+                    platforms=platforms, serving_lock=lock)
 
 
 class BotApp:
@@ -73,4 +82,4 @@ class BotApp:
         await self.core.dispatcher.stop()
         for transport in self.transports.values():
             await transport.stop()
-        await self.services.db.close()
+        await self.services.close()

@@ -19,6 +19,7 @@ from bot.storage.conversations import ConversationStore
 from bot.storage.database import Database
 from bot.storage.deliveries import DeliveryStore
 from bot.storage.groups import GroupStore
+from bot.storage.lock import ServingLock
 from bot.storage.roles import RoleStore
 from bot.storage.schedules import ScheduleStore
 from bot.storage.subscribers import Subscriber, SubscriberStore
@@ -55,6 +56,12 @@ class Services:
     roles: RoleBook
     clock: Clock
     platforms: frozenset[str] = field(default_factory=frozenset)
+    serving_lock: ServingLock | None = None  # held from build_services to close
+
+    async def close(self) -> None:
+        await self.db.close()
+        if self.serving_lock is not None:
+            self.serving_lock.release()
 
     @property
     def timezone(self) -> ZoneInfo:

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import csv
 import os
+import shutil
 import sqlite3
 import sys
+from contextlib import closing
 from pathlib import Path
 from typing import TextIO
 
 from bot.config import Config
 from bot.storage.audit import AuditStore
 from bot.storage.database import MIGRATIONS_DIR, Database, DatabaseError, load_migrations
+from bot.storage.lock import ServingLock, lock_path
 
 EXPORT_SQL = """
 SELECT a.id, a.kind, a.parent_id, a.category, a.exercise, a.status, a.closed, a.perimeter,
@@ -71,26 +74,24 @@ def backup(config: Config, target: Path) -> int:
     source_path = config.resolve(config.database)
     if not source_path.exists():
         raise DatabaseError(f"{source_path}: no database to back up")
-    partial = target.with_name(target.name + ".partial")
-    refuse_database_files(source_path, target, partial)
+    refuse_database_files(source_path, target, partial_of(target))
     target.parent.mkdir(parents=True, exist_ok=True)
-    with sqlite3.connect(source_path) as source, sqlite3.connect(partial) as copy:
-        source.backup(copy)
-    partial.replace(target)  # a crash mid-backup never leaves a truncated file named target
+    sqlite_copy(source_path, target)
     print(f"backup written: {target} ({target.stat().st_size} bytes)")
     return 0
 
 
-# SQLite keeps a database in up to four files; writing over any of them corrupts it.
+# SQLite keeps a database in up to four files; writing over any of them corrupts it, and
+# over the lock file it would let a second bot start.
 DATABASE_SUFFIXES = ("", "-wal", "-shm", "-journal")
 
 
 def refuse_database_files(database: Path, *paths: Path) -> None:
     """Refuse to write ``paths`` if one is the database or a file of it, however named:
     ``..``, a symbolic link (of the file or a folder) or a hard link."""
+    files = [database.with_name(database.name + suffix) for suffix in DATABASE_SUFFIXES]
     for path in paths:
-        for suffix in DATABASE_SUFFIXES:
-            live = database.with_name(database.name + suffix)
+        for live in [*files, lock_path(database)]:
             if same_file(path, live):
                 raise DatabaseError(f"{path}: this is the live database {live}; "
                                     "back up to another file")
@@ -102,9 +103,24 @@ def same_file(first: Path, second: Path) -> bool:
     return first.exists() and second.exists() and os.path.samefile(first, second)
 
 
+def partial_of(target: Path) -> Path:
+    return target.with_name(target.name + ".partial")
+
+
+def sqlite_copy(source: Path, target: Path) -> None:
+    """A consistent copy through SQLite's backup API, which reads the WAL too (a copy of
+    the main file alone misses the last committed transactions). Written to FILE.partial
+    and renamed, so a crash never leaves a truncated copy under the final name."""
+    partial = partial_of(target)
+    partial.unlink(missing_ok=True)
+    with closing(sqlite3.connect(source)) as origin, closing(sqlite3.connect(partial)) as copy:
+        origin.backup(copy)
+    partial.replace(target)
+
+
 def restore(config: Config, source: Path) -> int:
-    """Put a backup in place of the database. Stop the bot first: SQLite cannot swap the
-    file under a running process. The previous database is kept beside it."""
+    """Put a backup in place of the database. Refused while a bot serves it (the serving
+    lock, held meanwhile so none starts); the current state is kept beside it."""
     if not source.is_file():
         raise DatabaseError(f"{source}: no such backup file")
     version = _backup_version(source)
@@ -113,16 +129,40 @@ def restore(config: Config, source: Path) -> int:
         raise DatabaseError(f"{source}: schema version {version} is newer than this code "
                             f"({known}); use the bot version that made it")
     target = config.resolve(config.database)
-    if target.exists():
-        kept = target.with_name(target.name + ".before-restore")
-        target.replace(kept)
-        print(f"previous database kept as {kept}")
-    for suffix in ("-wal", "-shm"):
-        target.with_name(target.name + suffix).unlink(missing_ok=True)
-    with sqlite3.connect(source) as backup_db, sqlite3.connect(target) as live:
-        backup_db.backup(live)
+    lock = ServingLock.acquire(target)
+    try:
+        _replace_database(source, target)
+    finally:
+        lock.release()
     print(f"restored {source} (schema version {version}) into {target}")
     return 0
+
+
+def _replace_database(source: Path, target: Path) -> None:
+    incoming = target.with_name(target.name + ".restoring")
+    sqlite_copy(source, incoming)  # first: the source may be the .before-restore copy
+    if target.exists():
+        kept = target.with_name(target.name + ".before-restore")
+        _keep_current(target, kept)
+        print(f"previous database kept as {kept}")
+    for suffix in DATABASE_SUFFIXES[1:]:
+        # They belong to the replaced file (kept above): SQLite would replay a WAL left
+        # beside the new one into it.
+        target.with_name(target.name + suffix).unlink(missing_ok=True)
+    incoming.replace(target)
+
+
+def _keep_current(target: Path, kept: Path) -> None:
+    """The whole current state, committed transactions still in the WAL included; a file
+    SQLite cannot read (the reason for many restores) is kept byte for byte, WAL beside."""
+    try:
+        sqlite_copy(target, kept)
+    except sqlite3.DatabaseError:
+        partial_of(kept).unlink(missing_ok=True)
+        for suffix in DATABASE_SUFFIXES[:2]:
+            current = target.with_name(target.name + suffix)
+            if current.exists():
+                shutil.copyfile(current, kept.with_name(kept.name + suffix))
 
 
 def _backup_version(path: Path) -> int:
