@@ -14,6 +14,8 @@ from bot.context import Services, Stores
 from bot.core import Core
 from bot.geo.communes import CommuneLayer
 from bot.i18n import Catalog
+from bot.keys import Keys
+from bot.privacy import scrub_free_pages_once
 from bot.reference import load_reference
 from bot.roles import RoleBook
 from bot.storage.database import Database
@@ -43,12 +45,21 @@ async def build_services(config: Config, clock: Clock | None = None,
         if lock is not None:
             lock.release()
         raise
-    stores = Stores.on(db)
+    await scrub_free_pages_once(db)
+    stores = Stores.on(db, keys_of(config))
     roles = RoleBook(config.roles)
     roles.load_granted(await stores.roles.all())
     return Services(config=config, db=db, stores=stores, geo=layer, reference=reference,
                     catalog=Catalog.load(), roles=roles, clock=clock or Clock(),
                     platforms=platforms, serving_lock=lock)
+
+
+def keys_of(config: Config) -> Keys:
+    keys = Keys.of(config)
+    if keys.development:
+        log.warning("secret_key is not set (ALERTE_BOT_SECRET_KEY): console only, so the "
+                    "public development key is used; audit pseudonyms protect nothing")
+    return keys
 
 
 class BotApp:

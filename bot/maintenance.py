@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TextIO
 
 from bot.config import Config
+from bot.keys import Keys
 from bot.storage.audit import AuditStore
 from bot.storage.database import MIGRATIONS_DIR, Database, DatabaseError, load_migrations
 from bot.storage.lock import ServingLock, lock_path
@@ -36,8 +37,9 @@ async def open_database(config: Config) -> Database:
 async def verify_audit(config: Config, out: TextIO = sys.stdout) -> int:
     db = await open_database(config)
     try:
-        checked, broken = await AuditStore(db).verify()
-        last = await AuditStore(db).last_hash()
+        audit = AuditStore(db, Keys.of(config))
+        checked, broken = await audit.verify()
+        last = await audit.last_hash()
     finally:
         await db.close()
     if broken is None:

@@ -4,26 +4,45 @@ database, restore under a running bot, erasure that the file could undo, the aud
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import io
+import logging
 import os
+import re
 import shutil
 import sqlite3
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import closing
 from pathlib import Path
+from typing import Any
 
+import aiosqlite
 import pytest
 
+from bot import logs
 from bot.cli import main
+from bot.config import ConfigError, load_config
+from bot.keys import Keys
 from bot.maintenance import backup, restore, verify_audit
-from bot.storage.database import Database, DatabaseError
-from tests.harness import ROOT, TestBot, test_config
+from bot.storage.database import MIGRATIONS_DIR, Database, DatabaseError
+from tests.harness import OFFICERS, ROOT, TestBot, test_config
 
 OPERATOR, OFFICER = "telegram:100", "telegram:200"
 ALICE = "telegram:987654321"
 SUBSCRIBER = ("INSERT INTO subscribers (platform, platform_user_id, chat_id, consent_at,"
               " consent_version, created_at, updated_at) VALUES (?, ?, ?, 't', 'v', 't', 't')")
+
+
+@pytest.fixture(autouse=True)
+def keep_logging() -> Iterator[None]:
+    """bot.cli.main points logging at the stderr of its moment (the test's capture)."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
 
 
 def write_config(folder: Path, database: Path, extra: str = "") -> Path:
@@ -220,3 +239,170 @@ def test_restoring_the_copy_kept_before_a_restore_undoes_it(tmp_path: Path) -> N
     assert restore(config, live.with_name("bot.sqlite3.before-restore")) == 0
     with sqlite3.connect(live) as db:
         assert db.execute("SELECT count(*) FROM subscribers").fetchone()[0] == 3
+
+
+# -- item 5: an erasure that whoever holds the file could undo ----------------------------
+
+TIP = "Jean Dupont 0611223344 a vu le fourgon"
+
+
+async def broadcast(bot: TestBot) -> None:
+    await bot.say(OPERATOR, "/alerte cambriolage Vesoul pour commercant : Vitrine forcée")
+    number = await bot.core.services.db.fetchval("SELECT max(id) FROM alerts")
+    await bot.say(OFFICER, f"/valider {number}", chat=OFFICERS)
+    await bot.drain()
+
+
+async def send_tips(bot: TestBot, who: str) -> None:
+    await bot.press(who, "information")
+    await bot.say(who, TIP)
+    await bot.press(who, "information")
+    await bot.share_location(who, 47.6236, 6.1550)
+
+
+def raw_bytes(database: Path) -> bytes:
+    """The database as a thief of the disk would read it: every file, every page."""
+    files = [database.with_name(database.name + suffix) for suffix in ("", "-wal", "-journal")]
+    return b"".join(path.read_bytes() for path in files if path.exists())
+
+
+async def test_erasure_leaves_nothing_in_the_files_of_the_database(tmp_path: Path) -> None:
+    bot = await TestBot(test_config(tmp_path / "bot.sqlite3")).start()
+    try:
+        await bot.enroll(ALICE, "commercant", "Vesoul")
+        await broadcast(bot)
+        await send_tips(bot, ALICE)
+        database = Path(bot.config.database)
+        assert b"987654321" in raw_bytes(database) and b"0611223344" in raw_bytes(database)
+        await bot.say(ALICE, "/stop")
+        assert "désinscrit" in await bot.press(ALICE, "Oui")
+        found = raw_bytes(database)
+        assert b"987654321" not in found, "the chat id is still in the database files"
+        assert b"0611223344" not in found and b"Dupont" not in found, "the tip is still there"
+        tips = await bot.core.services.db.fetchall("SELECT body, latitude FROM tips")
+        assert [tuple(row) for row in tips] == [("", None), ("", None)]
+    finally:
+        await bot.stop()
+
+
+async def test_the_retention_purge_leaves_nothing_in_the_files_either(tmp_path: Path) -> None:
+    bot = await TestBot(test_config(tmp_path / "bot.sqlite3")).start()
+    try:
+        await bot.enroll(ALICE, "commercant", "Vesoul")
+        await broadcast(bot)
+        await send_tips(bot, ALICE)
+        await bot.core.services.stores.subscribers.set_status_by_chat(
+            "telegram", "987654321", "blocked", bot.clock.now())
+        bot.advance(days=31)
+        assert (await bot.core.core.purge())["blocked"] == 1
+        found = raw_bytes(Path(bot.config.database))
+        assert b"987654321" not in found and b"0611223344" not in found
+    finally:
+        await bot.stop()
+
+
+def stored_text(database: Path) -> set[str]:
+    """Every text value of every table: all an attacker holding the file could try."""
+    values: set[str] = set()
+    with closing(sqlite3.connect(database)) as db:
+        for (table,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'"):
+            for row in db.execute(f'SELECT * FROM "{table}"'):
+                values.update(value for value in row if isinstance(value, str))
+    return values
+
+
+async def test_the_audit_pseudonym_cannot_be_recomputed_from_the_database(
+        tmp_path: Path) -> None:
+    bot = await TestBot(test_config(tmp_path / "bot.sqlite3")).start()
+    try:
+        await bot.enroll(ALICE, "commercant", "Vesoul")
+        await bot.say(ALICE, "/alerte vol Vesoul : x")  # refused and audited
+        actors = {row[0] for row in await bot.core.services.db.fetchall(
+            "SELECT actor FROM audit_events WHERE actor LIKE 'pseudo:%'")}
+    finally:
+        await bot.stop()
+    assert len(actors) == 1
+    (pseudonym,) = actors
+    for value in stored_text(tmp_path / "bot.sqlite3"):  # the old scheme: salt in `meta`
+        assert "pseudo:" + hashlib.sha256(f"{value}:{ALICE}".encode()).hexdigest()[:12] \
+            != pseudonym, "the pseudonym's salt is in the database"
+    for value in stored_text(tmp_path / "bot.sqlite3"):
+        assert Keys.from_secret(value).pseudonym_of(ALICE) != pseudonym
+
+
+@pytest.fixture
+def secure_delete_off_by_default(monkeypatch: pytest.MonkeyPatch) -> None:
+    """SQLite's own default is off (Debian builds turn it on at compile time): play it."""
+    real_connect = aiosqlite.connect
+
+    def connect(*args: Any, **kwargs: Any) -> Any:
+        async def opened() -> aiosqlite.Connection:
+            connection = await real_connect(*args, **kwargs)
+            await connection.execute("PRAGMA secure_delete = OFF")
+            return connection
+        return opened()
+
+    monkeypatch.setattr(aiosqlite, "connect", connect)
+
+
+@pytest.mark.usefixtures("secure_delete_off_by_default")
+async def test_erased_rows_are_zeroed_whatever_sqlite_defaults_to(tmp_path: Path) -> None:
+    await test_erasure_leaves_nothing_in_the_files_of_the_database(tmp_path)
+
+
+KEY = "0123456789abcdef0123456789abcdef"
+
+
+@pytest.mark.parametrize("platform", ["telegram:\n  enabled: true\n  token: t\n",
+                                      "matrix:\n  enabled: true\n  homeserver: https://m\n"
+                                      "  user_id: '@b:m'\n  access_token: x\n"])
+def test_a_platform_without_a_secret_key_is_refused(tmp_path: Path, platform: str) -> None:
+    path = tmp_path / "bot.yaml"
+    path.write_text('secret_key: "${ALERTE_BOT_SECRET_KEY:-}"\n' + platform, encoding="utf-8")
+    with pytest.raises(ConfigError) as refused:
+        load_config(path, {})
+    assert str(refused.value) == (
+        f"{path}: secret_key: required when telegram or matrix is enabled (set "
+        "ALERTE_BOT_SECRET_KEY; generate one: openssl rand -hex 32)")
+    with pytest.raises(ConfigError, match="at least 32"):
+        load_config(path, {"ALERTE_BOT_SECRET_KEY": "short"})
+    config = load_config(path, {"ALERTE_BOT_SECRET_KEY": KEY})
+    assert config.secret_key == KEY and KEY in logs.secrets_of(config)
+
+
+async def test_the_keys_holder_alone_recomputes_a_pseudonym(tmp_path: Path) -> None:
+    bot = await TestBot(test_config(tmp_path / "bot.sqlite3", secret_key=KEY)).start()
+    try:
+        await bot.say(ALICE, "/alerte vol Vesoul : x")  # refused and audited
+        actor = await bot.core.services.db.fetchval(
+            "SELECT actor FROM audit_events WHERE action = 'command.refused'")
+    finally:
+        await bot.stop()
+    assert actor == Keys.from_secret(KEY).pseudonym_of(ALICE)
+    assert actor != Keys.from_secret(KEY[::-1]).pseudonym_of(ALICE)
+    assert actor != Keys.of(test_config(tmp_path / "x")).pseudonym_of(ALICE)  # development
+
+
+async def test_rows_deleted_before_secure_delete_are_scrubbed_once(tmp_path: Path) -> None:
+    """A database of version 7 erased people without secure_delete: the first start after
+    migration 0008 rewrites the file, so their ids leave its free pages."""
+    folder = tmp_path / "upto-0007"
+    folder.mkdir()
+    for file in sorted(MIGRATIONS_DIR.glob("*.sql"))[:7]:
+        shutil.copy(file, folder / file.name)
+    path = tmp_path / "bot.sqlite3"
+    old = await Database.open(path, folder)
+    await old.execute("PRAGMA secure_delete = OFF")  # as before
+    await old.execute("INSERT INTO meta VALUES ('pseudonym_salt', 'cafe0123')")
+    for user in range(200):
+        await old.insert(SUBSCRIBER, ("telegram", f"98765{user:04}", f"98765{user:04}"))
+    await old.execute("DELETE FROM subscribers")
+    await old.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    await old.close()
+    erased_ids = re.compile(rb"98765\d{4}")
+    assert erased_ids.search(raw_bytes(path)) and b"cafe0123" in raw_bytes(path)
+    bot = await TestBot(test_config(path)).start()
+    await bot.stop()
+    assert not erased_ids.search(raw_bytes(path)) and b"cafe0123" not in raw_bytes(path)
+    with closing(sqlite3.connect(path)) as db:
+        assert db.execute("SELECT key FROM meta").fetchall() == []

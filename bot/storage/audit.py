@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-import secrets
 from datetime import datetime
 from typing import Any
 
 from bot.clock import stamp
+from bot.keys import Keys
 from bot.storage.database import Database
 
 
@@ -22,8 +22,9 @@ def chain_hash(previous: str, content: tuple[Any, ...]) -> str:
 
 
 class AuditStore:
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, keys: Keys) -> None:
         self.db = db
+        self.keys = keys
 
     async def record(self, now: datetime, actor: str, action: str, alert_id: int | None = None,
                      **detail: Any) -> None:
@@ -37,16 +38,11 @@ class AuditStore:
                 " VALUES (?, ?, ?, ?, ?, ?, ?)",
                 (*content, previous, chain_hash(previous, content)))
 
-    async def pseudonym(self, identity: str) -> str:
+    def pseudonym(self, identity: str) -> str:
         """A stable stand-in for a subscriber in this append-only trail, which cannot be
-        edited when the subscriber is erased: a salted hash, the salt kept in ``meta``."""
-        salt = await self.db.fetchval("SELECT value FROM meta WHERE key = 'pseudonym_salt'")
-        if salt is None:
-            await self.db.execute(
-                "INSERT OR IGNORE INTO meta (key, value) VALUES ('pseudonym_salt', ?)",
-                (secrets.token_hex(16),))
-            salt = await self.db.fetchval("SELECT value FROM meta WHERE key = 'pseudonym_salt'")
-        return "pseudo:" + hashlib.sha256(f"{salt}:{identity}".encode()).hexdigest()[:12]
+        edited when the subscriber is erased: keyed by the secret key, which the database
+        does not hold, so the file alone cannot tell whose it is (bot/keys.py)."""
+        return self.keys.pseudonym_of(identity)
 
     async def last_hash(self) -> str:
         return str(await self.db.fetchval(
