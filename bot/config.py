@@ -160,7 +160,7 @@ class Config:
     conversation: ConversationConfig = field(default_factory=ConversationConfig)
     privacy: PrivacyConfig = field(default_factory=PrivacyConfig)
     throttle: ThrottleConfig = field(default_factory=ThrottleConfig)
-    secret_key: str = ""  # keys audit pseudonyms (bot/keys.py); from the environment
+    secret_key: str = ""  # keys the audit trail (bot/keys.py); from the environment
     base_dir: str = "."
 
     def resolve(self, configured: str) -> Path:

@@ -2,9 +2,10 @@
 
 The audit trail names subscribers by a pseudonym, which must not be recomputable from a
 messaging id by whoever holds the database (a stolen disk or backup would re-link an
-erased person to their tips). Pseudonyms are an HMAC-SHA256 keyed by ``secret_key``
-(``ALERTE_BOT_SECRET_KEY`` in the environment, never in the database); each use of the
-secret gets its own key derived from it.
+erased person to their tips); and its hash chain must not be recomputable after an edit.
+Both are HMAC-SHA256 keyed by ``secret_key`` (``ALERTE_BOT_SECRET_KEY`` in the
+environment, never in the database); each use of the secret gets its own key derived
+from it.
 
 Without a secret (allowed only when neither Telegram nor Matrix is enabled: the console,
 tests, the demo, where nobody real is involved) the public development key is used: it
@@ -25,12 +26,13 @@ DEVELOPMENT_SECRET = "alerte-bot public development key: protects nothing"
 @dataclass(frozen=True)
 class Keys:
     pseudonym: bytes
+    audit: bytes  # the links of the audit chain (bot/storage/audit.py)
     development: bool = False
 
     @classmethod
     def from_secret(cls, secret: str, development: bool = False) -> Keys:
         root = secret.encode("utf-8")
-        return cls(_derive(root, "audit pseudonym"), development)
+        return cls(_derive(root, "audit pseudonym"), _derive(root, "audit chain"), development)
 
     @classmethod
     def of(cls, config: Config) -> Keys:
@@ -41,6 +43,11 @@ class Keys:
     def pseudonym_of(self, identity: str) -> str:
         digest = hmac.new(self.pseudonym, identity.encode("utf-8"), hashlib.sha256)
         return "pseudo:" + digest.hexdigest()[:12]
+
+    @property
+    def audit_check(self) -> str:
+        """Names the key that signs the audit chain without giving it away."""
+        return hmac.new(self.audit, b"key check", hashlib.sha256).hexdigest()[:16]
 
 
 def _derive(root: bytes, purpose: str) -> bytes:

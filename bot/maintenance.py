@@ -8,6 +8,7 @@ import shutil
 import sqlite3
 import sys
 from contextlib import closing
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TextIO
 
@@ -34,21 +35,25 @@ async def open_database(config: Config) -> Database:
     return await Database.open(path)
 
 
-async def verify_audit(config: Config, out: TextIO = sys.stdout) -> int:
+async def verify_audit(config: Config, out: TextIO | None = None) -> int:
+    out = out or sys.stdout  # at call time: a default argument would keep the import's
     db = await open_database(config)
     try:
         audit = AuditStore(db, Keys.of(config))
-        checked, broken = await audit.verify()
-        last = await audit.last_hash()
+        check = await audit.verify()
+        _, head = await audit.head()
     finally:
         await db.close()
-    if broken is None:
+    if not check.problem:
         # Removing the newest events leaves a valid shorter chain: compare this last hash
-        # with the one noted at the previous check (operations log) to detect it.
-        print(f"audit chain intact: {checked} events, last hash {last or '-'}", file=out)
+        # with the ones in the logs and in the backups' names to detect it.
+        print(f"audit chain intact: {check.checked} events, last hash {head or '-'}", file=out)
         return 0
-    print(f"audit chain BROKEN at event {broken} (after {checked} intact events): "
-          "an event was modified or deleted", file=out)
+    if check.broken_at is None:
+        print(f"audit chain NOT VERIFIED: {check.problem}", file=out)
+    else:
+        print(f"audit chain BROKEN at event {check.broken_at} (after {check.checked} intact "
+              f"events): {check.problem}", file=out)
     return 1
 
 
@@ -72,15 +77,36 @@ async def export_csv(config: Config, target: Path | None, out: TextIO = sys.stdo
 
 def backup(config: Config, target: Path) -> int:
     """A consistent copy of the live database (SQLite's online backup API: safe while
-    the bot writes; the copy is a single file, WAL included)."""
+    the bot writes; the copy is a single file, WAL included). Into a folder, the copy is
+    named after the time (UTC) and the head of its audit chain."""
     source_path = config.resolve(config.database)
     if not source_path.exists():
         raise DatabaseError(f"{source_path}: no database to back up")
-    refuse_database_files(source_path, target, partial_of(target))
-    target.parent.mkdir(parents=True, exist_ok=True)
-    sqlite_copy(source_path, target)
-    print(f"backup written: {target} ({target.stat().st_size} bytes)")
+    folder = target if target.is_dir() else None
+    partial = partial_of(folder / source_path.stem if folder else target)
+    refuse_database_files(source_path, target, partial)
+    partial.parent.mkdir(parents=True, exist_ok=True)
+    copy_database(source_path, partial)
+    head = audit_head(partial)
+    if folder:
+        target = folder / backup_name(source_path, head)
+        refuse_database_files(source_path, target)
+    partial.replace(target)  # a crash mid-backup never leaves a truncated file named target
+    print(f"backup written: {target} ({target.stat().st_size} bytes, audit head {head or '-'})")
     return 0
+
+
+def backup_name(database: Path, head: str) -> str:
+    """bot-20261125-0330-1a2b3c4d5e6f.sqlite3: sorts by time; a rewritten audit history
+    no longer leads to the heads written in earlier backups' names."""
+    moment = datetime.now(UTC).strftime("%Y%m%d-%H%M")
+    return f"{database.stem}-{moment}-{head[:12] or 'noevents'}.sqlite3"
+
+
+def audit_head(database: Path) -> str:
+    with closing(sqlite3.connect(database)) as db:
+        row = db.execute("SELECT hash FROM audit_events ORDER BY id DESC LIMIT 1").fetchone()
+    return str(row[0]) if row else ""
 
 
 # SQLite keeps a database in up to four files; writing over any of them corrupts it, and
@@ -110,14 +136,19 @@ def partial_of(target: Path) -> Path:
 
 
 def sqlite_copy(source: Path, target: Path) -> None:
-    """A consistent copy through SQLite's backup API, which reads the WAL too (a copy of
-    the main file alone misses the last committed transactions). Written to FILE.partial
-    and renamed, so a crash never leaves a truncated copy under the final name."""
+    """A consistent copy, written to FILE.partial and renamed, so a crash never leaves a
+    truncated copy under the final name."""
     partial = partial_of(target)
-    partial.unlink(missing_ok=True)
-    with closing(sqlite3.connect(source)) as origin, closing(sqlite3.connect(partial)) as copy:
-        origin.backup(copy)
+    copy_database(source, partial)
     partial.replace(target)
+
+
+def copy_database(source: Path, target: Path) -> None:
+    """Through SQLite's backup API, which reads the WAL too (a copy of the main file
+    alone misses the last committed transactions)."""
+    target.unlink(missing_ok=True)
+    with closing(sqlite3.connect(source)) as origin, closing(sqlite3.connect(target)) as copy:
+        origin.backup(copy)
 
 
 def restore(config: Config, source: Path) -> int:

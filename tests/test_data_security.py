@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import hmac
 import io
+import json
 import logging
 import os
 import re
@@ -24,7 +26,7 @@ import pytest
 from bot import logs
 from bot.cli import main
 from bot.config import ConfigError, load_config
-from bot.keys import Keys
+from bot.keys import DEVELOPMENT_SECRET, Keys
 from bot.maintenance import backup, restore, verify_audit
 from bot.storage.database import MIGRATIONS_DIR, Database, DatabaseError
 from tests.harness import OFFICERS, ROOT, TestBot, test_config
@@ -405,4 +407,169 @@ async def test_rows_deleted_before_secure_delete_are_scrubbed_once(tmp_path: Pat
     await bot.stop()
     assert not erased_ids.search(raw_bytes(path)) and b"cafe0123" not in raw_bytes(path)
     with closing(sqlite3.connect(path)) as db:
-        assert db.execute("SELECT key FROM meta").fetchall() == []
+        assert db.execute("SELECT key FROM meta").fetchall() == [("audit_key",)]
+
+
+# -- item 6: an audit chain that the database file alone cannot rewrite --------------------
+
+async def audited_database(tmp_path: Path, secret: str = KEY) -> Path:
+    """A database whose trail has a few events: subscribers' refusals and staff actions."""
+    bot = await TestBot(test_config(tmp_path / "bot.sqlite3", secret_key=secret)).start()
+    try:
+        await bot.enroll(ALICE, "commercant", "Vesoul")
+        await broadcast(bot)
+        await bot.say(ALICE, "/alerte vol Vesoul : x")
+        await bot.say("telegram:5", "/valider 1", chat=OFFICERS)
+    finally:
+        await bot.stop()
+    return tmp_path / "bot.sqlite3"
+
+
+def verify(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+           secret: str = KEY) -> tuple[int, str]:
+    config = write_config(tmp_path, tmp_path / "bot.sqlite3", f"secret_key: {secret}\n")
+    code = main(["--config", str(config), "audit", "verify"])
+    captured = capsys.readouterr()
+    assert len((captured.out + captured.err).strip().splitlines()) == 1, captured
+    return code, (captured.out + captured.err).strip()
+
+
+def rewrite(database: Path, sql: str, params: tuple[Any, ...] = ()) -> None:
+    with closing(sqlite3.connect(database)) as db:
+        db.execute(sql, params)
+        db.commit()
+
+
+def rechain(database: Path, link: Callable[[str, tuple[Any, ...]], str], after: int = 0) -> None:
+    """What someone holding the file would do after an edit: recompute every hash."""
+    with closing(sqlite3.connect(database)) as db:
+        previous = ""
+        for row in db.execute("SELECT id, at, actor, action, alert_id, detail FROM audit_events"
+                              " WHERE id > ? ORDER BY id", (after,)).fetchall():
+            digest = link(previous, tuple(row[1:]))
+            db.execute("UPDATE audit_events SET prev_hash = ?, hash = ? WHERE id = ?",
+                       (previous, digest, row[0]))
+            previous = digest
+        db.commit()
+
+
+def sha256_link(previous: str, content: tuple[Any, ...]) -> str:
+    canonical = json.dumps([previous, *content], ensure_ascii=False, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+def hmac_link(key: bytes) -> Callable[[str, tuple[Any, ...]], str]:
+    def link(previous: str, content: tuple[Any, ...]) -> str:
+        canonical = json.dumps([previous, *content], ensure_ascii=False, separators=(",", ":"))
+        return hmac.new(key, canonical.encode("utf-8"), hashlib.sha256).hexdigest()
+    return link
+
+
+def test_the_untouched_chain_verifies(tmp_path: Path,
+                                      capsys: pytest.CaptureFixture[str]) -> None:
+    database = asyncio.run(audited_database(tmp_path))
+    with closing(sqlite3.connect(database)) as db:
+        count, head = db.execute("SELECT count(*), (SELECT hash FROM audit_events ORDER BY id"
+                                 " DESC LIMIT 1) FROM audit_events").fetchone()
+    assert count >= 4
+    assert verify(tmp_path, capsys) == (0, f"audit chain intact: {count} events, last hash "
+                                           f"{head}")
+
+
+def test_a_blanked_chain_fails(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    database = asyncio.run(audited_database(tmp_path))
+    rewrite(database, "UPDATE audit_events SET hash = '', prev_hash = ''")
+    code, line = verify(tmp_path, capsys)
+    assert code == 1
+    assert line.startswith("audit chain BROKEN at event 1 (after 0 intact events)"), line
+
+
+@pytest.mark.parametrize("recomputed_with", ["sha256", "another key", "development key"])
+def test_a_chain_recomputed_without_the_key_fails(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], recomputed_with: str) -> None:
+    database = asyncio.run(audited_database(tmp_path))
+    rewrite(database, "UPDATE audit_events SET detail = '{}' WHERE id = 2")
+    if recomputed_with == "sha256":  # the chain before the key: the code is public
+        rechain(database, sha256_link)
+    elif recomputed_with == "another key":
+        rechain(database, hmac_link(b"guessed key"))
+    else:
+        rechain(database, hmac_link(Keys.from_secret(DEVELOPMENT_SECRET).audit))
+    code, line = verify(tmp_path, capsys)
+    assert (code, line.split(" (")[0]) == (1, "audit chain BROKEN at event 1")
+
+
+def test_a_chain_stripped_of_its_key_check_fails(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    database = asyncio.run(audited_database(tmp_path))
+    rewrite(database, "DELETE FROM meta WHERE key = 'audit_key'")
+    rechain(database, sha256_link)  # as a database of before the key
+    code, line = verify(tmp_path, capsys)
+    assert code == 1 and "not signed with the secret key" in line, line
+
+
+async def test_a_bot_with_another_key_is_refused(tmp_path: Path) -> None:
+    await audited_database(tmp_path)
+    with pytest.raises(DatabaseError, match="signed with another secret key"):
+        await TestBot(test_config(tmp_path / "bot.sqlite3", secret_key=KEY[::-1])).start()
+    bot = await TestBot(test_config(tmp_path / "bot.sqlite3", secret_key=KEY)).start()
+    await bot.stop()  # the refused one let go of the database
+
+
+async def version_7_trail(tmp_path: Path) -> None:
+    """Version 7: events before migration 0003 have no hash, later ones a plain SHA-256."""
+    folder = tmp_path / "upto-0007"
+    folder.mkdir()
+    for file in sorted(MIGRATIONS_DIR.glob("*.sql"))[:7]:
+        shutil.copy(file, folder / file.name)
+    old = await Database.open(tmp_path / "bot.sqlite3", folder)
+    for number in range(5):
+        await old.execute("INSERT INTO audit_events (at, actor, action, detail) VALUES"
+                          " ('2026-01-01T00:00:00+00:00', 'telegram:100', 'old', ?)",
+                          (f'{{"n": {number}}}',))
+    await old.close()
+    rechain(tmp_path / "bot.sqlite3", sha256_link, after=2)  # 1, 2: before the chain existed
+    bot = await TestBot(test_config(tmp_path / "bot.sqlite3", secret_key=KEY)).start()
+    await bot.stop()
+
+
+def test_an_existing_chain_is_signed_once_at_the_upgrade(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        caplog: pytest.LogCaptureFixture) -> None:
+    asyncio.run(version_7_trail(tmp_path))
+    assert "audit: the trail's 5 events are now signed with the secret key" in caplog.text
+    assert verify(tmp_path, capsys)[0] == 0
+    with closing(sqlite3.connect(tmp_path / "bot.sqlite3")) as db:
+        signed = db.execute("SELECT detail FROM audit_events WHERE action ="
+                            " 'audit.chain_signed'").fetchall()
+    assert [json.loads(row[0]) for row in signed] == [
+        {"events": 5, "previous": "sha256", "broken_at": None}]
+
+
+async def test_the_head_of_the_chain_goes_to_the_logs(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="bot.app")
+    bot = await TestBot(test_config(tmp_path / "bot.sqlite3", secret_key=KEY)).start()
+    try:
+        assert bot.core.scheduler.get_job("audit_head") is not None  # daily
+        await bot.say(ALICE, "/alerte vol Vesoul : x")
+        head = await bot.core.services.stores.audit.last_hash()
+    finally:
+        await bot.stop()
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("audit: ")]
+    assert lines == ["audit: 0 events, head -", f"audit: 1 events, head {head}"]
+
+
+async def test_a_backup_into_a_folder_is_named_after_the_head(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    database = await audited_database(tmp_path)
+    with closing(sqlite3.connect(database)) as db:
+        head = db.execute("SELECT hash FROM audit_events ORDER BY id DESC LIMIT 1").fetchone()[0]
+    (tmp_path / "backups").mkdir()
+    capsys.readouterr()
+    assert backup(test_config(database), tmp_path / "backups") == 0
+    (written,) = (tmp_path / "backups").iterdir()
+    assert re.fullmatch(rf"bot-\d{{8}}-\d{{4}}-{head[:12]}\.sqlite3", written.name), written
+    assert f"audit head {head}" in capsys.readouterr().out
+    assert backup(test_config(database), tmp_path / "named.sqlite3") == 0
+    assert f"audit head {head}" in capsys.readouterr().out
