@@ -105,7 +105,10 @@ def backup_name(database: Path, head: str) -> str:
 
 def audit_head(database: Path) -> str:
     with closing(sqlite3.connect(database)) as db:
-        row = db.execute("SELECT hash FROM audit_events ORDER BY id DESC LIMIT 1").fetchone()
+        try:
+            row = db.execute("SELECT hash FROM audit_events ORDER BY id DESC LIMIT 1").fetchone()
+        except sqlite3.OperationalError:  # a database the bot never opened: no trail yet
+            return ""
     return str(row[0]) if row else ""
 
 

@@ -29,6 +29,7 @@ from bot.config import ConfigError, load_config
 from bot.keys import DEVELOPMENT_SECRET, Keys
 from bot.maintenance import backup, restore, verify_audit
 from bot.storage.database import MIGRATIONS_DIR, Database, DatabaseError
+from bot.storage.lock import ServingLock
 from tests.harness import OFFICERS, ROOT, TestBot, test_config
 
 OPERATOR, OFFICER = "telegram:100", "telegram:200"
@@ -54,7 +55,7 @@ def write_config(folder: Path, database: Path, extra: str = "") -> Path:
 
 
 def integrity(database: Path) -> str:
-    with sqlite3.connect(database) as db:
+    with closing(sqlite3.connect(database)) as db:
         return str(db.execute("PRAGMA integrity_check").fetchone()[0])
 
 
@@ -168,8 +169,7 @@ async def test_a_second_bot_on_the_same_database_is_refused(tmp_path: Path) -> N
     await second.stop()
 
 
-def test_restore_waits_for_no_process_and_a_killed_bot_frees_the_database(
-        tmp_path: Path) -> None:
+def test_another_process_holds_the_database_until_it_is_killed(tmp_path: Path) -> None:
     live = tmp_path / "bot.sqlite3"
     make_database(tmp_path / "backup.sqlite3")
     holder = subprocess.Popen(
@@ -185,6 +185,25 @@ def test_restore_waits_for_no_process_and_a_killed_bot_frees_the_database(
         holder.kill()  # as kill -9 would: the kernel drops the lock with the process
         holder.wait()
     assert restore(test_config(live), tmp_path / "backup.sqlite3") == 0
+
+
+def test_a_second_bot_is_one_line_and_touches_nothing(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    live = tmp_path / "var" / "bot.sqlite3"
+    held = ServingLock.acquire(live)  # as the first bot does
+    try:
+        assert main(["--config", str(write_config(tmp_path, live)), "--console"]) == 2
+    finally:
+        held.release()
+    assert capsys.readouterr().err == (f"error: {live} is in use by another bot process "
+                                       f"(pid {os.getpid()})\n")
+    assert not live.exists()
+
+
+async def test_an_unusable_lock_file_is_one_line(tmp_path: Path) -> None:
+    (tmp_path / "bot.sqlite3.lock").mkdir()  # as unusable as one left owned by root
+    with pytest.raises(DatabaseError, match="cannot open the lock file"):
+        await TestBot(test_config(tmp_path / "bot.sqlite3")).start()
 
 
 def make_database(path: Path, subscribers: int = 0) -> None:

@@ -36,8 +36,11 @@ class ServingLock:
     def acquire(cls, database: Path) -> ServingLock:
         """Take the lock or raise DatabaseInUse naming the holder's pid."""
         path = lock_path(database)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        handle = path.open("a+", encoding="ascii")
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            handle = path.open("a+", encoding="ascii")
+        except OSError as error:  # e.g. left owned by root by a command run as root
+            raise DatabaseError(f"{path}: cannot open the lock file ({error.strerror})") from None
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
