@@ -69,6 +69,7 @@ def bot_config(folder: Path, base_url: str, *, rate: float, paid: bool,
     in a temporary folder)."""
     config: dict[str, Any] = {
         "database": str(folder / "bot.sqlite3"),
+        "secret_key": "benchmark-secret-key-0123456789abcdef",
         "language": "fr",
         "communities": str(ROOT / "config/communities.yaml"),
         "categories": str(ROOT / "config/categories.yaml"),

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from pathlib import Path
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
@@ -14,9 +13,12 @@ from bot.context import Services, Stores
 from bot.core import Core
 from bot.geo.communes import CommuneLayer
 from bot.i18n import Catalog
+from bot.keys import Keys
+from bot.privacy import scrub_free_pages_once
 from bot.reference import load_reference
 from bot.roles import RoleBook
 from bot.storage.database import Database
+from bot.storage.lock import ServingLock
 from bot.transports.base import Transport
 
 log = logging.getLogger(__name__)
@@ -26,20 +28,55 @@ TICK_SECONDS = 15  # reminders and expiries happen at most this late
 async def build_services(config: Config, clock: Clock | None = None,
                          geo: CommuneLayer | None = None,
                          platforms: frozenset[str] = frozenset()) -> Services:
-    """Load everything the core needs; raises ConfigError, GeoDataError or DatabaseError."""
+    """Load everything the core needs; raises ConfigError, GeoDataError or DatabaseError
+    (DatabaseInUse when another bot serves the same database: nothing is touched then)."""
     reference = load_reference(config.resolve(config.communities),
                                config.resolve(config.categories))
     layer = geo or CommuneLayer.load([config.resolve(p) for p in config.geo.communes])
-    database_path: str | Path = config.database
-    if config.database != ":memory:":
-        database_path = config.resolve(config.database)
-    db = await Database.open(database_path)
-    stores = Stores.on(db)
-    roles = RoleBook(config.roles)
-    roles.load_granted(await stores.roles.all())
+    clock = clock or Clock()
+    db, lock = await open_serving_database(config)
+    try:
+        stores = await open_stores(db, config, clock)
+        roles = RoleBook(config.roles)
+        roles.load_granted(await stores.roles.all())
+    except BaseException:
+        await db.close()  # its worker thread would keep the process alive
+        if lock is not None:
+            lock.release()
+        raise
     return Services(config=config, db=db, stores=stores, geo=layer, reference=reference,
-                    catalog=Catalog.load(), roles=roles, clock=clock or Clock(),
-                    platforms=platforms)
+                    catalog=Catalog.load(), roles=roles, clock=clock, platforms=platforms,
+                    serving_lock=lock)
+
+
+async def open_serving_database(config: Config) -> tuple[Database, ServingLock | None]:
+    """The database, with the serving lock taken first (bot/storage/lock.py)."""
+    if config.database == ":memory:":
+        return await Database.open(config.database), None
+    path = config.resolve(config.database)
+    lock = ServingLock.acquire(path)
+    try:
+        return await Database.open(path), lock
+    except BaseException:
+        lock.release()
+        raise
+
+
+async def open_stores(db: Database, config: Config, clock: Clock) -> Stores:
+    """The stores, once the database is ready to serve: scrubbed of rows deleted before
+    secure_delete, its audit chain signed by this bot's key (or refused)."""
+    await scrub_free_pages_once(db)
+    stores = Stores.on(db, keys_of(config))
+    await stores.audit.open_chain(clock.now())
+    return stores
+
+
+def keys_of(config: Config) -> Keys:
+    keys = Keys.of(config)
+    if keys.development:
+        log.warning("secret_key is not set (ALERTE_BOT_SECRET_KEY): console only, so the "
+                    "public development key is used; audit pseudonyms protect nothing")
+    return keys
 
 
 class BotApp:
@@ -52,6 +89,7 @@ class BotApp:
         self.scheduler = AsyncIOScheduler(timezone=services.config.timezone)
 
     async def start(self) -> None:
+        await self.log_audit_head()
         menus = self.core.command_menus()
         for transport in self.transports.values():
             await transport.start(self.core.handle)
@@ -64,7 +102,15 @@ class BotApp:
                                coalesce=True, max_instances=1)
         self.scheduler.add_job(self.core.purge, "interval", hours=24, id="purge",
                                coalesce=True, max_instances=1)
+        self.scheduler.add_job(self.log_audit_head, "interval", hours=24, id="audit_head",
+                               coalesce=True, max_instances=1)
         self.scheduler.start()
+
+    async def log_audit_head(self) -> None:
+        """The head of the audit chain, outside the database: deleting the newest events
+        leaves a shorter chain that verifies, but no longer reaches the heads logged."""
+        count, head = await self.services.stores.audit.head()
+        log.info("audit: %d events, head %s", count, head or "-")
 
     async def stop(self) -> None:
         if self.scheduler.running:
@@ -73,4 +119,5 @@ class BotApp:
         await self.core.dispatcher.stop()
         for transport in self.transports.values():
             await transport.stop()
-        await self.services.db.close()
+        await self.log_audit_head()
+        await self.services.close()

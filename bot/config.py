@@ -161,6 +161,7 @@ class Config:
     conversation: ConversationConfig = field(default_factory=ConversationConfig)
     privacy: PrivacyConfig = field(default_factory=PrivacyConfig)
     throttle: ThrottleConfig = field(default_factory=ThrottleConfig)
+    secret_key: str = ""  # keys the audit trail (bot/keys.py); from the environment
     base_dir: str = "."
 
     def resolve(self, configured: str) -> Path:
@@ -348,6 +349,21 @@ def _check_semantics(config: Config, path: Path) -> None:
     if min(broadcast.max_attempts, in_flight, broadcast.resolution_slice) < 1:
         raise ConfigError(f"{path}: broadcast.max_attempts, in_flight and resolution_slice"
                           " must be at least 1")
+    _check_secret_key(config, path)
+
+
+MIN_SECRET_KEY = 32
+
+
+def _check_secret_key(config: Config, path: Path) -> None:
+    """Real people need a real key (bot/keys.py); its value is never printed."""
+    key = config.secret_key
+    if key and len(key) < MIN_SECRET_KEY:
+        raise ConfigError(f"{path}: secret_key: {len(key)} characters, at least "
+                          f"{MIN_SECRET_KEY} needed (generate one: openssl rand -hex 32)")
+    if not key and (config.telegram.enabled or config.matrix.enabled):
+        raise ConfigError(f"{path}: secret_key: required when telegram or matrix is enabled "
+                          "(set ALERTE_BOT_SECRET_KEY; generate one: openssl rand -hex 32)")
 
 
 def _check_bundled_files(config: Config, path: Path) -> None:

@@ -11,6 +11,7 @@ from bot.config import Config
 from bot.domain import ChatKind, Choice, Effects, Identity, Incoming, Outgoing, Reply
 from bot.geo.communes import CommuneLayer
 from bot.i18n import Catalog, Translator
+from bot.keys import Keys
 from bot.reference import Reference
 from bot.roles import Action, Role, RoleBook
 from bot.storage.alerts import AlertStore
@@ -19,6 +20,7 @@ from bot.storage.conversations import ConversationStore
 from bot.storage.database import Database
 from bot.storage.deliveries import DeliveryStore
 from bot.storage.groups import GroupStore
+from bot.storage.lock import ServingLock
 from bot.storage.roles import RoleStore
 from bot.storage.schedules import ScheduleStore
 from bot.storage.subscribers import Subscriber, SubscriberStore
@@ -38,9 +40,9 @@ class Stores:
     roles: RoleStore
 
     @classmethod
-    def on(cls, db: Database) -> Stores:
+    def on(cls, db: Database, keys: Keys) -> Stores:
         return cls(SubscriberStore(db), GroupStore(db), AlertStore(db), DeliveryStore(db),
-                   ConversationStore(db), AuditStore(db), ScheduleStore(db), TipStore(db),
+                   ConversationStore(db), AuditStore(db, keys), ScheduleStore(db), TipStore(db),
                    RoleStore(db))
 
 
@@ -55,6 +57,12 @@ class Services:
     roles: RoleBook
     clock: Clock
     platforms: frozenset[str] = field(default_factory=frozenset)
+    serving_lock: ServingLock | None = None  # held from build_services to close
+
+    async def close(self) -> None:
+        await self.db.close()
+        if self.serving_lock is not None:
+            self.serving_lock.release()
 
     @property
     def timezone(self) -> ZoneInfo:
@@ -111,5 +119,5 @@ class Context:
     async def audit(self, action: str, alert_id: int | None = None, **detail: object) -> None:
         """Staff are named; anyone else is recorded under a pseudonym (right to erasure)."""
         staff = self.roles - {Role.SUBSCRIBER}
-        actor = self.who if staff else await self.stores.audit.pseudonym(self.who)
+        actor = self.who if staff else self.stores.audit.pseudonym(self.who)
         await self.stores.audit.record(self.now, actor, action, alert_id, **detail)

@@ -41,7 +41,7 @@ class RedactSecrets(logging.Filter):
 
 def secrets_of(config: Config) -> list[str]:
     return [config.telegram.token, config.telegram.webhook_secret, config.matrix.access_token,
-            config.matrix.password]
+            config.matrix.password, config.secret_key]
 
 
 def configure(verbose: bool, secrets: Iterable[str] = (), stream: object = None) -> None:

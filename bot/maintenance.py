@@ -3,14 +3,20 @@
 from __future__ import annotations
 
 import csv
+import os
+import shutil
 import sqlite3
 import sys
+from contextlib import closing
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TextIO
 
 from bot.config import Config
+from bot.keys import Keys
 from bot.storage.audit import AuditStore
 from bot.storage.database import MIGRATIONS_DIR, Database, DatabaseError, load_migrations
+from bot.storage.lock import ServingLock, lock_path
 
 EXPORT_SQL = """
 SELECT a.id, a.kind, a.parent_id, a.category, a.exercise, a.status, a.closed, a.perimeter,
@@ -29,20 +35,25 @@ async def open_database(config: Config) -> Database:
     return await Database.open(path)
 
 
-async def verify_audit(config: Config, out: TextIO = sys.stdout) -> int:
+async def verify_audit(config: Config, out: TextIO | None = None) -> int:
+    out = out or sys.stdout  # at call time: a default argument would keep the import's
     db = await open_database(config)
     try:
-        checked, broken = await AuditStore(db).verify()
-        last = await AuditStore(db).last_hash()
+        audit = AuditStore(db, Keys.of(config))
+        check = await audit.verify()
+        _, head = await audit.head()
     finally:
         await db.close()
-    if broken is None:
+    if not check.problem:
         # Removing the newest events leaves a valid shorter chain: compare this last hash
-        # with the one noted at the previous check (operations log) to detect it.
-        print(f"audit chain intact: {checked} events, last hash {last or '-'}", file=out)
+        # with the ones in the logs and in the backups' names to detect it.
+        print(f"audit chain intact: {check.checked} events, last hash {head or '-'}", file=out)
         return 0
-    print(f"audit chain BROKEN at event {broken} (after {checked} intact events): "
-          "an event was modified or deleted", file=out)
+    if check.broken_at is None:
+        print(f"audit chain NOT VERIFIED: {check.problem}", file=out)
+    else:
+        print(f"audit chain BROKEN at event {check.broken_at} (after {check.checked} intact "
+              f"events): {check.problem}", file=out)
     return 1
 
 
@@ -66,22 +77,86 @@ async def export_csv(config: Config, target: Path | None, out: TextIO = sys.stdo
 
 def backup(config: Config, target: Path) -> int:
     """A consistent copy of the live database (SQLite's online backup API: safe while
-    the bot writes; the copy is a single file, WAL included)."""
+    the bot writes; the copy is a single file, WAL included). Into a folder, the copy is
+    named after the time (UTC) and the head of its audit chain."""
     source_path = config.resolve(config.database)
     if not source_path.exists():
         raise DatabaseError(f"{source_path}: no database to back up")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    partial = target.with_name(target.name + ".partial")
-    with sqlite3.connect(source_path) as source, sqlite3.connect(partial) as copy:
-        source.backup(copy)
+    folder = target if target.is_dir() else None
+    partial = partial_of(folder / source_path.stem if folder else target)
+    refuse_database_files(source_path, target, partial)
+    partial.parent.mkdir(parents=True, exist_ok=True)
+    copy_database(source_path, partial)
+    head = audit_head(partial)
+    if folder:
+        target = folder / backup_name(source_path, head)
+        refuse_database_files(source_path, target)
     partial.replace(target)  # a crash mid-backup never leaves a truncated file named target
-    print(f"backup written: {target} ({target.stat().st_size} bytes)")
+    print(f"backup written: {target} ({target.stat().st_size} bytes, audit head {head or '-'})")
     return 0
 
 
+def backup_name(database: Path, head: str) -> str:
+    """bot-20261125-0330-1a2b3c4d5e6f.sqlite3: sorts by time; a rewritten audit history
+    no longer leads to the heads written in earlier backups' names."""
+    moment = datetime.now(UTC).strftime("%Y%m%d-%H%M")
+    return f"{database.stem}-{moment}-{head[:12] or 'noevents'}.sqlite3"
+
+
+def audit_head(database: Path) -> str:
+    with closing(sqlite3.connect(database)) as db:
+        try:
+            row = db.execute("SELECT hash FROM audit_events ORDER BY id DESC LIMIT 1").fetchone()
+        except sqlite3.OperationalError:  # a database the bot never opened: no trail yet
+            return ""
+    return str(row[0]) if row else ""
+
+
+# SQLite keeps a database in up to four files; writing over any of them corrupts it, and
+# over the lock file it would let a second bot start.
+DATABASE_SUFFIXES = ("", "-wal", "-shm", "-journal")
+
+
+def refuse_database_files(database: Path, *paths: Path) -> None:
+    """Refuse to write ``paths`` if one is the database or a file of it, however named:
+    ``..``, a symbolic link (of the file or a folder) or a hard link."""
+    files = [database.with_name(database.name + suffix) for suffix in DATABASE_SUFFIXES]
+    for path in paths:
+        for live in [*files, lock_path(database)]:
+            if same_file(path, live):
+                raise DatabaseError(f"{path}: this is the live database {live}; "
+                                    "back up to another file")
+
+
+def same_file(first: Path, second: Path) -> bool:
+    if first.resolve() == second.resolve():
+        return True
+    return first.exists() and second.exists() and os.path.samefile(first, second)
+
+
+def partial_of(target: Path) -> Path:
+    return target.with_name(target.name + ".partial")
+
+
+def sqlite_copy(source: Path, target: Path) -> None:
+    """A consistent copy, written to FILE.partial and renamed, so a crash never leaves a
+    truncated copy under the final name."""
+    partial = partial_of(target)
+    copy_database(source, partial)
+    partial.replace(target)
+
+
+def copy_database(source: Path, target: Path) -> None:
+    """Through SQLite's backup API, which reads the WAL too (a copy of the main file
+    alone misses the last committed transactions)."""
+    target.unlink(missing_ok=True)
+    with closing(sqlite3.connect(source)) as origin, closing(sqlite3.connect(target)) as copy:
+        origin.backup(copy)
+
+
 def restore(config: Config, source: Path) -> int:
-    """Put a backup in place of the database. Stop the bot first: SQLite cannot swap the
-    file under a running process. The previous database is kept beside it."""
+    """Put a backup in place of the database. Refused while a bot serves it (the serving
+    lock, held meanwhile so none starts); the current state is kept beside it."""
     if not source.is_file():
         raise DatabaseError(f"{source}: no such backup file")
     version = _backup_version(source)
@@ -90,16 +165,40 @@ def restore(config: Config, source: Path) -> int:
         raise DatabaseError(f"{source}: schema version {version} is newer than this code "
                             f"({known}); use the bot version that made it")
     target = config.resolve(config.database)
-    if target.exists():
-        kept = target.with_name(target.name + ".before-restore")
-        target.replace(kept)
-        print(f"previous database kept as {kept}")
-    for suffix in ("-wal", "-shm"):
-        target.with_name(target.name + suffix).unlink(missing_ok=True)
-    with sqlite3.connect(source) as backup_db, sqlite3.connect(target) as live:
-        backup_db.backup(live)
+    lock = ServingLock.acquire(target)
+    try:
+        _replace_database(source, target)
+    finally:
+        lock.release()
     print(f"restored {source} (schema version {version}) into {target}")
     return 0
+
+
+def _replace_database(source: Path, target: Path) -> None:
+    incoming = target.with_name(target.name + ".restoring")
+    sqlite_copy(source, incoming)  # first: the source may be the .before-restore copy
+    if target.exists():
+        kept = target.with_name(target.name + ".before-restore")
+        _keep_current(target, kept)
+        print(f"previous database kept as {kept}")
+    for suffix in DATABASE_SUFFIXES[1:]:
+        # They belong to the replaced file (kept above): SQLite would replay a WAL left
+        # beside the new one into it.
+        target.with_name(target.name + suffix).unlink(missing_ok=True)
+    incoming.replace(target)
+
+
+def _keep_current(target: Path, kept: Path) -> None:
+    """The whole current state, committed transactions still in the WAL included; a file
+    SQLite cannot read (the reason for many restores) is kept byte for byte, WAL beside."""
+    try:
+        sqlite_copy(target, kept)
+    except sqlite3.DatabaseError:
+        partial_of(kept).unlink(missing_ok=True)
+        for suffix in DATABASE_SUFFIXES[:2]:
+            current = target.with_name(target.name + suffix)
+            if current.exists():
+                shutil.copyfile(current, kept.with_name(kept.name + suffix))
 
 
 def _backup_version(path: Path) -> int:

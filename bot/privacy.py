@@ -7,18 +7,28 @@ rights are exercised. Erasure keeps only anonymous delivery counts.
 from __future__ import annotations
 
 import json
+import logging
+import sqlite3
 from datetime import datetime, timedelta
 from typing import Any
 
 from bot.clock import stamp
 from bot.context import Services
+from bot.storage.database import Database
 from bot.storage.subscribers import Subscriber
 
+log = logging.getLogger(__name__)
 ERASED = "erased"
 
 
 async def erase_subscriber(services: Services, subscriber: Subscriber) -> None:
-    """Delete the subscriber and unlink everything that pointed to them, in one go."""
+    """Delete the subscriber and unlink everything that pointed to them, in one go, and
+    out of the files too (``forget_in_files``)."""
+    await _erase(services, subscriber)
+    await forget_in_files(services.db)
+
+
+async def _erase(services: Services, subscriber: Subscriber) -> None:
     db = services.db
     async with db.transaction():
         await db.execute(
@@ -27,12 +37,37 @@ async def erase_subscriber(services: Services, subscriber: Subscriber) -> None:
             "UPDATE deliveries SET chat_id = ? || ':' || id, message_id = NULL, recipient_id = -id"
             " WHERE recipient_kind = 'subscriber' AND recipient_id = ?", (ERASED, subscriber.id))
         await db.execute(
-            "UPDATE tips SET chat_id = ?, subscriber_id = NULL, latitude = NULL,"
+            # The text goes too: people write their name or phone number in it.
+            "UPDATE tips SET chat_id = ?, subscriber_id = NULL, body = '', latitude = NULL,"
             " longitude = NULL WHERE subscriber_id = ? OR (platform = ? AND chat_id = ?)",
             (ERASED, subscriber.id, subscriber.platform, subscriber.chat_id))
         await db.execute("DELETE FROM conversations WHERE identity = ?",
                          (f"{subscriber.platform}:{subscriber.platform_user_id}",))
         await services.stores.subscribers.delete(subscriber)
+
+
+async def scrub_free_pages_once(db: Database) -> None:
+    """Rows deleted before secure_delete was on may lie in free pages: migration 0008 asks
+    for one rewrite of the file (VACUUM), done at the next start of the bot."""
+    if await db.fetchval("SELECT 1 FROM meta WHERE key = 'vacuum_pending'") is None:
+        return
+    try:
+        await db.execute("VACUUM")  # needs free disk space as large as the database
+    except sqlite3.Error as error:  # serving alerts comes first: try again next start
+        log.warning("privacy: the one-time rewrite of the database failed (%s)", error)
+        return
+    await db.execute("DELETE FROM meta WHERE key = 'vacuum_pending'")
+    await forget_in_files(db)
+
+
+async def forget_in_files(db: Database) -> None:
+    """secure_delete zeroes erased rows in the database, but the WAL still holds the pages
+    written before: copy them back and empty it. A reader (a backup) can hold it up; the
+    daily purge tries again."""
+    busy = await db.fetchval("PRAGMA wal_checkpoint(TRUNCATE)")
+    if busy:
+        log.warning("privacy: the WAL could not be emptied after an erasure (a reader was"
+                    " active); the daily purge will try again")
 
 
 async def export_subscriber(services: Services, subscriber: Subscriber) -> dict[str, Any]:
@@ -76,7 +111,7 @@ async def purge(services: Services, now: datetime) -> dict[str, int]:
             "SELECT * FROM subscribers WHERE status = ? AND updated_at <= ?",
             (status, stamp(now - timedelta(days=days))))
         for row in rows:
-            await erase_subscriber(services, Subscriber.from_row(row))
+            await _erase(services, Subscriber.from_row(row))
         counts[status] = len(rows)
     counts["message_ids"] = await db.execute(
         "UPDATE deliveries SET message_id = NULL, chat_id = ? || ':' || id"
@@ -86,4 +121,5 @@ async def purge(services: Services, now: datetime) -> dict[str, int]:
         (ERASED, stamp(now - timedelta(days=settings.message_ids_retention_days))))
     if any(counts.values()):
         await services.stores.audit.record(now, "system", "privacy.purge", None, **counts)
+    await forget_in_files(db)
     return counts

@@ -107,7 +107,8 @@ def header(codes: list[str]) -> str:
             "#\n# Before starting the service:\n"
             "#   1. roles: the platform ids of your admins, operators and officers;\n"
             "#   2. telegram and/or matrix: enabled: true, the officers' chat or room;\n"
-            "#      secrets (tokens, passwords) go in the environment, never in this file;\n"
+            "#      secrets (tokens, passwords, ALERTE_BOT_SECRET_KEY) go in the environment,\n"
+            "#      never in this file;\n"
             "#   3. alerte-bot --config THIS_FILE check   (one line per problem);\n"
             "#   4. alerte-bot --config THIS_FILE         (docs/deploy.md: the systemd service).\n"
             "# Relative paths are read from this file's folder.\n")

@@ -37,6 +37,7 @@ ROOT = Path(__file__).resolve().parent.parent
 BASE_CONFIG = ROOT / "config" / "base-config.yaml"
 COMMUNITIES = ROOT / "config" / "communities.yaml"
 CATEGORIES = ROOT / "config" / "categories.yaml"
+KEYED = "secret_key: 0123456789abcdef0123456789abcdef\n"  # a platform needs one
 
 
 def write(folder: Path, text: str, name: str = "bot.yaml") -> Path:
@@ -191,7 +192,7 @@ def test_env_default_used_only_when_unset(tmp_path: Path) -> None:
 
 
 def test_env_values_are_converted_to_the_field_type(tmp_path: Path) -> None:
-    path = write(tmp_path, "telegram:\n  enabled: ${TG_ON}\n  token: t\n"
+    path = write(tmp_path, KEYED + "telegram:\n  enabled: ${TG_ON}\n  token: t\n"
                            "  webhook_port: ${PORT}\n  officers_chat_id: ${CHAT}\n"
                            "roles:\n  operators: ['telegram:${OPERATOR}']\n")
     config = load_config(path, {"TG_ON": "true", "PORT": "8443", "CHAT": "-1001234567890",
@@ -320,9 +321,10 @@ def test_inconsistent_settings_are_refused(tmp_path: Path, text: str, key: str) 
 
 
 def test_enabled_platforms_with_credentials_load(tmp_path: Path) -> None:
-    path = write(tmp_path, "telegram:\n  enabled: true\n  token: '${T}'\n  mode: webhook\n"
-                           "matrix:\n  enabled: true\n  homeserver: https://m.example\n"
-                           "  user_id: '@bot:m.example'\n  password: '${P}'\n")
+    path = write(tmp_path, KEYED + "telegram:\n  enabled: true\n  token: '${T}'\n"
+                                   "  mode: webhook\n"
+                                   "matrix:\n  enabled: true\n  homeserver: https://m.example\n"
+                                   "  user_id: '@bot:m.example'\n  password: '${P}'\n")
     config = load_config(path, {"T": "1:x", "P": "secret"})
     assert config.telegram.enabled and config.telegram.mode == "webhook"
     assert config.matrix.enabled and config.matrix.password == "secret"

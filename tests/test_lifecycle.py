@@ -303,11 +303,12 @@ async def test_stats_keep_exercises_apart(bot: TestBot) -> None:
 async def test_audit_chain_detects_tampering(bot: TestBot) -> None:
     await broadcast(bot)
     audit = bot.core.services.stores.audit
-    checked, broken = await audit.verify()
-    assert broken is None and checked >= 2
+    check = await audit.verify()
+    assert check.broken_at is None and check.checked >= 2
     await bot.core.services.db.execute(
         "UPDATE audit_events SET actor = 'telegram:666' WHERE id = 1")
-    assert (await audit.verify()) == (0, 1)
+    check = await audit.verify()
+    assert (check.checked, check.broken_at) == (0, 1)
 
 
 async def test_audit_verify_and_csv_export_commands(bot: TestBot, tmp_path) -> None:  # type: ignore[no-untyped-def]

@@ -531,7 +531,7 @@ async def test_sync_loop_survives_an_unreachable_homeserver(tmp_path: Path) -> N
     finally:
         started = time.monotonic()
         await transport.stop()
-        await services.db.close()
+        await services.close()
     assert time.monotonic() - started < 2
 
 

@@ -54,8 +54,10 @@ class Database:
             Path(path).parent.mkdir(parents=True, exist_ok=True)
         connection = await aiosqlite.connect(str(path), isolation_level=None)
         connection.row_factory = aiosqlite.Row
+        # secure_delete: a deleted row is overwritten with zeros, not left in a free page
+        # where the file would still hold what an erasure removed (docs/data-register.md).
         for pragma in ("journal_mode = WAL", "foreign_keys = ON", "busy_timeout = 5000",
-                       "synchronous = NORMAL"):
+                       "synchronous = NORMAL", "secure_delete = ON"):
             await connection.execute(f"PRAGMA {pragma}")
         database = cls(connection)
         try:
