@@ -96,12 +96,13 @@ def _split_body(rest: str) -> tuple[str, str]:
 
 
 def _end_of_json(text: str) -> int:
-    depth = 0
-    for index, char in enumerate(text):
-        depth += {"{": 1, "}": -1}.get(char, 0)
-        if depth == 0:
-            return index + 1
-    return len(text)
+    """Where the GeoJSON object opening ``text`` ends, found by the JSON decoder itself: a
+    brace or a colon inside a string is not structure, as brace counting assumed. Text that
+    does not decode is left whole to the perimeter parser, which says what is wrong."""
+    try:
+        return json.JSONDecoder().raw_decode(text)[1]
+    except (ValueError, RecursionError):  # JSONDecodeError is a ValueError
+        return 0
 
 
 def require_category(services: Services, typed: str) -> Category:
