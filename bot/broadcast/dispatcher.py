@@ -86,7 +86,7 @@ class Dispatcher:
         self.perform = perform
         self._wake = {platform: asyncio.Event() for platform in transports}
         self._resolve_wake = asyncio.Event()
-        self.pacers = {p: Pacer(self.limits(p)) for p in transports}
+        self.pacers = {p: Pacer(self.limits(p), services.clock) for p in transports}
         self._rendered: dict[tuple[int, str], Outgoing] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self._finish_checked = float("-inf")  # event-loop time of the last finish_completed
