@@ -1,0 +1,104 @@
+"""The pre-flight check (``bot/check.py``) as a prefecture's IT person reads it: one line
+per fact, PROBLEM lines for what would break the service, exit status 1 if any.
+
+Telegram runs against the Bot API double, Matrix against the session's real Synapse, the
+database on files in a temporary folder. Unreachable servers are closed loopback ports.
+"""
+
+from __future__ import annotations
+
+import io
+import itertools
+import sqlite3
+from contextlib import closing
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bot.check import run_checks
+from bot.config import Config, RolesConfig
+from bot.storage.database import MIGRATIONS_DIR, Database
+from tests.harness import ROOT
+
+# PTB reads its own deprecated int attributes; nothing to fix here.
+pytestmark = pytest.mark.filterwarnings("ignore::telegram.warnings.PTBDeprecationWarning")
+
+TOKEN = "7234567890:check-token-never-printed"
+BOT_ID = 7234567890
+BOT_NAME = "alertes70_bot"
+OFFICERS = -1001234567890
+OFFICER = 200
+_prefixes = itertools.count(1)
+
+
+async def check(config: Config) -> tuple[int, list[str]]:
+    out = io.StringIO()
+    code = await run_checks(config, out, config_file=Path("config/bot.yaml"))
+    text = out.getvalue()
+    assert "Traceback" not in text
+    return code, text.splitlines()
+
+
+def problems(lines: list[str]) -> list[str]:
+    return [line for line in lines if line.startswith("PROBLEM")]
+
+
+def base_config(tmp_path: Path, **sections: Any) -> Config:
+    return Config(database=str(tmp_path / "bot.sqlite3"), base_dir=str(ROOT),
+                  roles=RolesConfig(officers=[f"telegram:{OFFICER}"]), **sections)
+
+
+# -- the database ------------------------------------------------------------------------
+
+
+async def database_at(path: Path, version: int) -> None:
+    """A bot database at schema ``version`` (above the code's: as a newer bot leaves it)."""
+    db = await Database.open(path)
+    await db.close()
+    with closing(sqlite3.connect(path)) as raw, raw:
+        raw.execute("DELETE FROM schema_version WHERE version > ?", (version,))
+        raw.executemany("INSERT INTO schema_version VALUES (?, 'future.sql', datetime('now'))",
+                        [(v,) for v in range(latest() + 1, version + 1)])
+
+
+def latest() -> int:
+    return len(list(MIGRATIONS_DIR.glob("*.sql")))
+
+
+async def test_database_newer_than_the_code(tmp_path: Path) -> None:
+    await database_at(tmp_path / "bot.sqlite3", latest() + 2)
+    code, lines = await check(base_config(tmp_path))
+    assert code == 1
+    assert problems(lines) == [f"PROBLEM database: {tmp_path / 'bot.sqlite3'}: schema version "
+                               f"{latest() + 2}, but this code knows only up to {latest()}: the "
+                               "database was written by a newer version of the bot (upgrade the "
+                               "bot, or restore a backup made by this version)"]
+
+
+async def test_older_database_is_reported_not_migrated(tmp_path: Path) -> None:
+    path = tmp_path / "bot.sqlite3"
+    await database_at(path, 3)
+    code, lines = await check(base_config(tmp_path))
+    assert code == 0, lines
+    assert (f"ok      database: {path} writable, schema version 3 of {latest()} (will be "
+            "migrated at start)") in lines
+    with closing(sqlite3.connect(path)) as raw:
+        assert raw.execute("SELECT max(version) FROM schema_version").fetchone() == (3,)
+    # Read without leaving -wal/-shm files behind, which would belong to the check's user.
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bot.sqlite3"]
+
+
+async def test_no_database_yet_and_not_a_database(tmp_path: Path) -> None:
+    config = replace(base_config(tmp_path), database=str(tmp_path / "var" / "bot.sqlite3"))
+    code, lines = await check(config)
+    assert code == 0
+    assert (f"ok      database: {tmp_path / 'var' / 'bot.sqlite3'}: does not exist yet; created "
+            f"at start (schema version {latest()})") in lines
+    assert ("warning console: no platform enabled: the bot would only talk in its own terminal "
+            "(enable telegram or matrix for the service)") in lines
+    (tmp_path / "bot.sqlite3").write_text("not SQLite " * 200)
+    code, lines = await check(base_config(tmp_path))
+    assert problems(lines) == [f"PROBLEM database: {tmp_path / 'bot.sqlite3'}: cannot be read as "
+                               "a SQLite database (file is not a database)"]
