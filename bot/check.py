@@ -17,12 +17,13 @@ from typing import TextIO
 
 from bot.check_database import check_database
 from bot.check_report import CheckFailed, Finding, Level, Section, plural, scrub
+from bot.check_telegram import check_telegram
 from bot.config import Config
 from bot.logs import secrets_of
 from bot.main import enabled_platforms
 
 PlatformCheck = Callable[[Config, Section, list[str]], Awaitable[None]]
-PLATFORM_CHECKS: dict[str, PlatformCheck] = {}
+PLATFORM_CHECKS: dict[str, PlatformCheck] = {"telegram": check_telegram}
 
 
 async def run_checks(config: Config, out: TextIO = sys.stdout, *,

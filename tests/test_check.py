@@ -10,6 +10,8 @@ from __future__ import annotations
 import io
 import itertools
 import sqlite3
+import time
+from collections.abc import AsyncIterator
 from contextlib import closing
 from dataclasses import replace
 from pathlib import Path
@@ -18,9 +20,12 @@ from typing import Any
 import pytest
 
 from bot.check import run_checks
-from bot.config import Config, RolesConfig
+from bot.check_report import TIMEOUT
+from bot.config import Config, RolesConfig, TelegramConfig
 from bot.storage.database import MIGRATIONS_DIR, Database
 from tests.harness import ROOT
+from tests.synapse.server import free_port
+from tests.telegram_double import TelegramDouble
 
 # PTB reads its own deprecated int attributes; nothing to fix here.
 pytestmark = pytest.mark.filterwarnings("ignore::telegram.warnings.PTBDeprecationWarning")
@@ -102,3 +107,95 @@ async def test_no_database_yet_and_not_a_database(tmp_path: Path) -> None:
     code, lines = await check(base_config(tmp_path))
     assert problems(lines) == [f"PROBLEM database: {tmp_path / 'bot.sqlite3'}: cannot be read as "
                                "a SQLite database (file is not a database)"]
+
+
+# -- Telegram ----------------------------------------------------------------------------
+
+
+@pytest.fixture
+async def double() -> AsyncIterator[TelegramDouble]:
+    async with TelegramDouble(TOKEN, BOT_NAME) as running:
+        running.user(OFFICER, "Officier")
+        running.group(OFFICERS, "Officiers CORG 70", kind="supergroup", members=[OFFICER])
+        yield running
+
+
+def telegram_config(tmp_path: Path, double: TelegramDouble, **changes: Any) -> Config:
+    telegram = TelegramConfig(enabled=True, token=TOKEN, base_url=double.base_url,
+                              base_file_url=double.base_file_url, officers_chat_id=OFFICERS)
+    return base_config(tmp_path, telegram=replace(telegram, **changes))
+
+
+async def test_telegram_ready(tmp_path: Path, double: TelegramDouble) -> None:
+    code, lines = await check(telegram_config(tmp_path, double))
+    assert code == 0, lines
+    assert lines[0] == ("ok      configuration: config/bot.yaml valid (telegram enabled; "
+                        f"database {tmp_path / 'bot.sqlite3'})")
+    assert f"ok      telegram: bot @{BOT_NAME} (id {BOT_ID}) — token accepted" in lines
+    assert (f"ok      telegram: officers' chat {OFFICERS} « Officiers CORG 70 » (supergroup)"
+            " — the bot may post") in lines
+    assert lines[-1] == "no problem, 0 warnings: ready to start"
+    assert not problems(lines)
+    assert double.stats.requests["sendmessage"] == 0  # a check sends nothing
+
+
+async def test_refused_token_is_one_problem_and_never_printed(tmp_path: Path,
+                                                             double: TelegramDouble) -> None:
+    wrong = "7234567890:wrong-token-never-printed"
+    code, lines = await check(telegram_config(tmp_path, double, token=wrong))
+    assert code == 1
+    assert problems(lines) == ["PROBLEM telegram: Telegram refused the bot token; check "
+                               "TELEGRAM_BOT_TOKEN (BotFather, /token)"]
+    assert not any(wrong in line or TOKEN in line for line in lines)
+    assert lines[-1].startswith("1 problem, 0 warnings")
+
+
+async def test_officers_chat_without_the_bot(tmp_path: Path, double: TelegramDouble) -> None:
+    double.remove_bot(OFFICERS, OFFICER)
+    code, lines = await check(telegram_config(tmp_path, double))
+    assert code == 1
+    assert problems(lines) == [f"PROBLEM telegram: officers' chat {OFFICERS} « Officiers CORG 70 "
+                               "» (supergroup): the bot is not a member (add it to the group)"]
+
+
+async def test_officers_chat_where_the_bot_may_not_write(tmp_path: Path,
+                                                        double: TelegramDouble) -> None:
+    double.world.chat(OFFICERS).bot_can_send = False
+    code, lines = await check(telegram_config(tmp_path, double))
+    assert code == 1
+    assert problems(lines)[0].endswith("the bot is restricted and may not send messages "
+                                       "(lift the restriction)")
+
+
+async def test_unknown_officers_chat(tmp_path: Path, double: TelegramDouble) -> None:
+    code, lines = await check(telegram_config(tmp_path, double, officers_chat_id=-1009))
+    assert code == 1
+    assert problems(lines) == ["PROBLEM telegram: officers' chat -1009: unknown to the bot (Chat "
+                               "not found); check telegram.officers_chat_id (-100… for a "
+                               "supergroup) and that the bot was added to the group"]
+
+
+async def test_unreachable_bot_api_is_one_line_within_the_timeout(tmp_path: Path) -> None:
+    url = f"http://127.0.0.1:{free_port()}/bot"  # nobody listens there
+    telegram = TelegramConfig(enabled=True, token=TOKEN, base_url=url, officers_chat_id=OFFICERS)
+    began = time.monotonic()
+    code, lines = await check(base_config(tmp_path, telegram=telegram))
+    assert time.monotonic() - began < TIMEOUT
+    assert code == 1
+    assert problems(lines) == [f"PROBLEM telegram: cannot reach the Bot API at {url} "
+                               "(httpx.ConnectError: All connection attempts failed)"]
+
+
+async def test_webhook_registered_elsewhere(tmp_path: Path, double: TelegramDouble) -> None:
+    double.world.webhook = {"url": "https://staging.example.fr/telegram"}
+    config = telegram_config(tmp_path, double, mode="webhook", webhook_secret="s3cret-path",
+                             webhook_url="https://alerte.example.gouv.fr/telegram")
+    code, lines = await check(config)
+    assert code == 1
+    assert ("PROBLEM telegram: Telegram sends updates to https://staging.example.fr/telegram, but "
+            "telegram.webhook_url is https://alerte.example.gouv.fr/telegram; is another "
+            "installation using this token? (0 update(s) waiting)") in lines
+    double.world.webhook = {"url": "https://alerte.example.gouv.fr/telegram"}
+    _, lines = await check(config)
+    assert ("ok      telegram: webhook https://alerte.example.gouv.fr/telegram registered "
+            "(0 update(s) waiting)") in lines
