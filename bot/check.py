@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TextIO
 
 from bot.check_database import check_database
+from bot.check_matrix import check_matrix
 from bot.check_report import CheckFailed, Finding, Level, Section, plural, scrub
 from bot.check_telegram import check_telegram
 from bot.config import Config
@@ -23,7 +24,7 @@ from bot.logs import secrets_of
 from bot.main import enabled_platforms
 
 PlatformCheck = Callable[[Config, Section, list[str]], Awaitable[None]]
-PLATFORM_CHECKS: dict[str, PlatformCheck] = {"telegram": check_telegram}
+PLATFORM_CHECKS: dict[str, PlatformCheck] = {"telegram": check_telegram, "matrix": check_matrix}
 
 
 async def run_checks(config: Config, out: TextIO = sys.stdout, *,
@@ -33,8 +34,7 @@ async def run_checks(config: Config, out: TextIO = sys.stdout, *,
     platforms = [name for name in ("telegram", "matrix") if getattr(config, name).enabled]
     # Independent checks run side by side: an unreachable server costs its timeout once.
     checked = await asyncio.gather(check_database(config),
-                                   *(_platform(config, name) for name in platforms
-                                     if name in PLATFORM_CHECKS))
+                                   *(_platform(config, name) for name in platforms))
     sections = [_configuration(config, config_file, platforms), *checked, _console(config)]
     findings = [finding for section in sections for finding in section.findings]
     secrets = secrets_of(config)

@@ -7,6 +7,7 @@ database on files in a temporary folder. Unreachable servers are closed loopback
 
 from __future__ import annotations
 
+import asyncio
 import io
 import itertools
 import sqlite3
@@ -19,12 +20,15 @@ from typing import Any
 
 import pytest
 
+from bot import check_matrix, check_telegram
 from bot.check import run_checks
 from bot.check_report import TIMEOUT
-from bot.config import Config, RolesConfig, TelegramConfig
+from bot.config import Config, MatrixConfig, RolesConfig, TelegramConfig
 from bot.storage.database import MIGRATIONS_DIR, Database
 from tests.harness import ROOT
-from tests.synapse.server import free_port
+from tests.synapse import client as mx
+from tests.synapse.admin import MatrixUser
+from tests.synapse.server import SynapseServer, free_port
 from tests.telegram_double import TelegramDouble
 
 # PTB reads its own deprecated int attributes; nothing to fix here.
@@ -199,3 +203,189 @@ async def test_webhook_registered_elsewhere(tmp_path: Path, double: TelegramDoub
     _, lines = await check(config)
     assert ("ok      telegram: webhook https://alerte.example.gouv.fr/telegram registered "
             "(0 update(s) waiting)") in lines
+
+
+# -- Matrix, against the real Synapse ----------------------------------------------------
+
+
+async def matrix_bot(server: SynapseServer, *, admin: bool = False) -> MatrixUser:
+    return await server.register(f"check{next(_prefixes)}-bot", admin=admin)
+
+
+async def officers_room(server: SynapseServer, bot: MatrixUser, *, join: bool = True,
+                        invite: bool = True, encrypted: bool = False) -> str:
+    officer = await server.register(f"{bot.localpart}-officer")
+    room = await mx.create_room(officer, invite=[bot.user_id] if invite else [],
+                                name="Officiers", encrypted=encrypted)
+    if join:
+        await mx.join(bot, room)
+    return room
+
+
+def matrix_config(tmp_path: Path, bot: MatrixUser, room: str, **changes: Any) -> Config:
+    matrix = MatrixConfig(enabled=True, homeserver=bot.base_url, user_id=bot.user_id,
+                          access_token=bot.access_token, device_id=bot.device_id,
+                          officers_room=room)
+    return base_config(tmp_path, matrix=replace(matrix, **changes))
+
+
+def override_path(bot: MatrixUser) -> str:
+    quoted = bot.user_id.replace("@", "%40").replace(":", "%3A")
+    return f"/_synapse/admin/v1/users/{quoted}/override_ratelimit"
+
+
+@pytest.mark.synapse
+async def test_matrix_ready(tmp_path: Path, synapse: SynapseServer) -> None:
+    bot = await matrix_bot(synapse, admin=True)  # an admin may read its own override
+    await synapse.exempt(bot)
+    room = await officers_room(synapse, bot)
+    code, lines = await check(matrix_config(tmp_path, bot, room))
+    assert code == 0, lines
+    assert (f"ok      matrix: logged in as {bot.user_id} (device {bot.device_id}) — whoami ok"
+            in lines)
+    assert f"ok      matrix: officers' room {room} « Officiers » joined — the bot may post" in lines
+    assert ("ok      matrix: exempt from Synapse's message rate limit (override_ratelimit: "
+            "messages_per_second 0)") in lines
+    assert not any(bot.access_token in line for line in lines)
+
+
+@pytest.mark.synapse
+async def test_matrix_rate_limit_not_exempt_or_unknown(tmp_path: Path,
+                                                       synapse: SynapseServer) -> None:
+    admin_bot = await matrix_bot(synapse, admin=True)
+    code, lines = await check(matrix_config(tmp_path, admin_bot,
+                                            await officers_room(synapse, admin_bot)))
+    assert code == 1
+    assert problems(lines) == [
+        "PROBLEM matrix: rate-limit exemption missing: Synapse limits the bot to its rc_message "
+        "(by default 0.2 msg/s after a burst of 10: about 100 minutes for 1,200 recipients); "
+        f"ask the homeserver admin: POST {override_path(admin_bot)} with "
+        '{"messages_per_second": 0, "burst_count": 0}']
+    plain_bot = await matrix_bot(synapse)
+    code, lines = await check(matrix_config(tmp_path, plain_bot,
+                                            await officers_room(synapse, plain_bot)))
+    assert code == 0, lines
+    assert ("warning matrix: rate-limit exemption: unknown (the bot is not a server admin; ask "
+            f"the homeserver admin to check GET {override_path(plain_bot)}: it should answer "
+            "messages_per_second 0)") in lines
+
+
+@pytest.mark.synapse
+async def test_officers_room_not_joined(tmp_path: Path, synapse: SynapseServer) -> None:
+    bot = await matrix_bot(synapse)
+    stranger_room = await officers_room(synapse, bot, join=False, invite=False)
+    code, lines = await check(matrix_config(tmp_path, bot, stranger_room))
+    assert code == 1
+    assert problems(lines) == [f"PROBLEM matrix: officers' room {stranger_room}: the bot has not "
+                               f"joined it and is not invited (invite {bot.user_id} from the "
+                               "room; the bot accepts at start)"]
+    invited_room = await officers_room(synapse, bot, join=False)
+    code, lines = await check(matrix_config(tmp_path, bot, invited_room))
+    assert code == 0, lines
+    assert (f"warning matrix: officers' room {invited_room}: invited, not joined yet; the bot "
+            "joins at start (run the check again then, to see whether it may post)") in lines
+
+
+@pytest.mark.synapse
+async def test_officers_room_where_the_bot_may_not_post(tmp_path: Path,
+                                                        synapse: SynapseServer) -> None:
+    bot = await matrix_bot(synapse)
+    room = await officers_room(synapse, bot, encrypted=True)
+    officer = await synapse.register(f"{bot.localpart}-officer")
+    path = f"{mx.CLIENT_V3}/rooms/{room}/state/m.room.power_levels"
+    levels = await mx.request(officer, "GET", path)
+    levels["events"] = {**levels.get("events", {}), "m.room.message": 50}
+    await mx.request(officer, "PUT", path, levels)
+    code, lines = await check(matrix_config(tmp_path, bot, room))
+    assert code == 1
+    assert problems(lines) == [
+        f"PROBLEM matrix: officers' room {room} « Officiers » is encrypted: the bot cannot read "
+        "the officers' commands there (use an unencrypted room, docs/matrix.md §2 and §6)",
+        f"PROBLEM matrix: officers' room {room} « Officiers »: the bot's power level 0 is below "
+        "the 50 needed to send messages (raise it in the room's roles and permissions)"]
+
+
+@pytest.mark.synapse
+async def test_password_login_leaves_no_device(tmp_path: Path, synapse: SynapseServer) -> None:
+    bot = await matrix_bot(synapse)
+    room = await officers_room(synapse, bot)
+    devices_before = await mx.request(bot, "GET", f"{mx.CLIENT_V3}/devices")
+    config = matrix_config(tmp_path, bot, room, access_token="", password=bot.password)
+    code, lines = await check(config)
+    assert code == 0, lines
+    assert any(line.startswith(f"ok      matrix: logged in as {bot.user_id} (temporary device ")
+               for line in lines)
+    assert ("warning matrix: no matrix.access_token: the bot logs in with the password at each "
+            "start; prefer an access token (docs/matrix.md §1)") in lines
+    assert await mx.request(bot, "GET", f"{mx.CLIENT_V3}/devices") == devices_before
+    assert not any(bot.password in line for line in lines)
+
+
+@pytest.mark.synapse
+async def test_refused_matrix_credentials(tmp_path: Path, synapse: SynapseServer) -> None:
+    bot = await matrix_bot(synapse)
+    code, lines = await check(matrix_config(tmp_path, bot, "", access_token="syt_not-a-token"))
+    assert code == 1
+    assert problems(lines) == ["PROBLEM matrix: the homeserver refused the access token "
+                               "(M_UNKNOWN_TOKEN: Invalid access token passed.); check "
+                               "MATRIX_ACCESS_TOKEN"]
+    config = matrix_config(tmp_path, bot, "", access_token="", password="wrong password")
+    _, lines = await check(config)
+    assert problems(lines) == ["PROBLEM matrix: the homeserver refused the password login "
+                               "(M_FORBIDDEN: Invalid username or password); check "
+                               "MATRIX_PASSWORD"]
+
+
+# -- Telegram and Matrix together --------------------------------------------------------
+
+
+async def test_no_officers_chat_is_a_warning_when_matrix_has_one(
+        tmp_path: Path, double: TelegramDouble) -> None:
+    homeserver = f"http://127.0.0.1:{free_port()}"
+    matrix = MatrixConfig(enabled=True, homeserver=homeserver, user_id="@alertes:test",
+                          access_token="syt_matrix-token-never-printed", officers_room="!o:test")
+    config = replace(telegram_config(tmp_path, double, officers_chat_id=None), matrix=matrix)
+    code, lines = await check(config)
+    assert ("warning telegram: telegram.officers_chat_id is not set: approval requests reach "
+            "the officers on matrix only") in lines
+    [unreachable] = problems(lines)  # the homeserver, in one line
+    assert unreachable.startswith(f"PROBLEM matrix: cannot reach the homeserver at {homeserver} (")
+    assert code == 1
+    without_matrix = replace(config, matrix=MatrixConfig())
+    _, lines = await check(without_matrix)
+    assert problems(lines) == ["PROBLEM telegram: telegram.officers_chat_id is not set and no "
+                               "other platform has an officers' channel: nobody can approve an "
+                               "alert (docs/telegram.md §3)"]
+
+
+@pytest.fixture
+async def silent_server() -> AsyncIterator[str]:
+    """A server that takes connections and requests, and never answers."""
+    held: list[asyncio.StreamWriter] = []
+
+    async def hold(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        held.append(writer)
+
+    server = await asyncio.start_server(hold, "127.0.0.1", 0)
+    yield f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
+    for writer in held:
+        writer.close()
+    server.close()
+    await server.wait_closed()
+
+
+async def test_silent_servers_cost_one_timeout(tmp_path: Path, silent_server: str,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    for module in (check_telegram, check_matrix):
+        monkeypatch.setattr(module, "TIMEOUT", 0.5)
+    telegram = TelegramConfig(enabled=True, token=TOKEN, base_url=f"{silent_server}/bot",
+                              officers_chat_id=OFFICERS)
+    matrix = MatrixConfig(enabled=True, homeserver=silent_server, user_id="@alertes:test",
+                          access_token="syt_matrix-token-never-printed", officers_room="!o:test")
+    began = time.monotonic()
+    code, lines = await check(base_config(tmp_path, telegram=telegram, matrix=matrix))
+    assert time.monotonic() - began < 2  # side by side, each stopped at its first timeout
+    assert code == 1
+    assert problems(lines) == [
+        f"PROBLEM telegram: no answer from the Bot API at {silent_server}/bot within 0.5 s",
+        f"PROBLEM matrix: no answer from the homeserver at {silent_server} within 0.5 s"]
