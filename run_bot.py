@@ -24,8 +24,10 @@ def parse_arguments(argv: list[str]) -> argparse.Namespace:
                         help="play every role in this terminal (default if no platform is on)")
     parser.add_argument("--verbose", action="store_true", help="debug logging")
     parser.add_argument("command", nargs="?", default="run",
-                        choices=["run", "demo", "audit", "export", "backup", "restore"],
+                        choices=["run", "demo", "audit", "export", "backup", "restore",
+                                 "check"],
                         help="run: the bot (default); demo: the scripted console scenario; "
+                             "check: connect to what the configuration names, report problems; "
                              "audit verify: check the audit trail's hash chain; export: "
                              "alerts as CSV; backup FILE / restore FILE: the database")
     parser.add_argument("argument", nargs="?",
@@ -39,6 +41,10 @@ def dispatch(arguments: argparse.Namespace, config: Config) -> int:
         from bot.demo import run_demo
 
         return asyncio.run(run_demo(config))
+    if arguments.command == "check":
+        from bot.check import run_checks
+
+        return asyncio.run(run_checks(config, config_file=arguments.config))
     if arguments.command == "audit":
         from bot.maintenance import verify_audit
 
