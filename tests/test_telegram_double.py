@@ -713,6 +713,11 @@ async def test_get_chat_member_reports_the_bots_standing(bot: Bot, double: Teleg
         await bot.get_chat_member(GROUP, bot.id)
     with pytest.raises(BadRequest, match=r"(?i)chat not found"):
         await bot.get_chat_member(-999, bot.id)
+    double.add_bot(GROUP, ALICE)
+    double.migrate(GROUP, -1002002, ALICE)
+    with pytest.raises(ChatMigrated) as moved:
+        await bot.get_chat_member(GROUP, bot.id)
+    assert moved.value.new_chat_id == -1002002
 
 
 async def test_wait_for_message(bot: Bot, double: TelegramDouble) -> None:

@@ -460,6 +460,8 @@ class BotApi:
         """A person's (or the bot's own) standing in a chat. As on Telegram, a bot that is
         not in a group may not look inside it."""
         chat = self._known_chat(params)
+        if chat.migrated_to is not None:
+            raise bad_request(e.GROUP_MIGRATED, migrate_to_chat_id=chat.migrated_to)
         if chat.type != "private" and not chat.bot_member:
             raise forbidden(f"bot is not a member of the {chat.type} chat")
         user_id = required(opt_int(params, "user_id"), bad_request(e.USER_ID_INVALID))
