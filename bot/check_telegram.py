@@ -118,6 +118,9 @@ async def _check_officers_chat(bot: Bot, settings: TelegramConfig, found: Sectio
         return
     try:
         member = await _call(bot.get_chat_member(chat_id, bot.id), settings)
+    except ChatMigrated as moved:  # Telegram's getChat may still describe the old group
+        _migrated(chat_id, moved, found)
+        return
     except (BadRequest, Forbidden):
         found.problem(f"{described}: {NOT_MEMBER}")
         return
@@ -142,8 +145,7 @@ async def _officers_chat(bot: Bot, chat_id: int, settings: TelegramConfig,
     try:
         return await _call(bot.get_chat(chat_id), settings)
     except ChatMigrated as moved:
-        found.problem(f"officers' chat {chat_id} became supergroup {moved.new_chat_id}: set "
-                      f"telegram.officers_chat_id to {moved.new_chat_id}")
+        _migrated(chat_id, moved, found)
     except Forbidden:
         found.problem(f"officers' chat {chat_id}: {NOT_MEMBER}")
     except BadRequest as error:
@@ -151,6 +153,11 @@ async def _officers_chat(bot: Bot, chat_id: int, settings: TelegramConfig,
                       "telegram.officers_chat_id (-100… for a supergroup) and that the bot "
                       "was added to the group")
     return None
+
+
+def _migrated(chat_id: int, moved: ChatMigrated, found: Section) -> None:
+    found.problem(f"officers' chat {chat_id} became supergroup {moved.new_chat_id}: set "
+                  f"telegram.officers_chat_id to {moved.new_chat_id}")
 
 
 def _posting_refusal(member: ChatMember, chat: ChatFullInfo) -> str:

@@ -179,6 +179,16 @@ async def test_unknown_officers_chat(tmp_path: Path, double: TelegramDouble) -> 
                                "supergroup) and that the bot was added to the group"]
 
 
+async def test_officers_group_upgraded_to_a_supergroup(tmp_path: Path,
+                                                      double: TelegramDouble) -> None:
+    double.group(-400, "Officiers", members=[OFFICER])  # a basic group
+    double.migrate(-400, OFFICERS - 1, OFFICER)
+    code, lines = await check(telegram_config(tmp_path, double, officers_chat_id=-400))
+    assert code == 1
+    assert problems(lines) == [f"PROBLEM telegram: officers' chat -400 became supergroup "
+                               f"{OFFICERS - 1}: set telegram.officers_chat_id to {OFFICERS - 1}"]
+
+
 async def test_unreachable_bot_api_is_one_line_within_the_timeout(tmp_path: Path) -> None:
     url = f"http://127.0.0.1:{free_port()}/bot"  # nobody listens there
     telegram = TelegramConfig(enabled=True, token=TOKEN, base_url=url, officers_chat_id=OFFICERS)
