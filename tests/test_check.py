@@ -17,6 +17,7 @@ from contextlib import closing
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 
@@ -294,6 +295,25 @@ async def test_officers_room_not_joined(tmp_path: Path, synapse: SynapseServer) 
     assert code == 0, lines
     assert (f"warning matrix: officers' room {invited_room}: invited, not joined yet; the bot "
             "joins at start (run the check again then, to see whether it may post)") in lines
+
+
+@pytest.mark.synapse
+async def test_officers_room_by_alias(tmp_path: Path, synapse: SynapseServer) -> None:
+    bot = await matrix_bot(synapse)
+    room = await officers_room(synapse, bot)
+    officer = await synapse.register(f"{bot.localpart}-officer")
+    alias = f"#{bot.localpart}-officiers:{synapse.server_name}"
+    await mx.request(officer, "PUT", f"{mx.CLIENT_V3}/directory/room/{quote(alias)}",
+                     {"room_id": room})
+    _, lines = await check(matrix_config(tmp_path, bot, alias))
+    assert (f"ok      matrix: officers' room {alias} ({room}) « Officiers » joined — the bot may "
+            "post") in lines
+    missing = f"#nowhere:{synapse.server_name}"
+    code, lines = await check(matrix_config(tmp_path, bot, missing))
+    assert code == 1
+    assert problems(lines) == [f"PROBLEM matrix: officers' room {missing}: the alias cannot be "
+                               f"resolved (M_NOT_FOUND: Room alias {missing} not found); check "
+                               "matrix.officers_room"]
 
 
 @pytest.mark.synapse
