@@ -60,7 +60,11 @@ def test_service_execstart_starts_the_bot_in_check_mode(site: Path) -> None:
     done = subprocess.run([*argv[:-1], "check"], capture_output=True, text=True, timeout=60,
                           cwd=site.parent)
     assert done.returncode == 0, done.stdout + done.stderr
-    assert f"configuration: {site} ok" in done.stdout
+    lines = done.stdout.splitlines()
+    assert lines[0].split() == ["ok", "configuration:", str(site), "valid", "(no", "platform",
+                                "enabled;", "database", str(site.parent.parent / "state" /
+                                                            "bot.sqlite3") + ")"]
+    assert lines[-1].startswith("no problem")
 
 
 def test_service_reads_the_configuration_init_writes_and_its_secrets(site: Path) -> None:
