@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -175,3 +176,18 @@ def test_run_bot_on_a_read_only_disk(tmp_path: Path) -> None:
 def test_run_bot_on_a_locked_database(locked: Path, tmp_path: Path) -> None:
     assert_one_line(run_bot(bot_config(tmp_path, locked)), locked,
                     "locked by another process")
+
+
+def test_a_start_that_fails_after_the_database_opened_still_exits(tmp_path: Path) -> None:
+    """The database is open when a platform refuses to start: it must be closed too."""
+    with socket.socket() as probe:  # a loopback port nobody listens on: refused at once
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    config = bot_config(tmp_path, tmp_path / "bot.sqlite3")
+    with config.open("a", encoding="utf-8") as text:
+        text.write("telegram:\n  enabled: true\n  token: '123456:unreachable-api-token'\n"
+                   f"  base_url: http://127.0.0.1:{port}/bot\n")
+    result = run_bot(config)
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: telegram.base_url: "), lines
