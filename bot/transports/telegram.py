@@ -183,6 +183,14 @@ class TelegramTransport(Transport):
             self._app = None
             await app.shutdown()
 
+    @property
+    def connected(self) -> bool:
+        """Started, and its updater (polling or webhook) running. PTB retries a failing
+        getUpdates by itself: this says the loop runs, not that the last call succeeded."""
+        app = self._app
+        return (app is not None and app.running and app.updater is not None
+                and app.updater.running)
+
     # -- receiving ----------------------------------------------------------------------
 
     async def _on_update(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
