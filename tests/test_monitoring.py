@@ -1,11 +1,15 @@
-"""Transport.connected: what the supervision endpoints will read."""
+"""The monitoring configuration, and Transport.connected: what the supervision
+endpoints will read."""
 
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import cast
 
-from bot.config import MatrixConfig, TelegramConfig
+import pytest
+
+from bot.config import ConfigError, MatrixConfig, MonitoringConfig, TelegramConfig, load_config
 from bot.domain import Incoming
 from bot.storage.transport_state import TransportState
 from bot.transports.console import ConsoleTransport
@@ -13,6 +17,35 @@ from bot.transports.matrix import MatrixTransport
 from bot.transports.memory import MemoryTransport
 from bot.transports.telegram import TelegramTransport
 from tests.telegram_double import TelegramDouble
+
+# --- configuration ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("listen", "address"), [
+    ("127.0.0.1:9464", ("127.0.0.1", 9464)), ("[::1]:0", ("::1", 0)),
+    ("localhost:9464", ("localhost", 9464))])
+def test_listen_addresses(listen: str, address: tuple[str, int]) -> None:
+    assert MonitoringConfig(listen=listen).address() == address
+
+
+@pytest.mark.parametrize("text", [
+    "monitoring:\n  listen: '9464'\n", "monitoring:\n  listen: 'localhost:'\n",
+    "monitoring:\n  listen: ':9464'\n", "monitoring:\n  listen: '127.0.0.1:99999'\n",
+    "monitoring:\n  listen: '127.0.0.1:http'\n"])
+def test_a_malformed_listen_address_is_refused(tmp_path: Path, text: str) -> None:
+    path = tmp_path / "bot.yaml"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"monitoring\.listen: expected HOST:PORT"):
+        load_config(path, {})
+
+
+def test_defaults_and_threshold_check(tmp_path: Path) -> None:
+    assert MonitoringConfig() == MonitoringConfig(listen="", max_outbox_age_seconds=300.0)
+    path = tmp_path / "bot.yaml"
+    path.write_text("monitoring:\n  max_outbox_age_seconds: 0\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match="max_outbox_age_seconds: must be more than 0"):
+        load_config(path, {})
+
 
 # --- Transport.connected ---------------------------------------------------------------------
 
