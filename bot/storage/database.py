@@ -120,6 +120,28 @@ class Database:
     async def close(self) -> None:
         await self._connection.close()
 
+    async def reader(self) -> Database:
+        """A read-only connection of its own to the same file, for monitoring: WAL lets it
+        read beside the bot's writes, so neither waits for the other. An in-memory database
+        has no file to share: it reads on this connection."""
+        if self.path == MEMORY:
+            return self
+        uri = Path(self.path).absolute().as_uri() + "?mode=ro"
+        try:
+            connection = await aiosqlite.connect(uri, uri=True, isolation_level=None)
+        except sqlite3.Error as error:
+            raise DatabaseError(explain(self.path, error)) from None
+        connection.row_factory = aiosqlite.Row
+        reader = Database(connection, self.path)
+        try:
+            await reader.fetchval("PRAGMA schema_version")  # opens the file now, not later
+        except BaseException as error:
+            await connection.close()
+            if isinstance(error, sqlite3.Error):
+                raise DatabaseError(explain(self.path, error)) from None
+            raise
+        return reader
+
     async def check_writable(self, timeout: float = PROBE_SECONDS) -> None:
         """Raise DatabaseError unless a write would go through now.
 
