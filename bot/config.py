@@ -143,6 +143,20 @@ class ThrottleConfig:
 
 
 @dataclass(frozen=True)
+class MonitoringConfig:
+    listen: str = ""  # HOST:PORT of /healthz and /metrics; empty: no listener
+    max_outbox_age_seconds: float = 300.0
+
+    def address(self) -> tuple[str, int]:
+        """``listen`` as (host, port), brackets off an IPv6 host; ValueError if malformed."""
+        host, colon, port = self.listen.rpartition(":")
+        host = host.removeprefix("[").removesuffix("]")
+        if not (colon and host and port.isascii() and port.isdigit() and int(port) < 65536):
+            raise ValueError(self.listen)
+        return host, int(port)
+
+
+@dataclass(frozen=True)
 class Config:
     database: str = "var/bot.sqlite3"
     language: str = "fr"
@@ -162,6 +176,7 @@ class Config:
     privacy: PrivacyConfig = field(default_factory=PrivacyConfig)
     throttle: ThrottleConfig = field(default_factory=ThrottleConfig)
     secret_key: str = ""  # keys the audit trail (bot/keys.py); from the environment
+    monitoring: MonitoringConfig = field(default_factory=MonitoringConfig)
     base_dir: str = "."
 
     def resolve(self, configured: str) -> Path:
@@ -350,6 +365,7 @@ def _check_semantics(config: Config, path: Path) -> None:
         raise ConfigError(f"{path}: broadcast.max_attempts, in_flight and resolution_slice"
                           " must be at least 1")
     _check_secret_key(config, path)
+    _check_monitoring(config.monitoring, path)
 
 
 MIN_SECRET_KEY = 32
@@ -383,3 +399,14 @@ def shipped_data_files() -> list[str]:
     names = sorted(str(p.relative_to(root)) for p in data if p.parent != root or
                    p.name in ("categories.yaml", "communities.yaml"))
     return [f"bundled:{name}" for name in names]
+
+
+def _check_monitoring(monitoring: MonitoringConfig, path: Path) -> None:
+    if monitoring.listen:
+        try:
+            monitoring.address()
+        except ValueError:
+            raise ConfigError(f"{path}: monitoring.listen: expected HOST:PORT (e.g. "
+                              f"127.0.0.1:9464) or nothing, got {monitoring.listen!r}") from None
+    if not monitoring.max_outbox_age_seconds > 0:
+        raise ConfigError(f"{path}: monitoring.max_outbox_age_seconds: must be more than 0")

@@ -38,6 +38,7 @@ from bot.handlers import cap as cap_commands
 from bot.handlers import lifecycle as lifecycle_commands
 from bot.i18n import Translator
 from bot.lifecycle import tick
+from bot.metrics import Metrics
 from bot.privacy import purge
 from bot.roles import Action, Role
 from bot.storage.alerts import PostedMessage
@@ -55,9 +56,11 @@ def _is_xml(attachment: Attachment) -> bool:
 
 
 class Core:
-    def __init__(self, services: Services, transports: Mapping[str, Transport]) -> None:
+    def __init__(self, services: Services, transports: Mapping[str, Transport],
+                 metrics: Metrics | None = None) -> None:
         self.services = services
         self.transports = transports
+        self.metrics = metrics or Metrics()
         self.flows: dict[str, Flow] = {
             flow.kind: flow
             for flow in (EnrollmentFlow(), GuidedAlertFlow(), UnsubscribeFlow(), TipFlow(),
@@ -69,7 +72,7 @@ class Core:
             Command("aide", self._help, Action.SUBSCRIBE, "help.aide",
                     aliases=("help", "commandes"), in_groups=True, keeps_conversation=True),
         ])
-        self.dispatcher = Dispatcher(services, transports, self.perform)
+        self.dispatcher = Dispatcher(services, transports, self.perform, self.metrics)
         self._lock = asyncio.Lock()
         self._retries: set[asyncio.Task[None]] = set()
         settings = services.config.throttle
@@ -79,6 +82,7 @@ class Core:
 
     async def handle(self, incoming: Incoming) -> None:
         """Entry point for every transport; never raises, whatever came in."""
+        self.metrics.incoming(incoming.chat.platform)
         async with self._lock:
             ctx = await self._context(incoming)
             if not self._admitted(ctx):
@@ -90,6 +94,7 @@ class Core:
                 log.exception("handler failed for a %s message", incoming.chat.platform)
                 if isinstance(error, UnapprovedText):  # rolled back; the attempt is recorded
                     await record_refusal(self.services, error, ctx.who)
+                self.metrics.handler_failed()
                 ctx.effects = Effects()
                 ctx.say("core.internal_error")
         await self.perform(ctx.effects, origin=incoming.chat)

@@ -75,6 +75,10 @@ SYNC_FILTER: dict[str, Any] = {
 FIRST_FILTER: dict[str, Any] = {**SYNC_FILTER, "room": {**SYNC_FILTER["room"],
                                                        "timeline": {"limit": 0}}}
 FIRST_BACKOFF_S, MAX_BACKOFF_S = 1.0, 60.0
+# A sync answers within its long-poll wait; this much longer without one, the homeserver
+# counts as out of reach (a sync of many events takes a while to handle, and a failed one
+# waits its backoff before the next).
+SYNC_SILENCE_S = 60.0
 STOP_GRACE_S = 30.0  # how long stop() lets a sync being handled finish (then its token is kept)
 MEMBERSHIP_NETWORK_ATTEMPTS = 5
 DEVICE_NAME = "alerte-bot"
@@ -119,6 +123,7 @@ class MatrixTransport(Transport):
         self._direct_lock = asyncio.Lock()
         self._busy = False
         self._stopping = False
+        self._synced_at = 0.0  # time.monotonic() of the last successful sync
 
     # -- lifecycle ------------------------------------------------------------------
 
@@ -160,6 +165,14 @@ class MatrixTransport(Transport):
             await self.client.close()
             self.client = None
 
+    @property
+    def connected(self) -> bool:
+        """Started, and the last sync succeeded recently (see SYNC_SILENCE_S)."""
+        if self.client is None or self._stopping or not self.ready.is_set():
+            return False
+        silence = time.monotonic() - self._synced_at
+        return silence < self.sync_timeout_ms / 1000 + SYNC_SILENCE_S
+
     # -- sync -------------------------------------------------------------------------
 
     async def _sync_forever(self) -> None:
@@ -168,6 +181,7 @@ class MatrixTransport(Transport):
         while not self._stopping:
             try:
                 response = await self._sync_once()
+                self._synced_at = time.monotonic()
                 self._busy = True
                 try:
                     await self._handle_sync(response)

@@ -236,6 +236,18 @@ class TelegramTransport(Transport):
         if server is not None:
             await server.stop()
 
+    @property
+    def connected(self) -> bool:
+        """Started, and receiving: its webhook server listening, or its updater polling.
+        PTB retries a failing getUpdates by itself: this says the loop runs, not that the
+        last call succeeded."""
+        app = self._app
+        if app is None or not app.running:
+            return False
+        if self.config.mode == "webhook":
+            return self._webhook is not None
+        return app.updater is not None and app.updater.running
+
     # -- receiving ----------------------------------------------------------------------
 
     async def _on_update(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
