@@ -364,6 +364,24 @@ def test_non_utf8_file_is_a_config_error(tmp_path: Path) -> None:
     assert "bot.yaml" in load_error(path)
 
 
+# Nine levels of nine aliases: 387 million "lol" from a few hundred bytes.
+BILLION_LAUGHS = 'a: &a ["lol"' + ', "lol"' * 8 + "]\n" + "".join(
+    f"{name}: &{name} [{', '.join(['*' + below] * 9)}]\n"
+    for below, name in zip("abcdefgh", "bcdefghi", strict=True))
+
+
+def test_billion_laughs_is_refused_at_once(tmp_path: Path) -> None:
+    started = time.monotonic()
+    message = load_error(write(tmp_path, BILLION_LAUGHS))
+    assert time.monotonic() - started < 1
+    assert "line 2: YAML aliases (*name) are not allowed" in message
+
+
+def test_anchors_without_aliases_are_harmless(tmp_path: Path) -> None:
+    config = load_config(write(tmp_path, "language: &lang en\n"), {})
+    assert config.language == "en"
+
+
 def test_float_field_from_environment(tmp_path: Path) -> None:
     path = write(tmp_path, "geo:\n  max_radius_km: ${RADIUS}\n")
     assert load_config(path, {"RADIUS": "150"}).geo.max_radius_km == 150.0
@@ -562,6 +580,14 @@ def test_reference_invalid_yaml(tmp_path: Path) -> None:
     path = write(tmp_path, "communities:\n  - key: [elu\n", "communities.yaml")
     with pytest.raises(ConfigError, match="invalid YAML"):
         load_reference(path, CATEGORIES)
+
+
+def test_reference_files_refuse_aliases(tmp_path: Path) -> None:
+    path = write(tmp_path, BILLION_LAUGHS + "communities: *i\n", "communities.yaml")
+    started = time.monotonic()
+    with pytest.raises(ConfigError, match=r"communities\.yaml: line 2: YAML aliases"):
+        load_reference(path, CATEGORIES)
+    assert time.monotonic() - started < 1
 
 
 def test_reference_duplicate_key_is_refused(tmp_path: Path) -> None:
