@@ -2,8 +2,25 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from enum import Enum
+
+# Roles are bound to what the platform itself says about the sender, never to a name the
+# person chose: a Telegram @username or a Matrix display name can be taken by anyone.
+PLATFORM_ID = re.compile(
+    r"telegram:[1-9][0-9]{0,19}"  # the numeric user id (positive; groups are negative)
+    # Matrix user id grammar: @localpart:server_name (historical localparts: any printable
+    # ASCII but ':'), server a DNS name or [IPv6] literal with an optional port; 255 max.
+    r"|matrix:(?=.{1,255}\Z)@[\x21-\x39\x3b-\x7e]+"
+    r":(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*)(?::[0-9]{1,5})?"
+    r"|console:[^\s:]+")
+PLATFORM_ID_EXAMPLES = "telegram:123456789, matrix:@alice:example.org, console:alice"
+
+
+def is_platform_id(text: str) -> bool:
+    """Whether ``text`` names a person by a platform user id (the only way roles are given)."""
+    return PLATFORM_ID.fullmatch(text) is not None
 
 
 @dataclass(frozen=True, slots=True)

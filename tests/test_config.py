@@ -284,6 +284,12 @@ def test_top_level_must_be_a_mapping(tmp_path: Path) -> None:
     ("officers", ["telegram:1", "@bob:example.org"], 1, "@bob:example.org"),
     ("admins", ["whatsapp:33600000000"], 0, "whatsapp:33600000000"),
     ("operators", ["telegram:"], 0, "telegram:"),
+    # Names people choose, not ids the platform assigns (review issue 12, item 12):
+    ("officers", ["telegram:@alice"], 0, "telegram:@alice"),
+    ("officers", ["telegram:-1001234"], 0, "telegram:-1001234"),  # a group, not a person
+    ("admins", ["matrix:alice"], 0, "matrix:alice"),
+    ("admins", ["matrix:@alice"], 0, "matrix:@alice"),
+    ("operators", ["matrix:@Alice Dupont:example.org"], 0, "matrix:@Alice Dupont:example.org"),
 ])
 def test_identity_without_platform_is_refused(tmp_path: Path, role: str,
                                               identities: list[str], index: int,
@@ -293,11 +299,13 @@ def test_identity_without_platform_is_refused(tmp_path: Path, role: str,
     assert f"roles.{role}[{index}]" in message
     assert repr(bad) in message
     assert "PLATFORM:ID" in message
+    assert "not @username" in message and "matrix:@alice:example.org" in message
 
 
 def test_valid_identities_are_accepted(tmp_path: Path) -> None:
     roles = {"admins": ["console:admin"], "operators": ["telegram:123456789"],
-             "officers": ["matrix:@officier:gendarmerie.example"]}
+             "officers": ["matrix:@officier:gendarmerie.example",
+                          "matrix:@ops.cor_g=70:matrix.example:8448"]}
     config = load_config(write(tmp_path, yaml.safe_dump({"roles": roles})), {})
     assert config.roles == RolesConfig(**roles)
 

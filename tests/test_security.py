@@ -88,6 +88,16 @@ async def test_roles_granted_at_run_time_are_audited_and_persist(bot: TestBot) -
                                                     (ADMIN, "role.revoked")]
 
 
+async def test_roles_are_given_to_platform_ids_only(bot: TestBot) -> None:
+    for name in ("telegram:@alice", "matrix:alice", "telegram:-1001234", "alice"):
+        reply = await bot.say(ADMIN, f"/role {name} officier")
+        assert "n'est pas un identifiant de plateforme" in reply, name
+        assert "telegram:123456789, pas @pseudo" in reply and "Usage" in reply
+    assert await bot.core.services.stores.roles.all() == []
+    assert "maintenant officier" in await bot.say(ADMIN, "/role matrix:@alice:example.org officier")
+    assert await bot.core.services.stores.roles.all() == [("matrix:@alice:example.org", "officer")]
+
+
 # -- flood protection ----------------------------------------------------------------
 
 

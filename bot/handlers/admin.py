@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from bot.alerts import FOR, parse_communities, require_perimeter
 from bot.commands import Command
-from bot.config import IDENTITY_PATTERN
 from bot.context import Context
+from bot.domain import is_platform_id
 from bot.errors import UserFacingError
 from bot.roles import GRANTABLE, Action
 
@@ -58,14 +58,15 @@ ROLE_WORDS = {"operateur": "operator", "opérateur": "operator", "operator": "op
 async def manage_role(ctx: Context, args: str) -> None:
     """``/role <PLATFORM:ID> [-]<operateur|officier|admin>`` — grant or revoke; audited."""
     parts = args.split()
-    if len(parts) != 2 or not IDENTITY_PATTERN.match(parts[0]):
-        ctx.say("roles.usage")
-        return
-    identity, word = parts
-    revoke = word.startswith("-")
-    role_name = ROLE_WORDS.get(word.lstrip("-+").lower())
+    role_name = ROLE_WORDS.get(parts[1].lstrip("-+").lower()) if len(parts) == 2 else None
     if role_name is None:
         ctx.say("roles.usage")
+        return
+    identity, revoke = parts[0], parts[1].startswith("-")
+    # Revoking anything is allowed: it can only clean up a grant made before this check.
+    if not revoke and not is_platform_id(identity):
+        ctx.reply(ctx.t("roles.not_platform_id", identity=identity[:80]) + "\n"
+                  + ctx.t("roles.usage"))
         return
     role = GRANTABLE[role_name]
     if revoke and ctx.services.roles.configured(identity, role):
