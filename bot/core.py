@@ -13,7 +13,7 @@ from bot.broadcast.dispatcher import Dispatcher
 from bot.commands import Command, CommandRegistry, split_command
 from bot.context import Context, Services
 from bot.conversations.alert import GuidedAlertFlow
-from bot.conversations.engine import Answer, Flow, parse_choice
+from bot.conversations.engine import Answer, Flow, parse_choice, remember_offered, was_offered
 from bot.conversations.enrollment import EnrollmentFlow
 from bot.conversations.reconsent import ReconsentFlow
 from bot.conversations.tip import TipFlow
@@ -84,6 +84,7 @@ class Core:
                 return
             try:
                 await self._route(ctx)
+                await remember_offered(ctx)
             except Exception:
                 log.exception("handler failed for a %s message", incoming.chat.platform)
                 ctx.effects = Effects()
@@ -217,7 +218,7 @@ class Core:
             return
         parsed = parse_choice(data)
         state = await self.services.stores.conversations.get(ctx.who)
-        if parsed is None or state is None or state.nonce != parsed[0]:
+        if parsed is None or state is None or not was_offered(state, *parsed):
             await ctx.audit("choice.stale", data=data[:64])
             ctx.say("core.stale_choice")
             return

@@ -195,6 +195,21 @@ async def test_guided_alert(bot: TestBot) -> None:
     assert "Portée : 1 abonné(s)" in preview
 
 
+async def test_guided_alert_refuses_a_forged_community(bot: TestBot) -> None:
+    await bot.say(OPERATOR, "/alerte")
+    await bot.press(OPERATOR, "Escroquerie")
+    await bot.say(OPERATOR, "Gray")
+    nonce = bot.choice_data(OPERATOR, "Artisans").split(":")[1]
+    forged = f"c:{nonce}:t:<i>inconnus</i>"
+    assert "n'est plus valable" in await bot.press_data(OPERATOR, forged)
+    await bot.press(OPERATOR, "Artisans")
+    await bot.press(OPERATOR, "Valider")
+    await bot.press(OPERATOR, "Maintenant")
+    await bot.say(OPERATOR, "Faux billets")
+    await bot.press(OPERATOR, "Soumettre")
+    assert await bot.core.services.stores.alerts.communities(1) == ["artisan"]
+
+
 async def test_alert_list(bot: TestBot) -> None:
     assert "aucune alerte" in await bot.say(OPERATOR, "/alertes")
     await bot.say(OPERATOR, ALERT)
