@@ -30,6 +30,7 @@ from bot.domain import (
     Outgoing,
     Reply,
     ToOfficers,
+    repaired,
 )
 from bot.handlers import admin, officer, operator, schedule, stats, subscriber
 from bot.handlers import cap as cap_commands
@@ -50,6 +51,13 @@ MAX_INPUT_CHARS = 20_000
 
 def _is_xml(attachment: Attachment) -> bool:
     return attachment.filename.lower().endswith(".xml") or "xml" in attachment.mime_type
+
+
+def _tell_replaced(ctx: Context, count: int) -> None:
+    """Say which characters were replaced, whenever the bot answers at all (chatter in a
+    group gets no answer, so no remark either)."""
+    if count and any(isinstance(effect, Reply) for effect in ctx.effects.items):
+        ctx.say("core.text_repaired_one" if count == 1 else "core.text_repaired", count=count)
 
 
 class Core:
@@ -77,6 +85,7 @@ class Core:
 
     async def handle(self, incoming: Incoming) -> None:
         """Entry point for every transport; never raises, whatever came in."""
+        incoming, replaced = repaired(incoming)  # before anything tries to store it
         async with self._lock:
             ctx = await self._context(incoming)
             if not self._admitted(ctx):
@@ -89,6 +98,7 @@ class Core:
                 log.exception("handler failed for a %s message", incoming.chat.platform)
                 ctx.effects = Effects()
                 ctx.say("core.internal_error")
+            _tell_replaced(ctx, replaced)
         await self.perform(ctx.effects, origin=incoming.chat)
 
     def _admitted(self, ctx: Context) -> bool:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from dataclasses import dataclass, field
 from enum import Enum
@@ -85,6 +86,36 @@ class Incoming:
     # Platform events about the chat itself rather than a message in it:
     membership: str | None = None  # "left" (blocked, kicked, left the room) or "joined"
     moved_to: str | None = None  # the chat's new id (Telegram group → supergroup)
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def repaired_text(text: str) -> tuple[str, int]:
+    """``text`` with each lone UTF-16 surrogate replaced by U+FFFD, and how many were.
+
+    JSON may carry "\\ud800" alone, and platforms pass it on; such a string cannot be
+    encoded as UTF-8, so SQLite (and every platform) would refuse it. A pair split in
+    two code units is joined back into its character rather than replaced.
+    """
+    if _SURROGATE.search(text) is None:
+        return text, 0
+    joined = text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
+    return joined, joined.count("\ufffd") - text.count("\ufffd")
+
+
+def repaired(incoming: Incoming) -> tuple[Incoming, int]:
+    """``incoming`` with text the bot can store; the count is for what the person typed."""
+    text, count = repaired_text(incoming.text)
+    title = repaired_text(incoming.chat_title)[0]
+    choice = None if incoming.choice is None else repaired_text(incoming.choice)[0]
+    attachment = incoming.attachment
+    if attachment is not None:
+        attachment = dataclasses.replace(attachment,
+                                         filename=repaired_text(attachment.filename)[0])
+    cleaned = dataclasses.replace(incoming, text=text, chat_title=title, choice=choice,
+                                  attachment=attachment)
+    return (incoming, 0) if cleaned == incoming else (cleaned, count)
 
 
 class Tone(Enum):

@@ -117,6 +117,32 @@ async def test_flooding_gets_one_polite_answer_then_silence(tmp_path: Path) -> N
         await bot.stop()
 
 
+# -- malformed text ------------------------------------------------------------------
+
+
+async def test_lone_surrogate_in_an_alert_is_replaced_and_said(bot: TestBot) -> None:
+    """Platforms deliver JSON, where "\\ud800" alone is legal and decodes to a string
+    SQLite cannot store: it used to give an internal error."""
+    preview = await bot.say(OPERATOR, "/alerte cambriolage Vesoul : Vitrine \ud800 forcée")
+    assert "aperçu" in preview and "Vitrine \ufffd forcée" in preview
+    assert "1 caractère illisible remplacé par « \ufffd »" in preview
+    alert = await bot.core.services.stores.alerts.get(1)
+    assert alert is not None and alert.body == "Vitrine \ufffd forcée"
+    assert "illisible" not in await bot.say(OPERATOR, "/alertes")  # said only when it happened
+
+
+async def test_lone_surrogate_in_a_tip_is_replaced_and_the_tip_kept(bot: TestBot) -> None:
+    await bot.enroll(ALICE, "commercant", "Vesoul")
+    await broadcast(bot)
+    await bot.press(ALICE, "information")
+    thanks = await bot.say(ALICE, "Fourgon \udc80\udc81 blanc \ud83d\ude90")
+    assert "transmise" in thanks and "2 caractères illisibles remplacés" in thanks
+    tip = await bot.core.services.stores.tips.get(1)
+    assert tip is not None and tip.body == "Fourgon \ufffd\ufffd blanc \U0001f690"
+    assert "Fourgon \ufffd\ufffd blanc" in bot.officers()[-1]
+    assert "n'est plus valable" in await bot.press_data(ALICE, "c:\udfff:yes")  # audited
+
+
 # -- privacy -------------------------------------------------------------------------
 
 
