@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bot.alerts import FOR, parse_communities, require_perimeter
+from bot.alerts import parse_communities, require_perimeter, shown_perimeter, split_for
 from bot.commands import Command
 from bot.context import Context
 from bot.domain import is_platform_id
@@ -14,24 +14,20 @@ async def register_group(ctx: Context, args: str) -> None:
     if not args.strip():
         ctx.say("group.usage")
         return
-    head, communities = args, ""
-    target = FOR.search(args)
-    if target:
-        head, communities = args[:target.start()], target.group(1)
+    head, communities = split_for(args)
     try:
         perimeter = require_perimeter(ctx.services, head)
-        keys = _communities(ctx, communities)
+        keys = _communities(ctx, communities or "")
     except UserFacingError as error:
         ctx.reply(ctx.t(error.key, **error.params) + "\n" + ctx.t("group.usage"))
         return
-    chat = ctx.incoming.chat
+    chat, shown = ctx.incoming.chat, shown_perimeter(ctx.services, perimeter)
     await ctx.stores.groups.register(chat.platform, chat.chat_id, ctx.incoming.chat_title,
-                                     perimeter.text, sorted(perimeter.communes), keys, ctx.who,
-                                     ctx.now)
+                                     shown, sorted(perimeter.communes), keys, ctx.who, ctx.now)
     await ctx.audit("group.registered", chat=str(chat), perimeter=perimeter.text,
                     communities=keys)
     labels = ", ".join(ctx.services.reference.communities[k].label for k in keys)
-    ctx.say("group.registered", perimeter=perimeter.text, count=len(perimeter.communes),
+    ctx.say("group.registered", perimeter=shown, count=len(perimeter.communes),
             communities=labels or ctx.t("render.everyone"))
 
 
