@@ -7,6 +7,7 @@ import io
 import itertools
 import json
 import logging
+import re
 import sqlite3
 from pathlib import Path
 
@@ -14,7 +15,7 @@ import pytest
 
 from bot import logs
 from bot.config import PrivacyConfig, RolesConfig, ThrottleConfig
-from bot.domain import Identity
+from bot.domain import ChatKind, ChatRef, Identity, Incoming
 from bot.maintenance import backup, restore
 from bot.roles import PERMISSIONS, Action, Role, RoleBook
 from bot.storage.database import DatabaseError
@@ -160,6 +161,79 @@ async def test_my_data_returns_everything_held(bot: TestBot) -> None:
     assert data["communities"] == ["agriculteur", "commercant"]
     assert data["alerts_received"][0]["alert_id"] == 1
     assert data["alerts_received"][0]["acknowledged_at"] is not None
+
+
+REGISTER = Path(__file__).resolve().parent.parent / "docs" / "data-register.md"
+
+
+def register_table(first_header: str) -> list[list[str]]:
+    """The rows of the register's table whose first column is headed ``first_header``."""
+    lines = REGISTER.read_text(encoding="utf-8").splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith(f"| {first_header} |"))
+    rows = []
+    for line in lines[start + 2:]:
+        if not line.startswith("|"):
+            break
+        rows.append([cell.strip() for cell in line.strip().strip("|").split("|")])
+    return rows
+
+
+def named_fields(cell: str, db: sqlite3.Connection) -> list[str]:
+    """« `tips.body`, `chat_id` » → tips.body, tips.chat_id; « `table.*` » → every column."""
+    found, table = [], ""
+    for name in re.findall(r"`([^`]+)`", cell):
+        if "." in name:
+            table, name = name.split(".", 1)
+        columns = [r[1] for r in db.execute(f"PRAGMA table_info({table})")]
+        assert columns, f"no table {table} in the database"
+        assert name == "*" or name in columns, f"{table}.{name} is not a column"
+        found += [f"{table}.{c}" for c in (columns if name == "*" else [name])]
+    return found
+
+
+def export_paths(value: object, leaves: set[str], prefix: str = "") -> dict[str, list[object]]:
+    """Each path of the export (``[]`` for list items) and the values found there."""
+    if prefix in leaves or not isinstance(value, dict | list):
+        return {prefix: [value]}
+    items = value.items() if isinstance(value, dict) else [("[]", v) for v in value]
+    paths: dict[str, list[object]] = {}
+    for key, item in items:
+        path = prefix + key if key == "[]" else f"{prefix}.{key}" if prefix else key
+        for found, values in export_paths(item, leaves, path).items():
+            paths.setdefault(found, []).extend(values)
+    return paths
+
+
+async def test_my_data_holds_every_field_of_the_register_and_nothing_else(
+        bot: TestBot) -> None:
+    await bot.enroll(ALICE, "commercant", "Vesoul")
+    await broadcast(bot)
+    await bot.press(ALICE, "Reçu")
+    await bot.press(ALICE, "information")
+    await bot.send(Incoming(Identity.parse(ALICE), ChatRef("telegram", "4242"), ChatKind.PRIVATE,
+                            text="Fourgon blanc", location=(47.6236, 6.1550)))
+    await bot.say(OFFICER, "/repondre 1 Merci", chat=OFFICERS)
+    await bot.press(ALICE, "information")  # left open: an unfinished conversation
+    await bot.say(ALICE, "/mesdonnees")
+    attachment = bot.transports["telegram"].posted["4242"][-1].message.attachment
+    assert attachment is not None
+    with sqlite3.connect(bot.config.database) as db:
+        stored = {f for row in register_table("table.field") for f in named_fields(row[0], db)}
+        exported: dict[str, str | None] = {}  # register field → export path (None: not)
+        for_reading = set()  # export paths that are not stored about the person
+        for left, right in register_table("field"):
+            path = re.fullmatch(r"`([^`]+)`", right)
+            if left.startswith("—"):
+                assert path is not None, left
+                for_reading.add(path.group(1))
+            for field in [] if left.startswith("—") else named_fields(left, db):
+                exported[field] = path.group(1) if path else None
+    assert set(exported) == stored  # the access table covers the register, field by field
+    keys = {path for path in exported.values() if path is not None} | for_reading
+    paths = export_paths(json.loads(attachment.data), keys)
+    assert set(paths) == keys  # nothing exported that the register does not list
+    empty = [key for key in keys if all(v in (None, "", [], {}) for v in paths[key])]
+    assert empty == [], "this subscriber has data in every field"
 
 
 def personal_traces(database: Path, needles: list[str]) -> list[str]:
