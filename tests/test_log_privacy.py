@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator
+from types import SimpleNamespace
 from typing import Any, cast
 
+import nio
 import pytest
 
 from bot.config import MatrixConfig, TelegramConfig
@@ -18,6 +20,7 @@ from bot.domain import CommandMenu, Incoming, Outgoing
 from bot.storage.transport_state import TransportState
 from bot.transports.base import RateLimited, RecipientGone, TransientError
 from bot.transports.matrix import MatrixTransport
+from bot.transports.matrix_errors import delivery_error
 from bot.transports.matrix_events import heard_from
 from bot.transports.telegram import TelegramTransport
 from tests.harness import OFFICERS, TestBot
@@ -129,6 +132,16 @@ async def test_matrix_membership_and_failures_log_no_person(
                          "unsigned": {"prev_content": {"membership": "join"}}}, MATRIX_BOT)
     assert kicked is not None
     await transport._on_heard(MATRIX_DM, kicked)  # the person left: the core fails on it
+    refusal = f"User {MATRIX_BOT} not in room {MATRIX_DM}"  # Synapse's own words
+
+    async def forbidden() -> Any:
+        return nio.JoinError(refusal, "M_FORBIDDEN")
+
+    await transport._patiently(f"join {transport._in_logs(MATRIX_DM)}", forbidden)
+    gone = delivery_error(SimpleNamespace(status_code="M_FORBIDDEN", message=refusal,
+                                          transport_response=SimpleNamespace(status=403)))
+    assert str(gone) == "M_FORBIDDEN: User <id> not in room <id>"  # logged, and kept in the
+    # delivery's last_error, which erasure does not touch
     messages = [r.getMessage() for r in caplog.records]
     assert any("declining" in m for m in messages) and any("removed" in m for m in messages)
     assert any("failed" in m for m in messages), messages

@@ -46,6 +46,7 @@ from bot.transports.matrix_errors import (
     is_rate_limited,
     network_error,
     retry_after_seconds,
+    without_ids,
 )
 from bot.transports.matrix_events import (
     Heard,
@@ -402,7 +403,7 @@ class MatrixTransport(Transport):
             if not isinstance(response, nio.ErrorResponse):
                 return response
             if not is_rate_limited(response):
-                log.warning("matrix: could not %s: %s", what, response)
+                log.warning("matrix: could not %s: %s", what, without_ids(str(response)))
                 return None
             await asyncio.sleep(retry_after_seconds(response))
 
