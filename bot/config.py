@@ -19,9 +19,10 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 
+from bot.domain import PLATFORM_ID_EXAMPLES, is_platform_id
 from bot.resources import bundled, bundled_name, is_bundled
+from bot.yamltext import AliasRefused, load_yaml
 
-IDENTITY_PATTERN = re.compile(r"^(telegram|matrix|console):\S+$")
 ENV_PATTERN = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 
@@ -212,7 +213,9 @@ def _read_yaml(path: Path) -> dict[str, Any]:
     except OSError as error:
         raise ConfigError(f"{path}: cannot read ({error.strerror})") from None
     try:
-        data = yaml.safe_load(text)
+        data = load_yaml(text)
+    except AliasRefused as error:
+        raise ConfigError(f"{path}: {error}") from None
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark is not None else ""
@@ -338,11 +341,11 @@ def _scalar(hint: Any, value: Any, path: Path, key: str) -> Any:
 def _check_semantics(config: Config, path: Path) -> None:
     for role in ("admins", "operators", "officers"):
         for index, identity in enumerate(getattr(config.roles, role)):
-            if not IDENTITY_PATTERN.match(identity):
+            if not is_platform_id(identity):
                 raise ConfigError(
-                    f"{path}: roles.{role}[{index}]: {identity!r} is not PLATFORM:ID "
-                    "(e.g. telegram:123456789, matrix:@alice:example.org, console:alice)"
-                )
+                    f"{path}: roles.{role}[{index}]: {identity!r} is not PLATFORM:ID with the "
+                    f"platform's user id ({PLATFORM_ID_EXAMPLES}; the numeric Telegram id, "
+                    "not @username; the full Matrix id, not a display name)")
     _check_bundled_files(config, path)
     try:
         ZoneInfo(config.timezone)

@@ -14,7 +14,7 @@ from bot.broadcast.outbox import UnapprovedText, record_refusal
 from bot.commands import Command, CommandRegistry, split_command
 from bot.context import Context, Services
 from bot.conversations.alert import GuidedAlertFlow
-from bot.conversations.engine import Answer, Flow, parse_choice
+from bot.conversations.engine import Answer, Flow, parse_choice, remember_offered, was_offered
 from bot.conversations.enrollment import EnrollmentFlow
 from bot.conversations.reconsent import ReconsentFlow
 from bot.conversations.tip import TipFlow
@@ -32,6 +32,7 @@ from bot.domain import (
     Outgoing,
     Reply,
     ToOfficers,
+    repaired,
 )
 from bot.handlers import admin, officer, operator, schedule, stats, subscriber
 from bot.handlers import cap as cap_commands
@@ -53,6 +54,13 @@ MAX_INPUT_CHARS = 20_000
 
 def _is_xml(attachment: Attachment) -> bool:
     return attachment.filename.lower().endswith(".xml") or "xml" in attachment.mime_type
+
+
+def _tell_replaced(ctx: Context, count: int) -> None:
+    """Say which characters were replaced, whenever the bot answers at all (chatter in a
+    group gets no answer, so no remark either)."""
+    if count and any(isinstance(effect, Reply) for effect in ctx.effects.items):
+        ctx.say("core.text_repaired_one" if count == 1 else "core.text_repaired", count=count)
 
 
 class Core:
@@ -83,6 +91,7 @@ class Core:
     async def handle(self, incoming: Incoming) -> None:
         """Entry point for every transport; never raises, whatever came in."""
         self.metrics.incoming(incoming.chat.platform)
+        incoming, replaced = repaired(incoming)  # before anything tries to store it
         async with self._lock:
             ctx = await self._context(incoming)
             if not self._admitted(ctx):
@@ -90,6 +99,7 @@ class Core:
                 return
             try:
                 await self._route(ctx)
+                await remember_offered(ctx)
             except Exception as error:
                 log.exception("handler failed for a %s message", incoming.chat.platform)
                 if isinstance(error, UnapprovedText):  # rolled back; the attempt is recorded
@@ -97,6 +107,7 @@ class Core:
                 self.metrics.handler_failed()
                 ctx.effects = Effects()
                 ctx.say("core.internal_error")
+            _tell_replaced(ctx, replaced)
         await self.perform(ctx.effects, origin=incoming.chat)
 
     def _admitted(self, ctx: Context) -> bool:
@@ -226,7 +237,7 @@ class Core:
             return
         parsed = parse_choice(data)
         state = await self.services.stores.conversations.get(ctx.who)
-        if parsed is None or state is None or state.nonce != parsed[0]:
+        if parsed is None or state is None or not was_offered(state, *parsed):
             await ctx.audit("choice.stale", data=data[:64])
             ctx.say("core.stale_choice")
             return
