@@ -14,7 +14,7 @@ from bot.broadcast.outbox import UnapprovedText, record_refusal
 from bot.commands import Command, CommandRegistry, split_command
 from bot.context import Context, Services
 from bot.conversations.alert import GuidedAlertFlow
-from bot.conversations.engine import Answer, Flow, parse_choice
+from bot.conversations.engine import Answer, Flow, parse_choice, remember_offered, was_offered
 from bot.conversations.enrollment import EnrollmentFlow
 from bot.conversations.reconsent import ReconsentFlow
 from bot.conversations.tip import TipFlow
@@ -32,12 +32,14 @@ from bot.domain import (
     Outgoing,
     Reply,
     ToOfficers,
+    repaired,
 )
 from bot.handlers import admin, officer, operator, schedule, stats, subscriber
 from bot.handlers import cap as cap_commands
 from bot.handlers import lifecycle as lifecycle_commands
 from bot.i18n import Translator
 from bot.lifecycle import tick
+from bot.metrics import Metrics
 from bot.privacy import purge
 from bot.roles import Action, Role
 from bot.storage.alerts import PostedMessage
@@ -54,10 +56,19 @@ def _is_xml(attachment: Attachment) -> bool:
     return attachment.filename.lower().endswith(".xml") or "xml" in attachment.mime_type
 
 
+def _tell_replaced(ctx: Context, count: int) -> None:
+    """Say which characters were replaced, whenever the bot answers at all (chatter in a
+    group gets no answer, so no remark either)."""
+    if count and any(isinstance(effect, Reply) for effect in ctx.effects.items):
+        ctx.say("core.text_repaired_one" if count == 1 else "core.text_repaired", count=count)
+
+
 class Core:
-    def __init__(self, services: Services, transports: Mapping[str, Transport]) -> None:
+    def __init__(self, services: Services, transports: Mapping[str, Transport],
+                 metrics: Metrics | None = None) -> None:
         self.services = services
         self.transports = transports
+        self.metrics = metrics or Metrics()
         self.flows: dict[str, Flow] = {
             flow.kind: flow
             for flow in (EnrollmentFlow(), GuidedAlertFlow(), UnsubscribeFlow(), TipFlow(),
@@ -69,7 +80,7 @@ class Core:
             Command("aide", self._help, Action.SUBSCRIBE, "help.aide",
                     aliases=("help", "commandes"), in_groups=True, keeps_conversation=True),
         ])
-        self.dispatcher = Dispatcher(services, transports, self.perform)
+        self.dispatcher = Dispatcher(services, transports, self.perform, self.metrics)
         self._lock = asyncio.Lock()
         self._retries: set[asyncio.Task[None]] = set()
         settings = services.config.throttle
@@ -79,6 +90,8 @@ class Core:
 
     async def handle(self, incoming: Incoming) -> None:
         """Entry point for every transport; never raises, whatever came in."""
+        self.metrics.incoming(incoming.chat.platform)
+        incoming, replaced = repaired(incoming)  # before anything tries to store it
         async with self._lock:
             ctx = await self._context(incoming)
             if not self._admitted(ctx):
@@ -86,12 +99,15 @@ class Core:
                 return
             try:
                 await self._route(ctx)
+                await remember_offered(ctx)
             except Exception as error:
                 log.exception("handler failed for a %s message", incoming.chat.platform)
                 if isinstance(error, UnapprovedText):  # rolled back; the attempt is recorded
                     await record_refusal(self.services, error, ctx.who)
+                self.metrics.handler_failed()
                 ctx.effects = Effects()
                 ctx.say("core.internal_error")
+            _tell_replaced(ctx, replaced)
         await self.perform(ctx.effects, origin=incoming.chat)
 
     def _admitted(self, ctx: Context) -> bool:
@@ -221,7 +237,7 @@ class Core:
             return
         parsed = parse_choice(data)
         state = await self.services.stores.conversations.get(ctx.who)
-        if parsed is None or state is None or state.nonce != parsed[0]:
+        if parsed is None or state is None or not was_offered(state, *parsed):
             await ctx.audit("choice.stale", data=data[:64])
             ctx.say("core.stale_choice")
             return

@@ -52,6 +52,7 @@ from bot.transports.base import (
 )
 from bot.transports.telegram_errors import (
     RecentSends,
+    chat_in_logs,
     is_already_deleted,
     is_not_modified,
     translate,
@@ -236,6 +237,18 @@ class TelegramTransport(Transport):
         if server is not None:
             await server.stop()
 
+    @property
+    def connected(self) -> bool:
+        """Started, and receiving: its webhook server listening, or its updater polling.
+        PTB retries a failing getUpdates by itself: this says the loop runs, not that the
+        last call succeeded."""
+        app = self._app
+        if app is None or not app.running:
+            return False
+        if self.config.mode == "webhook":
+            return self._webhook is not None
+        return app.updater is not None and app.updater.running
+
     # -- receiving ----------------------------------------------------------------------
 
     async def _on_update(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -377,8 +390,8 @@ class TelegramTransport(Transport):
         try:
             await self._bot().delete_message(_chat(chat_id), message_id)
         except TelegramError as error:  # a stale continuation is untidy, not an error
-            log.warning("telegram: could not delete part %s in %s: %s", message_id, chat_id,
-                        error)
+            log.warning("telegram: could not delete part %s in %s: %s", message_id,
+                        chat_in_logs(chat_id), error)
 
     async def delete(self, chat_id: str, message_id: str) -> None:
         """Recall a message, every part of it if it was split."""
@@ -396,8 +409,8 @@ class TelegramTransport(Transport):
         if isinstance(typed, ChatMoved):  # the upgrade happened while the bot was down
             self._follow_officers(chat_id, typed.new_chat_id)
         if isinstance(typed, RateLimited):
-            log.info("telegram: 429 in %s, retry after %g s (%s)", chat_id, typed.retry_after,
-                     "this chat" if typed.chat_only else "whole bot")
+            log.info("telegram: 429 in %s, retry after %g s (%s)", chat_in_logs(chat_id),
+                     typed.retry_after, "this chat" if typed.chat_only else "whole bot")
         return typed
 
     def _bot(self) -> ExtBot[None]:
@@ -422,7 +435,8 @@ class TelegramTransport(Transport):
             try:
                 await bot.set_my_commands(bot_commands(menu.commands), scope=scope)
             except TelegramError as error:
-                log.warning("telegram: command menu for %s refused: %s", menu.audience, error)
+                audience = menu.audience if ":" not in menu.audience else "a person with a role"
+                log.warning("telegram: command menu for %s refused: %s", audience, error)
 
     def _scope(self, audience: str) -> BotCommandScope | None:
         if audience == "everyone":
