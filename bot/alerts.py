@@ -23,6 +23,7 @@ from bot.domain import (
 from bot.errors import UserFacingError
 from bot.geo.perimeter import Perimeter, parse_perimeter
 from bot.i18n import Translator
+from bot.limits import ALERT_TEXT_CHARS, REASON_CHARS
 from bot.maps import MapLegend, render_map
 from bot.reference import Category
 from bot.render import (
@@ -37,7 +38,6 @@ from bot.render import (
 from bot.storage.alerts import Alert, NewAlert
 
 log = logging.getLogger(__name__)
-MAX_BODY = 4000
 REQUEST = "approval_request"
 MAP = "map"  # tracked: a protected alert's map is deleted when the alert ends
 SEPARATOR = re.compile(r":(?=\s|$)")  # "dep:70" and "14:30" are not separators
@@ -145,8 +145,8 @@ def require_perimeter(services: Services, text: str) -> Perimeter:
 def require_body(body: str) -> str:
     if not body.strip():
         raise AlertInputError("alert.empty_text")
-    if len(body) > MAX_BODY:
-        raise AlertInputError("alert.text_too_long", length=len(body), max=MAX_BODY)
+    if len(body) > ALERT_TEXT_CHARS:
+        raise AlertInputError("alert.text_too_long", length=len(body), max=ALERT_TEXT_CHARS)
     return body.strip()
 
 
@@ -448,7 +448,7 @@ async def _scheduled_approval(ctx: Context, alert: Alert) -> None:
 
 
 async def _reject(ctx: Context, alert: Alert, reason: str | None) -> None:
-    motive = (reason or "").strip()[:500] or ctx.t("approval.no_reason")
+    motive = (reason or "").strip()[:REASON_CHARS] or ctx.t("approval.no_reason")
     await ctx.stores.alerts.add_approval(alert.id, ctx.who, "reject", motive, False, ctx.now)
     await ctx.stores.alerts.transition(alert.id, "pending", "rejected", ctx.who, ctx.now,
                                        reason=motive)

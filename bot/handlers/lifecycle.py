@@ -9,6 +9,7 @@ from bot.closing import Ending, end_alert
 from bot.commands import Command
 from bot.context import Context
 from bot.domain import ChatRef, EditTracked, Notify, Outgoing
+from bot.limits import TIP_TEXT_CHARS
 from bot.render import when
 from bot.roles import Action, speaks_for_alert
 from bot.storage.alerts import Alert
@@ -171,7 +172,7 @@ async def answer_tip(ctx: Context, args: str) -> None:
     if tip is None:
         ctx.say("tip.unknown", tip=match.group(1))
         return
-    text = match.group(2).strip()[:2000]
+    text = match.group(2).strip()[:TIP_TEXT_CHARS]
     await ctx.stores.tips.mark_answered(tip.id, ctx.now)
     await ctx.audit("tip.answered", tip.alert_id, tip=tip.id)
     ctx.effects.items.append(Notify(ChatRef(tip.platform, tip.chat_id), Outgoing(
