@@ -34,6 +34,7 @@ from bot.domain import (
     ToOfficers,
     repaired,
 )
+from bot.enums import Verdict
 from bot.handlers import admin, officer, operator, schedule, stats, subscriber
 from bot.handlers import cap as cap_commands
 from bot.handlers import lifecycle as lifecycle_commands
@@ -115,9 +116,9 @@ class Core:
             return True  # platform events, not a person typing
         staff = bool(ctx.roles - {Role.SUBSCRIBER})
         verdict = self.throttle.admit(ctx.who, ctx.now, weight=0.2 if staff else 1.0)
-        if verdict == "warn" and ctx.is_private:
+        if verdict is Verdict.WARN and ctx.is_private:
             ctx.say("throttle.slow_down")
-        return verdict == "allow"
+        return verdict is Verdict.ALLOW
 
     async def _context(self, incoming: Incoming) -> Context:
         sender = incoming.sender

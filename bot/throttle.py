@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from bot.enums import Verdict
+
 
 @dataclass
 class _Bucket:
@@ -16,7 +18,7 @@ class _Bucket:
 class Throttle:
     """A token bucket per identity: ``burst`` messages at once, then ``per_minute``.
 
-    ``admit`` answers "allow", "warn" (first refusal: tell the person once) or "drop".
+    ``admit`` answers ALLOW, WARN (first refusal: tell the person once) or DROP.
     A bucket left alone long enough to refill is forgotten: a new one would be the same,
     so memory follows the people active lately, not everyone ever seen.
     """
@@ -28,7 +30,7 @@ class Throttle:
         self._refill = timedelta(seconds=self.burst / max(self.rate, 1e-9))
         self._next_prune: datetime | None = None
 
-    def admit(self, key: str, now: datetime, weight: float = 1.0) -> str:
+    def admit(self, key: str, now: datetime, weight: float = 1.0) -> Verdict:
         self._prune(now)
         bucket = self._buckets.get(key)
         if bucket is None:
@@ -39,11 +41,11 @@ class Throttle:
         if bucket.tokens >= weight:
             bucket.tokens -= weight
             bucket.warned = False
-            return "allow"
+            return Verdict.ALLOW
         if bucket.warned:
-            return "drop"
+            return Verdict.DROP
         bucket.warned = True
-        return "warn"
+        return Verdict.WARN
 
     def __len__(self) -> int:
         return len(self._buckets)

@@ -32,6 +32,7 @@ from bot.broadcast.pacing import Pacer
 from bot.config import PlatformRateLimits
 from bot.context import Services
 from bot.domain import ChatRef, EditTracked, Effects, Notify, Outgoing, ToOfficers
+from bot.enums import AlertStatus, DeliveryAction
 from bot.i18n import Translator
 from bot.metrics import Metrics
 from bot.render import (
@@ -237,7 +238,7 @@ class Dispatcher:
         """Render the batch's messages now, while it holds no pacer slot: the first batch
         of a broadcast does not then wait for the database behind a resolver chunk."""
         for alert_id, action in {(row.alert_id, row.action) for row in rows
-                                 if row.action != "delete"} - self._rendered.keys():
+                                 if row.action != DeliveryAction.DELETE} - self._rendered.keys():
             with contextlib.suppress(Exception):  # met again, and reported, row by row
                 self._rendered[(alert_id, action)] = await self._render(alert_id, action)
 
@@ -291,11 +292,11 @@ class Dispatcher:
         """One outbox row on the platform; returns the id of the message sent or acted on."""
         transport = self.transports[platform]
         target = row.target_message_id or ""
-        if row.action == "delete":
+        if row.action == DeliveryAction.DELETE:
             await transport.delete(row.chat_id, target)
             return target
         message = await self._message(row)
-        if row.action == "edit":
+        if row.action == DeliveryAction.EDIT:
             await self._edit_or_delete(transport, row, message)
             return target
         return await transport.send(row.chat_id, message)
@@ -329,7 +330,8 @@ class Dispatcher:
     async def _first_copies(self, sent: list[Outcome]) -> dict[int, str]:
         """The alerts whose first copy is in this batch, and when their broadcast started
         (read before the batch is marked sent)."""
-        alert_ids = {o.row.alert_id for o in sent if o.row.action == "send"} - self._copies_out
+        first = {o.row.alert_id for o in sent if o.row.action == DeliveryAction.SEND}
+        alert_ids = first - self._copies_out
         started: dict[int, str] = {}
         for alert_id in alert_ids:
             moment = await self.services.stores.deliveries.started_without_copy(alert_id)
@@ -346,7 +348,7 @@ class Dispatcher:
         for moment in started.values():
             self.metrics.first_copy((now - datetime.fromisoformat(moment)).total_seconds())
         self._copies_out.update(o.row.alert_id for o in outcomes
-                                if o.status == "sent" and o.row.action == "send")
+                                if o.status == "sent" and o.row.action == DeliveryAction.SEND)
 
     async def _record_problem(self, outcome: Outcome, now: datetime) -> None:
         stores, row = self.services.stores, outcome.row
@@ -378,7 +380,7 @@ class Dispatcher:
         if key not in self._rendered:
             self._rendered[key] = await self._render(row.alert_id, row.action)
         message = self._rendered[key]
-        if row.action != "send":
+        if row.action != DeliveryAction.SEND:
             return message
         if row.recipient_kind == "subscriber" and row.reply_to_message_id is None:
             message = replace(message, choices=receipt_choices(self._t, row.alert_id))
@@ -470,7 +472,8 @@ class Dispatcher:
         self._finish_checked = self._loop_time()
         stores, now = self.services.stores, self.services.clock.now()
         for alert_id in await stores.alerts.broadcasts_without_work():
-            await stores.alerts.transition(alert_id, "broadcasting", "done", "system", now)
+            await stores.alerts.transition(alert_id, AlertStatus.BROADCASTING, AlertStatus.DONE,
+                                           "system", now)
         for alert_id in await stores.alerts.unreported_broadcasts():
             if await stores.alerts.mark_reported(alert_id, now):
                 await self.perform(await self._report(alert_id))

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from bot.clock import stamp
+from bot.enums import DeliveryAction, DeliveryStatus
 from bot.limits import DELIVERY_ERROR_CHARS
 from bot.storage.database import Database, Row
 
@@ -80,17 +81,18 @@ class Delivery:
     recipient_id: int
     platform: str
     chat_id: str
-    status: str
+    status: DeliveryStatus
     attempts: int
-    action: str = "send"  # send | edit | delete
+    action: DeliveryAction = DeliveryAction.SEND
     target_message_id: str | None = None
     reply_to_message_id: str | None = None
 
     @classmethod
     def from_row(cls, row: Row) -> Delivery:
         return cls(row["id"], row["alert_id"], row["recipient_kind"], row["recipient_id"],
-                   row["platform"], row["chat_id"], row["status"], row["attempts"],
-                   row["action"], row["target_message_id"], row["reply_to_message_id"])
+                   row["platform"], row["chat_id"], DeliveryStatus(row["status"]),
+                   row["attempts"], DeliveryAction(row["action"]), row["target_message_id"],
+                   row["reply_to_message_id"])
 
 
 @dataclass(frozen=True, slots=True)
