@@ -32,7 +32,7 @@ from bot.broadcast.pacing import Pacer
 from bot.config import PlatformRateLimits
 from bot.context import Services
 from bot.domain import ChatRef, EditTracked, Effects, Notify, Outgoing, ToOfficers
-from bot.enums import AlertStatus, DeliveryAction
+from bot.enums import AlertStatus, DeliveryAction, SendOutcome
 from bot.i18n import Translator
 from bot.metrics import Metrics
 from bot.render import (
@@ -73,7 +73,7 @@ SENDERS_FIRST = 1.0
 @dataclass(frozen=True, slots=True)
 class Outcome:
     row: Delivery
-    status: str  # sent | retry | blocked | failed | moved
+    status: SendOutcome
     message_id: str | None = None
     error: str = ""
     retry_in: float = 0.0
@@ -268,25 +268,25 @@ class Dispatcher:
         except RateLimited as error:
             (pacer.delay_chat(row.chat_id, error.retry_after) if error.chat_only
              else pacer.pause(error.retry_after))
-            return Outcome(row, "retry", error=str(error), retry_in=error.retry_after,
+            return Outcome(row, SendOutcome.RETRY, error=str(error), retry_in=error.retry_after,
                            count_attempt=False)
         except ChatMoved as error:
-            return Outcome(row, "moved", error=str(error), new_chat_id=error.new_chat_id)
+            return Outcome(row, SendOutcome.MOVED, error=str(error), new_chat_id=error.new_chat_id)
         except RecipientGone as error:
-            return Outcome(row, "blocked", error=str(error) or "recipient gone")
+            return Outcome(row, SendOutcome.BLOCKED, error=str(error) or "recipient gone")
         except PermanentError as error:
-            return Outcome(row, "failed", error=str(error))
+            return Outcome(row, SendOutcome.FAILED, error=str(error))
         except Exception as error:  # transient or unexpected: retry with backoff
             return self._backoff(row, f"{type(error).__name__}: {error}")
-        return Outcome(row, "sent", message_id=message_id)
+        return Outcome(row, SendOutcome.SENT, message_id=message_id)
 
     def _backoff(self, row: Delivery, error: str) -> Outcome:
         settings = self.services.config.broadcast
         if row.attempts >= settings.max_attempts:
-            return Outcome(row, "failed", error=error)
+            return Outcome(row, SendOutcome.FAILED, error=error)
         delay = min(settings.retry_base_seconds * 2 ** (row.attempts - 1),
                     settings.retry_max_seconds)
-        return Outcome(row, "retry", error=error, retry_in=delay)
+        return Outcome(row, SendOutcome.RETRY, error=error, retry_in=delay)
 
     async def _perform(self, platform: str, row: Delivery) -> str:
         """One outbox row on the platform; returns the id of the message sent or acted on."""
@@ -317,13 +317,13 @@ class Dispatcher:
     async def _record(self, outcomes: list[Outcome]) -> None:
         """Every outcome of a batch in one transaction: one write per batch, not per row."""
         stores, now = self.services.stores, self.services.clock.now()
-        sent = [o for o in outcomes if o.status == "sent"]
+        sent = [o for o in outcomes if o.status == SendOutcome.SENT]
         async with self.services.db.transaction():
             started = await self._first_copies(sent)
             await stores.deliveries.mark_sent_many(
                 [(o.row.id, o.message_id or "") for o in sent], now)
             for outcome in outcomes:
-                if outcome.status != "sent":
+                if outcome.status != SendOutcome.SENT:
                     await self._record_problem(outcome, now)
         self._count(outcomes, started, now)
 
@@ -347,15 +347,15 @@ class Dispatcher:
             self.metrics.delivered(platform, status, count)
         for moment in started.values():
             self.metrics.first_copy((now - datetime.fromisoformat(moment)).total_seconds())
-        self._copies_out.update(o.row.alert_id for o in outcomes
-                                if o.status == "sent" and o.row.action == DeliveryAction.SEND)
+        self._copies_out.update(o.row.alert_id for o in outcomes if o.status == SendOutcome.SENT
+                                and o.row.action == DeliveryAction.SEND)
 
     async def _record_problem(self, outcome: Outcome, now: datetime) -> None:
         stores, row = self.services.stores, outcome.row
-        if outcome.status == "retry":
+        if outcome.status == SendOutcome.RETRY:
             await stores.deliveries.retry_later(row.id, now + timedelta(seconds=outcome.retry_in),
                                                 outcome.error, outcome.count_attempt)
-        elif outcome.status == "moved":
+        elif outcome.status == SendOutcome.MOVED:
             assert outcome.new_chat_id is not None
             if row.recipient_kind == "group":
                 await stores.groups.move(row.platform, row.chat_id, outcome.new_chat_id)
@@ -363,7 +363,7 @@ class Dispatcher:
             await stores.deliveries.retry_later(row.id, now, outcome.error, count_attempt=False)
         else:
             await stores.deliveries.mark_final(row.id, outcome.status, outcome.error)
-            if outcome.status == "blocked":
+            if outcome.status == SendOutcome.BLOCKED:
                 await self._mark_recipient_blocked(row, now)
 
     async def _mark_recipient_blocked(self, row: Delivery, now: datetime) -> None:
