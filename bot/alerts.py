@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
 
 from bot.broadcast.outbox import start_broadcast
+from bot.buttons import ApprovalButton, button
 from bot.context import Context, Services
 from bot.domain import (
     Attachment,
@@ -303,14 +304,9 @@ async def officers_request(services: Services, t: Translator, alert: Alert,
                                     as_delivered, status_line)
     choices: tuple[Choice, ...] = ()
     if alert.status == "pending":
-        choices = (Choice(t("approval.approve_button"), f"ap:{alert.id}:ok"),
-                   Choice(t("approval.reject_button"), f"ap:{alert.id}:no"))
+        choices = (button(t("approval.approve_button"), ApprovalButton(alert.id, True)),
+                   button(t("approval.reject_button"), ApprovalButton(alert.id, False)))
     return Outgoing(text, markup, choices)
-
-
-def parse_approval_choice(data: str) -> tuple[int, bool] | None:
-    match = re.fullmatch(r"ap:(\d{1,9}):(ok|no)", data)
-    return None if match is None else (int(match.group(1)), match.group(2) == "ok")
 
 
 async def decide(ctx: Context, alert_id: int, approve: bool, reason: str | None,
