@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Mapping
-from datetime import datetime
 
 from bot.alerts import decide
 from bot.broadcast.dispatcher import Dispatcher
@@ -280,7 +279,7 @@ class Core:
         await decide(ctx, alert_id, approve, reason=None)
 
     async def _continue(self, ctx: Context, state: ConversationState, answer: Answer) -> None:
-        if datetime.fromisoformat(state.expires_at) <= ctx.now:
+        if state.expires_at <= ctx.now:
             await self.services.stores.conversations.delete(ctx.who)
             ctx.say("conversation.expired")
             return

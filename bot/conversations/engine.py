@@ -83,7 +83,8 @@ async def open_conversation(ctx: Context, kind: str, step: str,
                             data: dict[str, Any]) -> ConversationState:
     state = ConversationState(
         identity=ctx.who, platform=ctx.incoming.chat.platform, chat_id=ctx.incoming.chat.chat_id,
-        kind=kind, step=step, data=data, nonce="", language=ctx.t.language, expires_at="")
+        kind=kind, step=step, data=data, nonce="", language=ctx.t.language,
+        expires_at=ctx.now)  # set by move_to
     await move_to(ctx, state, step)
     return state
 
@@ -93,7 +94,7 @@ async def move_to(ctx: Context, state: ConversationState, step: str) -> None:
     state.step = step
     state.nonce = secrets.token_hex(3)
     timeout = timedelta(minutes=ctx.services.config.conversation.timeout_minutes)
-    state.expires_at = (ctx.now + timeout).isoformat()
+    state.expires_at = ctx.now + timeout
     await ctx.stores.conversations.save(state, ctx.now)
 
 
