@@ -1,8 +1,10 @@
 """The Matrix transport, on matrix-nio: a sync loop in, room messages out.
 
 * Sync: the ``next_batch`` token lives in the database (``transport_state``) and is
-  written after each sync's events were handled, so a restart neither replays old
-  commands nor misses what was said while the bot was down. Without a token (first
+  written after each sync's events were handled, so a restart misses nothing said while
+  the bot was down. A crash before it is written replays the sync: harmless, since the
+  core skips every event id it has handled (its inbox), so the order of "reply, then
+  save the token" no longer matters for exactly-once. Without a token (first
   start, new database) the first sync skips the timelines and nothing older than the
   start is ever taken as a command.
 * Rooms: DMs (invites marked ``is_direct``) are accepted and recorded in the bot's
@@ -25,7 +27,7 @@ import json
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 from urllib.parse import quote
 
@@ -220,7 +222,9 @@ class MatrixTransport(Transport):
             await self._handle_timeline(room_id, info.timeline.events)
         if not self.ready.is_set():
             self._join_officers_room_if_needed()
-        # Only now: a crash before this line replays this sync, never skips it.
+        # Only now: a crash before this line replays this sync, never skips it; the
+        # events replayed are skipped by the core's inbox (their ids were recorded with
+        # their effects), so a replay changes nothing twice.
         await self.state.set(NEXT_BATCH, response.next_batch)
         self._since = response.next_batch
         self.ready.set()
@@ -241,7 +245,7 @@ class MatrixTransport(Transport):
             try:
                 heard = heard_from(source, self.user_id)
                 if heard is not None:
-                    await self._on_heard(room_id, heard)
+                    await self._on_heard(room_id, heard, source.get("event_id"))
             except Exception:
                 # Skip it: failing the sync would replay every event before it, forever.
                 log.exception("matrix: could not read event %s in %s",
@@ -249,7 +253,7 @@ class MatrixTransport(Transport):
 
     # -- what people did --------------------------------------------------------------
 
-    async def _on_heard(self, room_id: str, heard: Heard) -> None:
+    async def _on_heard(self, room_id: str, heard: Heard, event_id: object = None) -> None:
         kind = self._kind(room_id)
         if heard.left is not None:
             incoming = self._left(room_id, kind, heard)
@@ -258,7 +262,9 @@ class MatrixTransport(Transport):
         else:
             incoming = self._said(room_id, kind, heard)
         if incoming is not None:
-            await self._deliver(incoming)
+            # The event id: a sync replayed after a crash brings the same ids again.
+            event = event_id if isinstance(event_id, str) else None
+            await self._deliver(replace(incoming, event_id=event))
 
     def _incoming(self, room_id: str, kind: ChatKind, sender: str, **fields: Any) -> Incoming:
         return Incoming(sender=Identity(PLATFORM, sender), chat=ChatRef(PLATFORM, room_id),
