@@ -41,6 +41,9 @@ from bot.transports.base import (
     IncomingHandler,
     TransientError,
     Transport,
+    first_id,
+    join_ids,
+    split_ids,
 )
 from bot.transports.matrix_errors import (
     NETWORK_ERRORS,
@@ -456,8 +459,9 @@ class MatrixTransport(Transport):
     # -- out --------------------------------------------------------------------------
 
     async def send(self, chat_id: str, message: Outgoing) -> str:
+        """Returns every event's id (``join_ids``): the text's parts, then the file."""
         event_ids: list[str] = []
-        contents = message_contents(message)
+        contents = message_contents(replace(message, reply_to=first_id(message.reply_to)))
         for content in contents:
             try:
                 event_ids.append(await self._room_send(chat_id, content))
@@ -472,8 +476,8 @@ class MatrixTransport(Transport):
         for event_id in {event_ids[0], event_ids[-1]}:  # edits aim at the first, ✅ at the last
             await self._remember_request(chat_id, event_id, message.choices)
         if message.attachment is not None:  # the text, then the file it introduces
-            return await self._send_file(chat_id, message.attachment)
-        return event_ids[0]
+            event_ids.append(await self._send_file(chat_id, message.attachment))
+        return join_ids(event_ids)
 
     async def _send_file(self, chat_id: str, attachment: Attachment) -> str:
         """Upload to the homeserver's media store, then an m.image or m.file event."""
@@ -493,18 +497,23 @@ class MatrixTransport(Transport):
         return await self._room_send(chat_id, content)
 
     async def edit(self, chat_id: str, message_id: str, message: Outgoing) -> None:
-        await self._room_send(chat_id, edit_content(message_id, message))
+        """Replaces the first event (the one with the choices); the text of later parts
+        stays (Matrix splits only texts far longer than an alert)."""
+        first = first_id(message_id) or message_id
+        await self._room_send(chat_id, edit_content(first, message))
         self.choices.shown(chat_id, message.choices)
-        await self._remember_request(chat_id, message_id, message.choices)
+        await self._remember_request(chat_id, first, message.choices)
 
     async def delete(self, chat_id: str, message_id: str) -> None:
-        """A redaction: the event stays in the room, its content is gone."""
-        try:
-            response = await self._logged_in().room_redact(chat_id, message_id)
-        except NETWORK_ERRORS as error:
-            raise network_error(error) from error
-        if isinstance(response, nio.ErrorResponse):
-            raise delivery_error(response)
+        """A redaction of every event of the copy: each stays in the room, its content
+        is gone."""
+        for event_id in split_ids(message_id):
+            try:
+                response = await self._logged_in().room_redact(chat_id, event_id)
+            except NETWORK_ERRORS as error:
+                raise network_error(error) from error
+            if isinstance(response, nio.ErrorResponse):
+                raise delivery_error(response)
 
     def officers_channels(self) -> list[ChatRef]:
         room_id = self.rooms.officers_room
