@@ -30,6 +30,7 @@ from bot.render import (
     alert_summary,
     approval_request,
     delivered_alert,
+    perimeter_label,
     preview,
     when,
 )
@@ -44,6 +45,7 @@ EXERCISE = re.compile(r"\s+(?:exercice|exercise)\s*$", re.IGNORECASE)
 SINCE = re.compile(r"\s+depuis\s+(\d{1,2})\s*[:hH]\s*(\d{2})\s*$", re.IGNORECASE)
 FOR = re.compile(r"\s+pour\s+(.+)$", re.IGNORECASE | re.DOTALL)
 ALL_WORDS = {"tous", "toutes", "tout", "all", "everyone"}
+_JSON = json.JSONDecoder()
 
 
 class AlertInputError(UserFacingError):
@@ -76,32 +78,51 @@ def parse_alert_command(services: Services, args: str, now: datetime) -> AlertDr
     if since:
         facts_at = facts_time(services, int(since.group(1)), int(since.group(2)), now)
         head = head[:since.start()]
-    communities_text = "tous"
-    target = FOR.search(head)
-    if target and not head.lstrip().startswith("{"):
-        communities_text, head = target.group(1), head[:target.start()]
+    head, communities_text = split_for(head)
     perimeter = require_perimeter(services, head)
-    keys, everyone = parse_communities(services, communities_text,
+    keys, everyone = parse_communities(services, communities_text or "tous",
                                        category.all_communities)
     return AlertDraft(category, perimeter, keys, everyone, facts_at, require_body(body),
                       exercise=exercise is not None)
 
 
 def _split_body(rest: str) -> tuple[str, str]:
-    start = _end_of_json(rest) if rest.startswith("{") else 0
-    match = SEPARATOR.search(rest, start)
+    spans = _json_spans(rest)
+    match = next((m for m in SEPARATOR.finditer(rest) if not _inside(spans, m.start())), None)
     if match is None:
         raise AlertInputError("alert.missing_text")
     return rest[:match.start()].strip(), rest[match.end():].strip()
 
 
-def _end_of_json(text: str) -> int:
-    depth = 0
-    for index, char in enumerate(text):
-        depth += {"{": 1, "}": -1}.get(char, 0)
-        if depth == 0:
-            return index + 1
-    return len(text)
+def split_for(head: str) -> tuple[str, str | None]:
+    """``<périmètre> pour <communautés>`` → (perimeter, communities or None); a « pour »
+    inside a GeoJSON part (a property's value) is part of the GeoJSON."""
+    spans = _json_spans(head)
+    target = FOR.search(head, spans[-1][1] if spans else 0)
+    if target is None:
+        return head, None
+    return head[:target.start()], target.group(1)
+
+
+def _json_spans(text: str) -> list[tuple[int, int]]:
+    """Where each JSON object in ``text`` starts and ends, found by the JSON decoder itself
+    (a brace or a colon inside a string is not structure, as brace counting assumed).
+    Scanning stops at the first object that does not decode: the perimeter parser says
+    what is wrong with it, and the scan stays linear whatever was typed."""
+    spans: list[tuple[int, int]] = []
+    start = text.find("{")
+    while start != -1:
+        try:
+            end = _JSON.raw_decode(text, start)[1]
+        except (ValueError, RecursionError):  # JSONDecodeError is a ValueError
+            break
+        spans.append((start, end))
+        start = text.find("{", end)
+    return spans
+
+
+def _inside(spans: list[tuple[int, int]], index: int) -> bool:
+    return any(start <= index < end for start, end in spans)
 
 
 def require_category(services: Services, typed: str) -> Category:
@@ -164,7 +185,7 @@ def is_stale(category: Category, facts_at: datetime, now: datetime) -> bool:
 async def submit(ctx: Context, draft: AlertDraft, send_at: datetime | None = None,
                  schedule_id: int | None = None) -> Alert:
     new = NewAlert(
-        category=draft.category.key, perimeter=draft.perimeter.text,
+        category=draft.category.key, perimeter=shown_perimeter(ctx.services, draft.perimeter),
         perimeter_json=perimeter_json(draft.perimeter), communes=draft.perimeter.communes,
         communities=draft.communities, all_communities=draft.all_communities, body=draft.body,
         facts_at=draft.facts_at, requested_by=ctx.who,
@@ -199,7 +220,7 @@ async def _map(ctx: Context, alert: Alert, label: str, perimeter: Perimeter) -> 
     reach = await ctx.stores.deliveries.reach(perimeter.communes, await ctx.stores.alerts
                                               .communities(alert.id), alert.all_communities)
     legend = MapLegend(ctx.t("render.map_title", number=alert.id, category=label),
-                       perimeter.text[:80], len(perimeter.communes), reach.subscribers,
+                       alert.perimeter[:80], len(perimeter.communes), reach.subscribers,
                        reach.groups, ctx.services.geo.population(perimeter.communes))
     try:
         png = render_map(ctx.services.geo, targeted=perimeter.communes, perimeter=perimeter,
@@ -244,6 +265,12 @@ async def _follow_up_row(services: Services, parent: Alert, kind: str, body: str
         required_approvals=category.required_approvals if body else 0,
         expires_at=datetime.fromisoformat(parent.expires_at), kind=kind, parent_id=parent.id,
         exercise=parent.exercise)
+
+
+def shown_perimeter(services: Services, perimeter: Perimeter) -> str:
+    """The perimeter as alerts, lists and reports show it, in the bot's language (like
+    the categories' labels); the canonical text stays in ``perimeter_json``."""
+    return perimeter_label(Translator(services.catalog, services.config.language), perimeter)
 
 
 def perimeter_json(perimeter: Perimeter) -> str:

@@ -14,6 +14,8 @@ from bot.core import Core
 from bot.geo.communes import CommuneLayer
 from bot.i18n import Catalog
 from bot.keys import Keys
+from bot.metrics import Metrics, PrometheusMetrics
+from bot.monitoring import Monitor
 from bot.privacy import scrub_free_pages_once
 from bot.reference import load_reference
 from bot.roles import RoleBook
@@ -80,15 +82,23 @@ def keys_of(config: Config) -> Keys:
 
 
 class BotApp:
-    """A running bot: transports receiving, the dispatcher sending, the scheduler ticking."""
+    """A running bot: transports receiving, the dispatcher sending, the scheduler ticking,
+    and (``monitoring.listen``) the supervision endpoints."""
 
     def __init__(self, services: Services, transports: Mapping[str, Transport]) -> None:
         self.services = services
         self.transports = dict(transports)
-        self.core = Core(services, self.transports)
+        self.metrics: Metrics = Metrics()
+        self.monitor: Monitor | None = None
+        if services.config.monitoring.listen:
+            counted = PrometheusMetrics()
+            self.metrics, self.monitor = counted, Monitor(services, self.transports, counted)
+        self.core = Core(services, self.transports, self.metrics)
         self.scheduler = AsyncIOScheduler(timezone=services.config.timezone)
 
     async def start(self) -> None:
+        if self.monitor is not None:  # first: a port already taken stops the start early
+            await self.monitor.start()
         await self.log_audit_head()
         menus = self.core.command_menus()
         for transport in self.transports.values():
@@ -114,6 +124,8 @@ class BotApp:
         log.info("audit: %d events, head %s", count, head or "-")
 
     async def stop(self) -> None:
+        if self.monitor is not None:  # no probe reads a database being closed
+            await self.monitor.stop()
         if self.scheduler.running:
             self.scheduler.shutdown(wait=False)
         await self.core.idle()  # a clock job in progress finishes before the database closes

@@ -79,6 +79,10 @@ def dispatch(arguments: argparse.Namespace, config: Config) -> int:
         from bot.maintenance import export_csv
 
         return asyncio.run(export_csv(config, arguments.out))
+    if command == "check":
+        from bot.check import run_checks
+
+        return asyncio.run(run_checks(config, config_file=config_path(arguments)))
     if command in ("backup", "restore"):
         return database_file_command(arguments, config)
     from bot.main import run

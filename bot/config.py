@@ -19,9 +19,10 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 
+from bot.domain import PLATFORM_ID_EXAMPLES, is_platform_id
 from bot.resources import bundled, bundled_name, is_bundled
+from bot.yamltext import AliasRefused, load_yaml
 
-IDENTITY_PATTERN = re.compile(r"^(telegram|matrix|console):\S+$")
 ENV_PATTERN = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 
@@ -143,6 +144,20 @@ class ThrottleConfig:
 
 
 @dataclass(frozen=True)
+class MonitoringConfig:
+    listen: str = ""  # HOST:PORT of /healthz and /metrics; empty: no listener
+    max_outbox_age_seconds: float = 300.0
+
+    def address(self) -> tuple[str, int]:
+        """``listen`` as (host, port), brackets off an IPv6 host; ValueError if malformed."""
+        host, colon, port = self.listen.rpartition(":")
+        host = host.removeprefix("[").removesuffix("]")
+        if not (colon and host and port.isascii() and port.isdigit() and int(port) < 65536):
+            raise ValueError(self.listen)
+        return host, int(port)
+
+
+@dataclass(frozen=True)
 class Config:
     database: str = "var/bot.sqlite3"
     language: str = "fr"
@@ -162,6 +177,7 @@ class Config:
     privacy: PrivacyConfig = field(default_factory=PrivacyConfig)
     throttle: ThrottleConfig = field(default_factory=ThrottleConfig)
     secret_key: str = ""  # keys the audit trail (bot/keys.py); from the environment
+    monitoring: MonitoringConfig = field(default_factory=MonitoringConfig)
     base_dir: str = "."
 
     def resolve(self, configured: str) -> Path:
@@ -197,7 +213,9 @@ def _read_yaml(path: Path) -> dict[str, Any]:
     except OSError as error:
         raise ConfigError(f"{path}: cannot read ({error.strerror})") from None
     try:
-        data = yaml.safe_load(text)
+        data = load_yaml(text)
+    except AliasRefused as error:
+        raise ConfigError(f"{path}: {error}") from None
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark is not None else ""
@@ -323,11 +341,11 @@ def _scalar(hint: Any, value: Any, path: Path, key: str) -> Any:
 def _check_semantics(config: Config, path: Path) -> None:
     for role in ("admins", "operators", "officers"):
         for index, identity in enumerate(getattr(config.roles, role)):
-            if not IDENTITY_PATTERN.match(identity):
+            if not is_platform_id(identity):
                 raise ConfigError(
-                    f"{path}: roles.{role}[{index}]: {identity!r} is not PLATFORM:ID "
-                    "(e.g. telegram:123456789, matrix:@alice:example.org, console:alice)"
-                )
+                    f"{path}: roles.{role}[{index}]: {identity!r} is not PLATFORM:ID with the "
+                    f"platform's user id ({PLATFORM_ID_EXAMPLES}; the numeric Telegram id, "
+                    "not @username; the full Matrix id, not a display name)")
     _check_bundled_files(config, path)
     try:
         ZoneInfo(config.timezone)
@@ -350,6 +368,7 @@ def _check_semantics(config: Config, path: Path) -> None:
         raise ConfigError(f"{path}: broadcast.max_attempts, in_flight and resolution_slice"
                           " must be at least 1")
     _check_secret_key(config, path)
+    _check_monitoring(config.monitoring, path)
 
 
 MIN_SECRET_KEY = 32
@@ -383,3 +402,14 @@ def shipped_data_files() -> list[str]:
     names = sorted(str(p.relative_to(root)) for p in data if p.parent != root or
                    p.name in ("categories.yaml", "communities.yaml"))
     return [f"bundled:{name}" for name in names]
+
+
+def _check_monitoring(monitoring: MonitoringConfig, path: Path) -> None:
+    if monitoring.listen:
+        try:
+            monitoring.address()
+        except ValueError:
+            raise ConfigError(f"{path}: monitoring.listen: expected HOST:PORT (e.g. "
+                              f"127.0.0.1:9464) or nothing, got {monitoring.listen!r}") from None
+    if not monitoring.max_outbox_age_seconds > 0:
+        raise ConfigError(f"{path}: monitoring.max_outbox_age_seconds: must be more than 0")

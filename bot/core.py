@@ -15,7 +15,7 @@ from bot.broadcast.replies import ReplySender, rows_of
 from bot.commands import Command, CommandRegistry, split_command
 from bot.context import Context, Services
 from bot.conversations.alert import GuidedAlertFlow
-from bot.conversations.engine import Answer, Flow, parse_choice
+from bot.conversations.engine import Answer, Flow, parse_choice, remember_offered, was_offered
 from bot.conversations.enrollment import EnrollmentFlow
 from bot.conversations.reconsent import ReconsentFlow
 from bot.conversations.tip import TipFlow
@@ -28,12 +28,15 @@ from bot.domain import (
     Incoming,
     Notify,
     Outgoing,
+    Reply,
+    repaired,
 )
 from bot.handlers import admin, officer, operator, schedule, stats, subscriber
 from bot.handlers import cap as cap_commands
 from bot.handlers import lifecycle as lifecycle_commands
 from bot.i18n import Translator
 from bot.lifecycle import tick
+from bot.metrics import Metrics
 from bot.privacy import purge
 from bot.roles import Action, Role
 from bot.storage.conversations import ConversationState
@@ -49,10 +52,19 @@ def _is_xml(attachment: Attachment) -> bool:
     return attachment.filename.lower().endswith(".xml") or "xml" in attachment.mime_type
 
 
+def _tell_replaced(ctx: Context, count: int) -> None:
+    """Say which characters were replaced, whenever the bot answers at all (chatter in a
+    group gets no answer, so no remark either)."""
+    if count and any(isinstance(effect, Reply) for effect in ctx.effects.items):
+        ctx.say("core.text_repaired_one" if count == 1 else "core.text_repaired", count=count)
+
+
 class Core:
-    def __init__(self, services: Services, transports: Mapping[str, Transport]) -> None:
+    def __init__(self, services: Services, transports: Mapping[str, Transport],
+                 metrics: Metrics | None = None) -> None:
         self.services = services
         self.transports = transports
+        self.metrics = metrics or Metrics()
         self.flows: dict[str, Flow] = {
             flow.kind: flow
             for flow in (EnrollmentFlow(), GuidedAlertFlow(), UnsubscribeFlow(), TipFlow(),
@@ -64,7 +76,7 @@ class Core:
             Command("aide", self._help, Action.SUBSCRIBE, "help.aide",
                     aliases=("help", "commandes"), in_groups=True, keeps_conversation=True),
         ])
-        self.dispatcher = Dispatcher(services, transports, self.perform)
+        self.dispatcher = Dispatcher(services, transports, self.perform, self.metrics)
         self.replies = ReplySender(services, transports)
         self._lock = asyncio.Lock()
         settings = services.config.throttle
@@ -80,12 +92,15 @@ class Core:
         replayed event (a crash before the transport confirmed it) is skipped, so its
         state changes happen once and its replies go at least once.
         """
+        self.metrics.incoming(incoming.chat.platform)
+        incoming, replaced = repaired(incoming)  # before anything tries to store it
         async with self._lock:
             try:
-                handled = await self._apply(incoming)
+                handled = await self._apply(incoming, replaced)
             except Exception as error:
                 log.exception("handler failed for a %s message", incoming.chat.platform)
-                handled = await self._apply_failure(incoming, error)
+                self.metrics.handler_failed()
+                handled = await self._apply_failure(incoming, error, replaced)
         if handled is None:
             return
         if handled.wake_dispatcher:
@@ -93,7 +108,7 @@ class Core:
         await self.replies.drain()
         await self.services.db.run_committed()
 
-    async def _apply(self, incoming: Incoming) -> Effects | None:
+    async def _apply(self, incoming: Incoming, replaced: int) -> Effects | None:
         """The event's transaction; None when it was handled before."""
         async with self.services.db.transaction():
             if not await self._first_time(incoming):
@@ -103,10 +118,13 @@ class Core:
             ctx = await self._context(incoming)
             if self._admitted(ctx):
                 await self._route(ctx)
+                await remember_offered(ctx)
+                _tell_replaced(ctx, replaced)
             await self._write(ctx.effects, incoming)
             return ctx.effects
 
-    async def _apply_failure(self, incoming: Incoming, error: Exception) -> Effects | None:
+    async def _apply_failure(self, incoming: Incoming, error: Exception,
+                             replaced: int) -> Effects | None:
         """The handler's changes were rolled back: record the event anyway (a replay
         would fail again) with the apology, and a refused outbox in the audit trail."""
         try:
@@ -116,6 +134,7 @@ class Core:
                 if isinstance(error, UnapprovedText):
                     await record_refusal(self.services, error, ctx.who)
                 ctx.say("core.internal_error")
+                _tell_replaced(ctx, replaced)
                 await self._write(ctx.effects, incoming)
                 return ctx.effects
         except Exception:
@@ -265,7 +284,7 @@ class Core:
             return
         parsed = parse_choice(data)
         state = await self.services.stores.conversations.get(ctx.who)
-        if parsed is None or state is None or state.nonce != parsed[0]:
+        if parsed is None or state is None or not was_offered(state, *parsed):
             await ctx.audit("choice.stale", data=data[:64])
             ctx.say("core.stale_choice")
             return

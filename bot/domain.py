@@ -2,8 +2,26 @@
 
 from __future__ import annotations
 
+import dataclasses
+import re
 from dataclasses import dataclass, field
 from enum import Enum
+
+# Roles are bound to what the platform itself says about the sender, never to a name the
+# person chose: a Telegram @username or a Matrix display name can be taken by anyone.
+PLATFORM_ID = re.compile(
+    r"telegram:[1-9][0-9]{0,19}"  # the numeric user id (positive; groups are negative)
+    # Matrix user id grammar: @localpart:server_name (historical localparts: any printable
+    # ASCII but ':'), server a DNS name or [IPv6] literal with an optional port; 255 max.
+    r"|matrix:(?=.{1,255}\Z)@[\x21-\x39\x3b-\x7e]+"
+    r":(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*)(?::[0-9]{1,5})?"
+    r"|console:[^\s:]+")
+PLATFORM_ID_EXAMPLES = "telegram:123456789, matrix:@alice:example.org, console:alice"
+
+
+def is_platform_id(text: str) -> bool:
+    """Whether ``text`` names a person by a platform user id (the only way roles are given)."""
+    return PLATFORM_ID.fullmatch(text) is not None
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +89,36 @@ class Incoming:
     # The platform's id of the event (Telegram update_id, Matrix event_id, a console
     # sequence): the core handles each id once (inbox), however often it is delivered.
     event_id: str | None = None
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def repaired_text(text: str) -> tuple[str, int]:
+    """``text`` with each lone UTF-16 surrogate replaced by U+FFFD, and how many were.
+
+    JSON may carry "\\ud800" alone, and platforms pass it on; such a string cannot be
+    encoded as UTF-8, so SQLite (and every platform) would refuse it. A pair split in
+    two code units is joined back into its character rather than replaced.
+    """
+    if _SURROGATE.search(text) is None:
+        return text, 0
+    joined = text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
+    return joined, joined.count("\ufffd") - text.count("\ufffd")
+
+
+def repaired(incoming: Incoming) -> tuple[Incoming, int]:
+    """``incoming`` with text the bot can store; the count is for what the person typed."""
+    text, count = repaired_text(incoming.text)
+    title = repaired_text(incoming.chat_title)[0]
+    choice = None if incoming.choice is None else repaired_text(incoming.choice)[0]
+    attachment = incoming.attachment
+    if attachment is not None:
+        attachment = dataclasses.replace(attachment,
+                                         filename=repaired_text(attachment.filename)[0])
+    cleaned = dataclasses.replace(incoming, text=text, chat_title=title, choice=choice,
+                                  attachment=attachment)
+    return (incoming, 0) if cleaned == incoming else (cleaned, count)
 
 
 class Tone(Enum):

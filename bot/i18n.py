@@ -8,9 +8,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import yaml
-
 from bot.resources import package_path
+from bot.yamltext import load_yaml
 
 LOCALES_DIR = package_path("bot", "locales")
 REFERENCE_LANGUAGE = "fr"
@@ -28,7 +27,7 @@ class Catalog:
             language = path.stem.rsplit(".", 1)[-1]
             if language not in texts:
                 raise ValueError(f"{path}: name it <area>.<{'|'.join(LANGUAGES)}>.yaml")
-            entries = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+            entries = load_yaml(path.read_text(encoding="utf-8")) or {}
             duplicates = set(entries) & set(texts[language])
             if duplicates:
                 raise ValueError(f"{path}: keys defined twice: {sorted(duplicates)}")

@@ -69,8 +69,8 @@ async def run(config: Config, console: bool) -> int:
                                     platforms=frozenset(enabled_platforms(config, console)))
     transports = build_transports(config, services)
     app = BotApp(services, transports)
-    await app.start()
-    try:
+    try:  # a start that fails half-way still closes the database, or its thread stays
+        await app.start()
         terminal = transports.get("console")
         if isinstance(terminal, ConsoleTransport):
             await terminal.interact()

@@ -31,8 +31,9 @@ GROUP BY a.id ORDER BY a.id
 
 
 async def open_database(config: Config) -> Database:
+    """For reading only: checking or exporting a read-only copy is fine."""
     path = config.database if config.database == ":memory:" else config.resolve(config.database)
-    return await Database.open(path)
+    return await Database.open(path, writable=False)
 
 
 async def verify_audit(config: Config, out: TextIO | None = None) -> int:

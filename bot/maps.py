@@ -43,7 +43,6 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 import shapely
-import yaml
 from PIL import Image, ImageDraw, ImageFont
 from shapely.geometry import Point
 from shapely.geometry.base import BaseGeometry
@@ -51,6 +50,7 @@ from shapely.geometry.base import BaseGeometry
 from bot.geo.communes import CommuneLayer, to_l93
 from bot.geo.perimeter import Perimeter
 from bot.resources import package_path
+from bot.yamltext import load_yaml
 
 __all__ = [
     "BACKGROUND",
@@ -655,7 +655,7 @@ def _default_translate() -> Translate:
 @lru_cache(maxsize=1)
 def _french_messages() -> dict[str, str]:
     path = package_path("bot", "locales/maps.fr.yaml")
-    entries = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    entries = load_yaml(path.read_text(encoding="utf-8")) or {}
     return {str(k): str(v) for k, v in entries.items()}
 
 

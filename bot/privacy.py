@@ -73,16 +73,13 @@ async def forget_in_files(db: Database) -> None:
 
 
 async def export_subscriber(services: Services, subscriber: Subscriber) -> dict[str, Any]:
-    """Everything held about one subscriber (right of access)."""
-    stores, db = services.stores, services.db
-    profile = await stores.subscribers.profile(subscriber)
-    deliveries = await db.fetchall(
-        "SELECT d.alert_id, a.category, d.status, d.sent_at, d.acknowledged_at FROM deliveries d"
-        " JOIN alerts a ON a.id = d.alert_id WHERE d.recipient_kind = 'subscriber'"
-        " AND d.recipient_id = ? AND d.action = 'send' ORDER BY d.id", (subscriber.id,))
-    tips = await db.fetchall(
-        "SELECT id, alert_id, body, latitude, longitude, received_at, answered_at FROM tips"
-        " WHERE subscriber_id = ? ORDER BY id", (subscriber.id,))
+    """Everything held about one subscriber (right of access), field by field as
+    docs/data-register.md lists it (tests/test_security.py compares the two)."""
+    db = services.db
+    profile = await services.stores.subscribers.profile(subscriber)
+    identity = f"{subscriber.platform}:{subscriber.platform_user_id}"
+    row = await db.fetchone("SELECT created_at, updated_at FROM subscribers WHERE id = ?",
+                            (subscriber.id,))
     names = {c: commune.name for c in profile.communes
              if (commune := services.geo.by_insee(c)) is not None}
     return {
@@ -91,12 +88,53 @@ async def export_subscriber(services: Services, subscriber: Subscriber) -> dict[
         "chat_id": subscriber.chat_id, "language": subscriber.language,
         "status": subscriber.status, "consent_at": subscriber.consent_at,
         "consent_version": subscriber.consent_version,
+        "created_at": row["created_at"] if row else None,
+        "updated_at": row["updated_at"] if row else None,
         "communes": [{"insee": code, "name": names.get(code)} for code in profile.communes],
         "communities": profile.communities,
-        "alerts_received": [dict(row) for row in deliveries],
-        "information_sent": [dict(row) for row in tips],
+        "alerts_received": await _copies_received(services, subscriber),
+        "information_sent": await _tips_sent(services, subscriber),
+        "open_conversation": await _open_conversation(services, identity),
+        "audit_events": await _own_audit_events(services, identity),
         "exported_at": stamp(services.clock.now()),
     }
+
+
+async def _copies_received(services: Services, subscriber: Subscriber) -> list[dict[str, Any]]:
+    """Each copy sent, with where it went and its message id (kept to edit or delete it)."""
+    rows = await services.db.fetchall(
+        "SELECT d.alert_id, a.category, d.status, d.chat_id, d.message_id, d.sent_at,"
+        " d.acknowledged_at FROM deliveries d JOIN alerts a ON a.id = d.alert_id"
+        " WHERE d.recipient_kind = 'subscriber' AND d.recipient_id = ? AND d.action = 'send'"
+        " ORDER BY d.id", (subscriber.id,))
+    return [dict(row) for row in rows]
+
+
+async def _tips_sent(services: Services, subscriber: Subscriber) -> list[dict[str, Any]]:
+    rows = await services.db.fetchall(
+        "SELECT id, alert_id, body, latitude, longitude, platform, chat_id, subscriber_id,"
+        " received_at, answered_at FROM tips WHERE subscriber_id = ? ORDER BY id",
+        (subscriber.id,))
+    return [dict(row) for row in rows]
+
+
+async def _open_conversation(services: Services, identity: str) -> dict[str, Any] | None:
+    """The unfinished conversation, every column (its choices so far are in ``data``)."""
+    row = await services.db.fetchone("SELECT * FROM conversations WHERE identity = ?",
+                                     (identity,))
+    if row is None:
+        return None
+    return {**dict(row), "data": json.loads(row["data"])}
+
+
+async def _own_audit_events(services: Services, identity: str) -> list[dict[str, Any]]:
+    """What the audit trail holds about this person: the events recorded under their
+    pseudonym (staff appear by name; subscribers only this way)."""
+    actor = services.stores.audit.pseudonym(identity)
+    rows = await services.db.fetchall(
+        "SELECT at, actor, action, alert_id, detail FROM audit_events WHERE actor = ?"
+        " ORDER BY id", (actor,))
+    return [{**dict(row), "detail": json.loads(row["detail"])} for row in rows]
 
 
 def export_json(data: dict[str, Any]) -> bytes:

@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 import yaml
 
 from bot.config import ConfigError
+from bot.yamltext import AliasRefused, load_yaml
 
 KEY_PATTERN = re.compile(r"^[a-z][a-z0-9_]*$")
 SEVERITIES = ("low", "medium", "high")
@@ -77,9 +78,11 @@ def _by_key(path: Path, items: list[Keyed]) -> dict[str, Keyed]:
 
 def _entries(path: Path, top: str) -> list[dict[str, Any]]:
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = load_yaml(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise ConfigError(f"{path}: file not found") from None
+    except AliasRefused as error:
+        raise ConfigError(f"{path}: {error}") from None
     except (yaml.YAMLError, ValueError):
         raise ConfigError(f"{path}: invalid YAML") from None
     except (OSError, UnicodeDecodeError) as error:

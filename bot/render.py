@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from bot.domain import Choice, Outgoing, Tone
+from bot.geo.perimeter import DrawnZone, Perimeter
 from bot.i18n import Translator
 from bot.reference import Category, Reference
 from bot.storage.alerts import Alert
@@ -49,6 +50,19 @@ def community_labels(reference: Reference, keys: list[str], all_communities: boo
     if all_communities:
         return t("render.everyone")
     return ", ".join(reference.communities[k].label for k in keys if k in reference.communities)
+
+
+def perimeter_label(t: Translator, perimeter: Perimeter) -> str:
+    """Each part as typed, except GeoJSON: « zone tracée autour de Gray (14 communes) »."""
+    return ", ".join(_shown_part(t, part) for part in perimeter.shown or perimeter.parts)
+
+
+def _shown_part(t: Translator, part: str | DrawnZone) -> str:
+    if isinstance(part, str):
+        return part
+    if part.communes == 1:
+        return t("render.drawn_zone_one", near=part.near)
+    return t("render.drawn_zone", near=part.near, count=part.communes)
 
 
 def _tone(category: Category) -> Tone:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from tests.harness import OFFICERS, TestBot
 
 OPERATOR = "telegram:100"  # also an officer: may approve others' alerts, never their own
@@ -72,6 +74,51 @@ async def test_perimeter_forms(bot: TestBot) -> None:
                       '[6.2, 47.65], [6.1, 47.65], [6.1, 47.6]]]}'):
         reply = await bot.say(OPERATOR, f"/alerte vol {perimeter} : Vol de gasoil")
         assert "aperçu" in reply, (perimeter, reply)
+
+
+def square_around(lat: float, lon: float, half: float, points: int = 1) -> str:
+    """A GeoJSON square; ``points`` per side make it as long as operators' drawings."""
+    side = [i / points for i in range(points)]
+    ring = ([[lon - half + 2 * half * f, lat - half] for f in side]
+            + [[lon + half, lat - half + 2 * half * f] for f in side]
+            + [[lon + half - 2 * half * f, lat + half] for f in side]
+            + [[lon - half, lat + half - 2 * half * f] for f in side])
+    ring.append(ring[0])
+    return json.dumps({"type": "Feature", "properties": {"nom": "zone pour la foire : nord"},
+                       "geometry": {"type": "Polygon", "coordinates": [ring]}})
+
+
+async def test_geojson_alert_reads_as_a_zone_around_a_commune(bot: TestBot) -> None:
+    await bot.enroll("telegram:1", "commercant", "Gray")
+    zone = square_around(47.445, 5.59, 0.03, points=60)  # Gray, about 6,000 characters
+    preview = await bot.say(OPERATOR, f"/alerte vol {zone} : Vol de gasoil")
+    assert "aperçu" in preview
+    count = len(await bot.core.services.stores.alerts.communes(1))
+    assert count > 1
+    assert f"🚨 Vol — zone tracée autour de Gray ({count} communes)" in preview
+    assert "coordinates" not in preview
+    await bot.say(OFFICER, "/valider 1", chat=OFFICERS)
+    await bot.drain()
+    delivered = bot.inbox("telegram:1")[-1]
+    assert delivered.startswith(f"🚨 Vol — zone tracée autour de Gray ({count} communes)")
+    assert len(delivered) < 300
+    assert "zone tracée autour de Gray" in await bot.say(OPERATOR, "/alertes")
+
+
+async def test_geojson_perimeter_takes_pour_like_the_others(bot: TestBot) -> None:
+    await bot.enroll("telegram:1", "commercant", "Gray")
+    await bot.enroll("telegram:2", "agriculteur", "Gray")
+    zone = square_around(47.445, 5.59, 0.01)
+    preview = await bot.say(OPERATOR, f"/alerte vol {zone} pour commercant : Vol de gasoil")
+    assert "aperçu" in preview and "Public : Commerçants" in preview, preview
+    assert "Portée : 1 abonné(s)" in preview
+    assert await bot.core.services.stores.alerts.communities(1) == ["commercant"]
+    alert = await bot.core.services.stores.alerts.get(1)
+    assert alert is not None and alert.body == "Vol de gasoil"
+    assert alert.perimeter.startswith("zone tracée autour de Gray (")
+    registered = await bot.say(ADMIN, f"/groupe {zone} pour commercant", chat="-5")
+    assert "il recevra les alertes pour zone tracée autour de Gray (" in registered
+    assert "communautés : Commerçants" in registered
 
 
 async def test_approval_broadcasts_and_reports(bot: TestBot) -> None:
@@ -193,6 +240,21 @@ async def test_guided_alert(bot: TestBot) -> None:
     preview = await bot.press(OPERATOR, "Soumettre")
     assert "Alerte n°1 — aperçu" in preview and "Public : Artisans" in preview
     assert "Portée : 1 abonné(s)" in preview
+
+
+async def test_guided_alert_refuses_a_forged_community(bot: TestBot) -> None:
+    await bot.say(OPERATOR, "/alerte")
+    await bot.press(OPERATOR, "Escroquerie")
+    await bot.say(OPERATOR, "Gray")
+    nonce = bot.choice_data(OPERATOR, "Artisans").split(":")[1]
+    forged = f"c:{nonce}:t:<i>inconnus</i>"
+    assert "n'est plus valable" in await bot.press_data(OPERATOR, forged)
+    await bot.press(OPERATOR, "Artisans")
+    await bot.press(OPERATOR, "Valider")
+    await bot.press(OPERATOR, "Maintenant")
+    await bot.say(OPERATOR, "Faux billets")
+    await bot.press(OPERATOR, "Soumettre")
+    assert await bot.core.services.stores.alerts.communities(1) == ["artisan"]
 
 
 async def test_alert_list(bot: TestBot) -> None:

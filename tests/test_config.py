@@ -285,6 +285,12 @@ def test_top_level_must_be_a_mapping(tmp_path: Path) -> None:
     ("officers", ["telegram:1", "@bob:example.org"], 1, "@bob:example.org"),
     ("admins", ["whatsapp:33600000000"], 0, "whatsapp:33600000000"),
     ("operators", ["telegram:"], 0, "telegram:"),
+    # Names people choose, not ids the platform assigns (review issue 12, item 12):
+    ("officers", ["telegram:@alice"], 0, "telegram:@alice"),
+    ("officers", ["telegram:-1001234"], 0, "telegram:-1001234"),  # a group, not a person
+    ("admins", ["matrix:alice"], 0, "matrix:alice"),
+    ("admins", ["matrix:@alice"], 0, "matrix:@alice"),
+    ("operators", ["matrix:@Alice Dupont:example.org"], 0, "matrix:@Alice Dupont:example.org"),
 ])
 def test_identity_without_platform_is_refused(tmp_path: Path, role: str,
                                               identities: list[str], index: int,
@@ -294,11 +300,13 @@ def test_identity_without_platform_is_refused(tmp_path: Path, role: str,
     assert f"roles.{role}[{index}]" in message
     assert repr(bad) in message
     assert "PLATFORM:ID" in message
+    assert "not @username" in message and "matrix:@alice:example.org" in message
 
 
 def test_valid_identities_are_accepted(tmp_path: Path) -> None:
     roles = {"admins": ["console:admin"], "operators": ["telegram:123456789"],
-             "officers": ["matrix:@officier:gendarmerie.example"]}
+             "officers": ["matrix:@officier:gendarmerie.example",
+                          "matrix:@ops.cor_g=70:matrix.example:8448"]}
     config = load_config(write(tmp_path, yaml.safe_dump({"roles": roles})), {})
     assert config.roles == RolesConfig(**roles)
 
@@ -364,6 +372,24 @@ def test_non_utf8_file_is_a_config_error(tmp_path: Path) -> None:
     path.write_bytes("console:\n  officers_channel: '#officiers-gendarmerie'\n# é\n"
                      .encode("latin-1"))
     assert "bot.yaml" in load_error(path)
+
+
+# Nine levels of nine aliases: 387 million "lol" from a few hundred bytes.
+BILLION_LAUGHS = 'a: &a ["lol"' + ', "lol"' * 8 + "]\n" + "".join(
+    f"{name}: &{name} [{', '.join(['*' + below] * 9)}]\n"
+    for below, name in zip("abcdefgh", "bcdefghi", strict=True))
+
+
+def test_billion_laughs_is_refused_at_once(tmp_path: Path) -> None:
+    started = time.monotonic()
+    message = load_error(write(tmp_path, BILLION_LAUGHS))
+    assert time.monotonic() - started < 1
+    assert "line 2: YAML aliases (*name) are not allowed" in message
+
+
+def test_anchors_without_aliases_are_harmless(tmp_path: Path) -> None:
+    config = load_config(write(tmp_path, "language: &lang en\n"), {})
+    assert config.language == "en"
 
 
 def test_float_field_from_environment(tmp_path: Path) -> None:
@@ -564,6 +590,14 @@ def test_reference_invalid_yaml(tmp_path: Path) -> None:
     path = write(tmp_path, "communities:\n  - key: [elu\n", "communities.yaml")
     with pytest.raises(ConfigError, match="invalid YAML"):
         load_reference(path, CATEGORIES)
+
+
+def test_reference_files_refuse_aliases(tmp_path: Path) -> None:
+    path = write(tmp_path, BILLION_LAUGHS + "communities: *i\n", "communities.yaml")
+    started = time.monotonic()
+    with pytest.raises(ConfigError, match=r"communities\.yaml: line 2: YAML aliases"):
+        load_reference(path, CATEGORIES)
+    assert time.monotonic() - started < 1
 
 
 def test_reference_duplicate_key_is_refused(tmp_path: Path) -> None:

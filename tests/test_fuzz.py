@@ -1017,6 +1017,8 @@ texts = weighted(
     (2, st.sampled_from(ANSWERS)), (4, commands()), (1, commune_names()), (1, perimeter_texts()),
     (1, alert_args()), (1, st.text(max_size=40)),
     (1, st.text(alphabet=GRAMMAR_CHARS + "/!@", max_size=40)),
+    # Lone surrogates: legal in the platforms' JSON, not in UTF-8 (review issue 12, item 13).
+    (1, st.text(st.characters(categories=["Cs", "L", "Zs", "P"]), max_size=20)),
 )
 
 choice_data = st.one_of(
@@ -1030,6 +1032,7 @@ choice_data = st.one_of(
     st.builds(lambda w, n: f"{w}:{n}", st.sampled_from(["ack", "tip"]),
               st.sampled_from(["1", "2", "0", "999999999", "9999999999", "", "x", "٣"])),
     st.text(max_size=20),
+    st.text(st.characters(categories=["Cs", "L", "P"]), max_size=12),
 )
 
 locations = st.one_of(

@@ -114,6 +114,7 @@ class RunningBot:
         self.app = BotApp(services, {"matrix": self.transport, **self.extra})
         await self.app.start()
         await asyncio.wait_for(self.transport.ready.wait(), 15)
+        assert self.transport.connected  # what /healthz reads
         return self
 
     async def stop(self) -> None:
@@ -530,6 +531,7 @@ async def test_sync_loop_survives_an_unreachable_homeserver(tmp_path: Path) -> N
         await asyncio.sleep(0.3)
         assert transport._sync_task is not None and not transport._sync_task.done()
         assert not transport.ready.is_set()
+        assert not transport.connected
     finally:
         started = time.monotonic()
         await transport.stop()

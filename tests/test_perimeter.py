@@ -14,6 +14,7 @@ from bot.geo.communes import CommuneLayer
 from bot.geo.perimeter import (
     MAX_PARTS,
     MAX_TEXT_LENGTH,
+    DrawnZone,
     Perimeter,
     PerimeterError,
     parse_perimeter,
@@ -193,6 +194,26 @@ def test_polygon_and_commune_list(layer: CommuneLayer) -> None:
     assert p.communes == frozenset({GRAY, VESOUL, MENDE})
     assert len(p.parts) == 3
     assert p.polygon_wgs84 is not None
+
+
+def test_polygons_are_shown_as_a_zone_around_a_commune(layer: CommuneLayer) -> None:
+    around = parse(SQUARE_AROUND_VESOUL, layer)
+    assert around.shown == (DrawnZone("Vesoul", len(around.communes)),)
+    mixed = parse(f"Gray, {SQUARE_IN_VESOUL}+1km", layer)
+    assert mixed.shown[0] == "Gray" and isinstance(mixed.shown[1], DrawnZone)
+    assert mixed.shown[1].near == "Vesoul"
+    assert parse("Vesoul+5km, dep:48", layer).shown == ("Vesoul+5km", "dep:48")
+
+
+def test_zone_whose_centroid_is_not_targeted_is_named_after_its_largest_commune(
+        layer: CommuneLayer) -> None:
+    # Two small squares, in Vesoul and in Gray: the centroid lies between them, elsewhere.
+    two = {"type": "MultiPolygon", "coordinates": [
+        mapping(box(6.150, 47.620, 6.152, 47.622))["coordinates"],
+        mapping(box(5.590, 47.445, 5.592, 47.447))["coordinates"]]}
+    perimeter = parse(json.dumps(two), layer)
+    assert perimeter.communes == frozenset({VESOUL, GRAY})
+    assert perimeter.shown == (DrawnZone("Vesoul", 2),)  # the more populous of the two
 
 
 def test_polygon_file(layer: CommuneLayer, tmp_path: Path) -> None:

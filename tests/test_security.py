@@ -7,6 +7,7 @@ import io
 import itertools
 import json
 import logging
+import re
 import sqlite3
 from pathlib import Path
 
@@ -14,7 +15,7 @@ import pytest
 
 from bot import logs
 from bot.config import PrivacyConfig, RolesConfig, ThrottleConfig
-from bot.domain import Identity
+from bot.domain import ChatKind, ChatRef, Identity, Incoming
 from bot.maintenance import backup, restore
 from bot.roles import PERMISSIONS, Action, Role, RoleBook
 from bot.storage.database import DatabaseError
@@ -88,6 +89,16 @@ async def test_roles_granted_at_run_time_are_audited_and_persist(bot: TestBot) -
                                                     (ADMIN, "role.revoked")]
 
 
+async def test_roles_are_given_to_platform_ids_only(bot: TestBot) -> None:
+    for name in ("telegram:@alice", "matrix:alice", "telegram:-1001234", "alice"):
+        reply = await bot.say(ADMIN, f"/role {name} officier")
+        assert "n'est pas un identifiant de plateforme" in reply, name
+        assert "telegram:123456789, pas @pseudo" in reply and "Usage" in reply
+    assert await bot.core.services.stores.roles.all() == []
+    assert "maintenant officier" in await bot.say(ADMIN, "/role matrix:@alice:example.org officier")
+    assert await bot.core.services.stores.roles.all() == [("matrix:@alice:example.org", "officer")]
+
+
 # -- flood protection ----------------------------------------------------------------
 
 
@@ -107,6 +118,32 @@ async def test_flooding_gets_one_polite_answer_then_silence(tmp_path: Path) -> N
         await bot.stop()
 
 
+# -- malformed text ------------------------------------------------------------------
+
+
+async def test_lone_surrogate_in_an_alert_is_replaced_and_said(bot: TestBot) -> None:
+    """Platforms deliver JSON, where "\\ud800" alone is legal and decodes to a string
+    SQLite cannot store: it used to give an internal error."""
+    preview = await bot.say(OPERATOR, "/alerte cambriolage Vesoul : Vitrine \ud800 forcée")
+    assert "aperçu" in preview and "Vitrine \ufffd forcée" in preview
+    assert "1 caractère illisible remplacé par « \ufffd »" in preview
+    alert = await bot.core.services.stores.alerts.get(1)
+    assert alert is not None and alert.body == "Vitrine \ufffd forcée"
+    assert "illisible" not in await bot.say(OPERATOR, "/alertes")  # said only when it happened
+
+
+async def test_lone_surrogate_in_a_tip_is_replaced_and_the_tip_kept(bot: TestBot) -> None:
+    await bot.enroll(ALICE, "commercant", "Vesoul")
+    await broadcast(bot)
+    await bot.press(ALICE, "information")
+    thanks = await bot.say(ALICE, "Fourgon \udc80\udc81 blanc \ud83d\ude90")
+    assert "transmise" in thanks and "2 caractères illisibles remplacés" in thanks
+    tip = await bot.core.services.stores.tips.get(1)
+    assert tip is not None and tip.body == "Fourgon \ufffd\ufffd blanc \U0001f690"
+    assert "Fourgon \ufffd\ufffd blanc" in bot.officers()[-1]
+    assert "n'est plus valable" in await bot.press_data(ALICE, "c:\udfff:yes")  # audited
+
+
 # -- privacy -------------------------------------------------------------------------
 
 
@@ -124,6 +161,79 @@ async def test_my_data_returns_everything_held(bot: TestBot) -> None:
     assert data["communities"] == ["agriculteur", "commercant"]
     assert data["alerts_received"][0]["alert_id"] == 1
     assert data["alerts_received"][0]["acknowledged_at"] is not None
+
+
+REGISTER = Path(__file__).resolve().parent.parent / "docs" / "data-register.md"
+
+
+def register_table(first_header: str) -> list[list[str]]:
+    """The rows of the register's table whose first column is headed ``first_header``."""
+    lines = REGISTER.read_text(encoding="utf-8").splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith(f"| {first_header} |"))
+    rows = []
+    for line in lines[start + 2:]:
+        if not line.startswith("|"):
+            break
+        rows.append([cell.strip() for cell in line.strip().strip("|").split("|")])
+    return rows
+
+
+def named_fields(cell: str, db: sqlite3.Connection) -> list[str]:
+    """« `tips.body`, `chat_id` » → tips.body, tips.chat_id; « `table.*` » → every column."""
+    found, table = [], ""
+    for name in re.findall(r"`([^`]+)`", cell):
+        if "." in name:
+            table, name = name.split(".", 1)
+        columns = [r[1] for r in db.execute(f"PRAGMA table_info({table})")]
+        assert columns, f"no table {table} in the database"
+        assert name == "*" or name in columns, f"{table}.{name} is not a column"
+        found += [f"{table}.{c}" for c in (columns if name == "*" else [name])]
+    return found
+
+
+def export_paths(value: object, leaves: set[str], prefix: str = "") -> dict[str, list[object]]:
+    """Each path of the export (``[]`` for list items) and the values found there."""
+    if prefix in leaves or not isinstance(value, dict | list):
+        return {prefix: [value]}
+    items = value.items() if isinstance(value, dict) else [("[]", v) for v in value]
+    paths: dict[str, list[object]] = {}
+    for key, item in items:
+        path = prefix + key if key == "[]" else f"{prefix}.{key}" if prefix else key
+        for found, values in export_paths(item, leaves, path).items():
+            paths.setdefault(found, []).extend(values)
+    return paths
+
+
+async def test_my_data_holds_every_field_of_the_register_and_nothing_else(
+        bot: TestBot) -> None:
+    await bot.enroll(ALICE, "commercant", "Vesoul")
+    await broadcast(bot)
+    await bot.press(ALICE, "Reçu")
+    await bot.press(ALICE, "information")
+    await bot.send(Incoming(Identity.parse(ALICE), ChatRef("telegram", "4242"), ChatKind.PRIVATE,
+                            text="Fourgon blanc", location=(47.6236, 6.1550)))
+    await bot.say(OFFICER, "/repondre 1 Merci", chat=OFFICERS)
+    await bot.press(ALICE, "information")  # left open: an unfinished conversation
+    await bot.say(ALICE, "/mesdonnees")
+    attachment = bot.transports["telegram"].posted["4242"][-1].message.attachment
+    assert attachment is not None
+    with sqlite3.connect(bot.config.database) as db:
+        stored = {f for row in register_table("table.field") for f in named_fields(row[0], db)}
+        exported: dict[str, str | None] = {}  # register field → export path (None: not)
+        for_reading = set()  # export paths that are not stored about the person
+        for left, right in register_table("field"):
+            path = re.fullmatch(r"`([^`]+)`", right)
+            if left.startswith("—"):
+                assert path is not None, left
+                for_reading.add(path.group(1))
+            for field in [] if left.startswith("—") else named_fields(left, db):
+                exported[field] = path.group(1) if path else None
+    assert set(exported) == stored  # the access table covers the register, field by field
+    keys = {path for path in exported.values() if path is not None} | for_reading
+    paths = export_paths(json.loads(attachment.data), keys)
+    assert set(paths) == keys  # nothing exported that the register does not list
+    empty = [key for key in keys if all(v in (None, "", [], {}) for v in paths[key])]
+    assert empty == [], "this subscriber has data in every field"
 
 
 def personal_traces(database: Path, needles: list[str]) -> list[str]:

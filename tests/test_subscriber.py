@@ -96,6 +96,41 @@ async def test_old_button_is_refused_after_the_step_moved_on(bot: TestBot) -> No
     assert "n'est plus valable" in await bot.press_data(ALICE, "garbage")
 
 
+def forged(bot: TestBot, who: str, value: str) -> str:
+    """A button carrying the current step's nonce but a value the bot never offered."""
+    nonce = bot.choice_data(who, "").split(":")[1]
+    return f"c:{nonce}:{value}"
+
+
+async def test_forged_community_with_a_valid_nonce_is_refused(bot: TestBot) -> None:
+    await bot.say(ALICE, "/start")
+    await bot.press(ALICE, "accepte")
+    reply = await bot.press_data(ALICE, forged(bot, ALICE, "t:<b>pirate</b>"))
+    assert "n'est plus valable" in reply
+    await bot.press(ALICE, "Commerçants")
+    await bot.press(ALICE, "Valider")
+    await bot.say(ALICE, "Vesoul")
+    await bot.say(ALICE, "terminer")
+    await bot.say(ALICE, "oui")
+    assert (await profile_of(bot))[1] == ["commercant"]
+    stats = await bot.say("telegram:200", "/stats", chat="officers")
+    assert "pirate" not in stats
+
+
+async def test_forged_commune_with_a_valid_nonce_is_refused(bot: TestBot) -> None:
+    await bot.say(ALICE, "/start")
+    await bot.press(ALICE, "accepte")
+    await bot.press(ALICE, "Commerçants")
+    await bot.press(ALICE, "Valider")
+    await bot.say(ALICE, "70100")  # offers Gray and another commune to choose from
+    for value in ("add:99999", "add:<script>", "add:70550"):  # 70550 exists, was not offered
+        assert "n'est plus valable" in await bot.press_data(ALICE, forged(bot, ALICE, value))
+    assert "Gray (70100)" in await bot.press(ALICE, "Gray (70100)")  # what was offered works
+    await bot.say(ALICE, "terminer")
+    await bot.say(ALICE, "oui")
+    assert (await profile_of(bot))[0] == ["70279"]
+
+
 async def test_abandoned_conversation_times_out_politely(bot: TestBot) -> None:
     await bot.say(ALICE, "/start")
     bot.advance(minutes=31)

@@ -23,6 +23,7 @@ from telegram import (
     CallbackQuery,
     ChatMemberBanned,
     ChatMemberMember,
+    ChatMemberRestricted,
     InlineKeyboardButton,
     InlineKeyboardMarkup,
     Message,
@@ -811,6 +812,31 @@ async def test_get_chat_and_chat_action(bot: Bot) -> None:
     info = await bot.get_chat(GROUP)
     assert (info.id, info.type, info.title) == (GROUP, "group", "Mairie")
     assert await bot.send_chat_action(ALICE, "typing") is True
+
+
+async def test_get_chat_member_reports_the_bots_standing(bot: Bot, double: TelegramDouble) -> None:
+    async def bot_status() -> str:
+        return str((await bot.get_chat_member(GROUP, bot.id)).status)
+
+    assert await bot_status() == "member"
+    assert (await bot.get_chat_member(GROUP, ALICE)).status == "member"
+    double.user(1003, "Carole")
+    assert (await bot.get_chat_member(GROUP, 1003)).status == "left"
+    double.world.chat(GROUP).bot_can_send = False
+    restricted = await bot.get_chat_member(GROUP, bot.id)
+    assert isinstance(restricted, ChatMemberRestricted) and not restricted.can_send_messages
+    double.world.chat(GROUP).bot_admin = True
+    assert await bot_status() == "administrator"
+    double.remove_bot(GROUP, ALICE)
+    with pytest.raises(Forbidden, match="bot is not a member of the group chat"):
+        await bot.get_chat_member(GROUP, bot.id)
+    with pytest.raises(BadRequest, match=r"(?i)chat not found"):
+        await bot.get_chat_member(-999, bot.id)
+    double.add_bot(GROUP, ALICE)
+    double.migrate(GROUP, -1002002, ALICE)
+    with pytest.raises(ChatMigrated) as moved:
+        await bot.get_chat_member(GROUP, bot.id)
+    assert moved.value.new_chat_id == -1002002
 
 
 async def test_wait_for_message(bot: Bot, double: TelegramDouble) -> None:

@@ -20,6 +20,7 @@ of up to 0.2 s at the ceiling.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Mapping
@@ -32,6 +33,7 @@ from bot.config import PlatformRateLimits
 from bot.context import Services
 from bot.domain import ChatRef, EditTracked, Effects, Notify, Outgoing, ToOfficers
 from bot.i18n import Translator
+from bot.metrics import Metrics
 from bot.render import (
     MAIN_ACTION,
     closed_copy,
@@ -80,10 +82,14 @@ class Outcome:
 
 class Dispatcher:
     def __init__(self, services: Services, transports: Mapping[str, Transport],
-                 perform: EffectsSink) -> None:
+                 perform: EffectsSink, metrics: Metrics | None = None) -> None:
         self.services = services
         self.transports = transports
         self.perform = perform
+        self.metrics = metrics or Metrics()
+        # Alerts with a copy sent since this process started: their first copy is behind
+        # them, so recording a batch asks the database only about the others.
+        self._copies_out: set[int] = set()
         self._wake = {platform: asyncio.Event() for platform in transports}
         self._resolve_wake = asyncio.Event()
         self.pacers = {p: Pacer(self.limits(p)) for p in transports}
@@ -310,12 +316,37 @@ class Dispatcher:
     async def _record(self, outcomes: list[Outcome]) -> None:
         """Every outcome of a batch in one transaction: one write per batch, not per row."""
         stores, now = self.services.stores, self.services.clock.now()
+        sent = [o for o in outcomes if o.status == "sent"]
         async with self.services.db.transaction():
+            started = await self._first_copies(sent)
             await stores.deliveries.mark_sent_many(
-                [(o.row.id, o.message_id or "") for o in outcomes if o.status == "sent"], now)
+                [(o.row.id, o.message_id or "") for o in sent], now)
             for outcome in outcomes:
                 if outcome.status != "sent":
                     await self._record_problem(outcome, now)
+        self._count(outcomes, started, now)
+
+    async def _first_copies(self, sent: list[Outcome]) -> dict[int, str]:
+        """The alerts whose first copy is in this batch, and when their broadcast started
+        (read before the batch is marked sent)."""
+        alert_ids = {o.row.alert_id for o in sent if o.row.action == "send"} - self._copies_out
+        started: dict[int, str] = {}
+        for alert_id in alert_ids:
+            moment = await self.services.stores.deliveries.started_without_copy(alert_id)
+            if moment is not None:
+                started[alert_id] = moment
+        return started
+
+    def _count(self, outcomes: list[Outcome], started: dict[int, str], now: datetime) -> None:
+        """The batch's figures, once recorded: a write that failed is tried again, and must
+        not count twice."""
+        for (platform, status), count in collections.Counter(
+                (o.row.platform, o.status) for o in outcomes).items():
+            self.metrics.delivered(platform, status, count)
+        for moment in started.values():
+            self.metrics.first_copy((now - datetime.fromisoformat(moment)).total_seconds())
+        self._copies_out.update(o.row.alert_id for o in outcomes
+                                if o.status == "sent" and o.row.action == "send")
 
     async def _record_problem(self, outcome: Outcome, now: datetime) -> None:
         stores, row = self.services.stores, outcome.row
@@ -453,6 +484,7 @@ class Dispatcher:
         message = Outgoing(text)
         for action in ("send", "edit"):
             self._rendered.pop((alert_id, action), None)
+        self._copies_out.discard(alert_id)
         effects = Effects([ToOfficers(message)])
         if await stores.alerts.posts(PROGRESS, alert_id):
             effects.items.append(EditTracked(PROGRESS, alert_id, message))

@@ -199,6 +199,7 @@ class ReplySender:
             log.warning("could not deliver reply=%d error=%s; given up", row.id, error)
             await replies.mark_failed(row.id, error)
             return
+        log.warning("could not deliver reply=%d error=%s; again in %g s", row.id, error, delay)
         await replies.retry_later(row.id, self.services.clock.now() + timedelta(seconds=delay),
                                   error)
         self.wake()  # the loop recomputes when the next row is due

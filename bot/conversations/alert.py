@@ -17,6 +17,7 @@ from bot.alerts import (
     require_body,
     require_category,
     require_perimeter,
+    shown_perimeter,
     submit,
 )
 from bot.context import Context
@@ -73,7 +74,8 @@ class GuidedAlertFlow(Flow):
             await move_to(ctx, state, "perimeter")
             ctx.reply(ctx.t(error.key, **error.params) + "\n" + ctx.t("guided.perimeter"))
             return
-        state.data["perimeter"] = perimeter.text
+        state.data["perimeter"] = perimeter.text  # parsed again at submission
+        state.data["perimeter_shown"] = shown_perimeter(ctx.services, perimeter)
         category = ctx.services.reference.categories[state.data["category"]]
         if category.all_communities:
             await self._to_facts(ctx, state)
@@ -143,8 +145,9 @@ class GuidedAlertFlow(Flow):
             ctx.say(error.key, **error.params)
             return
         await move_to(ctx, state, "confirm")
+        shown = state.data.get("perimeter_shown", state.data["perimeter"])
         ctx.reply(ctx.t("guided.confirm", category=state.data["category"],
-                        perimeter=state.data["perimeter"], body=state.data["body"]),
+                        perimeter=shown, body=state.data["body"]),
                   (choice(state, ctx.t("guided.submit"), "submit"),
                    choice(state, ctx.t("guided.abandon"), "abandon")))
 

@@ -2,7 +2,10 @@
 
 Each step of a flow has a handler. Every prompt carries a fresh nonce in its choices'
 data (``c:<nonce>:<value>``), so a button from an earlier step, or forged data, is
-recognised as stale instead of being applied to the wrong question.
+recognised as stale instead of being applied to the wrong question. The values offered
+with that nonce are kept in the state too: a button's data is typed by the client, so a
+value the step never offered (a made-up community key, any text as a commune code) is
+refused like a stale button instead of being stored.
 """
 
 from __future__ import annotations
@@ -15,10 +18,11 @@ from datetime import timedelta
 from typing import Any
 
 from bot.context import Context
-from bot.domain import Choice
+from bot.domain import Choice, Reply
 from bot.storage.conversations import ConversationState
 
 CHOICE_PREFIX = "c"
+OFFERED = "offered"  # key of ConversationState.data: {"nonce": …, "values": […]}
 
 
 @dataclass(frozen=True)
@@ -53,6 +57,32 @@ def parse_choice(data: str) -> tuple[str, str] | None:
     if prefix != CHOICE_PREFIX or not nonce or not value:
         return None
     return nonce, value
+
+
+def was_offered(state: ConversationState, nonce: str, value: str) -> bool:
+    """Whether the choice ``value`` was shown with ``nonce``, the step's current one."""
+    offered = state.data.get(OFFERED)
+    return (state.nonce == nonce and isinstance(offered, dict)
+            and offered.get("nonce") == nonce and value in offered.get("values", ()))
+
+
+async def remember_offered(ctx: Context) -> None:
+    """Record the choices this handler is about to show with the conversation's nonce.
+
+    Done once the handler has returned, from its replies: steps build their choices
+    after ``move_to`` has saved the new nonce, and a prompt can span several messages.
+    """
+    values = [parsed for effect in ctx.effects.items if isinstance(effect, Reply)
+              for c in effect.message.choices if (parsed := parse_choice(c.data))]
+    if not values:
+        return
+    state = await ctx.stores.conversations.get(ctx.who)
+    if state is None:
+        return
+    shown = [value for nonce, value in values if nonce == state.nonce]
+    if shown:
+        state.data[OFFERED] = {"nonce": state.nonce, "values": shown}
+        await ctx.stores.conversations.save(state, ctx.now)
 
 
 async def open_conversation(ctx: Context, kind: str, step: str,

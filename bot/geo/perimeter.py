@@ -19,6 +19,7 @@ and its ``params`` fill it.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import re
@@ -36,6 +37,7 @@ __all__ = [
     "MAX_FILE_BYTES",
     "MAX_PARTS",
     "MAX_TEXT_LENGTH",
+    "DrawnZone",
     "Perimeter",
     "PerimeterError",
     "parse_perimeter",
@@ -80,6 +82,15 @@ class PerimeterError(UserFacingError):
 
 
 @dataclass(frozen=True)
+class DrawnZone:
+    """A polygon typed as GeoJSON, as people read it: thousands of coordinates mean
+    nothing to a recipient, « zone tracée autour de Gray (14 communes) » does."""
+
+    near: str  # the commune under the polygon's centroid, else the most populous one
+    communes: int
+
+
+@dataclass(frozen=True)
 class Perimeter:
     text: str  # canonical form, e.g. "Vesoul+5km"; parse_perimeter(text) gives it back
     communes: frozenset[str]  # INSEE codes
@@ -87,6 +98,7 @@ class Perimeter:
     radius_m: float | None  # radius of a single-part perimeter, if it has one
     polygon_wgs84: BaseGeometry | None  # union of the polygon parts (lon, lat), if any
     parts: tuple[str, ...]  # canonical text of each part
+    shown: tuple[str | DrawnZone, ...] = ()  # each part as people read it (see DrawnZone)
 
 
 @dataclass(frozen=True)
@@ -96,6 +108,7 @@ class _Part:
     center: tuple[float, float] | None = None
     radius_m: float | None = None
     polygon: BaseGeometry | None = None
+    shown: str | DrawnZone | None = None  # None: the text reads well as it is
 
 
 def _show(text: str) -> str:
@@ -465,7 +478,8 @@ def _parse_token(
     if token.kind == "json":
         part = _show(token.raw)
         polygon = _polygon_from_geojson(token.value, part)
-        return _polygon_part(polygon, shapely.to_geojson(polygon), part, layer, meters)
+        drawn = _polygon_part(polygon, shapely.to_geojson(polygon), part, layer, meters)
+        return dataclasses.replace(drawn, shown=_drawn_zone(layer, polygon, drawn.communes))
     body = token.body
     if not body:
         raise PerimeterError("perimeter.bad_part", part=_show(token.raw))
@@ -482,6 +496,20 @@ def _parse_token(
     if _DIGITS_RE.match(body):
         raise PerimeterError("perimeter.bad_code", part=_show(token.raw))
     return _name_part(token, layer, meters)
+
+
+def _drawn_zone(layer: CommuneLayer, polygon: BaseGeometry, communes: frozenset[str]) -> DrawnZone:
+    """Name the zone after the commune under its centroid when that one is targeted (a
+    ring-shaped zone's centroid can fall outside it), else the most populous target."""
+    centroid = polygon.centroid
+    try:
+        under = layer.at_point(centroid.y, centroid.x)
+    except ValueError:  # a centroid the projection cannot take: name it otherwise
+        under = None
+    if under is None or under.insee not in communes:
+        targets = [c for c in map(layer.by_insee, sorted(communes)) if c is not None]
+        under = max(targets, key=lambda c: c.population or 0)
+    return DrawnZone(under.name, len(communes))
 
 
 # ---------------------------------------------------------------------------- entry point
@@ -539,4 +567,5 @@ def parse_perimeter(
         radius_m=single.radius_m if single else None,
         polygon_wgs84=polygon,
         parts=tuple(p.text for p in parts),
+        shown=tuple(p.text if p.shown is None else p.shown for p in parts),
     )

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from bot.alerts import FOR, parse_communities, require_perimeter
+from bot.alerts import parse_communities, require_perimeter, shown_perimeter, split_for
 from bot.commands import Command
-from bot.config import IDENTITY_PATTERN
 from bot.context import Context
+from bot.domain import is_platform_id
 from bot.errors import UserFacingError
 from bot.roles import GRANTABLE, Action
 
@@ -14,24 +14,20 @@ async def register_group(ctx: Context, args: str) -> None:
     if not args.strip():
         ctx.say("group.usage")
         return
-    head, communities = args, ""
-    target = FOR.search(args)
-    if target:
-        head, communities = args[:target.start()], target.group(1)
+    head, communities = split_for(args)
     try:
         perimeter = require_perimeter(ctx.services, head)
-        keys = _communities(ctx, communities)
+        keys = _communities(ctx, communities or "")
     except UserFacingError as error:
         ctx.reply(ctx.t(error.key, **error.params) + "\n" + ctx.t("group.usage"))
         return
-    chat = ctx.incoming.chat
+    chat, shown = ctx.incoming.chat, shown_perimeter(ctx.services, perimeter)
     await ctx.stores.groups.register(chat.platform, chat.chat_id, ctx.incoming.chat_title,
-                                     perimeter.text, sorted(perimeter.communes), keys, ctx.who,
-                                     ctx.now)
+                                     shown, sorted(perimeter.communes), keys, ctx.who, ctx.now)
     await ctx.audit("group.registered", chat=str(chat), perimeter=perimeter.text,
                     communities=keys)
     labels = ", ".join(ctx.services.reference.communities[k].label for k in keys)
-    ctx.say("group.registered", perimeter=perimeter.text, count=len(perimeter.communes),
+    ctx.say("group.registered", perimeter=shown, count=len(perimeter.communes),
             communities=labels or ctx.t("render.everyone"))
 
 
@@ -58,14 +54,15 @@ ROLE_WORDS = {"operateur": "operator", "opérateur": "operator", "operator": "op
 async def manage_role(ctx: Context, args: str) -> None:
     """``/role <PLATFORM:ID> [-]<operateur|officier|admin>`` — grant or revoke; audited."""
     parts = args.split()
-    if len(parts) != 2 or not IDENTITY_PATTERN.match(parts[0]):
-        ctx.say("roles.usage")
-        return
-    identity, word = parts
-    revoke = word.startswith("-")
-    role_name = ROLE_WORDS.get(word.lstrip("-+").lower())
+    role_name = ROLE_WORDS.get(parts[1].lstrip("-+").lower()) if len(parts) == 2 else None
     if role_name is None:
         ctx.say("roles.usage")
+        return
+    identity, revoke = parts[0], parts[1].startswith("-")
+    # Revoking anything is allowed: it can only clean up a grant made before this check.
+    if not revoke and not is_platform_id(identity):
+        ctx.reply(ctx.t("roles.not_platform_id", identity=identity[:80]) + "\n"
+                  + ctx.t("roles.usage"))
         return
     role = GRANTABLE[role_name]
     if revoke and ctx.services.roles.configured(identity, role):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from datetime import date, datetime, time, timedelta
 
-from bot.alerts import AlertInputError, parse_alert_command, submit
+from bot.alerts import AlertInputError, parse_alert_command, shown_perimeter, submit
 from bot.commands import Command, small_number
 from bot.context import Context
 from bot.errors import UserFacingError
@@ -75,8 +75,8 @@ async def program(ctx: Context, args: str) -> None:
         return
     communities = [] if draft.all_communities else sorted(draft.communities)
     schedule_id = await ctx.stores.schedules.create(
-        rule, draft.category.key, draft.perimeter.text, communities, draft.body, ctx.who,
-        first, ctx.now)
+        rule, draft.category.key, shown_perimeter(ctx.services, draft.perimeter), communities,
+        draft.body, ctx.who, first, ctx.now)
     alert = await submit(ctx, draft, send_at=first, schedule_id=schedule_id)
     await ctx.stores.schedules.set_next(schedule_id, first, alert.id)
     ctx.say("schedule.created", number=schedule_id, time=when(ctx.services.local(first)),

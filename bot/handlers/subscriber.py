@@ -175,8 +175,9 @@ COMMANDS = [
     Command("reprise", resume, Action.SUBSCRIBE, "help.reprise"),
     Command("langue", language, Action.SUBSCRIBE, "help.langue", aliases=("language",),
             keeps_conversation=True),
+    # Keeps the open conversation: it is part of what the export shows.
     Command("mesdonnees", my_data, Action.SUBSCRIBE, "help.mesdonnees",
-            aliases=("mydata", "donnees")),
+            aliases=("mydata", "donnees"), keeps_conversation=True),
     Command("stop", stop, Action.SUBSCRIBE, "help.stop", aliases=("desinscription", "oubli")),
     Command("annuler", cancel, Action.SUBSCRIBE, "help.annuler", aliases=("cancel",),
             in_groups=True, keeps_conversation=True),

@@ -211,6 +211,10 @@ class AlertStore:
         await self.db.execute("UPDATE alerts SET resolve_after = ? WHERE id = ?",
                               (subscriber_id, alert_id))
 
+    async def count_by_status(self) -> dict[str, int]:
+        rows = await self.db.fetchall("SELECT status, count(*) FROM alerts GROUP BY status")
+        return {row[0]: int(row[1]) for row in rows}
+
     async def broadcasting(self) -> list[Alert]:
         rows = await self.db.fetchall(
             "SELECT * FROM alerts WHERE status = 'broadcasting' ORDER BY id")

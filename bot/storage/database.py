@@ -9,8 +9,11 @@ transactions; statements issued inside ``transaction()`` by the same task join i
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
+import os
 import re
+import sqlite3
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -22,6 +25,12 @@ import aiosqlite
 from bot.resources import migrations_dir
 
 MIGRATIONS_DIR = migrations_dir()
+MEMORY = ":memory:"
+BUSY_SECONDS = 5.0  # how long a statement waits for another connection's lock
+PROBE_SECONDS = 2.0  # the same wait for check_writable, for health probes
+# One row rewritten as it is; the probe rolls it back.
+WRITE_PROBE = ("UPDATE schema_version SET name = name"
+               " WHERE version = (SELECT max(version) FROM schema_version)")
 MIGRATION_NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
 
 Row = aiosqlite.Row
@@ -29,7 +38,29 @@ Params = Sequence[Any] | dict[str, Any]
 
 
 class DatabaseError(Exception):
-    """The database cannot be used as it is (newer than the code, broken migration)."""
+    """The database cannot be used as it is (newer than the code, broken migration,
+    read-only, locked, not a database); the message is one line for the operator."""
+
+
+READ_ONLY_FOLDER = ("its folder is read-only, and SQLite must create the -wal and -shm files"
+                    " beside the database (check the folder's owner and permissions, and that"
+                    " its disk is mounted read-write)")
+# What SQLite's error codes mean for the operator (extended codes fall back to their
+# primary code: SQLITE_IOERR_WRITE → SQLITE_IOERR).
+CAUSES = {
+    "SQLITE_READONLY_DIRECTORY": READ_ONLY_FOLDER,
+    "SQLITE_READONLY": "the database is read-only (check the owner and permissions of the file"
+                       " and of its -wal and -shm files)",
+    "SQLITE_NOTADB": "not an SQLite database (a wrong path, or a damaged file: restore a backup)",
+    "SQLITE_CORRUPT": "the database file is damaged (restore a backup)",
+    "SQLITE_CANTOPEN": "cannot open the database file (check the path, and the owner and"
+                       " permissions of the file and its folder)",
+    "SQLITE_BUSY": "the database is locked by another process (is another bot using it?)",
+    "SQLITE_LOCKED": "the database is locked by another process (is another bot using it?)",
+    "SQLITE_FULL": "the disk is full",
+    "SQLITE_IOERR": "input/output error (check the disk)",
+    "SQLITE_PERM": "access denied (check the file's owner and permissions)",
+}
 
 
 @dataclass(frozen=True)
@@ -40,8 +71,9 @@ class Migration:
 
 
 class Database:
-    def __init__(self, connection: aiosqlite.Connection) -> None:
+    def __init__(self, connection: aiosqlite.Connection, path: str = MEMORY) -> None:
         self._connection = connection
+        self.path = path
         self._lock = asyncio.Lock()
         # One flag per database. Tasks started inside a transaction inherit it and
         # would write into that transaction: start tasks outside transactions.
@@ -51,26 +83,89 @@ class Database:
         self._committed: list[Callable[[], Awaitable[None]]] = []
 
     @classmethod
-    async def open(cls, path: str | Path, migrations_dir: Path = MIGRATIONS_DIR) -> Database:
-        if str(path) != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
-        connection = await aiosqlite.connect(str(path), isolation_level=None)
-        connection.row_factory = aiosqlite.Row
-        # secure_delete: a deleted row is overwritten with zeros, not left in a free page
-        # where the file would still hold what an erasure removed (docs/data-register.md).
-        for pragma in ("journal_mode = WAL", "foreign_keys = ON", "busy_timeout = 5000",
-                       "synchronous = NORMAL", "secure_delete = ON"):
-            await connection.execute(f"PRAGMA {pragma}")
-        database = cls(connection)
+    async def open(cls, path: str | Path, migrations_dir: Path = MIGRATIONS_DIR, *,
+                   writable: bool = True) -> Database:
+        """Connect, migrate and (``writable``) prove that a write goes through. Any failure
+        closes the connection and raises DatabaseError: one line naming the file and why."""
+        migrations = load_migrations(migrations_dir)  # first: a broken one needs no cleanup
+        name = str(path)
         try:
-            await database.migrate(load_migrations(migrations_dir))
-        except BaseException:
-            await connection.close()  # its worker thread would keep the process alive
+            if name != MEMORY:
+                _make_folder(Path(name))
+                await asyncio.to_thread(_preflight, name)
+            connection = await aiosqlite.connect(name, isolation_level=None)
+        except sqlite3.Error as error:
+            raise DatabaseError(explain(name, error)) from None
+        connection.row_factory = aiosqlite.Row
+        database = cls(connection, name)
+        try:
+            await database._prepare(migrations, writable)
+        except BaseException as error:
+            # The connection's worker thread is not a daemon: left open, it would keep the
+            # process alive after the error, looking like a bot that started.
+            with contextlib.suppress(Exception):
+                await connection.close()
+            if isinstance(error, sqlite3.Error):
+                raise DatabaseError(explain(name, error)) from None
             raise
         return database
 
+    async def _prepare(self, migrations: list[Migration], writable: bool) -> None:
+        # secure_delete: a deleted row is overwritten with zeros, not left in a free page
+        # where the file would still hold what an erasure removed (docs/data-register.md).
+        for pragma in ("journal_mode = WAL", "foreign_keys = ON",
+                       f"busy_timeout = {BUSY_SECONDS * 1000:.0f}", "synchronous = NORMAL",
+                       "secure_delete = ON"):
+            await self._connection.execute(f"PRAGMA {pragma}")
+        try:
+            await self.migrate(migrations)
+        except DatabaseError as error:
+            raise DatabaseError(f"{self.path}: {error}") from None
+        if writable:  # a migrated database on a read-only file gets this far
+            await self.check_writable(BUSY_SECONDS)
+
     async def close(self) -> None:
         await self._connection.close()
+
+    async def reader(self) -> Database:
+        """A read-only connection of its own to the same file, for monitoring: WAL lets it
+        read beside the bot's writes, so neither waits for the other. An in-memory database
+        has no file to share: it reads on this connection."""
+        if self.path == MEMORY:
+            return self
+        uri = Path(self.path).absolute().as_uri() + "?mode=ro"
+        try:
+            connection = await aiosqlite.connect(uri, uri=True, isolation_level=None)
+        except sqlite3.Error as error:
+            raise DatabaseError(explain(self.path, error)) from None
+        connection.row_factory = aiosqlite.Row
+        reader = Database(connection, self.path)
+        try:
+            await reader.fetchval("PRAGMA schema_version")  # opens the file now, not later
+        except BaseException as error:
+            await connection.close()
+            if isinstance(error, sqlite3.Error):
+                raise DatabaseError(explain(self.path, error)) from None
+            raise
+        return reader
+
+    async def check_writable(self, timeout: float = PROBE_SECONDS) -> None:
+        """Raise DatabaseError unless a write would go through now.
+
+        On a connection of its own (so it neither waits for nor holds up the bot's
+        transactions), a transaction rewrites one row and rolls back: BEGIN IMMEDIATE alone
+        succeeds on a read-only file in WAL mode. Waits at most ``timeout`` seconds for
+        another process's lock; a disk that does not answer fails a second later.
+        """
+        if self.path == MEMORY:
+            return  # nothing outside this process can lock it or take it away
+        uri = Path(self.path).absolute().as_uri() + "?mode=rw"  # never creates a file
+        try:
+            await asyncio.wait_for(asyncio.to_thread(_probe_write, uri, timeout), timeout + 1)
+        except TimeoutError:
+            raise DatabaseError(f"{self.path}: no answer within {timeout + 1:g} s") from None
+        except sqlite3.Error as error:
+            raise DatabaseError(explain(self.path, error)) from None
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[None]:
@@ -187,7 +282,63 @@ class Database:
                     (migration.version, migration.name),
                 )
         except aiosqlite.Error as error:
+            if _cause(error) is not None:  # the file's fault, not the migration's
+                raise
             raise DatabaseError(f"migration {migration.name} failed: {error}") from error
+
+
+def explain(path: str, error: sqlite3.Error) -> str:
+    """``path: cause`` in the operator's words, or SQLite's own when it is unexpected."""
+    cause = _cause(error) or str(error)
+    if (error.sqlite_errorname or "").startswith("SQLITE_CANTOPEN"):
+        cause = _cannot_open(Path(path)) or cause
+    return f"{path}: {cause}"
+
+
+def _cannot_open(path: Path) -> str | None:
+    """SQLite says only "unable to open": the file system can say why."""
+    if path.is_dir():
+        return "a folder, not a database file"
+    if not os.access(path.parent, os.W_OK):  # also False on a read-only file system
+        return READ_ONLY_FOLDER
+    return None
+
+
+def _cause(error: sqlite3.Error) -> str | None:
+    name = error.sqlite_errorname or ""
+    return CAUSES.get(name) or CAUSES.get("_".join(name.split("_")[:2]))
+
+
+def _make_folder(path: Path) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise DatabaseError(f"{path}: cannot create its folder ({error.strerror})") from None
+
+
+def _preflight(path: str) -> None:
+    """Open the file and switch it to WAL with plain sqlite3 first. When aiosqlite cannot
+    connect, it stops its worker thread without waiting for it, and the thread prints a
+    traceback if the event loop has closed by then; failing here leaves no thread."""
+    connection = sqlite3.connect(path, timeout=BUSY_SECONDS)
+    try:
+        connection.execute("PRAGMA journal_mode = WAL")
+    finally:
+        connection.close()
+
+
+def _probe_write(uri: str, timeout: float) -> None:
+    """check_writable's work, on a worker thread."""
+    connection = sqlite3.connect(uri, uri=True, timeout=timeout, isolation_level=None)
+    try:
+        connection.execute("BEGIN IMMEDIATE")
+        try:
+            connection.execute(WRITE_PROBE)
+        finally:
+            if connection.in_transaction:
+                connection.execute("ROLLBACK")
+    finally:
+        connection.close()
 
 
 def load_migrations(directory: Path) -> list[Migration]:

@@ -10,6 +10,7 @@ need it. The kernel drops the lock with the process, even on ``kill -9``; the fi
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import os
 from pathlib import Path
@@ -28,6 +29,17 @@ def lock_path(database: Path) -> Path:
     return resolved.with_name(resolved.name + ".lock")
 
 
+def lock_file_problem(database: Path, path: Path, error: OSError) -> str:
+    """Name the database, as every other database error does; say the lock file's part."""
+    if error.errno == errno.EROFS:
+        return (f"{database}: the database is read-only (its folder is on a read-only disk; "
+                f"the bot needs to write the database and its lock file {path.name})")
+    if error.errno in (errno.EACCES, errno.EPERM):
+        return (f"{database}: the database's folder is not writable ({error.strerror}): the "
+                f"bot needs it for the database and its lock file {path.name}")
+    return f"{database}: cannot open the lock file {path} ({error.strerror})"
+
+
 class ServingLock:
     def __init__(self, handle: IO[str]) -> None:
         self._handle: IO[str] | None = handle
@@ -40,7 +52,7 @@ class ServingLock:
             path.parent.mkdir(parents=True, exist_ok=True)
             handle = path.open("a+", encoding="ascii")
         except OSError as error:  # e.g. left owned by root by a command run as root
-            raise DatabaseError(f"{path}: cannot open the lock file ({error.strerror})") from None
+            raise DatabaseError(lock_file_problem(database, path, error)) from None
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

@@ -74,6 +74,12 @@ class Transport(ABC):
     @abstractmethod
     async def stop(self) -> None: ...
 
+    @property
+    @abstractmethod
+    def connected(self) -> bool:
+        """Whether the transport works now: started, not stopped, and its link up as far as
+        it already knows. Read by every health probe, so no network call."""
+
     @abstractmethod
     async def send(self, chat_id: str, message: Outgoing) -> str:
         """Deliver one message; return its id (``join_ids`` of every platform message it

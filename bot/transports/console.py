@@ -51,6 +51,10 @@ class ConsoleTransport(Transport):
     async def stop(self) -> None:
         self.stopped.set()
 
+    @property
+    def connected(self) -> bool:
+        return self.on_incoming is not None and not self.stopped.is_set()
+
     async def send(self, chat_id: str, message: Outgoing) -> str:
         message_id = str(next(self._ids))
         self.received.setdefault(chat_id, []).append(message.text)

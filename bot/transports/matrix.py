@@ -51,6 +51,7 @@ from bot.transports.matrix_errors import (
     is_rate_limited,
     network_error,
     retry_after_seconds,
+    without_ids,
 )
 from bot.transports.matrix_events import (
     Heard,
@@ -80,6 +81,10 @@ SYNC_FILTER: dict[str, Any] = {
 FIRST_FILTER: dict[str, Any] = {**SYNC_FILTER, "room": {**SYNC_FILTER["room"],
                                                        "timeline": {"limit": 0}}}
 FIRST_BACKOFF_S, MAX_BACKOFF_S = 1.0, 60.0
+# A sync answers within its long-poll wait; this much longer without one, the homeserver
+# counts as out of reach (a sync of many events takes a while to handle, and a failed one
+# waits its backoff before the next).
+SYNC_SILENCE_S = 60.0
 STOP_GRACE_S = 30.0  # how long stop() lets a sync being handled finish (then its token is kept)
 MEMBERSHIP_NETWORK_ATTEMPTS = 5
 DEVICE_NAME = "alerte-bot"
@@ -124,6 +129,7 @@ class MatrixTransport(Transport):
         self._direct_lock = asyncio.Lock()
         self._busy = False
         self._stopping = False
+        self._synced_at = 0.0  # time.monotonic() of the last successful sync
 
     # -- lifecycle ------------------------------------------------------------------
 
@@ -165,6 +171,14 @@ class MatrixTransport(Transport):
             await self.client.close()
             self.client = None
 
+    @property
+    def connected(self) -> bool:
+        """Started, and the last sync succeeded recently (see SYNC_SILENCE_S)."""
+        if self.client is None or self._stopping or not self.ready.is_set():
+            return False
+        silence = time.monotonic() - self._synced_at
+        return silence < self.sync_timeout_ms / 1000 + SYNC_SILENCE_S
+
     # -- sync -------------------------------------------------------------------------
 
     async def _sync_forever(self) -> None:
@@ -173,6 +187,7 @@ class MatrixTransport(Transport):
         while not self._stopping:
             try:
                 response = await self._sync_once()
+                self._synced_at = time.monotonic()
                 self._busy = True
                 try:
                     await self._handle_sync(response)
@@ -220,7 +235,7 @@ class MatrixTransport(Transport):
             try:
                 self._consider_invite(room_id, info.invite_state)
             except Exception:  # one odd invitation must not stop the others
-                log.exception("matrix: could not consider the invitation to %s", room_id)
+                log.exception("matrix: could not consider an invitation")
         for room_id, info in [*rooms.join.items(), *rooms.leave.items()]:
             await self._handle_timeline(room_id, info.timeline.events)
         if not self.ready.is_set():
@@ -252,7 +267,7 @@ class MatrixTransport(Transport):
             except Exception:
                 # Skip it: failing the sync would replay every event before it, forever.
                 log.exception("matrix: could not read event %s in %s",
-                              source.get("event_id"), room_id)
+                              source.get("event_id"), self._in_logs(room_id))
 
     # -- what people did --------------------------------------------------------------
 
@@ -275,8 +290,7 @@ class MatrixTransport(Transport):
 
     def _left(self, room_id: str, kind: ChatKind, heard: Heard) -> Incoming | None:
         if heard.left == self.user_id:
-            log.warning("matrix: %s removed the bot from %s (%s)", heard.sender, room_id,
-                        kind.value)
+            log.warning("matrix: the bot was removed from %s", self._in_logs(room_id))
         elif kind is ChatKind.PRIVATE:
             self._enqueue(MembershipJob("leave", room_id))  # a DM alone is a dead room
         else:
@@ -318,12 +332,20 @@ class MatrixTransport(Transport):
         try:
             await self._on_incoming(incoming)
         except Exception:  # the core never raises; if it did, the next event still counts
-            log.exception("matrix: handling an event from %s failed", incoming.sender)
+            log.exception("matrix: handling an event in %s failed",
+                          self._in_logs(incoming.chat.chat_id))
 
     def _kind(self, room_id: str) -> ChatKind:
         room = self._nio_room(room_id)
         count = getattr(room, "member_count", None)
         return self.rooms.kind(room_id, count if isinstance(count, int) else None)
+
+    def _in_logs(self, room_id: str) -> str:
+        """A room as log lines may name it: groups and the officers' room by id, a
+        person's direct chat never (it is as personal as their user id)."""
+        if self.rooms.is_direct(room_id):  # even grown into a group: someone's DM first
+            return "a private room"
+        return f"{self._kind(room_id).value} room {room_id}"
 
     def _title(self, room_id: str) -> str:
         name = getattr(self._nio_room(room_id), "display_name", None)
@@ -345,8 +367,9 @@ class MatrixTransport(Transport):
                 self.rooms.expect_direct(room_id)
             self._enqueue(MembershipJob("join", room_id, inviter, direct and not officers))
         else:
-            log.info("matrix: declining %s's invitation to %s (not a DM, not an admin)",
-                     inviter, room_id)
+            # Not a DM: a group's room id, which operators may need; never who invited.
+            log.info("matrix: declining the invitation to %s (not a DM, not from an admin)",
+                     room_id)
             self._enqueue(MembershipJob("leave", room_id))
 
     def _join_officers_room_if_needed(self) -> None:
@@ -367,16 +390,16 @@ class MatrixTransport(Transport):
             except asyncio.CancelledError:
                 raise
             except Exception:
-                log.exception("matrix: could not %s %s", job.action, job.room_id)
+                log.exception("matrix: could not %s %s", job.action, self._in_logs(job.room_id))
             finally:
                 self._queued.discard(job.room_id)
 
     async def _carry_out(self, job: MembershipJob) -> None:
         if job.action == "leave":
-            await self._patiently(f"leave {job.room_id}",
+            await self._patiently(f"leave {self._in_logs(job.room_id)}",
                                   lambda: self.client.room_leave(job.room_id))
             return
-        if await self._patiently(f"join {job.room_id}",
+        if await self._patiently(f"join {self._in_logs(job.room_id)}",
                                  lambda: self.client.join(job.room_id)) is None:
             return
         self.rooms.joined.add(job.room_id)
@@ -403,7 +426,7 @@ class MatrixTransport(Transport):
             if not isinstance(response, nio.ErrorResponse):
                 return response
             if not is_rate_limited(response):
-                log.warning("matrix: could not %s: %s", what, response)
+                log.warning("matrix: could not %s: %s", what, without_ids(str(response)))
                 return None
             await asyncio.sleep(retry_after_seconds(response))
 
@@ -469,8 +492,8 @@ class MatrixTransport(Transport):
                 if not event_ids:
                     raise
                 # Retrying would repeat the parts already shown; the rest is lost.
-                log.warning("matrix: message to %s cut after %d of %d parts", chat_id,
-                            len(event_ids), len(contents))
+                log.warning("matrix: message to %s cut after %d of %d parts",
+                            self._in_logs(chat_id), len(event_ids), len(contents))
                 break
         self.choices.shown(chat_id, message.choices)
         for event_id in {event_ids[0], event_ids[-1]}:  # edits aim at the first, ✅ at the last

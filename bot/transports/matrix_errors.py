@@ -8,6 +8,7 @@ out of nio as aiohttp or timeout exceptions.
 from __future__ import annotations
 
 import asyncio
+import re
 from typing import Any
 
 import aiohttp
@@ -27,6 +28,13 @@ DEFAULT_RETRY_AFTER_S = 5.0  # nio's own default when a 429 carries no retry_aft
 # The bot left the room, was kicked or banned, or the room does not exist (Synapse
 # answers "User … not in room" with M_FORBIDDEN for all of these).
 GONE_CODES = frozenset({"M_FORBIDDEN", "M_NOT_FOUND"})
+# Synapse names users and rooms in its refusals ("User @bot:hs not in room !dm:hs"): a
+# person's user id or DM room must reach neither the logs nor deliveries.last_error.
+MATRIX_ID = re.compile(r"[@!#+][^\s:@!#+]+:[A-Za-z0-9.-]+(?::[0-9]+)?")
+
+
+def without_ids(text: str) -> str:
+    return MATRIX_ID.sub("<id>", text)
 
 
 def http_status(response: Any) -> int | None:
@@ -52,7 +60,7 @@ def retry_after_seconds(response: Any) -> float:
 def delivery_error(response: Any) -> DeliveryError:
     """The typed error for a nio ``ErrorResponse`` to a send, edit or redaction."""
     code, status = error_code(response), http_status(response)
-    message = str(getattr(response, "message", "") or response)
+    message = without_ids(str(getattr(response, "message", "") or response))
     if is_rate_limited(response):
         # Synapse's rc_message limits the account as a whole, never one room.
         return RateLimited(retry_after_seconds(response), chat_only=False)

@@ -42,6 +42,10 @@ class MemoryTransport(Transport):
     async def stop(self) -> None:
         self.on_incoming = None
 
+    @property
+    def connected(self) -> bool:
+        return self.on_incoming is not None
+
     async def send(self, chat_id: str, message: Outgoing) -> str:
         self.send_count += 1
         self.send_times.append((asyncio.get_running_loop().time(), chat_id))

@@ -1,12 +1,13 @@
 """The Telegram transport, on python-telegram-bot 22 (PTB) running inside the bot's own loop.
 
-PTB's ``Application`` is used only for what it does well: long polling, parsing updates,
-the HTTP connection pool. It is started piecewise (``initialize``/``start``/
-``updater.start_polling``), never with ``run_polling``, which would take over the event loop
-and its signal handlers. In webhook mode the bot's own aiohttp server (``telegram_webhook``)
-receives the updates and puts them in PTB's update queue, where polled updates go too. Every
-update goes through one handler that turns it into an ``Incoming`` (``telegram_updates``)
-and never lets an exception reach PTB.
+PTB's ``Application`` is used only for what it does well: parsing updates, the HTTP
+connection pool. It is started piecewise (``initialize``/``start``), never with
+``run_polling``, which would take over the event loop and its signal handlers. Long polling
+is the transport's own loop (``_poll_forever``): it confirms an update only once the core
+handled it, where PTB's Updater confirms a batch as soon as it is queued. In webhook mode the
+bot's own aiohttp server (``telegram_webhook``) receives the updates and puts them in PTB's
+update queue. Every update goes through one handler that turns it into an ``Incoming``
+(``telegram_updates``) and never lets an exception reach PTB.
 
 Sending renders ``Outgoing`` (``telegram_render``) and translates PTB's errors into the typed
 errors of ``bot.transports.base`` (``telegram_errors``). The transport never retries a whole
@@ -56,6 +57,7 @@ from bot.transports.base import (
 )
 from bot.transports.telegram_errors import (
     RecentSends,
+    chat_in_logs,
     is_already_deleted,
     is_gone,
     is_not_modified,
@@ -279,6 +281,18 @@ class TelegramTransport(Transport):
         if server is not None:
             await server.stop()
 
+    @property
+    def connected(self) -> bool:
+        """Started, and receiving: its webhook server listening, or its polling loop
+        running. The loop retries a failing getUpdates by itself: this says the loop runs,
+        not that the last call succeeded."""
+        app = self._app
+        if app is None or not app.running:
+            return False
+        if self.config.mode == "webhook":
+            return self._webhook is not None
+        return self._poller is not None and not self._poller.done()
+
     # -- receiving ----------------------------------------------------------------------
 
     async def _on_update(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -424,8 +438,8 @@ class TelegramTransport(Transport):
         try:
             await self._bot().delete_message(_chat(chat_id), message_id)
         except TelegramError as error:  # a stale continuation is untidy, not an error
-            log.warning("telegram: could not delete part %s in %s: %s", message_id, chat_id,
-                        error)
+            log.warning("telegram: could not delete part %s in %s: %s", message_id,
+                        chat_in_logs(chat_id), error)
 
     async def delete(self, chat_id: str, message_id: str) -> None:
         """Recall a message, every part of it if it was split."""
@@ -442,8 +456,8 @@ class TelegramTransport(Transport):
         if isinstance(typed, ChatMoved):  # the upgrade happened while the bot was down
             self._follow_officers(chat_id, typed.new_chat_id)
         if isinstance(typed, RateLimited):
-            log.info("telegram: 429 in %s, retry after %g s (%s)", chat_id, typed.retry_after,
-                     "this chat" if typed.chat_only else "whole bot")
+            log.info("telegram: 429 in %s, retry after %g s (%s)", chat_in_logs(chat_id),
+                     typed.retry_after, "this chat" if typed.chat_only else "whole bot")
         return typed
 
     def _bot(self) -> ExtBot[None]:
@@ -468,7 +482,8 @@ class TelegramTransport(Transport):
             try:
                 await bot.set_my_commands(bot_commands(menu.commands), scope=scope)
             except TelegramError as error:
-                log.warning("telegram: command menu for %s refused: %s", menu.audience, error)
+                audience = menu.audience if ":" not in menu.audience else "a person with a role"
+                log.warning("telegram: command menu for %s refused: %s", audience, error)
 
     def _scope(self, audience: str) -> BotCommandScope | None:
         if audience == "everyone":

@@ -53,6 +53,12 @@ def is_private(chat_id: str) -> bool:
     return not chat_id.startswith("-")
 
 
+def chat_in_logs(chat_id: str) -> str:
+    """A chat as log lines may name it: a group by its id (operators need it), a private
+    chat never — its id is the person's Telegram user id."""
+    return "a private chat" if is_private(chat_id) else f"group {chat_id}"
+
+
 class RecentSends:
     """When this transport last delivered to each chat: the evidence for the 429 guess.
 

@@ -6,13 +6,23 @@ Checks run in the order that keeps accounting honest: target chat (400/403), the
 
 from __future__ import annotations
 
+import datetime as dtm
 import re
 from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import urlsplit
 
 from aiohttp import web
-from telegram import AcceptedGiftTypes, ChatFullInfo
+from telegram import (
+    AcceptedGiftTypes,
+    ChatFullInfo,
+    ChatMember,
+    ChatMemberAdministrator,
+    ChatMemberLeft,
+    ChatMemberMember,
+    ChatMemberRestricted,
+    User,
+)
 
 from . import errors as e
 from .errors import bad_request, forbidden, too_many_requests
@@ -70,6 +80,17 @@ _CHAT_ACTIONS = frozenset(
 _MAX_CALLBACK_ANSWER = 200
 _WEBHOOK_SECRET = re.compile(r"[A-Za-z0-9_-]*")
 _MAX_WEBHOOK_SECRET = 256
+_FOREVER = dtm.datetime.fromtimestamp(0, dtm.UTC)  # until_date 0: restricted for good
+# The rights PTB requires to build a ChatMemberAdministrator / ChatMemberRestricted.
+_ADMIN_RIGHTS = ("can_manage_chat", "can_delete_messages", "can_manage_video_chats",
+                 "can_restrict_members", "can_promote_members", "can_change_info",
+                 "can_invite_users", "can_post_stories", "can_edit_stories", "can_delete_stories")
+_RESTRICTED_FLAGS = ("can_change_info", "can_invite_users", "can_pin_messages",
+                     "can_send_messages", "can_send_polls", "can_send_other_messages",
+                     "can_add_web_page_previews", "can_manage_topics", "can_send_audios",
+                     "can_send_documents", "can_send_photos", "can_send_videos",
+                     "can_send_video_notes", "can_send_voice_notes", "can_edit_tag",
+                     "can_react_to_messages")
 
 
 class BotApi:
@@ -101,6 +122,7 @@ class BotApi:
             "getmycommands": self.get_my_commands,
             "deletemycommands": self.delete_my_commands,
             "getchat": self.get_chat,
+            "getchatmember": self.get_chat_member,
             "sendchataction": self.send_chat_action,
             "getfile": self.get_file,
         }
@@ -451,6 +473,23 @@ class BotApi:
         )
         return ptb_json(info)
 
+    async def get_chat_member(self, params: Params) -> JSON:
+        """A person's (or the bot's own) standing in a chat. As on Telegram, a bot that is
+        not in a group may not look inside it."""
+        chat = self._known_chat(params)
+        if chat.migrated_to is not None:
+            raise bad_request(e.GROUP_MIGRATED, migrate_to_chat_id=chat.migrated_to)
+        if chat.type != "private" and not chat.bot_member:
+            raise forbidden(f"bot is not a member of the {chat.type} chat")
+        user_id = required(opt_int(params, "user_id"), bad_request(e.USER_ID_INVALID))
+        if user_id == self.world.bot.id:
+            return ptb_json(_bot_member(chat, self.world.bot.ptb))
+        user = self.world.users.get(user_id)
+        if user is None:
+            raise bad_request(e.USER_NOT_FOUND)
+        inside = user_id in chat.members or (chat.type == "private" and user_id == chat.id)
+        return ptb_json(ChatMemberMember(user.ptb) if inside else ChatMemberLeft(user.ptb))
+
     async def send_chat_action(self, params: Params) -> bool:
         self._target_chat(params)
         if opt_str(params, "action") not in _CHAT_ACTIONS:
@@ -645,6 +684,18 @@ def _webhook_record(url: str, params: Params) -> Record:
         "max_connections": opt_int(params, "max_connections") or 40,
         "drop_pending_updates": opt_bool(params, "drop_pending_updates"),
     }
+
+
+def _bot_member(chat: ChatRecord, bot: User) -> ChatMember:
+    """The bot as a group sees it: administrator, restricted (no sending) or plain member."""
+    if chat.bot_admin:
+        posting = {"can_post_messages": True} if chat.type == "channel" else {}
+        return ChatMemberAdministrator(bot, can_be_edited=False, is_anonymous=False,
+                                       **dict.fromkeys(_ADMIN_RIGHTS, True), **posting)
+    if not chat.bot_can_send:
+        return ChatMemberRestricted(bot, is_member=True, until_date=_FOREVER,
+                                    **dict.fromkeys(_RESTRICTED_FLAGS, False))
+    return ChatMemberMember(bot)
 
 
 def _bot_command(command: Any) -> dict[str, str]:

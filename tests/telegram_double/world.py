@@ -80,6 +80,8 @@ class ChatRecord:
     started: bool = True  # private: the user has ever written to the bot
     deactivated: bool = False  # private: the account was deleted
     bot_member: bool = True  # groups: the bot is (still) in the chat
+    # groups: False = the bot is restricted (getChatMember only; sends are not refused)
+    bot_can_send: bool = True
     migrated_to: int | None = None  # groups upgraded to a supergroup
 
     @property

@@ -1,0 +1,61 @@
+"""What the bot counts as it works, for the monitoring endpoint (bot/monitoring.py).
+
+The core and the dispatcher are handed a ``Metrics`` object. The base class counts nothing
+(monitoring off, tests, tools); ``PrometheusMetrics`` counts into a registry of its own, so
+two bots in one process never share a figure. Labels are platforms, outcomes and states:
+never a chat, a person or an alert.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+
+# Seconds from an alert's approval (or its scheduled time) to its first copy accepted by a
+# platform: normally well under a second; minutes mean the outbox was stuck.
+LATENCY_BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0)
+
+
+class Metrics:
+    """Counts nothing: every call is a no-op."""
+
+    def delivered(self, platform: str, outcome: str, count: int = 1) -> None:
+        """Outbox rows the dispatcher recorded: sent, retry, blocked, failed or moved."""
+
+    def first_copy(self, seconds: float) -> None:
+        """An alert's first copy was accepted, ``seconds`` after its broadcast started."""
+
+    def incoming(self, platform: str) -> None:
+        """An event arrived from a platform (message, button, membership change)."""
+
+    def handler_failed(self) -> None:
+        """Handling an event raised: the person got the internal-error reply."""
+
+
+class PrometheusMetrics(Metrics):
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.deliveries = Counter(
+            "alerte_deliveries", "Outbox rows recorded by the dispatcher, by outcome "
+            "(sent, retry, blocked, failed, moved)", ["platform", "outcome"],
+            registry=self.registry)
+        self.latency = Histogram(
+            "alerte_first_copy_latency_seconds", "From an alert's approval (or scheduled "
+            "time) to its first copy accepted by a platform", buckets=LATENCY_BUCKETS,
+            registry=self.registry)
+        self.events = Counter("alerte_incoming_events", "Events received, by platform",
+                              ["platform"], registry=self.registry)
+        self.errors = Counter("alerte_handler_errors",
+                              "Events whose handling raised (answered with an internal error)",
+                              registry=self.registry)
+
+    def delivered(self, platform: str, outcome: str, count: int = 1) -> None:
+        self.deliveries.labels(platform, outcome).inc(count)
+
+    def first_copy(self, seconds: float) -> None:
+        self.latency.observe(max(seconds, 0.0))
+
+    def incoming(self, platform: str) -> None:
+        self.events.labels(platform).inc()
+
+    def handler_failed(self) -> None:
+        self.errors.inc()
