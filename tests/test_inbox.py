@@ -8,7 +8,7 @@ import pytest
 
 from bot.broadcast.replies import Post, decode, encode
 from bot.domain import Attachment, ChatRef, Choice, DeleteTracked, EditTracked, Outgoing, Tone
-from bot.transports.base import RateLimited, TransientError
+from bot.transports.base import RateLimited, RecipientGone, TransientError
 from tests.harness import TestBot
 
 OPERATOR, OFFICER = "telegram:100", "telegram:200"
@@ -77,3 +77,10 @@ def test_effects_survive_the_round_trip() -> None:
     for stored in (Post(ChatRef("telegram", "-100"), message, ("request", 7)),
                    EditTracked("request", 7, message), DeleteTracked("progress", 3)):
         assert decode(encode(stored)) == stored
+
+
+async def test_a_reply_to_a_gone_recipient_is_given_up_at_once(bot: TestBot) -> None:
+    bot.transports["telegram"].failures["100"] = [RecipientGone("blocked")]
+    await bot.say(OPERATOR, "/aide")
+    rows = await bot.core.services.db.fetchall("SELECT status, attempts, effect FROM replies")
+    assert [tuple(row) for row in rows] == [("failed", 1, None)]

@@ -35,7 +35,14 @@ from bot.domain import (
 )
 from bot.storage.alerts import PostedMessage
 from bot.storage.replies import ReplyRow
-from bot.transports.base import DeliveryError, PermanentError, RateLimited, Transport
+from bot.transports.base import (
+    ChatMoved,
+    DeliveryError,
+    PermanentError,
+    RateLimited,
+    RecipientGone,
+    Transport,
+)
 
 log = logging.getLogger(__name__)
 
@@ -179,10 +186,10 @@ class ReplySender:
             message_ids = await self._perform(stored)
         except RateLimited as error:
             await self._again(row, error.retry_after, str(error))
-        except PermanentError as error:
+        except (PermanentError, RecipientGone, ChatMoved) as error:  # trying again won't do
             log.warning("could not deliver reply=%d error=%s", row.id, error)
             await replies.mark_failed(row.id, str(error))
-        except DeliveryError as error:  # RecipientGone, ChatMoved, TransientError
+        except DeliveryError as error:  # TransientError
             await self._again(row, min(2.0 ** row.attempts, MAX_BACKOFF), str(error))
         except Exception as error:  # a bug must not stop the other replies
             log.exception("reply=%d failed", row.id)

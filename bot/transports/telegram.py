@@ -5,9 +5,9 @@ connection pool. It is started piecewise (``initialize``/``start``), never with
 ``run_polling``, which would take over the event loop and its signal handlers. Long polling
 is the transport's own loop (``_poll_forever``): it confirms an update only once the core
 handled it, where PTB's Updater confirms a batch as soon as it is queued. In webhook mode the
-bot's own aiohttp server (``telegram_webhook``) receives the updates and puts them in PTB's
-update queue. Every update goes through one handler that turns it into an ``Incoming``
-(``telegram_updates``) and never lets an exception reach PTB.
+bot's own aiohttp server (``telegram_webhook``) receives the updates and answers Telegram
+once each was handled. Every update goes through one handler that turns it into an
+``Incoming`` (``telegram_updates``) and never lets an exception out.
 
 Sending renders ``Outgoing`` (``telegram_render``) and translates PTB's errors into the typed
 errors of ``bot.transports.base`` (``telegram_errors``). The transport never retries a whole
@@ -40,7 +40,7 @@ from telegram import (
     Update,
 )
 from telegram.error import BadRequest, InvalidToken, TelegramError
-from telegram.ext import Application, ApplicationBuilder, ContextTypes, ExtBot, TypeHandler
+from telegram.ext import Application, ApplicationBuilder, ContextTypes, ExtBot
 
 from bot.config import ConfigError, TelegramConfig
 from bot.domain import ChatRef, Choice, CommandMenu, Incoming, Outgoing, Tone
@@ -91,7 +91,7 @@ COMMAND_NAME = re.compile(r"[a-z0-9_]{1,32}")
 MAX_DESCRIPTION = 256
 WEBHOOK_SECRET = re.compile(r"[A-Za-z0-9_-]{1,256}")
 # Telegram's default. It keeps each chat's updates in order whatever the number (one chat's
-# updates travel one at a time), and the server answers as soon as an update is queued.
+# updates travel one at a time), and the server answers once an update is handled.
 WEBHOOK_MAX_CONNECTIONS = 40
 LOOPBACK_NAMES = frozenset({"localhost"})
 
@@ -147,7 +147,6 @@ class TelegramTransport(Transport):
             app = builder.build()
         except InvalidToken as error:  # an empty or malformed token, refused before any request
             raise ConfigError(f"telegram.token: {error.message}") from None
-        app.add_handler(TypeHandler(Update, self._on_update))
         app.add_error_handler(self._on_error)
         return app
 
@@ -238,7 +237,8 @@ class TelegramTransport(Transport):
                  server.port)
 
     async def _queue_update(self, data: dict[str, Any]) -> None:
-        """A pushed update joins PTB's update queue, the way polled updates arrive."""
+        """A pushed update, handled before Telegram gets its 200: a crash before that
+        makes Telegram push it again (the core's inbox skips it if it was handled)."""
         app = self._app
         if app is None:
             raise RuntimeError("telegram transport not started")
@@ -250,17 +250,17 @@ class TelegramTransport(Transport):
         except Exception as error:  # whatever PTB makes of a malformed object
             raise UnreadableUpdate(f"update {update_id} unreadable ({type(error).__name__})"
                                    ) from None
-        await app.update_queue.put(update)
+        await self._handle_update(update)
 
     async def stop(self) -> None:
         app = self._app
         if app is None:
             return
         try:
-            await self._stop_webhook()  # first: the updates it queued are handled by app.stop
+            await self._stop_webhook()  # first: it lets the updates being handled finish
             await self._stop_polling()
             if app.running:
-                await app.stop()  # waits for the update being handled, which may still send
+                await app.stop()
         finally:
             self._app = None
             await app.shutdown()
@@ -294,10 +294,6 @@ class TelegramTransport(Transport):
         return self._poller is not None and not self._poller.done()
 
     # -- receiving ----------------------------------------------------------------------
-
-    async def _on_update(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-        """Webhook updates land here, through PTB's update queue."""
-        await self._handle_update(update)
 
     async def _handle_update(self, update: Update) -> None:
         """Every update; nothing raised may stop the polling loop."""
