@@ -20,9 +20,11 @@ from bot.domain import (
     Outgoing,
     ToOfficers,
 )
+from bot.enums import AlertKind, AlertStatus
 from bot.errors import UserFacingError
 from bot.geo.perimeter import Perimeter, parse_perimeter
 from bot.i18n import Translator
+from bot.limits import ALERT_TEXT_CHARS, REASON_CHARS
 from bot.maps import MapLegend, render_map
 from bot.reference import Category
 from bot.render import (
@@ -37,7 +39,6 @@ from bot.render import (
 from bot.storage.alerts import Alert, NewAlert
 
 log = logging.getLogger(__name__)
-MAX_BODY = 4000
 REQUEST = "approval_request"
 MAP = "map"  # tracked: a protected alert's map is deleted when the alert ends
 SEPARATOR = re.compile(r":(?=\s|$)")  # "dep:70" and "14:30" are not separators
@@ -145,8 +146,8 @@ def require_perimeter(services: Services, text: str) -> Perimeter:
 def require_body(body: str) -> str:
     if not body.strip():
         raise AlertInputError("alert.empty_text")
-    if len(body) > MAX_BODY:
-        raise AlertInputError("alert.text_too_long", length=len(body), max=MAX_BODY)
+    if len(body) > ALERT_TEXT_CHARS:
+        raise AlertInputError("alert.text_too_long", length=len(body), max=ALERT_TEXT_CHARS)
     return body.strip()
 
 
@@ -232,7 +233,7 @@ async def _map(ctx: Context, alert: Alert, label: str, perimeter: Perimeter) -> 
                     attachment=Attachment(f"carte-alerte-{alert.id}.png", "image/png", png))
 
 
-async def follow_up(ctx: Context, parent: Alert, kind: str, body: str) -> Alert:
+async def follow_up(ctx: Context, parent: Alert, kind: AlertKind, body: str) -> Alert:
     """Operator text about a broadcast alert (an update, a closing message), to the same
     recipients: stored pending and approved as its category requires, like an alert."""
     new = await _follow_up_row(ctx.services, parent, kind, body, ctx.who,
@@ -240,20 +241,21 @@ async def follow_up(ctx: Context, parent: Alert, kind: str, body: str) -> Alert:
     return await _create_and_request(ctx, new)
 
 
-async def issue_follow_up(services: Services, parent: Alert, kind: str, actor: str,
+async def issue_follow_up(services: Services, parent: Alert, kind: AlertKind, actor: str,
                           chat: ChatRef, now: datetime) -> Alert:
     """A follow-up in the bot's own words (all-clear without text, recall, expiry): no
     operator text, so it goes at once — it only narrows what was already approved.
     Runs in the caller's transaction, with the close it belongs to."""
     new = await _follow_up_row(services, parent, kind, "", actor, chat, now)
     child = await services.stores.alerts.create(new, now)
-    await services.stores.alerts.transition(child.id, "pending", "approved", actor, now)
+    await services.stores.alerts.transition(child.id, AlertStatus.PENDING, AlertStatus.APPROVED,
+                                            actor, now)
     await start_broadcast(services, child.id, now)
     return child
 
 
-async def _follow_up_row(services: Services, parent: Alert, kind: str, body: str, actor: str,
-                         chat: ChatRef, now: datetime) -> NewAlert:
+async def _follow_up_row(services: Services, parent: Alert, kind: AlertKind, body: str,
+                         actor: str, chat: ChatRef, now: datetime) -> NewAlert:
     category = services.reference.categories[parent.category]
     return NewAlert(
         category=parent.category, perimeter=parent.perimeter,
@@ -370,7 +372,8 @@ async def expire_unapproved(services: Services, t: Translator, alert: Alert,
     """Mark a pending alert expired unapproved; its request in the officers' channels is
     edited and its requester told. Nothing to do if it was no longer pending."""
     stores = services.stores
-    if not await stores.alerts.transition(alert.id, "pending", "expired", "system", now):
+    if not await stores.alerts.transition(alert.id, AlertStatus.PENDING, AlertStatus.EXPIRED,
+                                          "system", now):
         return []
     await stores.audit.record(now, "system", "alert.expired_unapproved", alert.id)
     expired = await stores.alerts.get(alert.id)
@@ -419,7 +422,8 @@ async def _partial_approval(ctx: Context, alert: Alert, count: int) -> None:
 
 
 async def _launch(ctx: Context, alert: Alert) -> None:
-    await ctx.stores.alerts.transition(alert.id, "pending", "approved", ctx.who, ctx.now)
+    await ctx.stores.alerts.transition(alert.id, AlertStatus.PENDING, AlertStatus.APPROVED,
+                                       ctx.who, ctx.now)
     recipients = await start_broadcast(ctx.services, alert.id, ctx.now)
     approved = await ctx.stores.alerts.get(alert.id)
     assert approved is not None
@@ -448,10 +452,10 @@ async def _scheduled_approval(ctx: Context, alert: Alert) -> None:
 
 
 async def _reject(ctx: Context, alert: Alert, reason: str | None) -> None:
-    motive = (reason or "").strip()[:500] or ctx.t("approval.no_reason")
+    motive = (reason or "").strip()[:REASON_CHARS] or ctx.t("approval.no_reason")
     await ctx.stores.alerts.add_approval(alert.id, ctx.who, "reject", motive, False, ctx.now)
-    await ctx.stores.alerts.transition(alert.id, "pending", "rejected", ctx.who, ctx.now,
-                                       reason=motive)
+    await ctx.stores.alerts.transition(alert.id, AlertStatus.PENDING, AlertStatus.REJECTED,
+                                       ctx.who, ctx.now, reason=motive)
     await ctx.audit("approval.rejected", alert.id, reason=motive)
     rejected = await ctx.stores.alerts.get(alert.id)
     assert rejected is not None

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
 from datetime import UTC, datetime, timedelta
 
 
@@ -9,15 +11,36 @@ class Clock:
     def now(self) -> datetime:
         return datetime.now(UTC)
 
+    def monotonic(self) -> float:
+        """Seconds for measuring intervals (pacing): never jumps with the wall clock."""
+        return time.monotonic()
+
+    async def sleep(self, seconds: float) -> None:
+        await asyncio.sleep(seconds)
+
 
 class FrozenClock(Clock):
-    """A clock that only moves when told to."""
+    """A clock that only moves when told to.
+
+    A sleep returns at once having passed monotonic time only: waits (pacing) are
+    measured without being waited for, while ``now`` stays where the test put it.
+    """
 
     def __init__(self, start: datetime) -> None:
         self._now = start
+        self._start = start
+        self._slept = 0.0
 
     def now(self) -> datetime:
         return self._now
+
+    def monotonic(self) -> float:
+        # From the start, not the epoch: small numbers keep sub-microsecond waits exact.
+        return (self._now - self._start).total_seconds() + self._slept
+
+    async def sleep(self, seconds: float) -> None:
+        self._slept += max(seconds, 0.0)
+        await asyncio.sleep(0)  # still a suspension point, as a real sleep is
 
     def advance(self, delta: timedelta) -> None:
         self._now += delta

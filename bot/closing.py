@@ -18,10 +18,12 @@ from datetime import datetime
 from bot.alerts import MAP, REQUEST, issue_follow_up, officers_request
 from bot.context import Services
 from bot.domain import ChatRef, DeleteTracked, EditTracked, Effect, Outgoing
+from bot.enums import AlertKind, AlertStatus
 from bot.i18n import Translator
 from bot.storage.alerts import Alert
 
-END_KIND = {"ended": "all_clear", "recalled": "recall", "expired": "expiry"}
+END_KIND = {"ended": AlertKind.ALL_CLEAR, "recalled": AlertKind.RECALL,
+            "expired": AlertKind.EXPIRY}
 OPERATOR_TEXT = ("update", "closing")  # follow-ups that may repeat the description
 
 
@@ -55,7 +57,7 @@ async def _withdraw_pending_updates(services: Services, t: Translator, parent: A
     effects: list[Effect] = []
     for child in await services.stores.alerts.children(parent.id):
         if child.kind != "update" or not await services.stores.alerts.transition(
-                child.id, "pending", "withdrawn", actor, now):
+                child.id, AlertStatus.PENDING, AlertStatus.WITHDRAWN, actor, now):
             continue
         await services.stores.audit.record(now, actor, "alert.withdrawn", child.id,
                                            reason=f"alert {parent.id} ended")
@@ -71,7 +73,7 @@ async def _clean_follow_ups(services: Services, parent: Alert, how: str, actor: 
                             chat: ChatRef, now: datetime) -> None:
     """Each update (or closing text) delivered about a protected alert gets its own
     cleaning follow-up: copies redacted — deleted on a recall — and unsent rows dropped."""
-    kind = "recall" if how == "recalled" else "redact"
+    kind = AlertKind.RECALL if how == "recalled" else AlertKind.REDACT
     for child in await services.stores.alerts.children(parent.id):
         if child.kind in OPERATOR_TEXT and child.status in ("broadcasting", "done"):
             cleaning = await issue_follow_up(services, child, kind, actor, chat, now)
@@ -100,7 +102,7 @@ async def clean_closing(services: Services, t: Translator, closing: Alert,
     if not await services.stores.alerts.close(closing.id, "expired", now):
         return []
     requester = ChatRef(closing.request_platform, closing.request_chat_id)
-    cleaning = await issue_follow_up(services, closing, "redact", "system", requester, now)
+    cleaning = await issue_follow_up(services, closing, AlertKind.REDACT, "system", requester, now)
     await services.stores.audit.record(now, "system", "alert.redact", closing.id,
                                        child=cleaning.id)
     return [EditTracked(REQUEST, closing.id, Outgoing(t(

@@ -31,11 +31,13 @@ from bot.domain import (
     Reply,
     repaired,
 )
+from bot.enums import Verdict
 from bot.handlers import admin, officer, operator, schedule, stats, subscriber
 from bot.handlers import cap as cap_commands
 from bot.handlers import lifecycle as lifecycle_commands
 from bot.i18n import Translator
 from bot.lifecycle import tick
+from bot.limits import CALLBACK_DATA_BYTES, INPUT_CHARS, TELEGRAM_COMMAND_DESCRIPTION_CHARS
 from bot.metrics import Metrics
 from bot.privacy import purge
 from bot.roles import Action, Role
@@ -45,7 +47,6 @@ from bot.transports.base import Transport
 
 log = logging.getLogger(__name__)
 RECEIPT_CHOICE = re.compile(r"(ack|tip):(\d{1,9})")
-MAX_INPUT_CHARS = 20_000
 
 
 def _is_xml(attachment: Attachment) -> bool:
@@ -162,9 +163,9 @@ class Core:
             return True  # platform events, not a person typing
         staff = bool(ctx.roles - {Role.SUBSCRIBER})
         verdict = self.throttle.admit(ctx.who, ctx.now, weight=0.2 if staff else 1.0)
-        if verdict == "warn" and ctx.is_private:
+        if verdict is Verdict.WARN and ctx.is_private:
             ctx.say("throttle.slow_down")
-        return verdict == "allow"
+        return verdict is Verdict.ALLOW
 
     async def _context(self, incoming: Incoming) -> Context:
         sender = incoming.sender
@@ -180,9 +181,9 @@ class Core:
         if incoming.membership is not None or incoming.moved_to is not None:
             await self._on_chat_event(ctx)
             return
-        if len(incoming.text) > MAX_INPUT_CHARS:
+        if len(incoming.text) > INPUT_CHARS:
             if ctx.is_private:
-                ctx.say("core.too_long", max=MAX_INPUT_CHARS)
+                ctx.say("core.too_long", max=INPUT_CHARS)
             return
         if incoming.choice is not None:
             await self._on_choice(ctx, incoming.choice)
@@ -285,7 +286,7 @@ class Core:
         parsed = parse_choice(data)
         state = await self.services.stores.conversations.get(ctx.who)
         if parsed is None or state is None or not was_offered(state, *parsed):
-            await ctx.audit("choice.stale", data=data[:64])
+            await ctx.audit("choice.stale", data=data[:CALLBACK_DATA_BYTES])
             ctx.say("core.stale_choice")
             return
         await self._continue(ctx, state, Answer(parsed[1], "", None))
@@ -343,7 +344,7 @@ class Core:
     def _menu(self, roles: frozenset[Role], private: bool) -> tuple[tuple[str, str], ...]:
         t = Translator(self.services.catalog, self.services.config.language)
         return tuple(
-            (c.name, t(c.help_key).split(" — ", 1)[-1][:256])
+            (c.name, t(c.help_key).split(" — ", 1)[-1][:TELEGRAM_COMMAND_DESCRIPTION_CHARS])
             for c in self.registry.visible_to(roles)
             if (c.in_private if private else c.in_groups))
 

@@ -14,6 +14,7 @@ from bot.broadcast.outbox import UnapprovedText, record_refusal, start_broadcast
 from bot.closing import clean_closing, end_alert
 from bot.context import Services
 from bot.domain import ChatRef, Effects, Outgoing, ToOfficers
+from bot.enums import AlertStatus
 from bot.i18n import Translator
 from bot.storage.alerts import Alert, NewAlert
 
@@ -68,8 +69,8 @@ async def _withdraw_refused(services: Services, t: Translator, refused: Unapprov
     """An occurrence whose text is not the one approved: withdrawn (not retried at every
     tick), audited, and the officers told."""
     async with services.db.transaction():
-        await services.stores.alerts.transition(refused.alert_id, "approved", "withdrawn",
-                                                "system", now)
+        await services.stores.alerts.transition(refused.alert_id, AlertStatus.APPROVED,
+                                                AlertStatus.WITHDRAWN, "system", now)
         await record_refusal(services, refused, "system")
     effects.items.append(ToOfficers(Outgoing(t("lifecycle.refused_unapproved",
                                                number=refused.alert_id))))
@@ -96,7 +97,7 @@ async def _next_occurrence(services: Services, alert: Alert, now: datetime) -> N
         expires_at=following + category.default_expiry, exercise=alert.exercise,
         send_at=following, schedule_id=schedule.id)
     created = await services.stores.alerts.create(new, now)
-    await services.stores.alerts.transition(created.id, "pending", "approved",
+    await services.stores.alerts.transition(created.id, AlertStatus.PENDING, AlertStatus.APPROVED,
                                             f"schedule:{schedule.id}", now)
     await services.stores.schedules.set_next(schedule.id, following, created.id)
 

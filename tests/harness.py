@@ -66,7 +66,7 @@ class TestBot:
         self.config = config
         self.background_dispatch = background_dispatch
         self.clock = FrozenClock(START)
-        self.transports = {p: MemoryTransport(p, OFFICERS) for p in platforms}
+        self.transports = {p: MemoryTransport(p, OFFICERS, self.clock) for p in platforms}
         self.app: BotApp | None = None
         self._event_ids = itertools.count(1)  # across restarts, as a platform's are
 

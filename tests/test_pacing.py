@@ -57,22 +57,23 @@ async def test_global_rate_is_never_exceeded(tmp_path: Path) -> None:
 async def test_one_chat_is_paced_without_slowing_the_others(tmp_path: Path) -> None:
     bot = await seeded_bot(tmp_path, 0, PlatformRateLimits(1e6, 2, 1e6))
     pacer = bot.core.core.dispatcher.pacers["telegram"]
-    started = asyncio.get_running_loop().time()
+    started, really_started = bot.clock.monotonic(), asyncio.get_running_loop().time()
     for _ in range(3):
         await pacer.acquire("A", is_group=False)
     await pacer.acquire("B", is_group=False)
-    elapsed_b = asyncio.get_running_loop().time() - started
+    elapsed_b = bot.clock.monotonic() - started
     await bot.stop()
-    assert elapsed_b >= 1.0  # A's third message waited 2 × 0.5 s; B came right after
+    assert 1.0 <= elapsed_b < 1.1  # A's third message waited 2 × 0.5 s; B came right after
+    assert asyncio.get_running_loop().time() - really_started < 0.5  # on the bot's clock
 
 
 async def test_group_budget_is_per_minute(tmp_path: Path) -> None:
     bot = await seeded_bot(tmp_path, 0, PlatformRateLimits(1e6, 1e6, 120))  # 2 per second
     pacer = bot.core.core.dispatcher.pacers["telegram"]
-    started = asyncio.get_running_loop().time()
+    started = bot.clock.monotonic()
     for _ in range(3):
         await pacer.acquire("-100", is_group=True)
-    assert asyncio.get_running_loop().time() - started >= 1.0
+    assert 1.0 <= bot.clock.monotonic() - started < 1.1
     await bot.stop()
 
 
@@ -102,9 +103,9 @@ async def test_a_global_429_pauses_the_platform(tmp_path: Path) -> None:
     bot = await seeded_bot(tmp_path, 0, PlatformRateLimits(1e6, 1e6, 1e6))
     pacer = bot.core.core.dispatcher.pacers["telegram"]
     pacer.pause(0.6)
-    started = asyncio.get_running_loop().time()
+    started = bot.clock.monotonic()
     await pacer.acquire("anyone", is_group=False)
-    assert asyncio.get_running_loop().time() - started >= 0.55
+    assert 0.6 <= bot.clock.monotonic() - started < 0.65
     await bot.stop()
 
 

@@ -32,6 +32,7 @@ from bot.broadcast.pacing import Pacer
 from bot.config import PlatformRateLimits
 from bot.context import Services
 from bot.domain import ChatRef, EditTracked, Effects, Notify, Outgoing, ToOfficers
+from bot.enums import AlertStatus, DeliveryAction, SendOutcome
 from bot.i18n import Translator
 from bot.metrics import Metrics
 from bot.render import (
@@ -72,7 +73,7 @@ SENDERS_FIRST = 1.0
 @dataclass(frozen=True, slots=True)
 class Outcome:
     row: Delivery
-    status: str  # sent | retry | blocked | failed | moved
+    status: SendOutcome
     message_id: str | None = None
     error: str = ""
     retry_in: float = 0.0
@@ -92,7 +93,7 @@ class Dispatcher:
         self._copies_out: set[int] = set()
         self._wake = {platform: asyncio.Event() for platform in transports}
         self._resolve_wake = asyncio.Event()
-        self.pacers = {p: Pacer(self.limits(p)) for p in transports}
+        self.pacers = {p: Pacer(self.limits(p), services.clock) for p in transports}
         self._rendered: dict[tuple[int, str], Outgoing] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self._finish_checked = float("-inf")  # event-loop time of the last finish_completed
@@ -237,7 +238,7 @@ class Dispatcher:
         """Render the batch's messages now, while it holds no pacer slot: the first batch
         of a broadcast does not then wait for the database behind a resolver chunk."""
         for alert_id, action in {(row.alert_id, row.action) for row in rows
-                                 if row.action != "delete"} - self._rendered.keys():
+                                 if row.action != DeliveryAction.DELETE} - self._rendered.keys():
             with contextlib.suppress(Exception):  # met again, and reported, row by row
                 self._rendered[(alert_id, action)] = await self._render(alert_id, action)
 
@@ -267,35 +268,35 @@ class Dispatcher:
         except RateLimited as error:
             (pacer.delay_chat(row.chat_id, error.retry_after) if error.chat_only
              else pacer.pause(error.retry_after))
-            return Outcome(row, "retry", error=str(error), retry_in=error.retry_after,
+            return Outcome(row, SendOutcome.RETRY, error=str(error), retry_in=error.retry_after,
                            count_attempt=False)
         except ChatMoved as error:
-            return Outcome(row, "moved", error=str(error), new_chat_id=error.new_chat_id)
+            return Outcome(row, SendOutcome.MOVED, error=str(error), new_chat_id=error.new_chat_id)
         except RecipientGone as error:
-            return Outcome(row, "blocked", error=str(error) or "recipient gone")
+            return Outcome(row, SendOutcome.BLOCKED, error=str(error) or "recipient gone")
         except PermanentError as error:
-            return Outcome(row, "failed", error=str(error))
+            return Outcome(row, SendOutcome.FAILED, error=str(error))
         except Exception as error:  # transient or unexpected: retry with backoff
             return self._backoff(row, f"{type(error).__name__}: {error}")
-        return Outcome(row, "sent", message_id=message_id)
+        return Outcome(row, SendOutcome.SENT, message_id=message_id)
 
     def _backoff(self, row: Delivery, error: str) -> Outcome:
         settings = self.services.config.broadcast
         if row.attempts >= settings.max_attempts:
-            return Outcome(row, "failed", error=error)
+            return Outcome(row, SendOutcome.FAILED, error=error)
         delay = min(settings.retry_base_seconds * 2 ** (row.attempts - 1),
                     settings.retry_max_seconds)
-        return Outcome(row, "retry", error=error, retry_in=delay)
+        return Outcome(row, SendOutcome.RETRY, error=error, retry_in=delay)
 
     async def _perform(self, platform: str, row: Delivery) -> str:
         """One outbox row on the platform; returns the id of the message sent or acted on."""
         transport = self.transports[platform]
         target = row.target_message_id or ""
-        if row.action == "delete":
+        if row.action == DeliveryAction.DELETE:
             await transport.delete(row.chat_id, target)
             return target
         message = await self._message(row)
-        if row.action == "edit":
+        if row.action == DeliveryAction.EDIT:
             await self._edit_or_delete(transport, row, message)
             return target
         return await transport.send(row.chat_id, message)
@@ -316,20 +317,21 @@ class Dispatcher:
     async def _record(self, outcomes: list[Outcome]) -> None:
         """Every outcome of a batch in one transaction: one write per batch, not per row."""
         stores, now = self.services.stores, self.services.clock.now()
-        sent = [o for o in outcomes if o.status == "sent"]
+        sent = [o for o in outcomes if o.status == SendOutcome.SENT]
         async with self.services.db.transaction():
             started = await self._first_copies(sent)
             await stores.deliveries.mark_sent_many(
                 [(o.row.id, o.message_id or "") for o in sent], now)
             for outcome in outcomes:
-                if outcome.status != "sent":
+                if outcome.status != SendOutcome.SENT:
                     await self._record_problem(outcome, now)
         self._count(outcomes, started, now)
 
     async def _first_copies(self, sent: list[Outcome]) -> dict[int, str]:
         """The alerts whose first copy is in this batch, and when their broadcast started
         (read before the batch is marked sent)."""
-        alert_ids = {o.row.alert_id for o in sent if o.row.action == "send"} - self._copies_out
+        first = {o.row.alert_id for o in sent if o.row.action == DeliveryAction.SEND}
+        alert_ids = first - self._copies_out
         started: dict[int, str] = {}
         for alert_id in alert_ids:
             moment = await self.services.stores.deliveries.started_without_copy(alert_id)
@@ -345,15 +347,15 @@ class Dispatcher:
             self.metrics.delivered(platform, status, count)
         for moment in started.values():
             self.metrics.first_copy((now - datetime.fromisoformat(moment)).total_seconds())
-        self._copies_out.update(o.row.alert_id for o in outcomes
-                                if o.status == "sent" and o.row.action == "send")
+        self._copies_out.update(o.row.alert_id for o in outcomes if o.status == SendOutcome.SENT
+                                and o.row.action == DeliveryAction.SEND)
 
     async def _record_problem(self, outcome: Outcome, now: datetime) -> None:
         stores, row = self.services.stores, outcome.row
-        if outcome.status == "retry":
+        if outcome.status == SendOutcome.RETRY:
             await stores.deliveries.retry_later(row.id, now + timedelta(seconds=outcome.retry_in),
                                                 outcome.error, outcome.count_attempt)
-        elif outcome.status == "moved":
+        elif outcome.status == SendOutcome.MOVED:
             assert outcome.new_chat_id is not None
             if row.recipient_kind == "group":
                 await stores.groups.move(row.platform, row.chat_id, outcome.new_chat_id)
@@ -361,7 +363,7 @@ class Dispatcher:
             await stores.deliveries.retry_later(row.id, now, outcome.error, count_attempt=False)
         else:
             await stores.deliveries.mark_final(row.id, outcome.status, outcome.error)
-            if outcome.status == "blocked":
+            if outcome.status == SendOutcome.BLOCKED:
                 await self._mark_recipient_blocked(row, now)
 
     async def _mark_recipient_blocked(self, row: Delivery, now: datetime) -> None:
@@ -378,7 +380,7 @@ class Dispatcher:
         if key not in self._rendered:
             self._rendered[key] = await self._render(row.alert_id, row.action)
         message = self._rendered[key]
-        if row.action != "send":
+        if row.action != DeliveryAction.SEND:
             return message
         if row.recipient_kind == "subscriber" and row.reply_to_message_id is None:
             message = replace(message, choices=receipt_choices(self._t, row.alert_id))
@@ -470,7 +472,8 @@ class Dispatcher:
         self._finish_checked = self._loop_time()
         stores, now = self.services.stores, self.services.clock.now()
         for alert_id in await stores.alerts.broadcasts_without_work():
-            await stores.alerts.transition(alert_id, "broadcasting", "done", "system", now)
+            await stores.alerts.transition(alert_id, AlertStatus.BROADCASTING, AlertStatus.DONE,
+                                           "system", now)
         for alert_id in await stores.alerts.unreported_broadcasts():
             if await stores.alerts.mark_reported(alert_id, now):
                 await self.perform(await self._report(alert_id))

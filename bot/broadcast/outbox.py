@@ -12,6 +12,7 @@ import logging
 from datetime import datetime
 
 from bot.context import Services
+from bot.enums import AlertStatus
 from bot.storage.alerts import Alert
 
 log = logging.getLogger(__name__)
@@ -66,7 +67,8 @@ async def start_broadcast(services: Services, alert_id: int, now: datetime) -> i
     priority = priority_of(alert, services.reference.categories[alert.category].severity)
     count = await _enqueue(services, alert, priority, now)
     await _fail_missing_platforms(services, alert.id)
-    await stores.alerts.transition(alert.id, "approved", "broadcasting", "system", now)
+    await stores.alerts.transition(alert.id, AlertStatus.APPROVED, AlertStatus.BROADCASTING,
+                                   "system", now)
     return count
 
 

@@ -1,28 +1,54 @@
 """How fast one platform may be sent to: a global budget, one per chat, one per group.
 
 The platform's limits are met by pacing, not discovered by hitting them: the global
-budget is a leaky bucket (aiolimiter) refilled every tenth of a second, so bursts stay
-small; each chat has the time of its next allowed message. A 429 for one chat delays
-only that chat; a global one pauses the whole platform for ``retry_after``.
+budget is a leaky bucket holding a tenth of a second's messages, so bursts stay small;
+each chat has the time of its next allowed message. A 429 for one chat delays only that
+chat; a global one pauses the whole platform for ``retry_after``. Time is the bot's clock:
+tests measure the pacing without waiting for it.
 """
 
 from __future__ import annotations
 
-import asyncio
-
-from aiolimiter import AsyncLimiter
-
+from bot.clock import Clock
 from bot.config import PlatformRateLimits
 
 SLICE = 0.1  # seconds: the global bucket's refill period, and so its largest burst
 SWEEP_ABOVE = 10_000  # chats remembered before the first sweep of those whose slot passed
+# Waits shorter than this are no wait: a float rounding remainder must not become a sleep
+# too small to move the clock, repeated for ever.
+EPSILON = 1e-9
+
+
+class LeakyBucket:
+    """``capacity`` messages at once, then ``rate`` per second."""
+
+    def __init__(self, clock: Clock, rate: float, capacity: float) -> None:
+        self._clock = clock
+        self._rate = rate
+        self._capacity = capacity
+        self._level = 0.0
+        self._updated = clock.monotonic()
+
+    async def acquire(self) -> None:
+        while True:
+            self._leak()
+            if self._level + 1 <= self._capacity + EPSILON * self._rate:
+                self._level += 1
+                return
+            await self._clock.sleep((self._level + 1 - self._capacity) / self._rate)
+
+    def _leak(self) -> None:
+        now = self._clock.monotonic()
+        self._level = max(0.0, self._level - (now - self._updated) * self._rate)
+        self._updated = now
 
 
 class Pacer:
-    def __init__(self, limits: PlatformRateLimits) -> None:
+    def __init__(self, limits: PlatformRateLimits, clock: Clock | None = None) -> None:
         self.limits = limits
+        self._clock = clock or Clock()
         rate = max(limits.global_per_second, 1.0)
-        self._global = AsyncLimiter(max(1.0, rate * SLICE), SLICE)
+        self._global = LeakyBucket(self._clock, rate, max(1.0, rate * SLICE))
         self._chat_interval = 1.0 / max(limits.per_chat_per_second, 1e-6)
         self._group_interval = 60.0 / max(limits.per_group_per_minute, 1e-6)
         self._next_for_chat: dict[str, float] = {}
@@ -34,7 +60,7 @@ class Pacer:
         return self.limits.global_per_second
 
     def _now(self) -> float:
-        return asyncio.get_running_loop().time()
+        return self._clock.monotonic()
 
     async def acquire(self, chat_id: str, is_group: bool) -> None:
         """Wait until a message to ``chat_id`` respects every budget, then take it."""
@@ -44,14 +70,14 @@ class Pacer:
         if len(self._next_for_chat) >= self._sweep_at:
             self._sweep(now)
         self._next_for_chat[chat_id] = slot + interval
-        if slot > now:
-            await asyncio.sleep(slot - now)
+        if slot - now > EPSILON:
+            await self._clock.sleep(slot - now)
         await self._respect_pause()
         await self._global.acquire()
 
     async def _respect_pause(self) -> None:
-        while (delay := self._paused_until - self._now()) > 0:
-            await asyncio.sleep(delay)
+        while (delay := self._paused_until - self._now()) > EPSILON:
+            await self._clock.sleep(delay)
 
     def pause(self, seconds: float) -> None:
         """The platform said slow down: nobody on it sends for ``seconds``."""

@@ -30,6 +30,7 @@ from bot.cap.mapping import CATEGORY_EVENT_CODE, cap_categories, cap_levels
 from bot.cap.model import CapCircle, CapReference, check_aware, check_token, number
 from bot.cap.schema import CAP_NS, etree, first_schema_error, format_time, schema
 from bot.geo.communes import CommuneLayer, to_l93, to_wgs84
+from bot.limits import CAP_HEADLINE_CHARS as HEADLINE_MAX
 from bot.reference import Category, fold
 from bot.storage.alerts import Alert
 
@@ -45,7 +46,6 @@ __all__ = [
     "cap_alert_from_alert",
 ]
 
-HEADLINE_MAX = 160
 STATUSES = ("Actual", "Exercise")
 MSG_TYPES = ("Alert", "Update", "Cancel")
 # Characters XML 1.0 cannot carry at all; they are replaced by a space.

@@ -35,10 +35,10 @@ from bot.cap.mapping import DEFAULT_CATEGORIES, guess_category
 from bot.cap.model import CapCircle, CapReference, number
 from bot.cap.schema import CAP_NS, NS, etree, first_schema_error, hardened_parser, schema
 from bot.geo.communes import CommuneLayer
+from bot.limits import CAP_DOCUMENT_BYTES as MAX_BYTES
 
 __all__ = ["MAX_BYTES", "CapDraft", "cap_to_draft"]
 
-MAX_BYTES = 256_000
 INSEE_GEOCODE_NAMES = ("INSEE", "INSEE_COM")
 _SHOW_CHARS = 60
 _MAX_LISTED_CODES = 20  # in perimeter_text; more are summarised

@@ -15,9 +15,8 @@ from bot.conversations.engine import (
     open_conversation,
 )
 from bot.conversations.places import Resolution, describe_commune, resolve_places
+from bot.limits import COMMUNES_PER_SUBSCRIBER
 from bot.storage.conversations import ConversationState
-
-MAX_COMMUNES = 30
 
 
 class EnrollmentFlow(Flow):
@@ -118,8 +117,8 @@ class EnrollmentFlow(Flow):
 
     def _show_communes(self, ctx: Context, state: ConversationState) -> None:
         names = [describe_commune(c) for c in _communes(ctx, state)]
-        if len(names) > MAX_COMMUNES:
-            ctx.say("enroll.too_many_communes", max=MAX_COMMUNES)
+        if len(names) > COMMUNES_PER_SUBSCRIBER:
+            ctx.say("enroll.too_many_communes", max=COMMUNES_PER_SUBSCRIBER)
         text = ctx.t("enroll.communes_so_far", list=", ".join(names)) if names else ctx.t(
             "enroll.no_commune_yet")
         ctx.reply(text, (choice(state, ctx.t("enroll.communes_done"), "done"),
@@ -130,7 +129,7 @@ class EnrollmentFlow(Flow):
             await move_to(ctx, state, "communes")
             ctx.say("enroll.need_commune")
             return
-        state.data["communes"] = state.data["communes"][:MAX_COMMUNES]
+        state.data["communes"] = state.data["communes"][:COMMUNES_PER_SUBSCRIBER]
         await move_to(ctx, state, "summary")
         ctx.reply(summary_text(ctx, state.data["communities"], state.data["communes"]), (
             choice(state, ctx.t("enroll.confirm"), "confirm"),

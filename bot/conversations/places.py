@@ -7,9 +7,9 @@ from dataclasses import dataclass, field
 
 from bot.context import Context
 from bot.geo.communes import Commune
+from bot.limits import PLACE_NAME_CHARS, PLACES_PER_MESSAGE
 
 FIVE_DIGITS = re.compile(r"^(\d{5}|2[AB]\d{3})$", re.IGNORECASE)
-MAX_PLACES_PER_MESSAGE = 20
 
 
 @dataclass
@@ -34,9 +34,9 @@ def resolve_places(ctx: Context, text: str,
     if location is not None:
         _resolve_location(ctx, location, resolution)
     parts = split_places(text)
-    if len(parts) > MAX_PLACES_PER_MESSAGE:
-        resolution.problems.append(ctx.t("places.too_many", max=MAX_PLACES_PER_MESSAGE))
-        parts = parts[:MAX_PLACES_PER_MESSAGE]
+    if len(parts) > PLACES_PER_MESSAGE:
+        resolution.problems.append(ctx.t("places.too_many", max=PLACES_PER_MESSAGE))
+        parts = parts[:PLACES_PER_MESSAGE]
     for part in parts:
         _resolve_part(ctx, part, resolution)
     if not parts and location is None:
@@ -79,7 +79,7 @@ def _resolve_code(ctx: Context, code: str, out: Resolution) -> None:
 
 
 def _resolve_name(ctx: Context, part: str, out: Resolution) -> None:
-    if len(part) > 100:
+    if len(part) > PLACE_NAME_CHARS:
         out.problems.append(ctx.t("places.too_long"))
         return
     search = ctx.services.geo.search(part)

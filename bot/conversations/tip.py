@@ -14,9 +14,8 @@ from bot.conversations.engine import (
     open_conversation,
 )
 from bot.domain import Outgoing, ToOfficers
+from bot.limits import TIP_TEXT_CHARS
 from bot.storage.conversations import ConversationState
-
-MAX_TIP = 2000
 
 
 class TipFlow(Flow):
@@ -36,9 +35,9 @@ class TipFlow(Flow):
             await move_to(ctx, state, "information")
             ctx.say("tip.ask", number=state.data["alert"])
             return
-        if len(text) > MAX_TIP:
+        if len(text) > TIP_TEXT_CHARS:
             await move_to(ctx, state, "information")
-            ctx.say("alert.text_too_long", length=len(text), max=MAX_TIP)
+            ctx.say("alert.text_too_long", length=len(text), max=TIP_TEXT_CHARS)
             return
         await close_conversation(ctx)
         await self._forward(ctx, state.data["alert"], text, answer.location)

@@ -32,6 +32,9 @@ from shapely.geometry.base import BaseGeometry
 
 from bot.errors import UserFacingError
 from bot.geo.communes import Commune, CommuneLayer
+from bot.limits import PERIMETER_FILE_BYTES as MAX_FILE_BYTES
+from bot.limits import PERIMETER_PARTS as MAX_PARTS
+from bot.limits import PERIMETER_TEXT_CHARS as MAX_TEXT_LENGTH
 
 __all__ = [
     "MAX_FILE_BYTES",
@@ -43,9 +46,6 @@ __all__ = [
     "parse_perimeter",
 ]
 
-MAX_TEXT_LENGTH = 20_000
-MAX_FILE_BYTES = 2 * 1024 * 1024
-MAX_PARTS = 50
 MAX_SUGGESTIONS = 5
 _SHOW_CHARS = 60  # how much of a part is quoted back in an error message
 

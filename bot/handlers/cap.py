@@ -23,13 +23,13 @@ from bot.conversations.engine import (
 from bot.domain import Attachment, Outgoing, Reply
 from bot.errors import UserFacingError
 from bot.geo.perimeter import PerimeterError, parse_perimeter
+from bot.limits import CAP_DOCUMENT_BYTES
 from bot.render import spoken_body
 from bot.roles import Action
 from bot.storage.alerts import Alert
 from bot.storage.conversations import ConversationState
 
 MSG_TYPE = {"alert": "Alert", "update": "Update"}  # every other follow-up closes: Cancel
-MAX_CAP_BYTES = 256_000
 
 
 def _settings(ctx: Context) -> CapSettings:
@@ -78,8 +78,8 @@ def _sent(ctx: Context, alert: Alert) -> datetime:
 
 async def import_file(ctx: Context, attachment: Attachment) -> None:
     """A CAP file from an operator: shown as the equivalent /alerte, submitted on request."""
-    if len(attachment.data) > MAX_CAP_BYTES:
-        ctx.say("cap.too_large", size=len(attachment.data), max=MAX_CAP_BYTES)
+    if len(attachment.data) > CAP_DOCUMENT_BYTES:
+        ctx.say("cap.too_large", size=len(attachment.data), max=CAP_DOCUMENT_BYTES)
         return
     try:
         draft = read_cap(attachment.data, ctx.services.geo,

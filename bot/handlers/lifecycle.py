@@ -9,6 +9,8 @@ from bot.closing import Ending, end_alert
 from bot.commands import Command
 from bot.context import Context
 from bot.domain import ChatRef, EditTracked, Notify, Outgoing
+from bot.enums import AlertKind, AlertStatus
+from bot.limits import TIP_TEXT_CHARS
 from bot.render import when
 from bot.roles import Action, speaks_for_alert
 from bot.storage.alerts import Alert
@@ -65,7 +67,7 @@ async def update(ctx: Context, args: str) -> None:
     except AlertInputError as error:
         ctx.say(error.key, **error.params)
         return
-    await follow_up(ctx, found[0], "update", body)
+    await follow_up(ctx, found[0], AlertKind.UPDATE, body)
 
 
 async def end(ctx: Context, args: str) -> None:
@@ -87,7 +89,7 @@ async def end(ctx: Context, args: str) -> None:
         ending = await _end(ctx, alert, "ended")
         if ending is None:
             return
-        closing = await follow_up(ctx, alert, "closing", body) if body else None
+        closing = await follow_up(ctx, alert, AlertKind.CLOSING, body) if body else None
     if closing is None:
         ctx.say("lifecycle.ended", number=alert.id, child=ending.child.id)
     else:
@@ -126,7 +128,8 @@ async def _withdraw_pending(ctx: Context, alert: Alert) -> None:
     if alert.requested_by != ctx.who:
         ctx.say("lifecycle.withdraw_not_yours", number=alert.id)
         return
-    if not await ctx.stores.alerts.transition(alert.id, "pending", "withdrawn", ctx.who, ctx.now):
+    if not await ctx.stores.alerts.transition(alert.id, AlertStatus.PENDING,
+                                              AlertStatus.WITHDRAWN, ctx.who, ctx.now):
         ctx.say("approval.not_pending", number=alert.id, status="")
         return
     await ctx.audit("alert.withdrawn", alert.id)
@@ -171,7 +174,7 @@ async def answer_tip(ctx: Context, args: str) -> None:
     if tip is None:
         ctx.say("tip.unknown", tip=match.group(1))
         return
-    text = match.group(2).strip()[:2000]
+    text = match.group(2).strip()[:TIP_TEXT_CHARS]
     await ctx.stores.tips.mark_answered(tip.id, ctx.now)
     await ctx.audit("tip.answered", tip.alert_id, tip=tip.id)
     ctx.effects.items.append(Notify(ChatRef(tip.platform, tip.chat_id), Outgoing(

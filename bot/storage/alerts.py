@@ -6,15 +6,24 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from bot.clock import stamp
+from bot.enums import ALERT_TRANSITIONS, AlertKind, AlertStatus, Decision
 from bot.storage.database import Database, Row
 
 # Column set when an alert enters a state, so each state change keeps its time.
 STATE_TIME_COLUMN = {
-    "approved": "decided_at",
-    "rejected": "decided_at",
-    "broadcasting": "broadcast_started_at",
-    "done": "completed_at",
+    AlertStatus.APPROVED: "decided_at",
+    AlertStatus.REJECTED: "decided_at",
+    AlertStatus.BROADCASTING: "broadcast_started_at",
+    AlertStatus.DONE: "completed_at",
 }
+
+
+class IllegalTransition(RuntimeError):
+    """A status change the alert's life does not have (``ALERT_TRANSITIONS``): a bug."""
+
+
+def _moment(text: str | None) -> datetime | None:
+    return None if text is None else datetime.fromisoformat(text)
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,7 +38,7 @@ class Alert:
     requested_by: str
     request_platform: str
     request_chat_id: str
-    status: str
+    status: AlertStatus
     required_approvals: int
     stale_override: bool
     rejection_reason: str | None
@@ -38,7 +47,7 @@ class Alert:
     broadcast_started_at: str | None
     completed_at: str | None
     expires_at: str
-    kind: str = "alert"  # alert | update | all_clear | recall | expiry
+    kind: AlertKind = AlertKind.ALERT
     parent_id: int | None = None
     exercise: bool = False
     prosecutor_ref: str | None = None
@@ -52,10 +61,10 @@ class Alert:
         return cls(
             row["id"], row["category"], row["perimeter"], row["perimeter_json"],
             bool(row["all_communities"]), row["body"], row["facts_at"], row["requested_by"],
-            row["request_platform"], row["request_chat_id"], row["status"],
+            row["request_platform"], row["request_chat_id"], AlertStatus(row["status"]),
             row["required_approvals"], bool(row["stale_override"]), row["rejection_reason"],
             row["created_at"], row["decided_at"], row["broadcast_started_at"],
-            row["completed_at"], row["expires_at"], row["kind"], row["parent_id"],
+            row["completed_at"], row["expires_at"], AlertKind(row["kind"]), row["parent_id"],
             bool(row["exercise"]), row["prosecutor_ref"], row["closed"], row["send_at"],
             row["schedule_id"], row["closed_at"])
 
@@ -75,7 +84,7 @@ class NewAlert:
     request_chat_id: str
     required_approvals: int
     expires_at: datetime
-    kind: str = "alert"
+    kind: AlertKind = AlertKind.ALERT
     parent_id: int | None = None
     exercise: bool = False
     send_at: datetime | None = None
@@ -85,15 +94,15 @@ class NewAlert:
 @dataclass(frozen=True, slots=True)
 class Approval:
     officer: str
-    decision: str
+    decision: Decision
     reason: str | None
     override_stale: bool
     decided_at: str
 
     @classmethod
     def from_row(cls, row: Row) -> Approval:
-        return cls(row["officer"], row["decision"], row["reason"], bool(row["override_stale"]),
-                   row["decided_at"])
+        return cls(row["officer"], Decision(row["decision"]), row["reason"],
+                   bool(row["override_stale"]), row["decided_at"])
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,7 +136,7 @@ class AlertStore:
             await self.db.executemany(
                 "INSERT INTO alert_communities (alert_id, community) VALUES (?, ?)",
                 [(alert_id, key) for key in sorted(alert.communities)])
-            await self._log_transition(alert_id, "pending", alert.requested_by, now)
+            await self._log_transition(alert_id, AlertStatus.PENDING, alert.requested_by, now)
         created = await self.get(alert_id)
         assert created is not None
         return created
@@ -153,9 +162,12 @@ class AlertStore:
             (requester, limit))
         return [Alert.from_row(row) for row in rows]
 
-    async def transition(self, alert_id: int, expected: str, new: str, actor: str,
-                         now: datetime, reason: str | None = None) -> bool:
-        """Move an alert from ``expected`` to ``new``; False if it was no longer ``expected``."""
+    async def transition(self, alert_id: int, expected: AlertStatus, new: AlertStatus,
+                         actor: str, now: datetime, reason: str | None = None) -> bool:
+        """Move an alert from ``expected`` to ``new``; False if it was no longer ``expected``.
+        A change ``ALERT_TRANSITIONS`` does not allow raises ``IllegalTransition``."""
+        if new not in ALERT_TRANSITIONS[AlertStatus(expected)]:
+            raise IllegalTransition(f"alert {alert_id}: {expected} → {new}")
         column = STATE_TIME_COLUMN.get(new)
         stamp_sql = f", {column} = :now" if column else ""
         async with self.db.transaction():

@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from bot.clock import stamp
+from bot.enums import DeliveryAction, DeliveryStatus
+from bot.limits import DELIVERY_ERROR_CHARS
 from bot.storage.database import Database, Row
 
 # Matching recipients: active, in one of the communes, and (unless the alert reaches
@@ -79,17 +81,18 @@ class Delivery:
     recipient_id: int
     platform: str
     chat_id: str
-    status: str
+    status: DeliveryStatus
     attempts: int
-    action: str = "send"  # send | edit | delete
+    action: DeliveryAction = DeliveryAction.SEND
     target_message_id: str | None = None
     reply_to_message_id: str | None = None
 
     @classmethod
     def from_row(cls, row: Row) -> Delivery:
         return cls(row["id"], row["alert_id"], row["recipient_kind"], row["recipient_id"],
-                   row["platform"], row["chat_id"], row["status"], row["attempts"],
-                   row["action"], row["target_message_id"], row["reply_to_message_id"])
+                   row["platform"], row["chat_id"], DeliveryStatus(row["status"]),
+                   row["attempts"], DeliveryAction(row["action"]), row["target_message_id"],
+                   row["reply_to_message_id"])
 
 
 @dataclass(frozen=True, slots=True)
@@ -197,14 +200,14 @@ class DeliveryStore:
     async def mark_final(self, delivery_id: int, status: str, error: str) -> None:
         await self.db.execute(
             "UPDATE deliveries SET status = ?, last_error = ? WHERE id = ?",
-            (status, error[:500], delivery_id))
+            (status, error[:DELIVERY_ERROR_CHARS], delivery_id))
 
     async def retry_later(self, delivery_id: int, next_try: datetime, error: str,
                           count_attempt: bool = True) -> None:
         await self.db.execute(
             "UPDATE deliveries SET status = 'pending', next_try_at = ?, last_error = ?,"
             " attempts = attempts - ? WHERE id = ?",
-            (stamp(next_try), error[:500], 0 if count_attempt else 1, delivery_id))
+            (stamp(next_try), error[:DELIVERY_ERROR_CHARS], 0 if count_attempt else 1, delivery_id))
 
     async def move_chat(self, delivery_id: int, new_chat_id: str) -> None:
         await self.db.execute("UPDATE deliveries SET chat_id = ? WHERE id = ?",

@@ -14,12 +14,12 @@ import re
 from typing import Any
 
 from bot.domain import Choice, Outgoing, Tone
+from bot.limits import MATRIX_EVENT_BYTES
 from bot.transports.numbered import render_choices
 
 JsonDict = dict[str, Any]
 
-MAX_EVENT_BYTES = 65_536
-CONTENT_BUDGET = 60_000  # bytes of content JSON; the rest is left to the envelope
+CONTENT_BUDGET = MATRIX_EVENT_BYTES - 5_536  # bytes of content JSON; the rest: the envelope
 HTML_FORMAT = "org.matrix.custom.html"
 TRUNCATED = "\n[…]"
 PRE_BLOCK = re.compile(r"(<pre\b.*?</pre>)", re.DOTALL | re.IGNORECASE)

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 from collections import defaultdict
 from dataclasses import dataclass, field
 
+from bot.clock import Clock
 from bot.domain import ChatRef, Outgoing
 from bot.transports.base import DeliveryError, IncomingHandler, PermanentError, Transport
 
@@ -25,7 +25,8 @@ class Posted:
 
 
 class MemoryTransport(Transport):
-    def __init__(self, platform: str = "memory", officers_chat: str | None = "officers") -> None:
+    def __init__(self, platform: str = "memory", officers_chat: str | None = "officers",
+                 clock: Clock | None = None) -> None:
         self.platform = platform
         self.officers_chat = officers_chat
         self.on_incoming: IncomingHandler | None = None
@@ -33,7 +34,8 @@ class MemoryTransport(Transport):
         # chat id → errors raised by the next sends there, in order
         self.failures: dict[str, list[DeliveryError]] = defaultdict(list)
         self.send_count = 0
-        self.send_times: list[tuple[float, str]] = []  # (loop time, chat id), for pacing tests
+        self.clock = clock or Clock()  # the bot's, so pacing tests measure its time
+        self.send_times: list[tuple[float, str]] = []  # (monotonic, chat id): pacing tests
         self._ids = itertools.count(1)
 
     async def start(self, on_incoming: IncomingHandler) -> None:
@@ -48,7 +50,7 @@ class MemoryTransport(Transport):
 
     async def send(self, chat_id: str, message: Outgoing) -> str:
         self.send_count += 1
-        self.send_times.append((asyncio.get_running_loop().time(), chat_id))
+        self.send_times.append((self.clock.monotonic(), chat_id))
         if self.failures.get(chat_id):
             raise self.failures[chat_id].pop(0)
         message_id = str(next(self._ids))

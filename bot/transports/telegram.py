@@ -44,6 +44,11 @@ from telegram.ext import Application, ApplicationBuilder, ContextTypes, ExtBot
 
 from bot.config import ConfigError, TelegramConfig
 from bot.domain import ChatRef, Choice, CommandMenu, Incoming, Outgoing, Tone
+from bot.limits import (
+    TELEGRAM_COMMAND_DESCRIPTION_CHARS,
+    TELEGRAM_MAX_COMMANDS,
+    TELEGRAM_TEXT_CHARS,
+)
 from bot.transports.base import (
     ChatMoved,
     DeliveryError,
@@ -65,7 +70,7 @@ from bot.transports.telegram_errors import (
 )
 from bot.transports.telegram_files import send_file
 from bot.transports.telegram_http import AiohttpRequest
-from bot.transports.telegram_render import MAX_TEXT, Part, keyboard, parts
+from bot.transports.telegram_render import Part, keyboard, parts
 from bot.transports.telegram_updates import ALLOWED_UPDATES, PLATFORM, to_incoming
 from bot.transports.telegram_webhook import UnreadableUpdate, WebhookServer
 
@@ -86,9 +91,7 @@ CONTINUATION_ATTEMPTS = 3
 CONTINUATION_MAX_WAIT = 30.0  # seconds
 POLL_MAX_BACKOFF = 30.0  # seconds between getUpdates retries at most
 REMEMBERED_KEYBOARDS = 256  # serialised keyboards kept (one per broadcast in progress)
-MAX_COMMANDS = 100  # Bot API setMyCommands
 COMMAND_NAME = re.compile(r"[a-z0-9_]{1,32}")
-MAX_DESCRIPTION = 256
 WEBHOOK_SECRET = re.compile(r"[A-Za-z0-9_-]{1,256}")
 # Telegram's default. It keeps each chat's updates in order whatever the number (one chat's
 # updates travel one at a time), and the server answers once an update is handled.
@@ -502,9 +505,9 @@ def bot_commands(commands: Sequence[tuple[str, str]]) -> list[BotCommand]:
         if not COMMAND_NAME.fullmatch(name):
             log.warning("telegram: command /%s cannot appear in Telegram's menu", name)
             continue
-        text = " ".join(description.split())[:MAX_DESCRIPTION] or name
+        text = " ".join(description.split())[:TELEGRAM_COMMAND_DESCRIPTION_CHARS] or name
         accepted.setdefault(name, BotCommand(name, text))
-    return list(accepted.values())[:MAX_COMMANDS]
+    return list(accepted.values())[:TELEGRAM_MAX_COMMANDS]
 
 
 def check_config(config: TelegramConfig) -> None:
@@ -554,7 +557,7 @@ def _fit(chunks: list[Part], available: int) -> list[Part]:
     if len(chunks) <= available:
         return chunks
     tail = "\n\n".join(part.text for part in chunks[available - 1:])
-    return [*chunks[:available - 1], Part(tail[:MAX_TEXT - 1].rstrip() + "…", None)]
+    return [*chunks[:available - 1], Part(tail[:TELEGRAM_TEXT_CHARS - 1].rstrip() + "…", None)]
 
 
 async def _answer(query: CallbackQuery) -> None:

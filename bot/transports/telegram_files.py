@@ -11,8 +11,7 @@ from telegram.constants import ParseMode
 from telegram.ext import ExtBot
 
 from bot.domain import Attachment, Outgoing, Tone
-
-MAX_CAPTION = 1024
+from bot.limits import TELEGRAM_CAPTION_CHARS
 
 
 async def send_file(bot: ExtBot[None], chat_id: int | str, message: Outgoing) -> tuple[Message,
@@ -21,7 +20,7 @@ async def send_file(bot: ExtBot[None], chat_id: int | str, message: Outgoing) ->
     to be sent separately (too long for a caption)."""
     attachment = message.attachment
     assert attachment is not None
-    fits = len(message.text) <= MAX_CAPTION
+    fits = len(message.text) <= TELEGRAM_CAPTION_CHARS
     caption = (message.html or message.text) if fits else None
     options = {"caption": caption, "parse_mode": ParseMode.HTML if fits and message.html else None,
                "disable_notification": True if message.tone is Tone.QUIET else None,

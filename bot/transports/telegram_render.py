@@ -21,10 +21,9 @@ from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 from telegram.constants import ParseMode
 
 from bot.domain import Choice, Outgoing
+from bot.limits import CALLBACK_DATA_BYTES, TELEGRAM_TEXT_CHARS
 from bot.transports.base import PermanentError
 
-MAX_TEXT = 4096  # characters after entity parsing (Bot API sendMessage)
-MAX_CALLBACK_BYTES = 64  # Bot API InlineKeyboardButton.callback_data, in UTF-8 bytes
 SHORT_LABEL = 20  # two buttons this short fit side by side on a phone
 BUTTONS_PER_ROW = 2
 _TAG = re.compile(r"<[^>]*>")
@@ -42,7 +41,7 @@ class Part:
 
 def parts(message: Outgoing) -> list[Part]:
     """The message as one HTML part when it fits, else plain text in as many parts as needed."""
-    if message.html is not None and visible_length(message.html) <= MAX_TEXT:
+    if message.html is not None and visible_length(message.html) <= TELEGRAM_TEXT_CHARS:
         return [Part(message.html, ParseMode.HTML)]
     return [Part(chunk, None) for chunk in split_text(message.text)]
 
@@ -55,7 +54,7 @@ def visible_length(markup: str) -> int:
     return len(html.unescape(_TAG.sub("", markup)).strip())
 
 
-def split_text(text: str, limit: int = MAX_TEXT) -> list[str]:
+def split_text(text: str, limit: int = TELEGRAM_TEXT_CHARS) -> list[str]:
     """Cut ``text`` into trimmed chunks of at most ``limit`` characters, at natural breaks."""
     chunks: list[str] = []
     rest = text.strip()
@@ -99,10 +98,10 @@ def _short(label: str) -> bool:
 
 def _button(choice: Choice) -> InlineKeyboardButton:
     size = len(choice.data.encode("utf-8"))
-    if not 1 <= size <= MAX_CALLBACK_BYTES:
+    if not 1 <= size <= CALLBACK_DATA_BYTES:
         raise PermanentError(
             f"choice {choice.label!r}: callback data is {size} bytes, Telegram allows 1 to "
-            f"{MAX_CALLBACK_BYTES}")
+            f"{CALLBACK_DATA_BYTES}")
     if not choice.label.strip():
         raise PermanentError(f"choice with data {choice.data!r} has an empty label")
     return InlineKeyboardButton(choice.label, callback_data=choice.data)

@@ -1,0 +1,81 @@
+"""The closed sets of words the bot stores and compares: statuses, kinds, actions, outcomes.
+
+Each is a ``StrEnum`` whose values are the strings already in the database, so rows read
+and written stay the same, and a typo is a type error instead of a comparison never true.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class AlertStatus(StrEnum):
+    PENDING = "pending"
+    APPROVED = "approved"
+    REJECTED = "rejected"
+    BROADCASTING = "broadcasting"
+    DONE = "done"
+    EXPIRED = "expired"
+    WITHDRAWN = "withdrawn"
+
+
+class AlertKind(StrEnum):
+    ALERT = "alert"
+    UPDATE = "update"
+    CLOSING = "closing"  # an operator's closing text
+    ALL_CLEAR = "all_clear"
+    RECALL = "recall"
+    EXPIRY = "expiry"
+    REDACT = "redact"  # a protected alert's copies edited down when it ends
+
+
+class DeliveryStatus(StrEnum):
+    PENDING = "pending"
+    SENDING = "sending"
+    SENT = "sent"
+    FAILED = "failed"
+    BLOCKED = "blocked"
+    DROPPED = "dropped"
+
+
+class DeliveryAction(StrEnum):
+    SEND = "send"
+    EDIT = "edit"
+    DELETE = "delete"
+
+
+class SendOutcome(StrEnum):
+    """What one attempt at a delivery came to, before it is recorded."""
+
+    SENT = "sent"
+    RETRY = "retry"
+    BLOCKED = "blocked"
+    FAILED = "failed"
+    MOVED = "moved"
+
+
+class Decision(StrEnum):
+    APPROVE = "approve"
+    REJECT = "reject"
+
+
+class Verdict(StrEnum):
+    """The flood throttle's answer to one incoming message."""
+
+    ALLOW = "allow"
+    WARN = "warn"  # the first refusal: the person is told once
+    DROP = "drop"
+
+
+# Which status may follow which. Anything else is a bug in the caller, not a race: a race
+# (the alert moved meanwhile) is the expected status not matching, which is answered False.
+ALERT_TRANSITIONS: dict[AlertStatus, frozenset[AlertStatus]] = {
+    AlertStatus.PENDING: frozenset({AlertStatus.APPROVED, AlertStatus.REJECTED,
+                                    AlertStatus.EXPIRED, AlertStatus.WITHDRAWN}),
+    AlertStatus.APPROVED: frozenset({AlertStatus.BROADCASTING, AlertStatus.WITHDRAWN}),
+    AlertStatus.BROADCASTING: frozenset({AlertStatus.DONE}),
+    AlertStatus.REJECTED: frozenset(),
+    AlertStatus.DONE: frozenset(),
+    AlertStatus.EXPIRED: frozenset(),
+    AlertStatus.WITHDRAWN: frozenset(),
+}
