@@ -285,6 +285,28 @@ async def test_button_is_answered_even_when_the_core_fails(
     assert [a["callback_query_id"] for a in double.callback_answers] == [query]
 
 
+async def test_an_update_is_confirmed_only_once_handled(transport: TelegramTransport,
+                                                       double: TelegramDouble) -> None:
+    handled, release = asyncio.Queue[Incoming](), asyncio.Event()
+
+    async def slow_core(incoming: Incoming) -> None:
+        await handled.put(incoming)
+        await release.wait()
+
+    transport._on_incoming = slow_core
+    double.fail_next(2, methods=["getUpdates"])  # the loop outlives failing polls
+    await double.send_text(ALICE, "bonjour")
+    incoming = await asyncio.wait_for(handled.get(), 10)
+    pending = double.world.updates.pending
+    assert [str(update["update_id"]) for update in pending] == [incoming.event_id]
+    release.set()  # handled: the next getUpdates confirms it
+    for _ in range(100):
+        if not double.world.updates.pending:
+            break
+        await asyncio.sleep(0.02)
+    assert double.world.updates.pending == [] and transport.connected
+
+
 async def test_updates_become_incoming(transport: TelegramTransport, double: TelegramDouble,
                                        received: Received) -> None:
     await double.send_text(ALICE, f"/aide@{BOT_NAME}", GROUP)

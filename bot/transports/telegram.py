@@ -197,10 +197,10 @@ class TelegramTransport(Transport):
                 updates = await app.bot.get_updates(offset=offset,
                                                     timeout=self.config.poll_timeout,
                                                     allowed_updates=ALLOWED_UPDATES)
-            except TelegramError as error:
+            except Exception as error:  # the loop must outlive any failure but a stop
                 _polling_failed(error)
                 failures += 1
-                await asyncio.sleep(min(2.0 ** failures, POLL_MAX_BACKOFF))
+                await asyncio.sleep(min(2.0 ** (failures - 1), POLL_MAX_BACKOFF))
                 continue
             failures = 0
             for update in updates:
@@ -567,9 +567,12 @@ async def _answer(query: CallbackQuery) -> None:
         log.warning("telegram: could not answer a button press: %s", error)
 
 
-def _polling_failed(error: TelegramError) -> None:
-    # PTB retries by itself; one line per failure instead of its traceback.
-    log.warning("telegram: getUpdates failed (%s); retrying", error)
+def _polling_failed(error: Exception) -> None:
+    """One line per failure of the Bot API (the loop retries); a traceback for the rest."""
+    if isinstance(error, TelegramError):
+        log.warning("telegram: getUpdates failed (%s); retrying", error)
+    else:
+        log.error("telegram: getUpdates failed; retrying", exc_info=error)
 
 
 def _chat(chat_id: str) -> int | str:
