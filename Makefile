@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PIP := $(BIN)/python -m pip install --disable-pip-version-check -q -c constraints.txt
 
-.PHONY: demo test lint bench fuzz console geo lock clean
+.PHONY: demo test lint bench fuzz crash console geo lock clean
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit("Python >= 3.11 is required" if sys.version_info < (3, 11) else 0)'
@@ -36,6 +36,10 @@ test: $(VENV)/.test lint  ## everything, including a real Synapse on loopback
 
 fuzz: $(VENV)/.test  ## the dedicated fuzz run: FUZZ_EXAMPLES inputs per target (default 10000)
 	FUZZ_EXAMPLES=$${FUZZ_EXAMPLES:-10000} $(BIN)/python -m pytest -q -s tests/test_fuzz.py
+
+crash: $(VENV)/.test  ## kill -9 the bot CRASH_RUNS times (default 50) per scenario, Telegram and Matrix
+	CRASH_RUNS=$${CRASH_RUNS:-50} CRASH_PLATFORMS=$${CRASH_PLATFORMS:-telegram matrix} \
+		$(BIN)/python -m pytest -q -s tests/test_crash.py
 
 bench: $(VENV)/.test
 	$(BIN)/python -m benchmarks

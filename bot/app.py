@@ -105,6 +105,7 @@ class BotApp:
             await transport.start(self.core.handle)
             await transport.publish_commands(menus)
         await self.core.dispatcher.start()
+        await self.core.replies.start()  # first, what a previous run left unsent
         # The database holds every deadline; the scheduler only wakes us to look.
         self.scheduler.add_job(self.core.expire_conversations, "interval", minutes=1,
                                id="expire_conversations", coalesce=True, max_instances=1)
@@ -129,6 +130,7 @@ class BotApp:
             self.scheduler.shutdown(wait=False)
         await self.core.idle()  # a clock job in progress finishes before the database closes
         await self.core.dispatcher.stop()
+        await self.core.replies.stop()
         for transport in self.transports.values():
             await transport.stop()
         await self.log_audit_head()

@@ -20,7 +20,9 @@ from bot.storage.conversations import ConversationStore
 from bot.storage.database import Database
 from bot.storage.deliveries import DeliveryStore
 from bot.storage.groups import GroupStore
+from bot.storage.inbox import InboxStore
 from bot.storage.lock import ServingLock
+from bot.storage.replies import ReplyStore
 from bot.storage.roles import RoleStore
 from bot.storage.schedules import ScheduleStore
 from bot.storage.subscribers import Subscriber, SubscriberStore
@@ -38,12 +40,14 @@ class Stores:
     schedules: ScheduleStore
     tips: TipStore
     roles: RoleStore
+    inbox: InboxStore
+    replies: ReplyStore
 
     @classmethod
     def on(cls, db: Database, keys: Keys) -> Stores:
         return cls(SubscriberStore(db), GroupStore(db), AlertStore(db), DeliveryStore(db),
                    ConversationStore(db), AuditStore(db, keys), ScheduleStore(db), TipStore(db),
-                   RoleStore(db))
+                   RoleStore(db), InboxStore(db), ReplyStore(db))
 
 
 @dataclass

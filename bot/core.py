@@ -9,6 +9,7 @@ from collections.abc import Mapping
 from bot.alerts import decide
 from bot.broadcast.dispatcher import Dispatcher
 from bot.broadcast.outbox import UnapprovedText, record_refusal
+from bot.broadcast.replies import ReplySender, rows_of
 from bot.buttons import (
     ApprovalButton,
     ConversationButton,
@@ -29,15 +30,11 @@ from bot.domain import (
     Attachment,
     ChatRef,
     CommandMenu,
-    DeleteTracked,
-    EditTracked,
-    Effect,
     Effects,
     Incoming,
     Notify,
     Outgoing,
     Reply,
-    ToOfficers,
     repaired,
 )
 from bot.enums import Verdict
@@ -50,10 +47,9 @@ from bot.limits import CALLBACK_DATA_BYTES, INPUT_CHARS, TELEGRAM_COMMAND_DESCRI
 from bot.metrics import Metrics
 from bot.privacy import purge
 from bot.roles import Action, Role
-from bot.storage.alerts import PostedMessage
 from bot.storage.conversations import ConversationState
 from bot.throttle import Throttle
-from bot.transports.base import DeliveryError, RateLimited, Transport
+from bot.transports.base import Transport
 
 log = logging.getLogger(__name__)
 
@@ -87,34 +83,85 @@ class Core:
                     aliases=("help", "commandes"), in_groups=True, keeps_conversation=True),
         ])
         self.dispatcher = Dispatcher(services, transports, self.perform, self.metrics)
+        self.replies = ReplySender(services, transports)
         self._lock = asyncio.Lock()
-        self._retries: set[asyncio.Task[None]] = set()
         settings = services.config.throttle
         self.throttle = Throttle(settings.messages_per_minute, settings.burst)
 
     # -- incoming ---------------------------------------------------------------
 
     async def handle(self, incoming: Incoming) -> None:
-        """Entry point for every transport; never raises, whatever came in."""
+        """Entry point for every transport; never raises, whatever came in.
+
+        One transaction records the event as handled (inbox), applies the handler's state
+        changes and writes its effects to the reply outbox; they are sent after commit. A
+        replayed event (a crash before the transport confirmed it) is skipped, so its
+        state changes happen once and its replies go at least once.
+        """
         self.metrics.incoming(incoming.chat.platform)
         incoming, replaced = repaired(incoming)  # before anything tries to store it
         async with self._lock:
-            ctx = await self._context(incoming)
-            if not self._admitted(ctx):
-                await self.perform(ctx.effects, origin=incoming.chat)
-                return
             try:
-                await self._route(ctx)
-                await remember_offered(ctx)
+                handled = await self._apply(incoming, replaced)
             except Exception as error:
                 log.exception("handler failed for a %s message", incoming.chat.platform)
-                if isinstance(error, UnapprovedText):  # rolled back; the attempt is recorded
-                    await record_refusal(self.services, error, ctx.who)
                 self.metrics.handler_failed()
-                ctx.effects = Effects()
+                handled = await self._apply_failure(incoming, error, replaced)
+        if handled is None:
+            return
+        if handled.wake_dispatcher:
+            self.dispatcher.wake()
+        await self.replies.drain()
+        await self.services.db.run_committed()
+
+    async def _apply(self, incoming: Incoming, replaced: int) -> Effects | None:
+        """The event's transaction; None when it was handled before."""
+        async with self.services.db.transaction():
+            if not await self._first_time(incoming):
+                log.debug("skipping event %s:%s, handled already", incoming.chat.platform,
+                          incoming.event_id)
+                return None
+            ctx = await self._context(incoming)
+            if self._admitted(ctx):
+                await self._route(ctx)
+                await remember_offered(ctx)
+                _tell_replaced(ctx, replaced)
+            await self._write(ctx.effects, incoming)
+            return ctx.effects
+
+    async def _apply_failure(self, incoming: Incoming, error: Exception,
+                             replaced: int) -> Effects | None:
+        """The handler's changes were rolled back: record the event anyway (a replay
+        would fail again) with the apology, and a refused outbox in the audit trail."""
+        try:
+            async with self.services.db.transaction():
+                await self._first_time(incoming)
+                ctx = await self._context(incoming)
+                if isinstance(error, UnapprovedText):
+                    await record_refusal(self.services, error, ctx.who)
                 ctx.say("core.internal_error")
-            _tell_replaced(ctx, replaced)
-        await self.perform(ctx.effects, origin=incoming.chat)
+                _tell_replaced(ctx, replaced)
+                await self._write(ctx.effects, incoming)
+                return ctx.effects
+        except Exception:
+            log.exception("could not record a failed %s event", incoming.chat.platform)
+            return None
+
+    async def _first_time(self, incoming: Incoming) -> bool:
+        if incoming.event_id is None:  # a caller without platform ids (tools, some tests)
+            return True
+        return await self.services.stores.inbox.first_time(
+            incoming.chat.platform, incoming.event_id, self.services.clock.now())
+
+    async def _write(self, effects: Effects, incoming: Incoming | None = None) -> None:
+        """The effects as reply-outbox rows, in the caller's transaction."""
+        origin = None if incoming is None else incoming.chat
+        source = None if incoming is None or incoming.event_id is None else (
+            incoming.chat.platform, incoming.event_id)
+        officers = self.officers_channels()
+        rows = [row for effect in effects.items for row in rows_of(effect, origin, officers)]
+        if rows:
+            await self.services.stores.replies.add(source, rows, self.services.clock.now())
 
     def _admitted(self, ctx: Context) -> bool:
         if ctx.incoming.membership is not None or ctx.incoming.moved_to is not None:
@@ -336,97 +383,26 @@ class Core:
         stores, now = self.services.stores, self.services.clock.now()
         expired = await stores.conversations.expired(now)
         for state in expired:
-            await stores.conversations.delete(state.identity)
             t = Translator(self.services.catalog, state.language)
-            await self.perform(Effects([Notify(ChatRef(state.platform, state.chat_id),
-                                               Outgoing(t(f"conversation.timed_out.{state.kind}")))
-                                        ]))
+            notice = Notify(ChatRef(state.platform, state.chat_id),
+                            Outgoing(t(f"conversation.timed_out.{state.kind}")))
+            async with self.services.db.transaction():  # closed once, told at least once
+                await stores.conversations.delete(state.identity)
+                await self._write(Effects([notice]))
+        if expired:
+            await self.replies.drain()
         return len(expired)
 
     # -- effects ------------------------------------------------------------------
 
-    async def perform(self, effects: Effects, origin: ChatRef | None = None) -> None:
-        for effect in effects.items:
-            try:
-                await self._perform_one(effect, origin)
-            except RateLimited as error:
-                self._retry_later(effect, origin, error.retry_after)
-            except DeliveryError as error:
-                log.warning("could not deliver effect=%s error=%s", type(effect).__name__, error)
+    async def perform(self, effects: Effects) -> None:
+        """Effects of the clock and the dispatcher: through the reply outbox too."""
+        async with self.services.db.transaction():
+            await self._write(effects)
         if effects.wake_dispatcher:
             self.dispatcher.wake()
-
-    def _retry_later(self, effect: Effect, origin: ChatRef | None, delay: float,
-                     attempts_left: int = 3) -> None:
-        """A reply or report that met a rate limit is sent again after the wait, in the
-        background: the platform's other events are not held up meanwhile."""
-        async def again() -> None:
-            await asyncio.sleep(delay)
-            try:
-                await self._perform_one(effect, origin)
-            except RateLimited as error:
-                if attempts_left > 1:
-                    self._retry_later(effect, origin, error.retry_after, attempts_left - 1)
-            except DeliveryError as error:
-                log.warning("could not deliver effect=%s error=%s", type(effect).__name__,
-                            error)
-        task = asyncio.create_task(again())
-        self._retries.add(task)
-        task.add_done_callback(self._retries.discard)
-
-    async def _perform_one(self, effect: Effect, origin: ChatRef | None) -> None:
-        if isinstance(effect, Reply):
-            assert origin is not None
-            await self._send(origin, effect.message)
-        elif isinstance(effect, Notify):
-            await self._send(effect.chat, effect.message)
-        elif isinstance(effect, ToOfficers):
-            await self._to_officers(effect)
-        elif isinstance(effect, DeleteTracked):
-            await self._delete_tracked(effect)
-        else:
-            await self._edit_tracked(effect)
-
-    async def _send(self, chat: ChatRef, message: Outgoing) -> str | None:
-        transport = self.transports.get(chat.platform)
-        if transport is None:
-            log.warning("no transport for %s; message dropped", chat.platform)
-            return None
-        return await transport.send(chat.chat_id, message)
+        await self.replies.drain()
+        await self.services.db.run_committed()
 
     def officers_channels(self) -> list[ChatRef]:
         return [chat for t in self.transports.values() for chat in t.officers_channels()]
-
-    async def _to_officers(self, effect: ToOfficers) -> None:
-        for chat in self.officers_channels():
-            try:
-                message_id = await self._send(chat, effect.message)
-            except DeliveryError as error:
-                log.warning("officers' channel %s unreachable: %s", chat, error)
-                continue
-            if effect.track is not None and message_id is not None:
-                purpose, alert_id = effect.track
-                await self.services.stores.alerts.remember_post(
-                    purpose, alert_id, PostedMessage(chat.platform, chat.chat_id, message_id),
-                    self.services.clock.now())
-
-    async def _edit_tracked(self, effect: EditTracked) -> None:
-        for post in await self.services.stores.alerts.posts(effect.purpose, effect.alert_id):
-            transport = self.transports.get(post.platform)
-            if transport is None:
-                continue
-            try:
-                await transport.edit(post.chat_id, post.message_id, effect.message)
-            except DeliveryError as error:
-                log.warning("could not update request %s: %s", post.message_id, error)
-
-    async def _delete_tracked(self, effect: DeleteTracked) -> None:
-        for post in await self.services.stores.alerts.posts(effect.purpose, effect.alert_id):
-            transport = self.transports.get(post.platform)
-            if transport is None:
-                continue
-            try:
-                await transport.delete(post.chat_id, post.message_id)
-            except DeliveryError as error:
-                log.warning("could not delete post %s: %s", post.message_id, error)
-

@@ -86,6 +86,9 @@ class Incoming:
     # Platform events about the chat itself rather than a message in it:
     membership: str | None = None  # "left" (blocked, kicked, left the room) or "joined"
     moved_to: str | None = None  # the chat's new id (Telegram group → supergroup)
+    # The platform's id of the event (Telegram update_id, Matrix event_id, a console
+    # sequence): the core handles each id once (inbox), however often it is delivered.
+    event_id: str | None = None
 
 
 _SURROGATE = re.compile("[\ud800-\udfff]")

@@ -25,7 +25,9 @@ async def erase_subscriber(services: Services, subscriber: Subscriber) -> None:
     """Delete the subscriber and unlink everything that pointed to them, in one go, and
     out of the files too (``forget_in_files``)."""
     await _erase(services, subscriber)
-    await forget_in_files(services.db)
+    # After commit (and the replies: theirs name the chat): the erasure is written with
+    # the event that asked for it.
+    await services.db.after_commit(lambda: forget_in_files(services.db))
 
 
 async def _erase(services: Services, subscriber: Subscriber) -> None:
@@ -143,6 +145,9 @@ async def purge(services: Services, now: datetime) -> dict[str, int]:
     """The retention rules of the data register, run by the clock once a day."""
     settings, db = services.config.privacy, services.db
     counts = {"blocked": 0, "paused": 0, "message_ids": 0}
+    # Not counted in the audit: ids of events handled and of replies sent, kept a week.
+    await services.stores.inbox.prune(now)
+    await services.stores.replies.prune(now)
     for status, days in (("blocked", settings.blocked_retention_days),
                          ("paused", settings.paused_retention_days)):
         rows = await db.fetchall(

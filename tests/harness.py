@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import itertools
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -67,6 +68,7 @@ class TestBot:
         self.clock = FrozenClock(START)
         self.transports = {p: MemoryTransport(p, OFFICERS, self.clock) for p in platforms}
         self.app: BotApp | None = None
+        self._event_ids = itertools.count(1)  # across restarts, as a platform's are
 
     async def start(self) -> TestBot:
         services = await build_services(self.config, self.clock, shared_layer(),
@@ -136,7 +138,8 @@ class TestBot:
         kind = ChatKind.PRIVATE if chat is None else (
             ChatKind.OFFICERS if chat == OFFICERS else ChatKind.GROUP)
         return Incoming(sender=identity, chat=ChatRef(identity.platform, chat or identity.user_id),
-                        chat_kind=kind, chat_title=chat or "", **content)  # type: ignore[arg-type]
+                        chat_kind=kind, chat_title=chat or "", event_id=str(next(self._event_ids)),
+                        **content)  # type: ignore[arg-type]
 
     def inbox(self, who: str) -> list[str]:
         identity = Identity.parse(who)

@@ -489,14 +489,16 @@ async def test_big_messages_split_and_errors_are_typed(cast: Cast, bot: RunningB
     assert transport is not None
     room = await open_dm(cast, cast.citizen)
     long_text = "\n".join(f"ligne {i} " + "é" * 300 for i in range(400))  # ~250 KB
-    first_id = await transport.send(room, Outgoing(long_text))
+    message_id = await transport.send(room, Outgoing(long_text))
+    first_id = message_id.split()[0]
     parts = await until(lambda: _parts(cast, room, first_id, long_text))
-    assert len(parts) >= 4
-    await transport.edit(room, first_id, Outgoing("x" * 90_000))
+    assert len(parts) >= 4 and message_id.split() == [p["event_id"] for p in parts]
+    await transport.edit(room, message_id, Outgoing("x" * 90_000))
     edit = await mx.wait_for_event(cast.citizen, room, mx.relates_to(first_id, "m.replace"))
     assert edit["content"]["m.new_content"]["body"].endswith("[…]")
-    await transport.delete(room, first_id)  # a recall is a redaction
-    assert (await mx.get_event(cast.citizen, room, first_id))["content"] == {}
+    await transport.delete(room, message_id)  # a recall is a redaction, of every part
+    for part in parts:
+        assert (await mx.get_event(cast.citizen, room, part["event_id"]))["content"] == {}
     await mx.leave(cast.citizen, room)  # the bot leaves the dead DM in turn
     await until(lambda: room not in transport.rooms.joined)
     with pytest.raises(RecipientGone):

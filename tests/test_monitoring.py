@@ -305,7 +305,7 @@ async def test_console_and_memory_are_connected_while_started() -> None:
         assert not transport.connected
 
 
-async def test_telegram_is_connected_while_its_updater_runs() -> None:
+async def test_telegram_is_connected_while_its_polling_loop_runs() -> None:
     async with TelegramDouble("123456:monitoring-token", "alerte_test_bot") as double:
         config = TelegramConfig(enabled=True, token="123456:monitoring-token",
                                 base_url=double.base_url, base_file_url=double.base_file_url,

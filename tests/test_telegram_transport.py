@@ -229,20 +229,22 @@ async def test_long_message_edits_and_recall(transport: TelegramTransport,
     message_id = await transport.send("1", Outgoing(text, "<b>too</b> long " + text,
                                                     (Choice("Ok", "c:1:ok"),)))
     first, second = double.messages(ALICE)
-    assert first["message_id"] == int(message_id) and first["reply_markup"] is not None
+    assert message_id == f"{first['message_id']} {second['message_id']}"  # every part
+    assert first["reply_markup"] is not None
     assert first["parse_mode"] is None and second["reply_markup"] is None
     await transport.edit("1", message_id, Outgoing(text + " (fin)"))
     assert first["reply_markup"] is None and second["text"].endswith("(fin)")
     await transport.edit("1", message_id, Outgoing(text + " (fin)"))  # not modified: fine
     await transport.edit("1", message_id, Outgoing("Court"))  # the second part goes away
     assert first["text"] == "Court" and second["deleted"] is True
+    await transport.edit("1", message_id, Outgoing(text))  # the deleted part is skipped
     await transport.delete("1", message_id)
     await transport.delete("1", message_id)  # already gone: the recall is achieved
     assert first["deleted"] is True
 
 
-async def test_after_a_restart_an_edit_reaches_the_first_part(double: TelegramDouble,
-                                                              received: Received) -> None:
+async def test_after_a_restart_an_edit_reaches_every_part(double: TelegramDouble,
+                                                          received: Received) -> None:
     text = "\n\n".join("y" * 3000 for _ in range(2))
     first_life = TelegramTransport(config(double))
     await first_life.start(received)
@@ -254,9 +256,9 @@ async def test_after_a_restart_an_edit_reaches_the_first_part(double: TelegramDo
         await second_life.edit("1", message_id, Outgoing(text + "\n\nfin"))
     finally:
         await second_life.stop()
-    first, second = double.messages(ALICE)  # the second part is forgotten, left as it was
-    assert first["reply_markup"] is None and second["edits"] == []
-    assert first["text"].endswith("…") and len(first["text"]) == 4096
+    first, second = double.messages(ALICE)  # the message id names both parts
+    assert first["reply_markup"] is None and second["text"].endswith("fin")
+    assert not first["text"].endswith("…")
 
 
 # -- receiving ------------------------------------------------------------------------------
@@ -272,6 +274,28 @@ async def test_button_is_answered_even_when_the_core_fails(
     await double.send_text(ALICE, "encore là ?")  # polling survived the failure
     assert (await received.next()).text == "encore là ?"
     assert [a["callback_query_id"] for a in double.callback_answers] == [query]
+
+
+async def test_an_update_is_confirmed_only_once_handled(transport: TelegramTransport,
+                                                       double: TelegramDouble) -> None:
+    handled, release = asyncio.Queue[Incoming](), asyncio.Event()
+
+    async def slow_core(incoming: Incoming) -> None:
+        await handled.put(incoming)
+        await release.wait()
+
+    transport._on_incoming = slow_core
+    double.fail_next(2, methods=["getUpdates"])  # the loop outlives failing polls
+    await double.send_text(ALICE, "bonjour")
+    incoming = await asyncio.wait_for(handled.get(), 10)
+    pending = double.world.updates.pending
+    assert [str(update["update_id"]) for update in pending] == [incoming.event_id]
+    release.set()  # handled: the next getUpdates confirms it
+    for _ in range(100):
+        if not double.world.updates.pending:
+            break
+        await asyncio.sleep(0.02)
+    assert double.world.updates.pending == [] and transport.connected
 
 
 async def test_updates_become_incoming(transport: TelegramTransport, double: TelegramDouble,

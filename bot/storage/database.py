@@ -14,7 +14,7 @@ import contextvars
 import os
 import re
 import sqlite3
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -79,6 +79,8 @@ class Database:
         # would write into that transaction: start tasks outside transactions.
         self._in_transaction: contextvars.ContextVar[bool] = contextvars.ContextVar(
             f"in_transaction_{id(self)}", default=False)
+        self._after_commit: list[Callable[[], Awaitable[None]]] = []
+        self._committed: list[Callable[[], Awaitable[None]]] = []
 
     @classmethod
     async def open(cls, path: str | Path, migrations_dir: Path = MIGRATIONS_DIR, *,
@@ -176,12 +178,29 @@ class Database:
             try:
                 yield
             except BaseException:
+                self._after_commit.clear()
                 await self._connection.execute("ROLLBACK")
                 raise
             else:
                 await self._connection.execute("COMMIT")
             finally:
                 self._in_transaction.reset(token)
+            self._committed.extend(self._after_commit)
+            self._after_commit.clear()
+
+    async def after_commit(self, work: Callable[[], Awaitable[None]]) -> None:
+        """Run ``work`` once the current transaction committed and its owner is done with
+        it (``run_committed``; the core: once the event's replies are sent), at once
+        outside a transaction: for what cannot run inside one, such as a WAL checkpoint."""
+        if self._in_transaction.get():
+            self._after_commit.append(work)
+        else:
+            await work()
+
+    async def run_committed(self) -> None:
+        """The work ``after_commit`` kept for transactions that committed."""
+        while self._committed:
+            await self._committed.pop(0)()
 
     async def execute(self, sql: str, params: Params = ()) -> int:
         """Run one statement; returns the affected row count."""

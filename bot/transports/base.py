@@ -7,7 +7,7 @@ translated into these exceptions at the edge, by each transport.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 
 from bot.domain import ChatRef, CommandMenu, Incoming, Outgoing
 
@@ -47,6 +47,23 @@ class PermanentError(DeliveryError):
     """The platform refused this message for good (bad request)."""
 
 
+def join_ids(ids: Sequence[str]) -> str:
+    """One message id for a copy made of several platform messages, so that the outbox
+    keeps all of them and an edit, a recall or a redaction reaches every part after any
+    restart. Platform ids hold no spaces (Telegram: numbers; Matrix: ``$…``)."""
+    return " ".join(ids)
+
+
+def split_ids(message_id: str) -> list[str]:
+    return message_id.split()
+
+
+def first_id(message_id: str | None) -> str | None:
+    """The part a reply quotes."""
+    ids = split_ids(message_id) if message_id else []
+    return ids[0] if ids else None
+
+
 class Transport(ABC):
     platform: str
 
@@ -65,7 +82,9 @@ class Transport(ABC):
 
     @abstractmethod
     async def send(self, chat_id: str, message: Outgoing) -> str:
-        """Deliver one message; return the platform's message id."""
+        """Deliver one message; return its id (``join_ids`` of every platform message it
+        took: the parts of a long text, a photo and its text). The core stores it as is
+        and hands it back to ``edit``, ``delete`` and ``Outgoing.reply_to``."""
 
     @abstractmethod
     async def edit(self, chat_id: str, message_id: str, message: Outgoing) -> None: ...

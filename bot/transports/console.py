@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -39,6 +40,9 @@ class ConsoleTransport(Transport):
         self.choices = NumberedChoices()
         self.stopped = asyncio.Event()
         self._ids = itertools.count(1)
+        # Event ids: this run's start and a sequence, so that no two runs share one.
+        self._run = time.time_ns()
+        self._events = itertools.count(1)
         self.received: dict[str, list[str]] = {}  # chat id → texts, for the scripted demo
 
     async def start(self, on_incoming: IncomingHandler) -> None:
@@ -102,7 +106,8 @@ class ConsoleTransport(Transport):
         return Incoming(
             sender=Identity(PLATFORM, self.identity), chat=ChatRef(PLATFORM, self.chat_id),
             chat_kind=self._chat_kind(), text="" if choice or location else line,
-            choice=choice, location=location, chat_title=self.chat_id)
+            choice=choice, location=location, chat_title=self.chat_id,
+            event_id=f"{self._run}.{next(self._events)}")
 
     def _chat_kind(self) -> ChatKind:
         if self.chat_id == self.officers_channel:

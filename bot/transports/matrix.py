@@ -1,8 +1,10 @@
 """The Matrix transport, on matrix-nio: a sync loop in, room messages out.
 
 * Sync: the ``next_batch`` token lives in the database (``transport_state``) and is
-  written after each sync's events were handled, so a restart neither replays old
-  commands nor misses what was said while the bot was down. Without a token (first
+  written after each sync's events were handled, so a restart misses nothing said while
+  the bot was down. A crash before it is written replays the sync: harmless, since the
+  core skips every event id it has handled (its inbox), so the order of "reply, then
+  save the token" no longer matters for exactly-once. Without a token (first
   start, new database) the first sync skips the timelines and nothing older than the
   start is ever taken as a command.
 * Rooms: DMs (invites marked ``is_direct``) are accepted and recorded in the bot's
@@ -25,7 +27,7 @@ import json
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 from urllib.parse import quote
 
@@ -40,6 +42,9 @@ from bot.transports.base import (
     IncomingHandler,
     TransientError,
     Transport,
+    first_id,
+    join_ids,
+    split_ids,
 )
 from bot.transports.matrix_errors import (
     NETWORK_ERRORS,
@@ -236,7 +241,9 @@ class MatrixTransport(Transport):
             await self._handle_timeline(room_id, info.timeline.events)
         if not self.ready.is_set():
             self._join_officers_room_if_needed()
-        # Only now: a crash before this line replays this sync, never skips it.
+        # Only now: a crash before this line replays this sync, never skips it; the
+        # events replayed are skipped by the core's inbox (their ids were recorded with
+        # their effects), so a replay changes nothing twice.
         await self.state.set(NEXT_BATCH, response.next_batch)
         self._since = response.next_batch
         self.ready.set()
@@ -257,7 +264,7 @@ class MatrixTransport(Transport):
             try:
                 heard = heard_from(source, self.user_id)
                 if heard is not None:
-                    await self._on_heard(room_id, heard)
+                    await self._on_heard(room_id, heard, source.get("event_id"))
             except Exception:
                 # Skip it: failing the sync would replay every event before it, forever.
                 log.exception("matrix: could not read event %s in %s",
@@ -265,7 +272,7 @@ class MatrixTransport(Transport):
 
     # -- what people did --------------------------------------------------------------
 
-    async def _on_heard(self, room_id: str, heard: Heard) -> None:
+    async def _on_heard(self, room_id: str, heard: Heard, event_id: object = None) -> None:
         kind = self._kind(room_id)
         if heard.left is not None:
             incoming = self._left(room_id, kind, heard)
@@ -274,7 +281,9 @@ class MatrixTransport(Transport):
         else:
             incoming = self._said(room_id, kind, heard)
         if incoming is not None:
-            await self._deliver(incoming)
+            # The event id: a sync replayed after a crash brings the same ids again.
+            event = event_id if isinstance(event_id, str) else None
+            await self._deliver(replace(incoming, event_id=event))
 
     def _incoming(self, room_id: str, kind: ChatKind, sender: str, **fields: Any) -> Incoming:
         return Incoming(sender=Identity(PLATFORM, sender), chat=ChatRef(PLATFORM, room_id),
@@ -475,8 +484,9 @@ class MatrixTransport(Transport):
     # -- out --------------------------------------------------------------------------
 
     async def send(self, chat_id: str, message: Outgoing) -> str:
+        """Returns every event's id (``join_ids``): the text's parts, then the file."""
         event_ids: list[str] = []
-        contents = message_contents(message)
+        contents = message_contents(replace(message, reply_to=first_id(message.reply_to)))
         for content in contents:
             try:
                 event_ids.append(await self._room_send(chat_id, content))
@@ -491,8 +501,8 @@ class MatrixTransport(Transport):
         for event_id in {event_ids[0], event_ids[-1]}:  # edits aim at the first, ✅ at the last
             await self._remember_request(chat_id, event_id, message.choices)
         if message.attachment is not None:  # the text, then the file it introduces
-            return await self._send_file(chat_id, message.attachment)
-        return event_ids[0]
+            event_ids.append(await self._send_file(chat_id, message.attachment))
+        return join_ids(event_ids)
 
     async def _send_file(self, chat_id: str, attachment: Attachment) -> str:
         """Upload to the homeserver's media store, then an m.image or m.file event."""
@@ -512,18 +522,23 @@ class MatrixTransport(Transport):
         return await self._room_send(chat_id, content)
 
     async def edit(self, chat_id: str, message_id: str, message: Outgoing) -> None:
-        await self._room_send(chat_id, edit_content(message_id, message))
+        """Replaces the first event (the one with the choices); the text of later parts
+        stays (Matrix splits only texts far longer than an alert)."""
+        first = first_id(message_id) or message_id
+        await self._room_send(chat_id, edit_content(first, message))
         self.choices.shown(chat_id, message.choices)
-        await self._remember_request(chat_id, message_id, message.choices)
+        await self._remember_request(chat_id, first, message.choices)
 
     async def delete(self, chat_id: str, message_id: str) -> None:
-        """A redaction: the event stays in the room, its content is gone."""
-        try:
-            response = await self._logged_in().room_redact(chat_id, message_id)
-        except NETWORK_ERRORS as error:
-            raise network_error(error) from error
-        if isinstance(response, nio.ErrorResponse):
-            raise delivery_error(response)
+        """A redaction of every event of the copy: each stays in the room, its content
+        is gone."""
+        for event_id in split_ids(message_id):
+            try:
+                response = await self._logged_in().room_redact(chat_id, event_id)
+            except NETWORK_ERRORS as error:
+                raise network_error(error) from error
+            if isinstance(response, nio.ErrorResponse):
+                raise delivery_error(response)
 
     def officers_channels(self) -> list[ChatRef]:
         room_id = self.rooms.officers_room

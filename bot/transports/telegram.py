@@ -1,12 +1,13 @@
 """The Telegram transport, on python-telegram-bot 22 (PTB) running inside the bot's own loop.
 
-PTB's ``Application`` is used only for what it does well: long polling, parsing updates,
-the HTTP connection pool. It is started piecewise (``initialize``/``start``/
-``updater.start_polling``), never with ``run_polling``, which would take over the event loop
-and its signal handlers. In webhook mode the bot's own aiohttp server (``telegram_webhook``)
-receives the updates and puts them in PTB's update queue, where polled updates go too. Every
-update goes through one handler that turns it into an ``Incoming`` (``telegram_updates``)
-and never lets an exception reach PTB.
+PTB's ``Application`` is used only for what it does well: parsing updates, the HTTP
+connection pool. It is started piecewise (``initialize``/``start``), never with
+``run_polling``, which would take over the event loop and its signal handlers. Long polling
+is the transport's own loop (``_poll_forever``): it confirms an update only once the core
+handled it, where PTB's Updater confirms a batch as soon as it is queued. In webhook mode the
+bot's own aiohttp server (``telegram_webhook``) receives the updates and answers Telegram
+once each was handled. Every update goes through one handler that turns it into an
+``Incoming`` (``telegram_updates``) and never lets an exception out.
 
 Sending renders ``Outgoing`` (``telegram_render``) and translates PTB's errors into the typed
 errors of ``bot.transports.base`` (``telegram_errors``). The transport never retries a whole
@@ -17,11 +18,12 @@ Set-up and behaviour for operators: docs/telegram.md.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ipaddress
 import json
 import logging
 import re
-from collections import Counter, OrderedDict
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
@@ -38,7 +40,7 @@ from telegram import (
     Update,
 )
 from telegram.error import BadRequest, InvalidToken, TelegramError
-from telegram.ext import Application, ApplicationBuilder, ContextTypes, ExtBot, TypeHandler
+from telegram.ext import Application, ApplicationBuilder, ContextTypes, ExtBot
 
 from bot.config import ConfigError, TelegramConfig
 from bot.domain import ChatRef, Choice, CommandMenu, Incoming, Outgoing, Tone
@@ -54,11 +56,15 @@ from bot.transports.base import (
     PermanentError,
     RateLimited,
     Transport,
+    first_id,
+    join_ids,
+    split_ids,
 )
 from bot.transports.telegram_errors import (
     RecentSends,
     chat_in_logs,
     is_already_deleted,
+    is_gone,
     is_not_modified,
     translate,
 )
@@ -83,12 +89,12 @@ POOL_TIMEOUT = 10.0  # seconds
 # failing would make the dispatcher resend the first part too.
 CONTINUATION_ATTEMPTS = 3
 CONTINUATION_MAX_WAIT = 30.0  # seconds
-REMEMBERED_SPLITS = 1_000
+POLL_MAX_BACKOFF = 30.0  # seconds between getUpdates retries at most
 REMEMBERED_KEYBOARDS = 256  # serialised keyboards kept (one per broadcast in progress)
 COMMAND_NAME = re.compile(r"[a-z0-9_]{1,32}")
 WEBHOOK_SECRET = re.compile(r"[A-Za-z0-9_-]{1,256}")
 # Telegram's default. It keeps each chat's updates in order whatever the number (one chat's
-# updates travel one at a time), and the server answers as soon as an update is queued.
+# updates travel one at a time), and the server answers once an update is handled.
 WEBHOOK_MAX_CONNECTIONS = 40
 LOOPBACK_NAMES = frozenset({"localhost"})
 
@@ -109,8 +115,10 @@ class TelegramTransport(Transport):
         self._webhook: WebhookServer | None = None
         self._on_incoming: IncomingHandler | None = None
         self._recent = RecentSends()
-        self._splits = _SplitMessages(REMEMBERED_SPLITS)
         self._keyboards: dict[tuple[Choice, ...], str] = {}
+        self._poller: asyncio.Task[None] | None = None
+        self._stopping = False  # stop() asked the polling loop to end
+        self._handling = False  # the polling loop is handling an update
 
     # -- lifecycle ----------------------------------------------------------------------
 
@@ -142,7 +150,6 @@ class TelegramTransport(Transport):
             app = builder.build()
         except InvalidToken as error:  # an empty or malformed token, refused before any request
             raise ConfigError(f"telegram.token: {error.message}") from None
-        app.add_handler(TypeHandler(Update, self._on_update))
         app.add_error_handler(self._on_error)
         return app
 
@@ -171,14 +178,40 @@ class TelegramTransport(Transport):
         if self.config.mode == "webhook":
             await self._receive_by_webhook(app)
             return
-        updater = app.updater
-        assert updater is not None  # ApplicationBuilder always makes one unless told not to
         # Pending updates are kept: a person who wrote while the bot was down gets an answer.
-        # start_polling first calls deleteWebhook (drop_pending_updates=False): a webhook left
-        # by an earlier webhook deployment would otherwise make every getUpdates a 409.
-        await updater.start_polling(timeout=self.config.poll_timeout,
-                                    allowed_updates=ALLOWED_UPDATES, drop_pending_updates=False,
-                                    error_callback=_polling_failed)
+        # deleteWebhook first (drop_pending_updates=False): a webhook left by an earlier
+        # webhook deployment would otherwise make every getUpdates a 409.
+        await app.bot.delete_webhook(drop_pending_updates=False)
+        self._stopping = False
+        self._poller = asyncio.create_task(self._poll_forever(app), name="telegram-poll")
+
+    async def _poll_forever(self, app: TelegramApp) -> None:
+        """Long polling, confirming an update (the next getUpdates offset) only once it
+        was handled: PTB's Updater confirms a batch as soon as it is queued, so a crash
+        would lose the updates still queued. A crash here replays the unconfirmed updates,
+        which the core's inbox skips when they were handled already."""
+        offset: int | None = None
+        failures = 0
+        while not self._stopping:
+            try:
+                updates = await app.bot.get_updates(offset=offset,
+                                                    timeout=self.config.poll_timeout,
+                                                    allowed_updates=ALLOWED_UPDATES)
+            except Exception as error:  # the loop must outlive any failure but a stop
+                _polling_failed(error)
+                failures += 1
+                await asyncio.sleep(min(2.0 ** (failures - 1), POLL_MAX_BACKOFF))
+                continue
+            failures = 0
+            for update in updates:
+                if self._stopping:
+                    break
+                self._handling = True
+                try:
+                    await self._handle_update(update)
+                finally:
+                    self._handling = False
+                offset = update.update_id + 1
 
     async def _receive_by_webhook(self, app: TelegramApp) -> None:
         """Listen first, then call setWebhook: Telegram may push at once.
@@ -207,7 +240,8 @@ class TelegramTransport(Transport):
                  server.port)
 
     async def _queue_update(self, data: dict[str, Any]) -> None:
-        """A pushed update joins PTB's update queue, the way polled updates arrive."""
+        """A pushed update, handled before Telegram gets its 200: a crash before that
+        makes Telegram push it again (the core's inbox skips it if it was handled)."""
         app = self._app
         if app is None:
             raise RuntimeError("telegram transport not started")
@@ -219,21 +253,31 @@ class TelegramTransport(Transport):
         except Exception as error:  # whatever PTB makes of a malformed object
             raise UnreadableUpdate(f"update {update_id} unreadable ({type(error).__name__})"
                                    ) from None
-        await app.update_queue.put(update)
+        await self._handle_update(update)
 
     async def stop(self) -> None:
         app = self._app
         if app is None:
             return
         try:
-            await self._stop_webhook()  # first: the updates it queued are handled by app.stop
-            if app.updater is not None and app.updater.running:
-                await app.updater.stop()
+            await self._stop_webhook()  # first: it lets the updates being handled finish
+            await self._stop_polling()
             if app.running:
-                await app.stop()  # waits for the update being handled, which may still send
+                await app.stop()
         finally:
             self._app = None
             await app.shutdown()
+
+    async def _stop_polling(self) -> None:
+        """An update being handled is finished (then confirmed at the next start)."""
+        task, self._poller = self._poller, None
+        if task is None:
+            return
+        self._stopping = True
+        if not self._handling:
+            task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
 
     async def _stop_webhook(self) -> None:
         server, self._webhook = self._webhook, None
@@ -242,20 +286,20 @@ class TelegramTransport(Transport):
 
     @property
     def connected(self) -> bool:
-        """Started, and receiving: its webhook server listening, or its updater polling.
-        PTB retries a failing getUpdates by itself: this says the loop runs, not that the
-        last call succeeded."""
+        """Started, and receiving: its webhook server listening, or its polling loop
+        running. The loop retries a failing getUpdates by itself: this says the loop runs,
+        not that the last call succeeded."""
         app = self._app
         if app is None or not app.running:
             return False
         if self.config.mode == "webhook":
             return self._webhook is not None
-        return app.updater is not None and app.updater.running
+        return self._poller is not None and not self._poller.done()
 
     # -- receiving ----------------------------------------------------------------------
 
-    async def _on_update(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-        """Every update lands here; nothing raised may stop the polling loop."""
+    async def _handle_update(self, update: Update) -> None:
+        """Every update; nothing raised may stop the polling loop."""
         try:
             if update.callback_query is not None:
                 # Answered first and whatever happens next: otherwise the person's button
@@ -303,9 +347,7 @@ class TelegramTransport(Transport):
         ids = [await self._send_part(chat_id, chunks[0], message, markup, first=True)]
         for chunk in chunks[1:]:
             ids.append(await self._send_continuation(chat_id, chunk, message))
-        if len(ids) > 1:
-            self._splits.remember(chat_id, ids)
-        return str(ids[0])
+        return join_ids([str(part) for part in ids])  # every part, stored by the outbox
 
     async def _send_part(self, chat_id: str, part: Part, message: Outgoing,
                          markup: str | None, first: bool) -> int:
@@ -362,29 +404,31 @@ class TelegramTransport(Transport):
         except TelegramError as error:
             raise self._typed(error, chat_id) from error
         self._recent.record(chat_id)
-        if text_apart:
-            await self.send(chat_id, replace(message, attachment=None))
-        return str(sent.message_id)
+        if not text_apart:
+            return str(sent.message_id)
+        text = await self.send(chat_id, replace(message, attachment=None))
+        return join_ids([str(sent.message_id), text])  # a recall removes the text too
 
     async def edit(self, chat_id: str, message_id: str, message: Outgoing) -> None:
         """Replace a message's text and keyboard (no choices: the keyboard goes away)."""
         markup = keyboard(message.choices)
-        ids = self._splits.get(chat_id, message_id) or [_message_id(message_id)]
+        ids = _message_ids(message_id)
         chunks = _fit(parts(message), len(ids))
         for index, (part_id, part) in enumerate(zip(ids, chunks, strict=False)):
-            await self._edit_part(chat_id, part_id, part, markup if index == 0 else None)
+            await self._edit_part(chat_id, part_id, part, markup if index == 0 else None,
+                                  continuation=index > 0)
         for surplus in ids[len(chunks):]:  # the new text needs fewer parts than the old one
             await self._delete_part(chat_id, surplus)
-        if len(ids) > 1:
-            self._splits.remember(chat_id, ids[:len(chunks)])
 
     async def _edit_part(self, chat_id: str, message_id: int, part: Part,
-                         markup: InlineKeyboardMarkup | None) -> None:
+                         markup: InlineKeyboardMarkup | None, continuation: bool) -> None:
         try:
             await self._bot().edit_message_text(part.text, _chat(chat_id), message_id,
                                                 parse_mode=part.parse_mode, reply_markup=markup)
         except TelegramError as error:
             if is_not_modified(error):
+                return
+            if continuation and is_gone(error):  # deleted by an earlier, shorter edit
                 return
             raise self._typed(error, chat_id) from error
         self._recent.record(chat_id)  # edits count against the flood limits too
@@ -398,8 +442,7 @@ class TelegramTransport(Transport):
 
     async def delete(self, chat_id: str, message_id: str) -> None:
         """Recall a message, every part of it if it was split."""
-        ids = self._splits.get(chat_id, message_id) or [_message_id(message_id)]
-        for part_id in ids:
+        for part_id in _message_ids(message_id):
             try:
                 await self._bot().delete_message(_chat(chat_id), part_id)
             except TelegramError as error:
@@ -509,27 +552,6 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
-class _SplitMessages:
-    """The ids of the parts of recent split messages, so that an edit reaches every part.
-
-    Memory only: after a restart an edit reaches the first part alone (docs/telegram.md).
-    """
-
-    def __init__(self, capacity: int) -> None:
-        self._capacity = capacity
-        self._parts: OrderedDict[tuple[str, str], list[int]] = OrderedDict()
-
-    def remember(self, chat_id: str, ids: list[int]) -> None:
-        key = (chat_id, str(ids[0]))
-        self._parts[key] = ids
-        self._parts.move_to_end(key)
-        while len(self._parts) > self._capacity:
-            self._parts.popitem(last=False)
-
-    def get(self, chat_id: str, message_id: str) -> list[int] | None:
-        return self._parts.get((chat_id, message_id))
-
-
 def _fit(chunks: list[Part], available: int) -> list[Part]:
     """At most ``available`` parts: what does not fit in the last one is cut, visibly."""
     if len(chunks) <= available:
@@ -545,9 +567,12 @@ async def _answer(query: CallbackQuery) -> None:
         log.warning("telegram: could not answer a button press: %s", error)
 
 
-def _polling_failed(error: TelegramError) -> None:
-    # PTB retries by itself; one line per failure instead of its traceback.
-    log.warning("telegram: getUpdates failed (%s); retrying", error)
+def _polling_failed(error: Exception) -> None:
+    """One line per failure of the Bot API (the loop retries); a traceback for the rest."""
+    if isinstance(error, TelegramError):
+        log.warning("telegram: getUpdates failed (%s); retrying", error)
+    else:
+        log.error("telegram: getUpdates failed; retrying", exc_info=error)
 
 
 def _chat(chat_id: str) -> int | str:
@@ -558,14 +583,19 @@ def _chat(chat_id: str) -> int | str:
         return chat_id
 
 
-def _message_id(message_id: str) -> int:
+def _message_ids(message_id: str) -> list[int]:
+    """Every part of a copy (``join_ids``)."""
     try:
-        return int(message_id)
+        ids = [int(part) for part in split_ids(message_id)]
     except ValueError:
-        raise PermanentError(f"not a Telegram message id: {message_id!r}") from None
+        ids = []
+    if not ids:
+        raise PermanentError(f"not a Telegram message id: {message_id!r}")
+    return ids
 
 
-def _reply_parameters(reply_to: str | None) -> ReplyParameters | None:
+def _reply_parameters(message_id: str | None) -> ReplyParameters | None:
+    reply_to = first_id(message_id)  # the first part of a copy
     if reply_to is None or not (reply_to.isascii() and reply_to.isdigit()):
         return None
     # A deleted original must not make the reply fail.

@@ -150,6 +150,11 @@ def is_not_modified(error: TelegramError) -> bool:
     return isinstance(error, BadRequest) and "message is not modified" in error.message.lower()
 
 
+def is_gone(error: TelegramError) -> bool:
+    """The message to edit no longer exists."""
+    return isinstance(error, BadRequest) and "message to edit not found" in error.message.lower()
+
+
 def is_already_deleted(error: TelegramError) -> bool:
     """Deleting a message that is already gone (the person deleted it) achieved the goal."""
     return isinstance(error, BadRequest) and "message to delete not found" in error.message.lower()

@@ -37,6 +37,12 @@ _LEFT = {ChatMemberStatus.LEFT, ChatMemberStatus.BANNED}
 def to_incoming(update: Update, bot_username: str,
                 officers_chat_id: int | None) -> Incoming | None:
     """The core's view of ``update``, or None when the bot should not react to it."""
+    incoming = _content(update, bot_username, officers_chat_id)
+    # The update_id: Telegram sends an update again until a getUpdates confirms it.
+    return None if incoming is None else replace(incoming, event_id=str(update.update_id))
+
+
+def _content(update: Update, bot_username: str, officers_chat_id: int | None) -> Incoming | None:
     if update.callback_query is not None:
         return _from_callback(update.callback_query, officers_chat_id)
     if update.my_chat_member is not None:

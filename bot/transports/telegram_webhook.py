@@ -3,9 +3,9 @@
 python-telegram-bot's own webhook server needs tornado; this one runs on the aiohttp the
 bot already depends on, inside the bot's event loop. It does only HTTP: check the secret
 header, bound the body, decode a JSON object, and hand it to ``deliver`` (the transport
-turns it into an ``Update`` and queues it where polled updates go). Answers:
+turns it into an ``Update`` and has the core handle it). Answers:
 
-* 200: the update was queued (Telegram then forgets it);
+* 200: the update was handled (Telegram then forgets it);
 * 403: ``X-Telegram-Bot-Api-Secret-Token`` missing or wrong (not Telegram, or an old secret);
 * 413: body over ``max_body`` bytes;
 * 400: not a JSON object, or not an update;
