@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import logging
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
@@ -38,7 +37,6 @@ from bot.render import (
 )
 from bot.storage.alerts import Alert, NewAlert
 
-log = logging.getLogger(__name__)
 REQUEST = "approval_request"
 MAP = "map"  # tracked: a protected alert's map is deleted when the alert ends
 SEPARATOR = re.compile(r":(?=\s|$)")  # "dep:70" and "14:30" are not separators
