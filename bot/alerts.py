@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import logging
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
@@ -11,8 +10,8 @@ from datetime import UTC, datetime, time, timedelta
 from bot.broadcast.outbox import start_broadcast
 from bot.buttons import ApprovalButton, button
 from bot.context import Context, Services
+from bot.deferred import map_recipe
 from bot.domain import (
-    Attachment,
     ChatRef,
     Choice,
     EditTracked,
@@ -26,7 +25,7 @@ from bot.errors import UserFacingError
 from bot.geo.perimeter import Perimeter, parse_perimeter
 from bot.i18n import Translator
 from bot.limits import ALERT_TEXT_CHARS, REASON_CHARS
-from bot.maps import MapLegend, render_map
+from bot.maps import MapLegend
 from bot.reference import Category
 from bot.render import (
     AlertFacts,
@@ -39,7 +38,6 @@ from bot.render import (
 )
 from bot.storage.alerts import Alert, NewAlert
 
-log = logging.getLogger(__name__)
 REQUEST = "approval_request"
 MAP = "map"  # tracked: a protected alert's map is deleted when the alert ends
 SEPARATOR = re.compile(r":(?=\s|$)")  # "dep:70" and "14:30" are not separators
@@ -212,26 +210,21 @@ async def _create_and_request(ctx: Context, new: NewAlert,
     ctx.effects.items.append(ToOfficers(request, track=(REQUEST, alert.id)))
     if perimeter is not None:
         map_message = await _map(ctx, alert, category.label, perimeter)
-        if map_message is not None:
-            ctx.effects.items.append(ToOfficers(map_message, track=(MAP, alert.id)))
+        ctx.effects.items.append(ToOfficers(map_message, track=(MAP, alert.id)))
     return alert
 
 
-async def _map(ctx: Context, alert: Alert, label: str, perimeter: Perimeter) -> Outgoing | None:
-    """The request's map; a failure to draw must never hold an alert back."""
+async def _map(ctx: Context, alert: Alert, label: str, perimeter: Perimeter) -> Outgoing:
+    """The request's map, drawn after commit by the reply sender (bot/deferred.py), from
+    figures read here; a failure to draw never holds an alert back (nothing is sent)."""
     reach = await ctx.stores.deliveries.reach(perimeter.communes, await ctx.stores.alerts
                                               .communities(alert.id), alert.all_communities)
     legend = MapLegend(ctx.t("render.map_title", number=alert.id, category=label),
                        alert.perimeter[:80], len(perimeter.communes), reach.subscribers,
                        reach.groups, ctx.services.geo.population(perimeter.communes))
-    try:
-        png = render_map(ctx.services.geo, targeted=perimeter.communes, perimeter=perimeter,
-                         legend=legend, translate=ctx.t)
-    except Exception:
-        log.exception("map of alert %d could not be drawn", alert.id)
-        return None
     return Outgoing(ctx.t("render.map_caption", number=alert.id),
-                    attachment=Attachment(f"carte-alerte-{alert.id}.png", "image/png", png))
+                    deferred=map_recipe(f"carte-alerte-{alert.id}.png", ctx.t.language,
+                                        perimeter, legend))
 
 
 async def follow_up(ctx: Context, parent: Alert, kind: AlertKind, body: str) -> Alert:

@@ -71,6 +71,18 @@ class Attachment:
 
 
 @dataclass(frozen=True, slots=True)
+class Deferred:
+    """A file drawn after commit, outside the event's lock (bot/deferred.py): what to draw
+    (``recipe``, JSON read in the event's transaction), never bytes; the reply sender
+    draws it and sends the message with it as its attachment."""
+
+    kind: str  # "map"
+    filename: str
+    mime_type: str
+    recipe: str  # JSON; with the kind, all the drawing needs (no database read later)
+
+
+@dataclass(frozen=True, slots=True)
 class Incoming:
     """Something a person did: typed text, pressed a choice, or shared a location."""
 
@@ -161,6 +173,7 @@ class Outgoing:
     tone: Tone = Tone.NORMAL
     reply_to: str | None = None
     attachment: Attachment | None = None
+    deferred: Deferred | None = None  # an attachment still to draw; never seen by transports
 
 
 @dataclass(frozen=True, slots=True)

@@ -380,6 +380,8 @@ async def test_approval_by_command_rejection_by_reaction_and_ignored_reactions(
     await say(cast, cast.operator, desk, "!alerte vol Gray : Vol de gasoil", "aperçu")
     first, second = await request_event(cast, 1), await request_event(cast, 2)
     room = cast.officers_room
+    # The maps are drawn after commit: n°2's follows its request a moment later.
+    await until(lambda: _containing(cast, cast.officer, room, "Carte de l'alerte n°2"))
     # Other keys, unrelated events and a bare number are none of the bot's business.
     chatter = await mx.send_text(cast.officer, room, "je regarde la n°1")
     await mx.send_reaction(cast.officer, room, first["event_id"], "👍")

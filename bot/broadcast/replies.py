@@ -5,6 +5,11 @@ at once by the core, and by a background loop for rows a crash, a rate limit or 
 error left pending. A row is marked 'sent' only once the platform accepted it, so after a
 crash the replies in flight are sent again (at least once, never lost); one lock keeps
 two senders from taking the same row, and keeps the rows of an event in order.
+
+A message whose file is still to draw (a map: ``Outgoing.deferred``) is drawn in a worker
+thread, outside the core's lock and the sender's: until it is drawn, its row waits, and so
+do the later rows to the same chat (or about the same tracked posts), so each recipient
+gets their messages in order, while the rows to other chats go at once.
 """
 
 from __future__ import annotations
@@ -12,18 +17,23 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import dataclasses
 import json
 import logging
+from collections import OrderedDict
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from bot.context import Services
+from bot.deferred import draw
 from bot.domain import (
     Attachment,
     ChatRef,
     Choice,
+    Deferred,
     DeleteTracked,
     EditTracked,
     Effect,
@@ -50,6 +60,7 @@ BATCH = 50
 MAX_ATTEMPTS = 5  # a reply still refused after this many tries is given up (and logged)
 MAX_BACKOFF = 60.0  # seconds
 IDLE_WAIT = 30.0  # seconds between looks when nothing is due (wake() interrupts it)
+DRAWINGS_KEPT = 16  # drawn files kept for the other rows of the same recipe
 MessageIds = list[PostedMessage]
 
 
@@ -111,16 +122,31 @@ def _message_json(message: Outgoing) -> dict[str, Any]:
             "tone": message.tone.value, "reply_to": message.reply_to,
             "attachment": None if attachment is None else {
                 "filename": attachment.filename, "mime_type": attachment.mime_type,
-                "data": base64.b64encode(attachment.data).decode("ascii")}}
+                "data": base64.b64encode(attachment.data).decode("ascii")},
+            "deferred": None if message.deferred is None else dataclasses.asdict(
+                message.deferred)}
 
 
 def _message(data: dict[str, Any]) -> Outgoing:
     file = data["attachment"]
     attachment = None if file is None else Attachment(
         file["filename"], file["mime_type"], base64.b64decode(file["data"]))
+    deferred = data.get("deferred")
     return Outgoing(data["text"], data["html"],
                     tuple(Choice(label, choice) for label, choice in data["choices"]),
-                    Tone(data["tone"]), data["reply_to"], attachment)
+                    Tone(data["tone"]), data["reply_to"], attachment,
+                    None if deferred is None else Deferred(**deferred))
+
+
+def _keys(stored: Stored) -> set[tuple[str, ...]]:
+    """What a row must stay in order with: its chat, and the tracked posts it makes or
+    changes (a map's post before its deletion)."""
+    if isinstance(stored, Post):
+        keys: set[tuple[str, ...]] = {("chat", stored.chat.platform, stored.chat.chat_id)}
+        if stored.track is not None:
+            keys.add(("track", stored.track[0], str(stored.track[1])))
+        return keys
+    return {("track", stored.purpose, str(stored.alert_id))}
 
 
 # -- sending -------------------------------------------------------------------------------
@@ -133,6 +159,9 @@ class ReplySender:
         self._lock = asyncio.Lock()
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        # One drawing at a time, off the event loop (Pillow's fonts are not thread-safe).
+        self._executor = ThreadPoolExecutor(1, thread_name_prefix="draw")
+        self._drawings: OrderedDict[Deferred, asyncio.Future[bytes]] = OrderedDict()
 
     async def start(self) -> None:
         """Send what a previous run left pending, then keep an eye on retries."""
@@ -170,14 +199,74 @@ class ReplySender:
         return min(max(delta.total_seconds(), 0.05), IDLE_WAIT)
 
     async def drain(self) -> None:
-        """Send every due row, oldest first."""
-        async with self._lock:
-            while True:
-                rows = await self.services.stores.replies.due(self.services.clock.now(), BATCH)
-                for row in rows:
-                    await self._send(row)
-                if len(rows) < BATCH:
-                    return
+        """Send every due row, oldest first. A row whose file is being drawn waits, with
+        the later rows of its chat, while the others go; returns once all are sent."""
+        while True:
+            async with self._lock:
+                drawing = await self._send_ready()
+            if not drawing:
+                return
+            await asyncio.wait(drawing)  # without the lock: rows of other events go meanwhile
+
+    async def _send_ready(self) -> list[asyncio.Future[bytes]]:
+        """Send the due rows that can go; the drawings that the others wait for."""
+        while True:
+            rows = await self.services.stores.replies.due(self.services.clock.now(), BATCH)
+            held: set[tuple[str, ...]] = set()
+            drawing: list[asyncio.Future[bytes]] = []
+            sent = 0
+            for row in rows:
+                try:
+                    stored = decode(row.effect)
+                except Exception:  # _send records why
+                    stored = None
+                if stored is not None:
+                    keys = _keys(stored)
+                    future = self._drawing(stored)
+                    if keys & held or (future is not None and not future.done()):
+                        held |= keys
+                        if future is not None and not future.done():
+                            drawing.append(future)
+                        continue
+                await self._send(row)
+                sent += 1
+            if len(rows) < BATCH or not sent:
+                return drawing
+
+    def _drawing(self, stored: Stored) -> asyncio.Future[bytes] | None:
+        """The drawing of the row's file, begun now if not yet; None without a file."""
+        deferred = stored.message.deferred if isinstance(stored, Post) else None
+        if deferred is None:
+            return None
+        future = self._drawings.get(deferred)
+        if future is None:
+            loop = asyncio.get_running_loop()
+            future = loop.run_in_executor(self._executor, draw, self.services, deferred)
+            future.add_done_callback(lambda _: self.wake())
+            self._drawings[deferred] = future
+            done = [key for key, f in self._drawings.items() if f.done()]
+            for key in done[:max(0, len(self._drawings) - DRAWINGS_KEPT)]:
+                del self._drawings[key]
+        return future
+
+    async def _attach(self, message: Outgoing) -> Outgoing:
+        """The message with its drawn file as attachment; a file that could not be drawn
+        is not sent (a map must never hold anything back)."""
+        deferred = message.deferred
+        if deferred is None:
+            return message
+        future = self._drawings.get(deferred)
+        if future is None:  # forgotten since: draw it again
+            future = asyncio.get_running_loop().run_in_executor(
+                self._executor, draw, self.services, deferred)
+            self._drawings[deferred] = future
+        try:
+            data = await future
+        except Exception as error:
+            log.exception("%s could not be drawn", deferred.filename)
+            raise PermanentError(f"{deferred.filename} could not be drawn") from error
+        return dataclasses.replace(message, deferred=None, attachment=Attachment(
+            deferred.filename, deferred.mime_type, data))
 
     async def _send(self, row: ReplyRow) -> None:
         replies, now = self.services.stores.replies, self.services.clock.now()
@@ -222,7 +311,8 @@ class ReplySender:
             transport = self.transports.get(stored.chat.platform)
             if transport is None:
                 raise PermanentError(f"no transport for {stored.chat.platform}")
-            message_id = await transport.send(stored.chat.chat_id, stored.message)
+            message_id = await transport.send(stored.chat.chat_id,
+                                              await self._attach(stored.message))
             return [PostedMessage(stored.chat.platform, stored.chat.chat_id, message_id)]
         return await self._on_tracked(stored)
 

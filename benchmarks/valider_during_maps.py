@@ -1,0 +1,65 @@
+"""An officer's /valider while approval maps are drawn for other alerts (issue 13, step 3).
+
+    python -m benchmarks.valider_during_maps [N] [ROUNDS]
+
+N operators' alerts (each with a map to draw) are submitted at once, then an officer
+validates another alert in their private chat. Measured from the /valider: until the
+officer's answer is posted (the decision committed and replied), and until its
+``Core.handle`` returns. Medians over ROUNDS runs; a fresh bot each run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from tests.harness import TestBot, test_config
+
+OPERATOR, OFFICER = "telegram:100", "telegram:200"
+
+
+async def one_run(n: int) -> tuple[float, float]:
+    with tempfile.TemporaryDirectory() as folder:
+        bot = await TestBot(test_config(Path(folder) / "bench.sqlite3")).start()
+        try:
+            core, telegram = bot.core.core, bot.transports["telegram"]
+            await bot.say(OPERATOR, "/alerte crue Vesoul : La Saône déborde")  # n°1
+            submits = [asyncio.create_task(core.handle(bot._incoming(
+                OPERATOR, None, text=f"/alerte crue Gray+{k + 1}km : Le Salon déborde")))
+                for k in range(n)]
+            await asyncio.sleep(0.01)  # the submissions are under way
+            before = len(telegram.posted["200"])
+            start = time.perf_counter()
+            answered: list[float] = []
+
+            async def watch() -> None:
+                while len(telegram.posted["200"]) == before:
+                    await asyncio.sleep(0.001)
+                answered.append(time.perf_counter() - start)
+
+            watcher = asyncio.create_task(watch())
+            await core.handle(bot._incoming(OFFICER, None, text="/valider 1"))
+            returned = time.perf_counter() - start
+            await watcher
+            await asyncio.gather(*submits)
+            assert "n°1" in telegram.posted["200"][-1].message.text
+            return answered[0], returned
+        finally:
+            await bot.stop()
+
+
+async def main(n: int, rounds: int) -> None:
+    results = [await one_run(n) for _ in range(rounds)]
+    answer = statistics.median(r[0] for r in results) * 1000
+    handled = statistics.median(r[1] for r in results) * 1000
+    print(f"valider-during-maps N={n} rounds={rounds}: officer's answer posted after "
+          f"{answer:.0f} ms, handle() returned after {handled:.0f} ms (medians)")
+
+
+if __name__ == "__main__":
+    asyncio.run(main(int(sys.argv[1]) if len(sys.argv) > 1 else 10,
+                     int(sys.argv[2]) if len(sys.argv) > 2 else 3))
