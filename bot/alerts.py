@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
 
 from bot.broadcast.outbox import start_broadcast
+from bot.buttons import ApprovalButton, button
 from bot.context import Context, Services
 from bot.deferred import map_recipe
 from bot.domain import (
@@ -258,7 +259,7 @@ async def _follow_up_row(services: Services, parent: Alert, kind: AlertKind, bod
         all_communities=parent.all_communities, body=body, facts_at=now,
         requested_by=actor, request_platform=chat.platform, request_chat_id=chat.chat_id,
         required_approvals=category.required_approvals if body else 0,
-        expires_at=datetime.fromisoformat(parent.expires_at), kind=kind, parent_id=parent.id,
+        expires_at=parent.expires_at, kind=kind, parent_id=parent.id,
         exercise=parent.exercise)
 
 
@@ -282,7 +283,7 @@ async def summarize(services: Services, t: Translator, alert: Alert) -> str:
     names = sorted(c.name for c in filter(None, map(services.geo.by_insee, communes)))
     category = services.reference.categories[alert.category]
     stale = (alert.status == "pending" and not alert.stale_override
-             and is_stale(category, datetime.fromisoformat(alert.facts_at), services.clock.now()))
+             and is_stale(category, alert.facts_at, services.clock.now()))
     facts = AlertFacts(names, communities, reach, services.geo.population(communes), stale)
     return alert_summary(t, services.reference, alert, facts, services.local(alert.facts_at))
 
@@ -296,14 +297,9 @@ async def officers_request(services: Services, t: Translator, alert: Alert,
                                     as_delivered, status_line)
     choices: tuple[Choice, ...] = ()
     if alert.status == "pending":
-        choices = (Choice(t("approval.approve_button"), f"ap:{alert.id}:ok"),
-                   Choice(t("approval.reject_button"), f"ap:{alert.id}:no"))
+        choices = (button(t("approval.approve_button"), ApprovalButton(alert.id, True)),
+                   button(t("approval.reject_button"), ApprovalButton(alert.id, False)))
     return Outgoing(text, markup, choices)
-
-
-def parse_approval_choice(data: str) -> tuple[int, bool] | None:
-    match = re.fullmatch(r"ap:(\d{1,9}):(ok|no)", data)
-    return None if match is None else (int(match.group(1)), match.group(2) == "ok")
 
 
 async def decide(ctx: Context, alert_id: int, approve: bool, reason: str | None,
@@ -343,7 +339,7 @@ async def _decidable(ctx: Context, alert_id: int) -> Alert | None:
 def approval_deadline(services: Services, alert: Alert) -> datetime:
     """When a pending alert expires unapproved (the clock's rule, kept in one place)."""
     delay = timedelta(minutes=services.config.approval.expire_after_minutes)
-    return datetime.fromisoformat(alert.created_at) + delay
+    return alert.created_at + delay
 
 
 async def _past_deadline(ctx: Context, alert: Alert) -> bool:
@@ -380,7 +376,7 @@ async def expire_unapproved(services: Services, t: Translator, alert: Alert,
 async def _approve(ctx: Context, alert: Alert, override_stale: bool,
                    prosecutor_ref: str | None) -> None:
     category = ctx.services.reference.categories[alert.category]
-    facts_at = datetime.fromisoformat(alert.facts_at)
+    facts_at = alert.facts_at
     stale = alert.kind == "alert" and is_stale(category, facts_at, ctx.now)
     if stale and not (override_stale or alert.stale_override):
         await ctx.audit("approval.refused_stale", alert.id)

@@ -52,3 +52,12 @@ class FrozenClock(Clock):
 def stamp(moment: datetime) -> str:
     """How times are stored: ISO-8601 in UTC, so that text comparison in SQL is time order."""
     return moment.astimezone(UTC).isoformat()
+
+
+def parse_stamp(text: str) -> datetime:
+    """A stored time back, UTC-aware (``stamp``'s inverse). A time without an offset is
+    taken as UTC, which is what every stored time is."""
+    moment = datetime.fromisoformat(text)
+    if moment.tzinfo is None:
+        return moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC)

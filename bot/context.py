@@ -72,9 +72,8 @@ class Services:
     def timezone(self) -> ZoneInfo:
         return ZoneInfo(self.config.timezone)
 
-    def local(self, moment: datetime | str) -> datetime:
-        value = datetime.fromisoformat(moment) if isinstance(moment, str) else moment
-        return value.astimezone(self.timezone)
+    def local(self, moment: datetime) -> datetime:
+        return moment.astimezone(self.timezone)
 
 
 @dataclass

@@ -4,18 +4,24 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 from collections.abc import Mapping
-from datetime import datetime
 
-from bot.alerts import decide, parse_approval_choice
+from bot.alerts import decide
 from bot.broadcast.dispatcher import Dispatcher
 from bot.broadcast.outbox import UnapprovedText, record_refusal
 from bot.broadcast.replies import ReplySender, rows_of
+from bot.buttons import (
+    ApprovalButton,
+    ConversationButton,
+    ReceiptButton,
+    TipButton,
+    decode,
+    encode,
+)
 from bot.commands import Command, CommandRegistry, split_command
 from bot.context import Context, Services
 from bot.conversations.alert import GuidedAlertFlow
-from bot.conversations.engine import Answer, Flow, parse_choice, remember_offered, was_offered
+from bot.conversations.engine import Answer, Flow, remember_offered, was_offered
 from bot.conversations.enrollment import EnrollmentFlow
 from bot.conversations.reconsent import ReconsentFlow
 from bot.conversations.tip import TipFlow
@@ -46,7 +52,6 @@ from bot.throttle import Throttle
 from bot.transports.base import Transport
 
 log = logging.getLogger(__name__)
-RECEIPT_CHOICE = re.compile(r"(ack|tip):(\d{1,9})")
 
 
 def _is_xml(attachment: Attachment) -> bool:
@@ -275,31 +280,38 @@ class Core:
         return True
 
     async def _on_choice(self, ctx: Context, data: str) -> None:
-        approval = parse_approval_choice(data)
-        if approval is not None:
-            await self._on_approval_choice(ctx, *approval)
-            return
-        receipt = RECEIPT_CHOICE.fullmatch(data)
-        if receipt is not None:
-            await self._on_receipt_choice(ctx, receipt.group(1), int(receipt.group(2)))
-            return
-        parsed = parse_choice(data)
-        state = await self.services.stores.conversations.get(ctx.who)
-        if parsed is None or state is None or not was_offered(state, *parsed):
-            await ctx.audit("choice.stale", data=data[:CALLBACK_DATA_BYTES])
-            ctx.say("core.stale_choice")
-            return
-        await self._continue(ctx, state, Answer(parsed[1], "", None))
+        match decode(data):
+            case ApprovalButton(alert_id, approve):
+                await self._on_approval_choice(ctx, alert_id, approve)
+            case ReceiptButton(alert_id) | TipButton(alert_id) as pressed:
+                await self._on_receipt_choice(ctx, pressed, alert_id)
+            case ConversationButton() as pressed:
+                await self._on_conversation_choice(ctx, pressed, data)
+            case None:
+                await self._stale_choice(ctx, data)
 
-    async def _on_receipt_choice(self, ctx: Context, what: str, alert_id: int) -> None:
+    async def _on_conversation_choice(self, ctx: Context, pressed: ConversationButton,
+                                      data: str) -> None:
+        state = await self.services.stores.conversations.get(ctx.who)
+        if state is None or not was_offered(state, pressed):
+            await self._stale_choice(ctx, data)
+            return
+        await self._continue(ctx, state, Answer(pressed.value, "", None))
+
+    async def _stale_choice(self, ctx: Context, data: str) -> None:
+        await ctx.audit("choice.stale", data=data[:CALLBACK_DATA_BYTES])
+        ctx.say("core.stale_choice")
+
+    async def _on_receipt_choice(self, ctx: Context, pressed: ReceiptButton | TipButton,
+                                 alert_id: int) -> None:
         """« Reçu » and « J'ai une information » are honoured only from a chat the alert
         was delivered to: the button's data alone proves nothing."""
         chat = ctx.incoming.chat
         deliveries = self.services.stores.deliveries
         if not await deliveries.received(alert_id, chat.platform, chat.chat_id):
-            await ctx.audit("choice.stale", alert_id, data=f"{what}:{alert_id}")
+            await ctx.audit("choice.stale", alert_id, data=encode(pressed))
             ctx.say("core.stale_choice")
-        elif what == "tip":
+        elif isinstance(pressed, TipButton):
             await self.flows["tip"].begin(ctx, alert_id=alert_id)
         elif await deliveries.acknowledge(alert_id, chat.platform, chat.chat_id, ctx.now):
             ctx.say("receipt.noted", number=alert_id)
@@ -314,7 +326,7 @@ class Core:
         await decide(ctx, alert_id, approve, reason=None)
 
     async def _continue(self, ctx: Context, state: ConversationState, answer: Answer) -> None:
-        if datetime.fromisoformat(state.expires_at) <= ctx.now:
+        if state.expires_at <= ctx.now:
             await self.services.stores.conversations.delete(ctx.who)
             ctx.say("conversation.expired")
             return

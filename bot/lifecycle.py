@@ -36,7 +36,7 @@ async def _remind_pending(services: Services, t: Translator, now: datetime,
     delay = timedelta(minutes=services.config.approval.reminder_after_minutes)
     for alert in await services.stores.alerts.pending_to_remind(now - delay):
         await services.stores.alerts.mark_reminded(alert.id, now)
-        minutes = int((now - datetime.fromisoformat(alert.created_at)).total_seconds() // 60)
+        minutes = int((now - alert.created_at).total_seconds() // 60)
         effects.items.append(ToOfficers(Outgoing(t("lifecycle.reminder", number=alert.id,
                                                    minutes=minutes))))
 
@@ -81,7 +81,7 @@ async def _next_occurrence(services: Services, alert: Alert, now: datetime) -> N
     schedule = await services.stores.schedules.get(alert.schedule_id or 0)
     if schedule is None or schedule.cancelled_at is not None:
         return
-    following = schedule.next_after(datetime.fromisoformat(alert.send_at or now.isoformat()),
+    following = schedule.next_after(alert.send_at or now,
                                     services.timezone)
     if following is None:
         return

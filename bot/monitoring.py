@@ -17,7 +17,6 @@ import logging
 import sqlite3
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 from aiohttp import web
@@ -132,8 +131,7 @@ class Monitor:
         backlogs: dict[str, Backlog] = {}
         for platform in sorted(self.transports):
             rows, oldest = await deliveries.due(platform, now)
-            waited = 0.0 if oldest is None else (now - datetime.fromisoformat(oldest))\
-                .total_seconds()
+            waited = 0.0 if oldest is None else (now - oldest).total_seconds()
             backlogs[platform] = Backlog(rows, max(waited, 0.0))
         alerts = await AlertStore(self._reader).count_by_status() if with_alerts else {}
         return Figures(alerts, backlogs)

@@ -10,6 +10,7 @@ import html
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from bot.buttons import ReceiptButton, TipButton, button
 from bot.domain import Choice, Outgoing, Tone
 from bot.geo.perimeter import DrawnZone, Perimeter
 from bot.i18n import Translator
@@ -105,8 +106,8 @@ def spoken_body(t: Translator, alert: Alert) -> str:
 
 def receipt_choices(t: Translator, alert_id: int) -> tuple[Choice, ...]:
     """Buttons on a delivered alert; the core checks the presser really received it."""
-    return (Choice(t("render.receipt_button"), f"ack:{alert_id}"),
-            Choice(t("render.tip_button"), f"tip:{alert_id}"))
+    return (button(t("render.receipt_button"), ReceiptButton(alert_id)),
+            button(t("render.tip_button"), TipButton(alert_id)))
 
 
 def closed_copy(t: Translator, alert: Alert, category: Category, how: str,

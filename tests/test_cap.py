@@ -44,8 +44,8 @@ ROOT = Path(__file__).resolve().parent.parent
 NS = {"cap": CAP_NS}
 PARIS = ZoneInfo("Europe/Paris")
 SENT = datetime(2026, 11, 24, 13, 0, tzinfo=UTC)  # 14:00 in Paris
-FACTS = "2026-11-24T12:40:00+00:00"
-EXPIRES = "2026-11-25T13:00:00+00:00"
+FACTS = datetime.fromisoformat("2026-11-24T12:40:00+00:00")
+EXPIRES = datetime.fromisoformat("2026-11-25T13:00:00+00:00")
 
 VESOUL = "70550"
 GRAY = "70279"
@@ -99,8 +99,10 @@ def stored_alert(perimeter: Perimeter, category: str = "cambriolage", alert_id: 
         perimeter_json=perimeter_json(perimeter), all_communities=False, body=body,
         facts_at=FACTS, requested_by="telegram:100", request_platform="telegram",
         request_chat_id="100", status="approved", required_approvals=1, stale_override=False,
-        rejection_reason=None, created_at="2026-11-24T12:55:00+00:00",
-        decided_at="2026-11-24T12:58:00+00:00", broadcast_started_at=None, completed_at=None,
+        rejection_reason=None,
+        created_at=datetime.fromisoformat("2026-11-24T12:55:00+00:00"),
+        decided_at=datetime.fromisoformat("2026-11-24T12:58:00+00:00"),
+        broadcast_started_at=None, completed_at=None,
         expires_at=EXPIRES)
 
 
@@ -251,8 +253,8 @@ def test_export_radius_perimeter(layer: CommuneLayer, reference: Reference, xsd:
     assert draft.msg_type == "Alert" and draft.status == "Actual"
     assert draft.identifier == cap.identifier and draft.sender == cap.sender
     assert draft.sent == SENT
-    assert draft.onset == datetime.fromisoformat(FACTS)
-    assert draft.expires == datetime.fromisoformat(EXPIRES)
+    assert draft.onset == FACTS
+    assert draft.expires == EXPIRES
     assert draft.description == cap.description
     assert draft.headline == "Cambriolage — 47.62,6.155+3km"
     assert [(c.lat, c.lon, c.radius_m) for c in draft.circles] == [(47.62, 6.155, 3000.0)]

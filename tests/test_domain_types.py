@@ -3,8 +3,11 @@ enums equal to the strings the database keeps."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 import pytest
 
+from bot.clock import parse_stamp, stamp
 from bot.enums import ALERT_TRANSITIONS, AlertKind, AlertStatus
 from bot.storage.alerts import IllegalTransition
 from tests.harness import OFFICERS, TestBot
@@ -55,3 +58,34 @@ async def test_rows_read_back_as_enums_equal_to_the_stored_words(bot: TestBot) -
     assert alert.kind is AlertKind.ALERT
     stored = await bot.core.services.db.fetchval("SELECT status FROM alerts WHERE id = 1")
     assert stored == "done" and type(stored) is str
+
+
+TIME_COLUMNS = ("facts_at", "created_at", "decided_at", "broadcast_started_at",
+                "completed_at", "expires_at")
+
+
+async def test_alert_times_read_back_as_utc_datetimes_stamped_as_stored(
+        bot: TestBot) -> None:
+    await bot.say(OPERATOR, ALERT)
+    await bot.say(OFFICER, "/valider 1", chat=OFFICERS)
+    await bot.drain()
+    alert = await bot.core.services.stores.alerts.get(1)
+    assert alert is not None
+    stored = await bot.core.services.db.fetchone(
+        f"SELECT {', '.join(TIME_COLUMNS)} FROM alerts WHERE id = 1")
+    assert stored is not None
+    for column, text in zip(TIME_COLUMNS, stored, strict=True):
+        moment = getattr(alert, column)
+        assert isinstance(moment, datetime) and moment.utcoffset() == timedelta(0)
+        assert stamp(moment) == text  # written back, it is the very same string
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("2026-11-24T12:40:00+00:00", datetime(2026, 11, 24, 12, 40, tzinfo=UTC)),
+    ("2026-11-24T12:40:00.123456+00:00", datetime(2026, 11, 24, 12, 40, 0, 123456, UTC)),
+    ("2026-11-24T13:40:00+01:00", datetime(2026, 11, 24, 12, 40, tzinfo=UTC)),
+    ("2026-11-24T12:40:00", datetime(2026, 11, 24, 12, 40, tzinfo=UTC)),  # stored as UTC
+])
+def test_a_stored_time_parses_to_utc(text: str, expected: datetime) -> None:
+    moment = parse_stamp(text)
+    assert moment == expected and moment.tzinfo is UTC

@@ -113,15 +113,6 @@ async def test_send_maps_tone_html_keyboard_and_reply(transport: TelegramTranspo
     assert quiet["disable_notification"] is True and quiet["reply_to_message_id"] == int(first)
 
 
-async def test_callback_data_over_64_bytes_is_refused_before_any_request(
-        transport: TelegramTransport, double: TelegramDouble) -> None:
-    before = double.stats.requests["sendmessage"]
-    with pytest.raises(PermanentError, match="66 bytes"):
-        await transport.send("1", Outgoing("x", choices=(Choice("é", "é" * 33),)))
-    assert double.stats.requests["sendmessage"] == before
-    await transport.send("1", Outgoing("x", choices=(Choice("ok", "é" * 32),)))  # 64: fine
-
-
 async def test_platform_refusals_become_typed_errors(transport: TelegramTransport,
                                                      double: TelegramDouble) -> None:
     double.block(BOB)

@@ -255,7 +255,7 @@ class Dispatcher:
         due = await self.services.stores.deliveries.next_due(platform)
         if due is None:
             return 30.0
-        delta = datetime.fromisoformat(due) - self.services.clock.now()
+        delta = due - self.services.clock.now()
         return min(max(delta.total_seconds(), 0.05), 30.0)
 
     # -- one row ---------------------------------------------------------------------
@@ -327,26 +327,27 @@ class Dispatcher:
                     await self._record_problem(outcome, now)
         self._count(outcomes, started, now)
 
-    async def _first_copies(self, sent: list[Outcome]) -> dict[int, str]:
+    async def _first_copies(self, sent: list[Outcome]) -> dict[int, datetime]:
         """The alerts whose first copy is in this batch, and when their broadcast started
         (read before the batch is marked sent)."""
         first = {o.row.alert_id for o in sent if o.row.action == DeliveryAction.SEND}
         alert_ids = first - self._copies_out
-        started: dict[int, str] = {}
+        started: dict[int, datetime] = {}
         for alert_id in alert_ids:
             moment = await self.services.stores.deliveries.started_without_copy(alert_id)
             if moment is not None:
                 started[alert_id] = moment
         return started
 
-    def _count(self, outcomes: list[Outcome], started: dict[int, str], now: datetime) -> None:
+    def _count(self, outcomes: list[Outcome], started: dict[int, datetime],
+               now: datetime) -> None:
         """The batch's figures, once recorded: a write that failed is tried again, and must
         not count twice."""
         for (platform, status), count in collections.Counter(
                 (o.row.platform, o.status) for o in outcomes).items():
             self.metrics.delivered(platform, status, count)
         for moment in started.values():
-            self.metrics.first_copy((now - datetime.fromisoformat(moment)).total_seconds())
+            self.metrics.first_copy((now - moment).total_seconds())
         self._copies_out.update(o.row.alert_id for o in outcomes if o.status == SendOutcome.SENT
                                 and o.row.action == DeliveryAction.SEND)
 
@@ -459,9 +460,8 @@ class Dispatcher:
                 await self.perform(Effects([ToOfficers(message, track=(PROGRESS, alert.id))]))
 
     def _elapsed(self, alert: Alert) -> float:
-        started = datetime.fromisoformat(alert.broadcast_started_at or alert.created_at)
-        finished = (datetime.fromisoformat(alert.completed_at) if alert.completed_at
-                    else self.services.clock.now())
+        started = alert.broadcast_started_at or alert.created_at
+        finished = alert.completed_at or self.services.clock.now()
         return max((finished - started).total_seconds(), 0.0)
 
     def _limit_text(self, alert: Alert) -> str:

@@ -59,7 +59,7 @@ async def start_broadcast(services: Services, alert_id: int, now: datetime) -> i
     stores = services.stores
     alert = await stores.alerts.get(alert_id)
     assert alert is not None and alert.status == "approved"
-    if alert.send_at is not None and datetime.fromisoformat(alert.send_at) > now:
+    if alert.send_at is not None and alert.send_at > now:
         return 0
     officers = await _approved_by(services, alert)
     await stores.audit.record(now, "system", "outbox.opened", alert.id, kind=alert.kind,

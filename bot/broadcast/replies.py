@@ -195,7 +195,7 @@ class ReplySender:
         due = await self.services.stores.replies.next_due()
         if due is None:
             return IDLE_WAIT
-        delta = datetime.fromisoformat(due) - self.services.clock.now()
+        delta = due - self.services.clock.now()
         return min(max(delta.total_seconds(), 0.05), IDLE_WAIT)
 
     async def drain(self) -> None:

@@ -18,7 +18,7 @@ import json
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -268,10 +268,7 @@ def alert_to_cap(alert: CapAlert) -> bytes:
 # ---------------------------------------------------------------------------- from our alerts
 
 
-def _moment(text: str, zone: ZoneInfo) -> datetime:
-    moment = datetime.fromisoformat(text)
-    if moment.tzinfo is None:  # stored times are UTC
-        moment = moment.replace(tzinfo=UTC)
+def _moment(moment: datetime, zone: ZoneInfo) -> datetime:
     return moment.astimezone(zone)
 
 

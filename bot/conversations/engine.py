@@ -17,11 +17,11 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
+from bot.buttons import ConversationButton, button, decode
 from bot.context import Context
 from bot.domain import Choice, Reply
 from bot.storage.conversations import ConversationState
 
-CHOICE_PREFIX = "c"
 OFFERED = "offered"  # key of ConversationState.data: {"nonce": …, "values": […]}
 
 
@@ -48,22 +48,15 @@ class Flow(ABC):
 
 
 def choice(state: ConversationState, label: str, value: str) -> Choice:
-    return Choice(label, f"{CHOICE_PREFIX}:{state.nonce}:{value}")
+    return button(label, ConversationButton(state.nonce, value))
 
 
-def parse_choice(data: str) -> tuple[str, str] | None:
-    prefix, _, rest = data.partition(":")
-    nonce, _, value = rest.partition(":")
-    if prefix != CHOICE_PREFIX or not nonce or not value:
-        return None
-    return nonce, value
-
-
-def was_offered(state: ConversationState, nonce: str, value: str) -> bool:
-    """Whether the choice ``value`` was shown with ``nonce``, the step's current one."""
+def was_offered(state: ConversationState, pressed: ConversationButton) -> bool:
+    """Whether the choice was shown with its nonce, the step's current one."""
     offered = state.data.get(OFFERED)
-    return (state.nonce == nonce and isinstance(offered, dict)
-            and offered.get("nonce") == nonce and value in offered.get("values", ()))
+    return (state.nonce == pressed.nonce and isinstance(offered, dict)
+            and offered.get("nonce") == pressed.nonce
+            and pressed.value in offered.get("values", ()))
 
 
 async def remember_offered(ctx: Context) -> None:
@@ -72,16 +65,17 @@ async def remember_offered(ctx: Context) -> None:
     Done once the handler has returned, from its replies: steps build their choices
     after ``move_to`` has saved the new nonce, and a prompt can span several messages.
     """
-    values = [parsed for effect in ctx.effects.items if isinstance(effect, Reply)
-              for c in effect.message.choices if (parsed := parse_choice(c.data))]
-    if not values:
+    shown = [payload for effect in ctx.effects.items if isinstance(effect, Reply)
+             for c in effect.message.choices
+             if isinstance(payload := decode(c.data), ConversationButton)]
+    if not shown:
         return
     state = await ctx.stores.conversations.get(ctx.who)
     if state is None:
         return
-    shown = [value for nonce, value in values if nonce == state.nonce]
-    if shown:
-        state.data[OFFERED] = {"nonce": state.nonce, "values": shown}
+    values = [payload.value for payload in shown if payload.nonce == state.nonce]
+    if values:
+        state.data[OFFERED] = {"nonce": state.nonce, "values": values}
         await ctx.stores.conversations.save(state, ctx.now)
 
 
@@ -89,7 +83,8 @@ async def open_conversation(ctx: Context, kind: str, step: str,
                             data: dict[str, Any]) -> ConversationState:
     state = ConversationState(
         identity=ctx.who, platform=ctx.incoming.chat.platform, chat_id=ctx.incoming.chat.chat_id,
-        kind=kind, step=step, data=data, nonce="", language=ctx.t.language, expires_at="")
+        kind=kind, step=step, data=data, nonce="", language=ctx.t.language,
+        expires_at=ctx.now)  # set by move_to
     await move_to(ctx, state, step)
     return state
 
@@ -99,7 +94,7 @@ async def move_to(ctx: Context, state: ConversationState, step: str) -> None:
     state.step = step
     state.nonce = secrets.token_hex(3)
     timeout = timedelta(minutes=ctx.services.config.conversation.timeout_minutes)
-    state.expires_at = (ctx.now + timeout).isoformat()
+    state.expires_at = ctx.now + timeout
     await ctx.stores.conversations.save(state, ctx.now)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from bot.clock import stamp
+from bot.clock import parse_stamp, stamp
 from bot.enums import ALERT_TRANSITIONS, AlertKind, AlertStatus, Decision
 from bot.storage.database import Database, Row
 
@@ -23,7 +23,7 @@ class IllegalTransition(RuntimeError):
 
 
 def _moment(text: str | None) -> datetime | None:
-    return None if text is None else datetime.fromisoformat(text)
+    return None if text is None else parse_stamp(text)
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,7 +34,7 @@ class Alert:
     perimeter_json: str
     all_communities: bool
     body: str
-    facts_at: str
+    facts_at: datetime
     requested_by: str
     request_platform: str
     request_chat_id: str
@@ -42,31 +42,33 @@ class Alert:
     required_approvals: int
     stale_override: bool
     rejection_reason: str | None
-    created_at: str
-    decided_at: str | None
-    broadcast_started_at: str | None
-    completed_at: str | None
-    expires_at: str
+    created_at: datetime
+    decided_at: datetime | None
+    broadcast_started_at: datetime | None
+    completed_at: datetime | None
+    expires_at: datetime
     kind: AlertKind = AlertKind.ALERT
     parent_id: int | None = None
     exercise: bool = False
     prosecutor_ref: str | None = None
     closed: str | None = None  # ended | expired | recalled
-    send_at: str | None = None
+    send_at: datetime | None = None
     schedule_id: int | None = None
-    closed_at: str | None = None
+    closed_at: datetime | None = None
 
     @classmethod
     def from_row(cls, row: Row) -> Alert:
         return cls(
             row["id"], row["category"], row["perimeter"], row["perimeter_json"],
-            bool(row["all_communities"]), row["body"], row["facts_at"], row["requested_by"],
+            bool(row["all_communities"]), row["body"], parse_stamp(row["facts_at"]),
+            row["requested_by"],
             row["request_platform"], row["request_chat_id"], AlertStatus(row["status"]),
             row["required_approvals"], bool(row["stale_override"]), row["rejection_reason"],
-            row["created_at"], row["decided_at"], row["broadcast_started_at"],
-            row["completed_at"], row["expires_at"], AlertKind(row["kind"]), row["parent_id"],
-            bool(row["exercise"]), row["prosecutor_ref"], row["closed"], row["send_at"],
-            row["schedule_id"], row["closed_at"])
+            parse_stamp(row["created_at"]), _moment(row["decided_at"]),
+            _moment(row["broadcast_started_at"]), _moment(row["completed_at"]),
+            parse_stamp(row["expires_at"]), AlertKind(row["kind"]), row["parent_id"],
+            bool(row["exercise"]), row["prosecutor_ref"], row["closed"], _moment(row["send_at"]),
+            row["schedule_id"], _moment(row["closed_at"]))
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,12 +99,12 @@ class Approval:
     decision: Decision
     reason: str | None
     override_stale: bool
-    decided_at: str
+    decided_at: datetime
 
     @classmethod
     def from_row(cls, row: Row) -> Approval:
         return cls(row["officer"], Decision(row["decision"]), row["reason"],
-                   bool(row["override_stale"]), row["decided_at"])
+                   bool(row["override_stale"]), parse_stamp(row["decided_at"]))
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,11 +182,11 @@ class AlertStore:
                 await self._log_transition(alert_id, new, actor, now)
         return changed == 1
 
-    async def transitions(self, alert_id: int) -> list[tuple[str, str, str]]:
+    async def transitions(self, alert_id: int) -> list[tuple[str, str, datetime]]:
         rows = await self.db.fetchall(
             "SELECT status, actor, at FROM alert_transitions WHERE alert_id = ? ORDER BY id",
             (alert_id,))
-        return [(row[0], row[1], row[2]) for row in rows]
+        return [(row[0], row[1], parse_stamp(row[2])) for row in rows]
 
     async def mark_reported(self, alert_id: int, now: datetime) -> bool:
         """Claim the right to post the final report: True exactly once per alert."""

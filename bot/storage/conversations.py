@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from bot.clock import stamp
+from bot.clock import parse_stamp, stamp
 from bot.storage.database import Database, Row
 
 
@@ -21,12 +21,13 @@ class ConversationState:
     data: dict[str, Any]
     nonce: str
     language: str
-    expires_at: str
+    expires_at: datetime
 
     @classmethod
     def from_row(cls, row: Row) -> ConversationState:
         return cls(row["identity"], row["platform"], row["chat_id"], row["kind"], row["step"],
-                   json.loads(row["data"]), row["nonce"], row["language"], row["expires_at"])
+                   json.loads(row["data"]), row["nonce"], row["language"],
+                   parse_stamp(row["expires_at"]))
 
 
 class ConversationStore:
@@ -47,7 +48,7 @@ class ConversationStore:
             " updated_at = excluded.updated_at, expires_at = excluded.expires_at",
             (state.identity, state.platform, state.chat_id, state.kind, state.step,
              json.dumps(state.data, ensure_ascii=False), state.nonce, state.language,
-             stamp(now), state.expires_at))
+             stamp(now), stamp(state.expires_at)))
 
     async def delete(self, identity: str) -> None:
         await self.db.execute("DELETE FROM conversations WHERE identity = ?", (identity,))

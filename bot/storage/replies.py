@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from bot.clock import stamp
+from bot.clock import parse_stamp, stamp
 from bot.storage.database import Database, Row
 from bot.storage.inbox import RETENTION
 
@@ -46,10 +46,10 @@ class ReplyStore:
             " AND next_try_at <= ? ORDER BY id LIMIT ?", (stamp(now), limit))
         return [ReplyRow.from_row(row) for row in rows]
 
-    async def next_due(self) -> str | None:
+    async def next_due(self) -> datetime | None:
         value = await self.db.fetchval(
             "SELECT min(next_try_at) FROM replies WHERE status = 'pending'")
-        return None if value is None else str(value)
+        return None if value is None else parse_stamp(str(value))
 
     async def mark_sent(self, reply_id: int, message_ids: list[str], now: datetime) -> None:
         """The ids alone: with the effect cleared, they name no chat (an erasure leaves

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from bot.clock import stamp
+from bot.clock import parse_stamp, stamp
 from bot.storage.database import Database, Row
 
 
@@ -20,15 +20,15 @@ class Schedule:
     communities: list[str]
     body: str
     created_by: str
-    next_run_at: str | None
+    next_run_at: datetime | None
     alert_id: int | None
-    cancelled_at: str | None
+    cancelled_at: datetime | None
 
     @classmethod
     def from_row(cls, row: Row) -> Schedule:
         return cls(row["id"], row["rule"], row["category"], row["perimeter"],
                    json.loads(row["communities"]), row["body"], row["created_by"],
-                   row["next_run_at"], row["alert_id"], row["cancelled_at"])
+                   _moment(row["next_run_at"]), row["alert_id"], _moment(row["cancelled_at"]))
 
     def next_after(self, moment: datetime, zone: ZoneInfo) -> datetime | None:
         """The first occurrence strictly after ``moment``, in local wall-clock time."""
@@ -36,6 +36,10 @@ class Schedule:
             return None
         _, weekday, clock = self.rule.split(":", 2)
         return next_weekly(moment, int(weekday), time.fromisoformat(clock), zone)
+
+
+def _moment(text: str | None) -> datetime | None:
+    return None if text is None else parse_stamp(text)
 
 
 def next_weekly(moment: datetime, weekday: int, at: time, zone: ZoneInfo) -> datetime:

@@ -33,6 +33,7 @@ from urllib.parse import quote
 
 import nio
 
+from bot.buttons import ApprovalButton, decode
 from bot.config import MatrixConfig
 from bot.domain import Attachment, ChatKind, ChatRef, Choice, Identity, Incoming, Outgoing
 from bot.storage.transport_state import TransportState
@@ -58,7 +59,7 @@ from bot.transports.matrix_events import (
     first_fresh_index,
     heard_from,
     invite_details,
-    reaction_suffix,
+    reaction_approval,
 )
 from bot.transports.matrix_render import edit_content, message_contents
 from bot.transports.matrix_rooms import RequestChoices, RoomDirectory
@@ -300,11 +301,12 @@ class MatrixTransport(Transport):
     def _reacted(self, room_id: str, kind: ChatKind, heard: Heard) -> Incoming | None:
         assert heard.reaction is not None
         target, key = heard.reaction
-        suffix = reaction_suffix(key)
-        if kind is not ChatKind.OFFICERS or suffix is None:
+        approve = reaction_approval(key)
+        if kind is not ChatKind.OFFICERS or approve is None:
             return None
-        data = next((c.data for c in self.requests.get(target) if c.data.endswith(suffix)),
-                    None)
+        data = next((c.data for c in self.requests.get(target)
+                     if isinstance(pressed := decode(c.data), ApprovalButton)
+                     and pressed.approve is approve), None)
         if data is None:
             return None  # a reaction on anything but an approval request
         return self._incoming(room_id, kind, heard.sender, choice=data)

@@ -16,8 +16,8 @@ JsonDict = dict[str, Any]
 
 PRESENT = frozenset({"invite", "join"})
 GONE = frozenset({"leave", "ban"})
-# Reactions officers use on an approval request, mapped to the suffix of the choice.
-REACTION_SUFFIXES = {"✅": ":ok", "❌": ":no"}
+# Reactions officers use on an approval request: approve (True) or reject (False).
+REACTION_APPROVALS = {"✅": True, "❌": False}
 VARIATION_SELECTOR = "\ufe0f"  # "✅️" and "✅" are the same key to a person
 GEO_URI = re.compile(r"^geo:(-?\d+(?:\.\d+)?),(-?\d+(?:\.\d+)?)")
 # Message types a person sends that the bot cannot read, by the name the core expects.
@@ -173,9 +173,9 @@ def parse_geo_uri(value: object) -> tuple[float, float] | None:
     return latitude, longitude
 
 
-def reaction_suffix(key: str) -> str | None:
-    """The choice-data suffix a reaction key stands for (✅ → ":ok"), if any."""
-    return REACTION_SUFFIXES.get(key)
+def reaction_approval(key: str) -> bool | None:
+    """Whether a reaction key approves (✅) or rejects (❌) a request, if it is either."""
+    return REACTION_APPROVALS.get(key)
 
 
 def invite_details(invite_state: Sequence[Any], own_user_id: str) -> tuple[str, bool] | None:

@@ -1,8 +1,8 @@
 """Outgoing → what Telegram's sendMessage/editMessageText take: text parts and a keyboard.
 
-Telegram refuses a text longer than 4096 characters (counted after HTML parsing) and a
-callback_data longer than 64 bytes. Both are checked here, before any request, so a message
-the platform would refuse for good fails fast with ``PermanentError``.
+Telegram refuses a text longer than 4096 characters (counted after HTML parsing): checked
+here, before any request, so a message the platform would refuse for good fails fast with
+``PermanentError``. A button's data size is checked where it is made (bot/buttons.py).
 
 Long messages (see docs/telegram.md): a message that does not fit is split on paragraph
 boundaries (then lines, then spaces) and sent as *plain text*, because cutting HTML at an
@@ -21,7 +21,7 @@ from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 from telegram.constants import ParseMode
 
 from bot.domain import Choice, Outgoing
-from bot.limits import CALLBACK_DATA_BYTES, TELEGRAM_TEXT_CHARS
+from bot.limits import TELEGRAM_TEXT_CHARS
 from bot.transports.base import PermanentError
 
 SHORT_LABEL = 20  # two buttons this short fit side by side on a phone
@@ -97,11 +97,6 @@ def _short(label: str) -> bool:
 
 
 def _button(choice: Choice) -> InlineKeyboardButton:
-    size = len(choice.data.encode("utf-8"))
-    if not 1 <= size <= CALLBACK_DATA_BYTES:
-        raise PermanentError(
-            f"choice {choice.label!r}: callback data is {size} bytes, Telegram allows 1 to "
-            f"{CALLBACK_DATA_BYTES}")
     if not choice.label.strip():
         raise PermanentError(f"choice with data {choice.data!r} has an empty label")
     return InlineKeyboardButton(choice.label, callback_data=choice.data)
