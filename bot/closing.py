@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from bot.alerts import MAP, REQUEST, issue_follow_up, officers_request
+from bot.alert_approval import MAP, REQUEST, issue_follow_up, officers_request
 from bot.context import Services
 from bot.domain import ChatRef, DeleteTracked, EditTracked, Effect, Outgoing
 from bot.enums import AlertKind, AlertStatus

@@ -6,7 +6,8 @@ import asyncio
 import logging
 from collections.abc import Mapping
 
-from bot.alerts import decide
+from bot.alert_approval import decide
+from bot.alert_deadlines import tick
 from bot.broadcast.dispatcher import Dispatcher
 from bot.broadcast.outbox import UnapprovedText, record_refusal
 from bot.broadcast.replies import ReplySender, rows_of
@@ -21,6 +22,7 @@ from bot.buttons import (
 from bot.commands import Command, CommandRegistry, split_command
 from bot.context import Context, Services
 from bot.conversations.alert import GuidedAlertFlow
+from bot.conversations.cap_draft import CAP_DRAFT
 from bot.conversations.engine import Answer, Flow, remember_offered, was_offered
 from bot.conversations.enrollment import EnrollmentFlow
 from bot.conversations.reconsent import ReconsentFlow
@@ -42,7 +44,6 @@ from bot.handlers import admin, officer, operator, schedule, stats, subscriber
 from bot.handlers import cap as cap_commands
 from bot.handlers import lifecycle as lifecycle_commands
 from bot.i18n import Translator
-from bot.lifecycle import tick
 from bot.limits import CALLBACK_DATA_BYTES, INPUT_CHARS, TELEGRAM_COMMAND_DESCRIPTION_CHARS
 from bot.metrics import Metrics
 from bot.privacy import purge
@@ -74,7 +75,7 @@ class Core:
         self.flows: dict[str, Flow] = {
             flow.kind: flow
             for flow in (EnrollmentFlow(), GuidedAlertFlow(), UnsubscribeFlow(), TipFlow(),
-                         ReconsentFlow(), cap_commands.CAP_DRAFT)}
+                         ReconsentFlow(), CAP_DRAFT)}
         self.registry = CommandRegistry([
             *subscriber.COMMANDS, *operator.COMMANDS, *lifecycle_commands.COMMANDS,
             *schedule.COMMANDS, *officer.COMMANDS, *stats.COMMANDS, *cap_commands.COMMANDS,

@@ -84,7 +84,7 @@ def xsd() -> Any:
 
 
 def perimeter_json(perimeter: Perimeter) -> str:
-    """Same format as bot.alerts.perimeter_json (what alerts.perimeter_json stores)."""
+    """Same format as bot.alert_approval.perimeter_json (what the alerts table stores)."""
     return json.dumps({"text": perimeter.text, "center": perimeter.center,
                        "radius_m": perimeter.radius_m,
                        "polygon": None if perimeter.polygon_wgs84 is None

@@ -55,7 +55,7 @@ import yaml
 from hypothesis import HealthCheck, Phase, event, example, given, settings
 from hypothesis import strategies as st
 
-from bot.alerts import AlertDraft, AlertInputError, parse_alert_command
+from bot.alert_approval import AlertDraft, AlertInputError, parse_alert_command
 from bot.config import Config, ConfigError, GeoConfig, load_config
 from bot.domain import ChatKind, ChatRef, Identity, Incoming
 from bot.geo.perimeter import MAX_PARTS, MAX_TEXT_LENGTH, Perimeter, PerimeterError, parse_perimeter

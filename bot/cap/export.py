@@ -277,7 +277,7 @@ def area_from_perimeter_json(perimeter_json: str, communes: Iterable[str],
     """The CAP area of a stored perimeter (``alerts.perimeter_json``) and its communes.
 
     ``perimeter_json`` holds ``text``, ``center`` ([lat, lon] or null), ``radius_m`` and
-    ``polygon`` (WKT, WGS84 lon/lat, or null), as written by ``bot.alerts.perimeter_json``.
+    ``polygon`` (WKT, WGS84 lon/lat, or null), as written by ``bot.alert_approval.perimeter_json``.
     """
     data = json.loads(perimeter_json)
     text = str(data.get("text") or "").strip()

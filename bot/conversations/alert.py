@@ -9,7 +9,7 @@ import re
 from datetime import datetime
 from typing import Any
 
-from bot.alerts import (
+from bot.alert_approval import (
     AlertDraft,
     AlertInputError,
     facts_time,

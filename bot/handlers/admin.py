@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bot.alerts import parse_communities, require_perimeter, shown_perimeter, split_for
+from bot.alert_approval import parse_communities, require_perimeter, shown_perimeter, split_for
 from bot.commands import Command
 from bot.context import Context
 from bot.domain import is_platform_id

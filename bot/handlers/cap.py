@@ -7,27 +7,17 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
-from bot.alerts import parse_alert_command, submit
 from bot.cap import CapError, CapReference, CapSettings, alert_to_cap, cap_alert_from_alert
 from bot.cap import cap_to_draft as read_cap
 from bot.commands import Command, small_number
 from bot.context import Context
-from bot.conversations.engine import (
-    Answer,
-    Flow,
-    StepHandler,
-    choice,
-    close_conversation,
-    open_conversation,
-)
+from bot.conversations.cap_draft import CAP_DRAFT
 from bot.domain import Attachment, Outgoing, Reply
-from bot.errors import UserFacingError
 from bot.geo.perimeter import PerimeterError, parse_perimeter
 from bot.limits import CAP_DOCUMENT_BYTES
 from bot.render import spoken_body
 from bot.roles import Action
 from bot.storage.alerts import Alert
-from bot.storage.conversations import ConversationState
 
 MSG_TYPE = {"alert": "Alert", "update": "Update"}  # every other follow-up closes: Cancel
 
@@ -104,35 +94,5 @@ def _perimeter(ctx: Context, text: str, communes: frozenset[str]) -> str:
         pass
     return ", ".join(sorted(communes))
 
-
-class CapDraftFlow(Flow):
-    kind = "cap_draft"
-
-    def steps(self) -> dict[str, StepHandler]:
-        return {"confirm": self.on_confirm}
-
-    async def begin(self, ctx: Context, **options: Any) -> None:
-        state = await open_conversation(ctx, self.kind, "confirm",
-                                        {"command": options["command"]})
-        hint = "" if options["guessed"] else "\n" + ctx.t("capcmd.category_guessed")
-        ctx.reply(ctx.t("capcmd.draft", command=options["command"][:3000]) + hint, (
-            choice(state, ctx.t("guided.submit"), "submit"),
-            choice(state, ctx.t("guided.abandon"), "abandon")))
-
-    async def on_confirm(self, ctx: Context, state: ConversationState, answer: Answer) -> None:
-        if answer.value != "submit":
-            await close_conversation(ctx)
-            ctx.say("conversation.cancelled")
-            return
-        await close_conversation(ctx)
-        try:
-            draft = parse_alert_command(ctx.services, state.data["command"], ctx.now)
-        except UserFacingError as error:
-            ctx.reply(ctx.t(error.key, **error.params))
-            return
-        await submit(ctx, draft)
-
-
-CAP_DRAFT = CapDraftFlow()
 
 COMMANDS = [Command("cap", export, Action.CLOSE_ALERT, "help.cap", in_groups=True)]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from bot.alerts import REQUEST, AlertInputError, follow_up, officers_request, require_body
+from bot.alert_approval import REQUEST, AlertInputError, follow_up, officers_request, require_body
 from bot.closing import Ending, end_alert
 from bot.commands import Command
 from bot.context import Context

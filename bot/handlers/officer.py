@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from bot.alerts import decide
+from bot.alert_approval import decide
 from bot.commands import Command
 from bot.context import Context
 from bot.roles import Action

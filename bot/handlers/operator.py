@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bot.alerts import AlertInputError, parse_alert_command, submit
+from bot.alert_approval import AlertInputError, parse_alert_command, submit
 from bot.commands import Command
 from bot.context import Context
 from bot.conversations.alert import GuidedAlertFlow

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from datetime import date, datetime, time, timedelta
 
-from bot.alerts import AlertInputError, parse_alert_command, shown_perimeter, submit
+from bot.alert_approval import AlertInputError, parse_alert_command, shown_perimeter, submit
 from bot.commands import Command, small_number
 from bot.context import Context
 from bot.errors import UserFacingError

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from bot.alerts import expire_unapproved
+from bot.alert_approval import expire_unapproved
 from bot.broadcast.outbox import UnapprovedText, record_refusal, start_broadcast
 from bot.closing import clean_closing, end_alert
 from bot.context import Services
