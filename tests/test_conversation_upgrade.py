@@ -8,8 +8,10 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+from bot.conversations.enrollment import EnrollmentState
 from bot.storage.conversations import ConversationState
 from tests.harness import OFFICERS, TestBot
+from tests.test_subscriber import profile_of
 
 OPERATOR, OFFICER, ALICE = "telegram:100", "telegram:200", "telegram:1"
 NONCE = "a1b2c3"
@@ -34,3 +36,24 @@ async def test_tip_resumes(bot: TestBot) -> None:
     assert "transmise" in await bot.say(ALICE, "Fourgon blanc vu rue Carnot")
     assert "sur l'alerte n°1" in bot.officers()[-1]
 
+
+async def test_enrollment_resumes(bot: TestBot) -> None:
+    await stored_by_the_old_version(bot, ALICE, "enrollment", "communes", {
+        "communities": ["commercant"], "communes": ["70550"],
+        "consent_at": "2024-01-01T09:00:00+00:00",
+        "offered": {"nonce": NONCE, "values": ["done", "clear"]}})
+    reply = await bot.press_data(ALICE, f"c:{NONCE}:done")
+    assert "Récapitulatif" in reply and "Vesoul (70000)" in reply
+    assert "C'est fait" in await bot.press(ALICE, "Confirmer")
+    communes, communities, status = await profile_of(bot)
+    assert (communes, communities, status) == (["70550"], ["commercant"], "active")
+
+
+def test_enrollment_state_reads_old_and_partial_rows() -> None:
+    old = {"communities": ["commercant"], "communes": ["70550"],
+           "consent_at": "2024-01-01T09:00:00+00:00"}
+    assert EnrollmentState.from_json(old).to_json() == old
+    assert EnrollmentState.from_json({"communities": [], "communes": []}).to_json() == {
+        "communities": [], "communes": []}
+    assert EnrollmentState.from_json({"communities": ["citoyen"], "later": 1}) == \
+        EnrollmentState(communities=["citoyen"])
