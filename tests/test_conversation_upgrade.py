@@ -8,6 +8,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+from bot.conversations.alert import AlertState
 from bot.conversations.enrollment import EnrollmentState
 from bot.storage.conversations import ConversationState
 from tests.harness import OFFICERS, TestBot
@@ -57,3 +58,33 @@ def test_enrollment_state_reads_old_and_partial_rows() -> None:
         "communities": [], "communes": []}
     assert EnrollmentState.from_json({"communities": ["citoyen"], "later": 1}) == \
         EnrollmentState(communities=["citoyen"])
+
+
+async def test_guided_alert_resumes(bot: TestBot) -> None:
+    await bot.enroll("telegram:1", "artisan", "Gray")
+    await stored_by_the_old_version(bot, OPERATOR, "alert", "confirm", {
+        "communities": ["artisan"], "offered": {"nonce": NONCE, "values": ["submit", "abandon"]},
+        "category": "escroquerie", "perimeter": "Gray+2km", "perimeter_shown": "Gray+2km",
+        "facts_at": "2026-11-24T13:00:00+00:00",
+        "body": "Faux billets de 50 € chez les artisans"})
+    preview = await bot.press_data(OPERATOR, f"c:{NONCE}:submit")
+    assert "Alerte n°1 — aperçu" in preview and "Public : Artisans" in preview
+    assert "Portée : 1 abonné(s)" in preview and "Faux billets de 50 €" in preview
+    assert await bot.core.services.stores.alerts.communities(1) == ["artisan"]
+
+
+async def test_guided_alert_from_before_perimeter_shown_resumes(bot: TestBot) -> None:
+    await stored_by_the_old_version(bot, OPERATOR, "alert", "text", {
+        "communities": [], "category": "escroquerie", "perimeter": "Gray+2km",
+        "facts_at": "2026-11-24T13:00:00+00:00"})
+    assert "Gray+2km" in await bot.say(OPERATOR, "Faux billets")
+    assert "aperçu" in await bot.press(OPERATOR, "Soumettre")
+
+
+def test_alert_state_reads_old_and_partial_rows() -> None:
+    old = {"communities": ["artisan"], "category": "escroquerie", "perimeter": "Gray+2km",
+           "perimeter_shown": "Gray+2km", "facts_at": "2026-11-24T13:00:00+00:00",
+           "body": "Faux billets"}
+    assert AlertState.from_json(old).to_json() == old
+    assert AlertState.from_json({"communities": []}).to_json() == {"communities": []}
+    assert AlertState.from_json({"category": "vol", "later": 1}) == AlertState(category="vol")
