@@ -6,8 +6,10 @@ Diagram: alert.mmd. It ends in the same submission as the one-line ``/alerte``.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from bot.alert_approval import (
     AlertDraft,
@@ -27,13 +29,46 @@ from bot.conversations.engine import (
     StepHandler,
     choice,
     close_conversation,
+    keep,
     move_to,
     open_conversation,
 )
 from bot.errors import UserFacingError
 from bot.storage.conversations import ConversationState
 
+T = TypeVar("T")
 HHMM = re.compile(r"^\s*(?:depuis\s+)?(\d{1,2})\s*[:hH]\s*(\d{2})\s*$", re.IGNORECASE)
+
+
+@dataclass
+class AlertState:
+    """What the guided alert has gathered so far; a field is None until its step is done."""
+
+    category: str | None = None  # key
+    perimeter: str | None = None  # as typed: parsed again at submission
+    perimeter_shown: str | None = None  # rows from before it existed show ``perimeter``
+    communities: list[str] = field(default_factory=list)  # empty: everyone
+    facts_at: datetime | None = None
+    body: str | None = None
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> AlertState:
+        facts_at = data.get("facts_at")
+        return cls(category=data.get("category"), perimeter=data.get("perimeter"),
+                   perimeter_shown=data.get("perimeter_shown"),
+                   communities=list(data.get("communities", [])),
+                   facts_at=datetime.fromisoformat(facts_at) if facts_at else None,
+                   body=data.get("body"))
+
+    def to_json(self) -> dict[str, Any]:
+        data: dict[str, Any] = {"communities": self.communities}
+        for key, value in (("category", self.category), ("perimeter", self.perimeter),
+                           ("perimeter_shown", self.perimeter_shown), ("body", self.body)):
+            if value is not None:
+                data[key] = value
+        if self.facts_at is not None:
+            data["facts_at"] = self.facts_at.isoformat()
+        return data
 
 
 class GuidedAlertFlow(Flow):
@@ -45,7 +80,7 @@ class GuidedAlertFlow(Flow):
                 "text": self.on_text, "confirm": self.on_confirm}
 
     async def begin(self, ctx: Context, **options: Any) -> None:
-        state = await open_conversation(ctx, self.kind, "category", {"communities": []})
+        state = await open_conversation(ctx, self.kind, "category", AlertState().to_json())
         self.ask_category(ctx, state)
 
     def ask_category(self, ctx: Context, state: ConversationState) -> None:
@@ -60,7 +95,9 @@ class GuidedAlertFlow(Flow):
             await move_to(ctx, state, "category")
             self.ask_category(ctx, state)
             return
-        state.data["category"] = category.key
+        fields = AlertState.from_json(state.data)
+        fields.category = category.key
+        keep(state, fields)
         await move_to(ctx, state, "perimeter")
         ctx.say("guided.perimeter")
 
@@ -74,9 +111,11 @@ class GuidedAlertFlow(Flow):
             await move_to(ctx, state, "perimeter")
             ctx.reply(ctx.t(error.key, **error.params) + "\n" + ctx.t("guided.perimeter"))
             return
-        state.data["perimeter"] = perimeter.text  # parsed again at submission
-        state.data["perimeter_shown"] = shown_perimeter(ctx.services, perimeter)
-        category = ctx.services.reference.categories[state.data["category"]]
+        fields = AlertState.from_json(state.data)
+        fields.perimeter = perimeter.text
+        fields.perimeter_shown = shown_perimeter(ctx.services, perimeter)
+        keep(state, fields)
+        category = ctx.services.reference.categories[_required(fields.category)]
         if category.all_communities:
             await self._to_facts(ctx, state)
             return
@@ -84,7 +123,7 @@ class GuidedAlertFlow(Flow):
         self.ask_communities(ctx, state)
 
     def ask_communities(self, ctx: Context, state: ConversationState) -> None:
-        selected = set(state.data["communities"])
+        selected = set(AlertState.from_json(state.data).communities)
         options = [choice(state, ("✅ " if c.key in selected else "") + c.label, f"t:{c.key}")
                    for c in ctx.services.reference.communities.values()]
         options += [choice(state, ctx.t("guided.everyone"), "all"),
@@ -94,12 +133,14 @@ class GuidedAlertFlow(Flow):
     async def on_communities(self, ctx: Context, state: ConversationState,
                              answer: Answer) -> None:
         value = answer.value
+        fields = AlertState.from_json(state.data)
         if value == "all":
-            state.data["communities"] = []
+            fields.communities = []
         elif value and value.startswith("t:"):
-            selected: list[str] = state.data["communities"]
+            selected = fields.communities
             key = value[2:]
             selected.remove(key) if key in selected else selected.append(key)
+            keep(state, fields)
             await move_to(ctx, state, "communities")
             self.ask_communities(ctx, state)
             return
@@ -110,7 +151,8 @@ class GuidedAlertFlow(Flow):
                 await move_to(ctx, state, "communities")
                 ctx.reply(ctx.t(error.key, **error.params))
                 return
-            state.data["communities"] = [] if everyone else sorted(keys)
+            fields.communities = [] if everyone else sorted(keys)
+        keep(state, fields)
         await self._to_facts(ctx, state)
 
     async def _to_facts(self, ctx: Context, state: ConversationState) -> None:
@@ -125,7 +167,9 @@ class GuidedAlertFlow(Flow):
             ctx.reply(ctx.t(error.key, **error.params) + "\n" + ctx.t("guided.facts"),
                       (choice(state, ctx.t("guided.facts_now"), "now"),))
             return
-        state.data["facts_at"] = moment.isoformat()
+        fields = AlertState.from_json(state.data)
+        fields.facts_at = moment
+        keep(state, fields)
         await move_to(ctx, state, "text")
         ctx.say("guided.text")
 
@@ -138,16 +182,18 @@ class GuidedAlertFlow(Flow):
         return facts_time(ctx.services, int(match.group(1)), int(match.group(2)), ctx.now)
 
     async def on_text(self, ctx: Context, state: ConversationState, answer: Answer) -> None:
+        fields = AlertState.from_json(state.data)
         try:
-            state.data["body"] = require_body(answer.text)
+            fields.body = require_body(answer.text)
         except AlertInputError as error:
             await move_to(ctx, state, "text")
             ctx.say(error.key, **error.params)
             return
+        keep(state, fields)
         await move_to(ctx, state, "confirm")
-        shown = state.data.get("perimeter_shown", state.data["perimeter"])
-        ctx.reply(ctx.t("guided.confirm", category=state.data["category"],
-                        perimeter=shown, body=state.data["body"]),
+        shown = fields.perimeter_shown or fields.perimeter
+        ctx.reply(ctx.t("guided.confirm", category=fields.category,
+                        perimeter=shown, body=fields.body),
                   (choice(state, ctx.t("guided.submit"), "submit"),
                    choice(state, ctx.t("guided.abandon"), "abandon")))
 
@@ -166,9 +212,16 @@ class GuidedAlertFlow(Flow):
         await submit(ctx, self._draft(ctx, state))
 
     def _draft(self, ctx: Context, state: ConversationState) -> AlertDraft:
-        data = state.data
-        category = ctx.services.reference.categories[data["category"]]
-        keys = frozenset(data["communities"]) or frozenset(ctx.services.reference.communities)
-        everyone = category.all_communities or not data["communities"]
-        return AlertDraft(category, require_perimeter(ctx.services, data["perimeter"]), keys,
-                          everyone, datetime.fromisoformat(data["facts_at"]), data["body"])
+        fields = AlertState.from_json(state.data)
+        category = ctx.services.reference.categories[_required(fields.category)]
+        keys = frozenset(fields.communities) or frozenset(ctx.services.reference.communities)
+        everyone = category.all_communities or not fields.communities
+        return AlertDraft(category, require_perimeter(ctx.services, _required(fields.perimeter)),
+                          keys, everyone, _required(fields.facts_at), _required(fields.body))
+
+
+def _required(value: T | None) -> T:
+    """A field the steps before this one always set (a KeyError before, as now)."""
+    if value is None:
+        raise KeyError("conversation state lacks a field an earlier step sets")
+    return value

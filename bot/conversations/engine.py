@@ -15,7 +15,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from bot.buttons import ConversationButton, button, decode
 from bot.context import Context
@@ -32,6 +32,20 @@ class Answer:
     value: str | None
     text: str
     location: tuple[float, float] | None
+
+
+class FlowState(Protocol):
+    """A flow's own fields, typed; stored as JSON beside the engine's keys (``OFFERED``)."""
+
+    def to_json(self) -> dict[str, Any]: ...
+
+
+def keep(state: ConversationState, fields: FlowState) -> None:
+    """Put a flow's fields into the conversation's data; the next ``move_to`` saves them.
+
+    The engine's keys stay as they are, and so do keys a newer version may have added.
+    """
+    state.data.update(fields.to_json())
 
 
 StepHandler = Callable[[Context, ConversationState, Answer], Awaitable[None]]

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from bot.context import Context
@@ -11,12 +14,33 @@ from bot.conversations.engine import (
     StepHandler,
     choice,
     close_conversation,
+    keep,
     move_to,
     open_conversation,
 )
 from bot.conversations.places import Resolution, describe_commune, resolve_places
 from bot.limits import COMMUNES_PER_SUBSCRIBER
 from bot.storage.conversations import ConversationState
+
+
+@dataclass
+class EnrollmentState:
+    communities: list[str] = field(default_factory=list)  # keys, in the order chosen
+    communes: list[str] = field(default_factory=list)  # INSEE codes
+    consent_at: datetime | None = None
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> EnrollmentState:
+        consent_at = data.get("consent_at")
+        return cls(communities=list(data.get("communities", [])),
+                   communes=list(data.get("communes", [])),
+                   consent_at=datetime.fromisoformat(consent_at) if consent_at else None)
+
+    def to_json(self) -> dict[str, Any]:
+        data: dict[str, Any] = {"communities": self.communities, "communes": self.communes}
+        if self.consent_at is not None:
+            data["consent_at"] = self.consent_at.isoformat()
+        return data
 
 
 class EnrollmentFlow(Flow):
@@ -28,7 +52,7 @@ class EnrollmentFlow(Flow):
 
     async def begin(self, ctx: Context, **options: Any) -> None:
         state = await open_conversation(ctx, self.kind, "consent",
-                                        {"communities": [], "communes": []})
+                                        EnrollmentState().to_json())
         ctx.reply(ctx.t("enroll.welcome"), (choice(state, ctx.t("enroll.accept"), "yes"),
                                             choice(state, ctx.t("enroll.refuse"), "no")))
 
@@ -38,7 +62,9 @@ class EnrollmentFlow(Flow):
             await close_conversation(ctx)
             ctx.say("enroll.refused")
         elif value == "yes":
-            state.data["consent_at"] = ctx.now.isoformat()
+            fields = EnrollmentState.from_json(state.data)
+            fields.consent_at = ctx.now
+            keep(state, fields)
             await move_to(ctx, state, "communities")
             self.ask_communities(ctx, state, first=True)
         else:
@@ -50,7 +76,7 @@ class EnrollmentFlow(Flow):
     def ask_communities(self, ctx: Context, state: ConversationState,
                         first: bool = False) -> None:
         """The first time with every description; afterwards just the selection so far."""
-        selected = state.data["communities"]
+        selected = EnrollmentState.from_json(state.data).communities
         communities = ctx.services.reference.communities
         options = tuple(
             choice(state, ("✅ " if key in selected else "") + c.label, f"t:{key}")
@@ -65,21 +91,24 @@ class EnrollmentFlow(Flow):
 
     async def on_communities(self, ctx: Context, state: ConversationState,
                              answer: Answer) -> None:
+        fields = EnrollmentState.from_json(state.data)
         if answer.value == "done" or _is_done(answer.text):
-            await self._communities_done(ctx, state)
+            await self._communities_done(ctx, state, fields)
             return
         if answer.value and answer.value.startswith("t:"):
-            _toggle(state.data["communities"], answer.value[2:])
+            _toggle(fields.communities, answer.value[2:])
         else:
-            unknown = _add_communities_from_text(ctx, state, answer.text)
+            unknown = _add_communities_from_text(ctx, fields, answer.text)
             if unknown:
                 ctx.say("enroll.unknown_community", typed=", ".join(unknown),
                         known=", ".join(ctx.services.reference.communities))
+        keep(state, fields)
         await move_to(ctx, state, "communities")
         self.ask_communities(ctx, state)
 
-    async def _communities_done(self, ctx: Context, state: ConversationState) -> None:
-        if not state.data["communities"]:
+    async def _communities_done(self, ctx: Context, state: ConversationState,
+                                fields: EnrollmentState) -> None:
+        if not fields.communities:
             ctx.say("enroll.need_community")
             await move_to(ctx, state, "communities")
             self.ask_communities(ctx, state)
@@ -88,20 +117,23 @@ class EnrollmentFlow(Flow):
         ctx.say("enroll.communes")
 
     async def on_communes(self, ctx: Context, state: ConversationState, answer: Answer) -> None:
+        fields = EnrollmentState.from_json(state.data)
         if answer.value == "done" or (answer.value is None and _is_done(answer.text)):
-            await self._communes_done(ctx, state)
+            await self._communes_done(ctx, state, fields)
             return
         if answer.value == "clear":
-            state.data["communes"] = []
+            fields.communes = []
         elif answer.value and answer.value.startswith("add:"):
-            _add_commune(state, answer.value[4:])
+            _add_commune(fields, answer.value[4:])
         else:
             resolution = resolve_places(ctx, answer.text, answer.location)
             for commune in resolution.found:
-                _add_commune(state, commune.insee)
+                _add_commune(fields, commune.insee)
+            keep(state, fields)
             await move_to(ctx, state, "communes")
             self._report_resolution(ctx, state, resolution)
             return
+        keep(state, fields)
         await move_to(ctx, state, "communes")
         self._show_communes(ctx, state)
 
@@ -116,7 +148,8 @@ class EnrollmentFlow(Flow):
         self._show_communes(ctx, state)
 
     def _show_communes(self, ctx: Context, state: ConversationState) -> None:
-        names = [describe_commune(c) for c in _communes(ctx, state)]
+        fields = EnrollmentState.from_json(state.data)
+        names = [describe_commune(c) for c in _communes(ctx, fields)]
         if len(names) > COMMUNES_PER_SUBSCRIBER:
             ctx.say("enroll.too_many_communes", max=COMMUNES_PER_SUBSCRIBER)
         text = ctx.t("enroll.communes_so_far", list=", ".join(names)) if names else ctx.t(
@@ -124,21 +157,25 @@ class EnrollmentFlow(Flow):
         ctx.reply(text, (choice(state, ctx.t("enroll.communes_done"), "done"),
                          choice(state, ctx.t("enroll.communes_clear"), "clear")))
 
-    async def _communes_done(self, ctx: Context, state: ConversationState) -> None:
-        if not state.data["communes"]:
+    async def _communes_done(self, ctx: Context, state: ConversationState,
+                             fields: EnrollmentState) -> None:
+        if not fields.communes:
             await move_to(ctx, state, "communes")
             ctx.say("enroll.need_commune")
             return
-        state.data["communes"] = state.data["communes"][:COMMUNES_PER_SUBSCRIBER]
+        fields.communes = fields.communes[:COMMUNES_PER_SUBSCRIBER]
+        keep(state, fields)
         await move_to(ctx, state, "summary")
-        ctx.reply(summary_text(ctx, state.data["communities"], state.data["communes"]), (
+        ctx.reply(summary_text(ctx, fields.communities, fields.communes), (
             choice(state, ctx.t("enroll.confirm"), "confirm"),
             choice(state, ctx.t("enroll.restart"), "restart")))
 
     async def on_summary(self, ctx: Context, state: ConversationState, answer: Answer) -> None:
         value = answer.value or ("confirm" if _yes_no(answer.text) == "yes" else None)
         if value == "restart":
-            state.data.update(communities=[], communes=[])
+            fields = EnrollmentState.from_json(state.data)
+            fields.communities, fields.communes = [], []
+            keep(state, fields)
             await move_to(ctx, state, "communities")
             self.ask_communities(ctx, state, first=True)
             return
@@ -152,10 +189,11 @@ class EnrollmentFlow(Flow):
 
     async def _save(self, ctx: Context, state: ConversationState) -> None:
         incoming = ctx.incoming
+        fields = EnrollmentState.from_json(state.data)
         await ctx.stores.subscribers.enroll(
             incoming.sender.platform, incoming.sender.user_id, incoming.chat.chat_id,
             ctx.t.language, ctx.services.config.consent_version, ctx.now,
-            state.data["communes"], state.data["communities"])
+            fields.communes, fields.communities)
         await close_conversation(ctx)
         ctx.say("enroll.done")
 
@@ -168,13 +206,13 @@ def summary_text(ctx: Context, communities: list[str], communes: list[str]) -> s
     return ctx.t("enroll.summary", communities=labels, communes=places)
 
 
-def _communes(ctx: Context, state: ConversationState) -> list[Any]:
-    return [c for c in (ctx.services.geo.by_insee(code) for code in state.data["communes"]) if c]
+def _communes(ctx: Context, fields: EnrollmentState) -> list[Any]:
+    return [c for c in (ctx.services.geo.by_insee(code) for code in fields.communes) if c]
 
 
-def _add_commune(state: ConversationState, insee: str) -> None:
-    if insee not in state.data["communes"]:
-        state.data["communes"].append(insee)
+def _add_commune(fields: EnrollmentState, insee: str) -> None:
+    if insee not in fields.communes:
+        fields.communes.append(insee)
 
 
 def _toggle(selected: list[str], key: str) -> None:
@@ -184,14 +222,14 @@ def _toggle(selected: list[str], key: str) -> None:
         selected.append(key)
 
 
-def _add_communities_from_text(ctx: Context, state: ConversationState, text: str) -> list[str]:
+def _add_communities_from_text(ctx: Context, fields: EnrollmentState, text: str) -> list[str]:
     unknown = []
     for part in filter(None, (p.strip() for p in text.replace(";", ",").split(","))):
         community = ctx.services.reference.community(part)
         if community is None:
             unknown.append(part)
-        elif community.key not in state.data["communities"]:
-            state.data["communities"].append(community.key)
+        elif community.key not in fields.communities:
+            fields.communities.append(community.key)
     return unknown
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from bot.context import Context
@@ -18,6 +20,18 @@ from bot.limits import TIP_TEXT_CHARS
 from bot.storage.conversations import ConversationState
 
 
+@dataclass(frozen=True)
+class TipState:
+    alert: int  # the alert the information is about; every stored tip row has it
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> TipState:
+        return cls(alert=int(data["alert"]))
+
+    def to_json(self) -> dict[str, Any]:
+        return {"alert": self.alert}
+
+
 class TipFlow(Flow):
     kind = "tip"
 
@@ -25,22 +39,24 @@ class TipFlow(Flow):
         return {"information": self.on_information}
 
     async def begin(self, ctx: Context, **options: Any) -> None:
-        await open_conversation(ctx, self.kind, "information", {"alert": options["alert_id"]})
+        fields = TipState(alert=options["alert_id"])
+        await open_conversation(ctx, self.kind, "information", fields.to_json())
         ctx.say("tip.ask", number=options["alert_id"])
 
     async def on_information(self, ctx: Context, state: ConversationState,
                              answer: Answer) -> None:
+        fields = TipState.from_json(state.data)
         text = answer.text.strip()
         if not text and answer.location is None:
             await move_to(ctx, state, "information")
-            ctx.say("tip.ask", number=state.data["alert"])
+            ctx.say("tip.ask", number=fields.alert)
             return
         if len(text) > TIP_TEXT_CHARS:
             await move_to(ctx, state, "information")
             ctx.say("alert.text_too_long", length=len(text), max=TIP_TEXT_CHARS)
             return
         await close_conversation(ctx)
-        await self._forward(ctx, state.data["alert"], text, answer.location)
+        await self._forward(ctx, fields.alert, text, answer.location)
 
     async def _forward(self, ctx: Context, alert_id: int, text: str,
                        location: tuple[float, float] | None) -> None:
