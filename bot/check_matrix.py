@@ -121,7 +121,8 @@ async def _check_officers_room(client: Any, settings: MatrixConfig, found: Secti
                                officers_elsewhere: list[str]) -> None:
     room = settings.officers_room
     if not room:
-        _no_officers_room(found, officers_elsewhere)
+        found.no_officers_channel("matrix.officers_room", officers_elsewhere,
+                                  "docs/matrix.md §2")
         return
     room_id = await _resolve(client, settings, found)
     if room_id is None:
@@ -135,14 +136,6 @@ async def _check_officers_room(client: Any, settings: MatrixConfig, found: Secti
         return
     await _check_joined_room(client, settings, room_id, label, found)
 
-
-def _no_officers_room(found: Section, officers_elsewhere: list[str]) -> None:
-    if officers_elsewhere:
-        found.warning("matrix.officers_room is not set: approval requests reach the officers "
-                      f"on {' and '.join(officers_elsewhere)} only")
-    else:
-        found.problem("matrix.officers_room is not set and no other platform has an officers' "
-                      "channel: nobody can approve an alert (docs/matrix.md §2)")
 
 
 async def _resolve(client: Any, settings: MatrixConfig, found: Section) -> str | None:

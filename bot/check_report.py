@@ -53,6 +53,17 @@ class Section:
         self.findings.append(Finding(Level.PROBLEM, self.subject, text))
 
 
+    def no_officers_channel(self, key: str, officers_elsewhere: list[str], guide: str) -> None:
+        """The platform has no officers' channel configured: a warning if another platform
+        has one, else nobody can approve."""
+        if officers_elsewhere:
+            self.warning(f"{key} is not set: approval requests reach the officers on "
+                         f"{' and '.join(officers_elsewhere)} only")
+        else:
+            self.problem(f"{key} is not set and no other platform has an officers' channel: "
+                         f"nobody can approve an alert ({guide})")
+
+
 class CheckFailed(Exception):
     """The subject cannot be checked further (unreachable server, refused credentials);
     the message is the problem line, already phrased for the operator."""

@@ -106,7 +106,8 @@ async def _check_officers_chat(bot: Bot, settings: TelegramConfig, found: Sectio
                                officers_elsewhere: list[str]) -> None:
     chat_id = settings.officers_chat_id
     if chat_id is None:
-        _no_officers_chat(found, officers_elsewhere)
+        found.no_officers_channel("telegram.officers_chat_id", officers_elsewhere,
+                                  "docs/telegram.md §3")
         return
     chat = await _officers_chat(bot, chat_id, settings, found)
     if chat is None:
@@ -130,14 +131,6 @@ async def _check_officers_chat(bot: Bot, settings: TelegramConfig, found: Sectio
     else:
         found.ok(f"{described} — the bot may post")
 
-
-def _no_officers_chat(found: Section, officers_elsewhere: list[str]) -> None:
-    if officers_elsewhere:
-        found.warning("telegram.officers_chat_id is not set: approval requests reach the "
-                      f"officers on {' and '.join(officers_elsewhere)} only")
-    else:
-        found.problem("telegram.officers_chat_id is not set and no other platform has an "
-                      "officers' channel: nobody can approve an alert (docs/telegram.md §3)")
 
 
 async def _officers_chat(bot: Bot, chat_id: int, settings: TelegramConfig,

@@ -65,7 +65,7 @@ def config_path(arguments: argparse.Namespace) -> Path:
     return DEFAULT_CONFIG
 
 
-def dispatch(arguments: argparse.Namespace, config: Config) -> int:
+def dispatch(arguments: argparse.Namespace, config: Config, config_file: Path) -> int:
     command = arguments.command
     if command == "demo":
         from bot.demo import run_demo
@@ -82,7 +82,7 @@ def dispatch(arguments: argparse.Namespace, config: Config) -> int:
     if command == "check":
         from bot.check import run_checks
 
-        return asyncio.run(run_checks(config, config_file=config_path(arguments)))
+        return asyncio.run(run_checks(config, config_file=config_file))
     if command in ("backup", "restore"):
         return database_file_command(arguments, config)
     from bot.main import run
@@ -124,9 +124,10 @@ def main(argv: list[str]) -> int:
     try:
         if arguments.command == "init":
             return init(arguments)
-        config = load_config(config_path(arguments))
+        config_file = config_path(arguments)
+        config = load_config(config_file)
         logs.configure(arguments.verbose, logs.secrets_of(config))
-        return dispatch(arguments, config)
+        return dispatch(arguments, config, config_file)
     except (ConfigError, GeoDataError, DatabaseError) as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_CONFIG

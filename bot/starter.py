@@ -10,6 +10,7 @@ hole filling and its checks), so a prefecture can adopt the bot in minutes.
 
 from __future__ import annotations
 
+import json
 import re
 from datetime import date
 from pathlib import Path
@@ -121,5 +122,5 @@ def body_of(template: str) -> str:
 
 
 def quoted(value: str) -> str:
-    return value if re.fullmatch(r"[A-Za-z0-9_./\-]+", value) else '"' + value.replace(
-        "\\", "\\\\").replace('"', '\\"') + '"'
+    """A path as a YAML scalar: plain when it is safe, else a JSON string (valid YAML)."""
+    return value if re.fullmatch(r"[A-Za-z0-9_./\-]+", value) else json.dumps(value)

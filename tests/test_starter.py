@@ -106,6 +106,11 @@ def test_shipped_departements_are_not_rebuilt(tmp_path: Path) -> None:
     assert not (tmp_path / "site" / "geo").exists()
 
 
+def test_a_database_path_with_spaces_and_quotes_reads_back(tmp_path: Path) -> None:
+    path = '/srv/alerte "70"/base de données.sqlite3'
+    assert load_config(init_site(tmp_path, ["70"], database=path), {}).database == path
+
+
 def test_overseas_departement_gets_its_time_zone(tmp_path: Path) -> None:
     config = load_config(init_site(tmp_path, ["974"]), {})
     assert config.timezone == "Indian/Reunion"
