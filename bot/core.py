@@ -44,7 +44,7 @@ from bot.handlers import admin, officer, operator, schedule, stats, subscriber
 from bot.handlers import cap as cap_commands
 from bot.handlers import lifecycle as lifecycle_commands
 from bot.i18n import Translator
-from bot.limits import CALLBACK_DATA_BYTES, INPUT_CHARS, TELEGRAM_COMMAND_DESCRIPTION_CHARS
+from bot.limits import CALLBACK_DATA_BYTES, INPUT_CHARS
 from bot.metrics import Metrics
 from bot.privacy import purge
 from bot.roles import Action, Role
@@ -357,7 +357,8 @@ class Core:
     def _menu(self, roles: frozenset[Role], private: bool) -> tuple[tuple[str, str], ...]:
         t = Translator(self.services.catalog, self.services.config.language)
         return tuple(
-            (c.name, t(c.help_key).split(" — ", 1)[-1][:TELEGRAM_COMMAND_DESCRIPTION_CHARS])
+            # Each transport fits the description to its platform's menu (Telegram: 256).
+            (c.name, t(c.help_key).split(" — ", 1)[-1])
             for c in self.registry.visible_to(roles)
             if (c.in_private if private else c.in_groups))
 
