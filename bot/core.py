@@ -10,6 +10,7 @@ from bot.alert_approval import decide
 from bot.alert_deadlines import tick
 from bot.broadcast.dispatcher import Dispatcher
 from bot.broadcast.outbox import UnapprovedText, record_refusal
+from bot.broadcast.pacing import pacers_for
 from bot.broadcast.replies import ReplySender, rows_of
 from bot.buttons import (
     ApprovalButton,
@@ -83,8 +84,10 @@ class Core:
             Command("aide", self._help, Action.SUBSCRIBE, "help.aide",
                     aliases=("help", "commandes"), in_groups=True, keeps_conversation=True),
         ])
-        self.dispatcher = Dispatcher(services, transports, self.perform, self.metrics)
-        self.replies = ReplySender(services, transports)
+        # One pacer per platform for alert copies and replies alike (replies go first).
+        pacers = pacers_for(services.config.rate_limits, transports, services.clock)
+        self.dispatcher = Dispatcher(services, transports, self.perform, self.metrics, pacers)
+        self.replies = ReplySender(services, transports, pacers, self.metrics)
         self._lock = asyncio.Lock()
         settings = services.config.throttle
         self.throttle = Throttle(settings.messages_per_minute, settings.burst)
