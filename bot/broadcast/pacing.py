@@ -1,10 +1,15 @@
 """How fast one platform may be sent to: a global budget, one per chat, one per group.
 
 The platform's limits are met by pacing, not discovered by hitting them: the global
-budget is a leaky bucket holding a tenth of a second's messages, so bursts stay small;
-each chat has the time of its next allowed message. A 429 for one chat delays only that
-chat; a global one pauses the whole platform for ``retry_after``. Time is the bot's clock:
-tests measure the pacing without waiting for it.
+budget is a leaky bucket holding a tenth of a second's messages, so bursts stay small.
+Each chat's budget is a bucket too: a private chat may get ``per_chat_burst`` messages at
+once (a reply and the next question; an alert and the acknowledgement of its receipt), then
+``per_chat_per_second``; a group may get a minute's worth at once, then
+``per_group_per_minute`` (Telegram's "20 a minute", counted as python-telegram-bot's own
+limiter and Telegram's answers count it), so an officers' channel gets a request, its map and
+the decision without waiting 3 s between each. A 429 for one chat delays only that chat; a
+global one pauses the whole platform for ``retry_after``. Time is the bot's clock: tests
+measure the pacing without waiting for it.
 
 One pacer per platform serves everything sent there: the dispatcher's alert copies and the
 reply sender's answers, notices and officers' posts. Each request says its ``Priority``:
@@ -82,7 +87,12 @@ class Pacer:
         self._global = LeakyBucket(self._clock, rate, max(1.0, rate * SLICE))
         self._chat_interval = 1.0 / max(limits.per_chat_per_second, 1e-6)
         self._group_interval = 60.0 / max(limits.per_group_per_minute, 1e-6)
-        self._next_for_chat: dict[str, float] = {}  # the earliest time of its next message
+        # How far ahead of its budget a chat may go: its burst beyond the one message.
+        self._chat_burst = max(0, limits.per_chat_burst - 1) * self._chat_interval
+        self._group_burst = max(0.0, 60.0 - self._group_interval)  # a minute's worth
+        # chat → (when its budget is whole again, the burst it may take before that): its
+        # next message may go ``burst`` seconds before the first (a virtual scheduling time).
+        self._chats: dict[str, tuple[float, float]] = {}
         self._sweep_at = SWEEP_ABOVE
         self._paused_until = 0.0
         self._waiting: dict[Priority, collections.deque[_Waiter]] = {
@@ -102,13 +112,12 @@ class Pacer:
         The chat's slot is checked again when the global budget is granted: a more urgent
         message to the same chat may have gone meanwhile, and two messages to one chat
         never go closer than its interval, whatever their priorities."""
-        interval = self._group_interval if is_group else self._chat_interval
         while True:
             if (wait := self._chat_wait(chat_id)) > EPSILON:
                 await self._clock.sleep(wait)
             if self._free_now(chat_id) or await self._queue(chat_id, priority):
                 break
-        self._grant(chat_id, interval)
+        self._grant(chat_id, is_group)
 
     def expected_wait(self, chat_id: str) -> float:
         """Seconds before a message to ``chat_id`` could go, as far as the platform's
@@ -116,7 +125,8 @@ class Pacer:
         return max(0.0, self._paused_until - self._now(), self._chat_wait(chat_id))
 
     def _chat_wait(self, chat_id: str) -> float:
-        return self._next_for_chat.get(chat_id, 0.0) - self._now()
+        whole, burst = self._chats.get(chat_id, (0.0, 0.0))
+        return whole - burst - self._now()
 
     def _free_now(self, chat_id: str) -> bool:
         """Nobody is queued, nothing is paused and the budget has room: no queueing."""
@@ -160,12 +170,15 @@ class Pacer:
         if (first := self._first()) is not None:
             first.turn.set()
 
-    def _grant(self, chat_id: str, interval: float) -> None:
+    def _grant(self, chat_id: str, is_group: bool) -> None:
         now = self._now()
         self._global.take()
-        if len(self._next_for_chat) >= self._sweep_at and chat_id not in self._next_for_chat:
+        if len(self._chats) >= self._sweep_at and chat_id not in self._chats:
             self._sweep(now)
-        self._next_for_chat[chat_id] = now + interval
+        interval, burst = ((self._group_interval, self._group_burst) if is_group
+                           else (self._chat_interval, self._chat_burst))
+        whole = self._chats.get(chat_id, (now, 0.0))[0]
+        self._chats[chat_id] = (max(whole, now) + interval, burst)
 
     def _pause_wait(self) -> float:
         return self._paused_until - self._now()
@@ -175,21 +188,23 @@ class Pacer:
         self._paused_until = max(self._paused_until, self._now() + seconds)
 
     def delay_chat(self, chat_id: str, seconds: float) -> None:
-        self._next_for_chat[chat_id] = max(self._next_for_chat.get(chat_id, 0.0),
-                                           self._now() + seconds)
+        """The platform said this chat is over its limit: nothing to it for ``seconds``."""
+        whole, burst = self._chats.get(chat_id, (0.0, 0.0))
+        self._chats[chat_id] = (max(whole, self._now() + seconds + burst), burst)
 
     def forget_idle_chats(self) -> None:
         """Drop chats whose next slot has passed (called when the platform has no work)."""
         self._sweep(self._now())
 
     def __len__(self) -> int:
-        return len(self._next_for_chat)
+        return len(self._chats)
 
     def _sweep(self, now: float) -> None:
         # A broadcast adds a chat per message: sweeping only when the number remembered has
-        # doubled since the last sweep keeps the cost O(1) per message and memory flat.
-        self._next_for_chat = {c: t for c, t in self._next_for_chat.items() if t > now}
-        self._sweep_at = max(SWEEP_ABOVE, 2 * len(self._next_for_chat))
+        # doubled since the last sweep keeps the cost O(1) per message and memory flat. A
+        # chat is forgotten once its budget is whole again: forgetting is then no change.
+        self._chats = {c: state for c, state in self._chats.items() if state[0] > now}
+        self._sweep_at = max(SWEEP_ABOVE, 2 * len(self._chats))
 
 
 def platform_limits(config: RateLimitsConfig, platform: str) -> PlatformRateLimits:
