@@ -29,6 +29,7 @@ from bot.conversations.reconsent import ReconsentFlow
 from bot.conversations.tip import TipFlow
 from bot.conversations.unsubscribe import UnsubscribeFlow
 from bot.domain import (
+    NO_EFFECTS,
     Attachment,
     ChatRef,
     CommandMenu,
@@ -36,7 +37,6 @@ from bot.domain import (
     Incoming,
     Notify,
     Outgoing,
-    Reply,
     repaired,
 )
 from bot.enums import Verdict
@@ -59,11 +59,14 @@ def _is_xml(attachment: Attachment) -> bool:
     return attachment.filename.lower().endswith(".xml") or "xml" in attachment.mime_type
 
 
-def _tell_replaced(ctx: Context, count: int) -> None:
+def _tell_replaced(ctx: Context, effects: Effects) -> Effects:
     """Say which characters were replaced, whenever the bot answers at all (chatter in a
     group gets no answer, so no remark either)."""
-    if count and any(isinstance(effect, Reply) for effect in ctx.effects.items):
-        ctx.say("core.text_repaired_one" if count == 1 else "core.text_repaired", count=count)
+    count = ctx.repaired
+    if not count or not effects.replies():
+        return effects
+    return effects + ctx.answer("core.text_repaired_one" if count == 1
+                                else "core.text_repaired", count=count)
 
 
 class Core:
@@ -122,13 +125,14 @@ class Core:
                 log.debug("skipping event %s:%s, handled already", incoming.chat.platform,
                           incoming.event_id)
                 return None
-            ctx = await self._context(incoming)
-            if self._admitted(ctx):
-                await self._route(ctx)
-                await remember_offered(ctx)
-                _tell_replaced(ctx, replaced)
-            await self._write(ctx.effects, incoming)
-            return ctx.effects
+            ctx = await Context.of(self.services, incoming, replaced)
+            effects = await self._admit(ctx)
+            if effects is None:
+                effects = await self._route(ctx)
+                await remember_offered(ctx, effects)
+                effects = _tell_replaced(ctx, effects)
+            await self._write(effects, incoming)
+            return effects
 
     async def _apply_failure(self, incoming: Incoming, error: Exception,
                              replaced: int) -> Effects | None:
@@ -137,13 +141,12 @@ class Core:
         try:
             async with self.services.db.transaction():
                 await self._first_time(incoming)
-                ctx = await self._context(incoming)
+                ctx = await Context.of(self.services, incoming, replaced)
                 if isinstance(error, UnapprovedText):
                     await record_refusal(self.services, error, ctx.who)
-                ctx.say("core.internal_error")
-                _tell_replaced(ctx, replaced)
-                await self._write(ctx.effects, incoming)
-                return ctx.effects
+                effects = _tell_replaced(ctx, ctx.answer("core.internal_error"))
+                await self._write(effects, incoming)
+                return effects
         except Exception:
             log.exception("could not record a failed %s event", incoming.chat.platform)
             return None
@@ -164,68 +167,59 @@ class Core:
         if rows:
             await self.services.stores.replies.add(source, rows, self.services.clock.now())
 
-    def _admitted(self, ctx: Context) -> bool:
+    async def _admit(self, ctx: Context) -> Effects | None:
+        """None when the event may go on; else what to answer instead (maybe nothing)."""
         if ctx.incoming.membership is not None or ctx.incoming.moved_to is not None:
-            return True  # platform events, not a person typing
+            return None  # platform events, not a person typing
         staff = bool(ctx.roles - {Role.SUBSCRIBER})
         verdict = self.throttle.admit(ctx.who, ctx.now, weight=0.2 if staff else 1.0)
+        if verdict is Verdict.ALLOW:
+            return None
         if verdict is Verdict.WARN and ctx.is_private:
-            ctx.say("throttle.slow_down")
-        return verdict is Verdict.ALLOW
+            return ctx.answer("throttle.slow_down")
+        return NO_EFFECTS
 
-    async def _context(self, incoming: Incoming) -> Context:
-        sender = incoming.sender
-        found = await self.services.stores.subscribers.get(sender.platform, sender.user_id)
-        language = found.language if found else self.services.config.language
-        if found is None:
-            state = await self.services.stores.conversations.get(str(sender))
-            language = state.language if state else language
-        return Context(self.services, incoming, found, Translator(self.services.catalog, language))
-
-    async def _route(self, ctx: Context) -> None:
+    async def _route(self, ctx: Context) -> Effects:
         incoming = ctx.incoming
         if incoming.membership is not None or incoming.moved_to is not None:
-            await self._on_chat_event(ctx)
-            return
+            return await self._on_chat_event(ctx)
         if len(incoming.text) > INPUT_CHARS:
-            if ctx.is_private:
-                ctx.say("core.too_long", max=INPUT_CHARS)
-            return
+            return ctx.answer("core.too_long", max=INPUT_CHARS) if ctx.is_private else NO_EFFECTS
         if incoming.choice is not None:
-            await self._on_choice(ctx, incoming.choice)
-            return
+            return await self._on_choice(ctx, incoming.choice)
         parsed = split_command(incoming.text)
-        if await self._consent_outdated(ctx, parsed):
-            return
+        reconsent = await self._consent_outdated(ctx, parsed)
+        if reconsent is not None:
+            return reconsent
         if parsed is not None:
-            await self._on_command(ctx, *parsed)
-        elif ctx.is_private:
-            await self._on_private_text(ctx)
-        # Chatter in groups and officers' channels is none of the bot's business.
+            return await self._on_command(ctx, *parsed)
+        if ctx.is_private:
+            return await self._on_private_text(ctx)
+        return NO_EFFECTS  # chatter in groups and officers' channels is none of our business
 
-    async def _consent_outdated(self, ctx: Context, parsed: tuple[str, str] | None) -> bool:
+    async def _consent_outdated(self, ctx: Context,
+                                parsed: tuple[str, str] | None) -> Effects | None:
         """A subscriber who agreed to an older privacy notice is asked again before
-        anything else (except leaving or seeing their data)."""
+        anything else (except leaving or seeing their data): the question, or None."""
         subscriber = ctx.subscriber
         if subscriber is None or not ctx.is_private:
-            return False
-        if subscriber.consent_version == self.services.config.consent_version:
-            return False
+            return None
+        if subscriber.consent_version == ctx.config.consent_version:
+            return None
         command = self.registry.find(parsed[0]) if parsed else None
         if command is not None and command.name in ("stop", "mesdonnees"):
-            return False
-        state = await self.services.stores.conversations.get(ctx.who)
+            return None
+        state = await ctx.stores.conversations.get(ctx.who)
         if state is not None and state.kind == "reconsent" and parsed is None:
-            return False  # the answer to the question: let the conversation take it
-        await self.flows["reconsent"].begin(ctx)
-        return True
+            return None  # the answer to the question: let the conversation take it
+        return await self.flows["reconsent"].begin(ctx)
 
-    async def _on_chat_event(self, ctx: Context) -> None:
+    async def _on_chat_event(self, ctx: Context) -> Effects:
         """The platform told us a chat went away, came back, or changed id; no reply."""
-        chat, stores = ctx.incoming.chat, self.services.stores
+        chat, stores = ctx.incoming.chat, ctx.stores
         if ctx.incoming.moved_to is not None:
             await stores.groups.move(chat.platform, chat.chat_id, ctx.incoming.moved_to)
-            return
+            return NO_EFFECTS
         status = "blocked" if ctx.incoming.membership == "left" else "active"
         if ctx.is_private and status == "blocked":
             await stores.subscribers.set_status_by_chat(chat.platform, chat.chat_id, status,
@@ -239,110 +233,101 @@ class Core:
         else:
             await stores.groups.set_status_by_chat(chat.platform, chat.chat_id, status)
             await ctx.audit("chat.membership", chat=str(chat), status=status)
+        return NO_EFFECTS
 
-    async def _on_private_text(self, ctx: Context) -> None:
-        state = await self.services.stores.conversations.get(ctx.who)
+    async def _on_private_text(self, ctx: Context) -> Effects:
+        state = await ctx.stores.conversations.get(ctx.who)
         attachment = ctx.incoming.attachment
         if attachment is not None and ctx.may(Action.ISSUE_ALERT) and _is_xml(attachment):
-            await cap_commands.import_file(ctx, attachment)
-        elif state is not None:
-            await self._continue(ctx, state, Answer(None, ctx.incoming.text,
-                                                    ctx.incoming.location))
-        elif ctx.incoming.unsupported == "encrypted":
-            ctx.say("core.encrypted")
-        elif ctx.incoming.unsupported or attachment is not None:
-            ctx.say("core.unsupported")
-        else:
-            ctx.say("core.not_understood")
+            return await cap_commands.import_file(ctx, attachment)
+        if state is not None:
+            return await self._continue(ctx, state, Answer(None, ctx.incoming.text,
+                                                           ctx.incoming.location))
+        if ctx.incoming.unsupported == "encrypted":
+            return ctx.answer("core.encrypted")
+        if ctx.incoming.unsupported or attachment is not None:
+            return ctx.answer("core.unsupported")
+        return ctx.answer("core.not_understood")
 
-    async def _on_command(self, ctx: Context, name: str, args: str) -> None:
+    async def _on_command(self, ctx: Context, name: str, args: str) -> Effects:
         command = self.registry.find(name)
         if command is None:
-            if ctx.is_private:
-                ctx.say("core.unknown_command", name=name)
-            return
-        if not self._right_place(ctx, command):
-            return
+            return ctx.answer("core.unknown_command", name=name) if ctx.is_private \
+                else NO_EFFECTS
+        misplaced = self._wrong_place(ctx, command)
+        if misplaced is not None:
+            return misplaced
         if not ctx.may(command.action):
             await ctx.audit("command.refused", command=command.name)
-            ctx.say("core.not_allowed", name=command.name)
-            return
+            return ctx.answer("core.not_allowed", name=command.name)
         if not command.keeps_conversation:
-            await self.services.stores.conversations.delete(ctx.who)
-        await command.handler(ctx, args)
+            await ctx.stores.conversations.delete(ctx.who)
+        return await command.handler(ctx, args)
 
-    def _right_place(self, ctx: Context, command: Command) -> bool:
+    def _wrong_place(self, ctx: Context, command: Command) -> Effects | None:
+        """None when the command may run in this chat; else the answer saying where."""
         if ctx.is_private and not command.in_private:
-            ctx.say("core.groups_only", name=command.name)
-            return False
+            return ctx.answer("core.groups_only", name=command.name)
         if not ctx.is_private and not command.in_groups:
-            ctx.say("core.private_only", name=command.name)
-            return False
-        return True
+            return ctx.answer("core.private_only", name=command.name)
+        return None
 
-    async def _on_choice(self, ctx: Context, data: str) -> None:
+    async def _on_choice(self, ctx: Context, data: str) -> Effects:
         match decode(data):
             case ApprovalButton(alert_id, approve):
-                await self._on_approval_choice(ctx, alert_id, approve)
+                return await self._on_approval_choice(ctx, alert_id, approve)
             case ReceiptButton(alert_id) | TipButton(alert_id) as pressed:
-                await self._on_receipt_choice(ctx, pressed, alert_id)
+                return await self._on_receipt_choice(ctx, pressed, alert_id)
             case ConversationButton() as pressed:
-                await self._on_conversation_choice(ctx, pressed, data)
+                return await self._on_conversation_choice(ctx, pressed, data)
             case None:
-                await self._stale_choice(ctx, data)
+                return await self._stale_choice(ctx, data)
 
     async def _on_conversation_choice(self, ctx: Context, pressed: ConversationButton,
-                                      data: str) -> None:
-        state = await self.services.stores.conversations.get(ctx.who)
+                                      data: str) -> Effects:
+        state = await ctx.stores.conversations.get(ctx.who)
         if state is None or not was_offered(state, pressed):
-            await self._stale_choice(ctx, data)
-            return
-        await self._continue(ctx, state, Answer(pressed.value, "", None))
+            return await self._stale_choice(ctx, data)
+        return await self._continue(ctx, state, Answer(pressed.value, "", None))
 
-    async def _stale_choice(self, ctx: Context, data: str) -> None:
+    async def _stale_choice(self, ctx: Context, data: str) -> Effects:
         await ctx.audit("choice.stale", data=data[:CALLBACK_DATA_BYTES])
-        ctx.say("core.stale_choice")
+        return ctx.answer("core.stale_choice")
 
     async def _on_receipt_choice(self, ctx: Context, pressed: ReceiptButton | TipButton,
-                                 alert_id: int) -> None:
+                                 alert_id: int) -> Effects:
         """« Reçu » and « J'ai une information » are honoured only from a chat the alert
         was delivered to: the button's data alone proves nothing."""
         chat = ctx.incoming.chat
-        deliveries = self.services.stores.deliveries
+        deliveries = ctx.stores.deliveries
         if not await deliveries.received(alert_id, chat.platform, chat.chat_id):
             await ctx.audit("choice.stale", alert_id, data=encode(pressed))
-            ctx.say("core.stale_choice")
-        elif isinstance(pressed, TipButton):
-            await self.flows["tip"].begin(ctx, alert_id=alert_id)
-        elif await deliveries.acknowledge(alert_id, chat.platform, chat.chat_id, ctx.now):
-            ctx.say("receipt.noted", number=alert_id)
-        else:
-            ctx.say("receipt.already", number=alert_id)
+            return ctx.answer("core.stale_choice")
+        if isinstance(pressed, TipButton):
+            return await self.flows["tip"].begin(ctx, alert_id=alert_id)
+        if await deliveries.acknowledge(alert_id, chat.platform, chat.chat_id, ctx.now):
+            return ctx.answer("receipt.noted", number=alert_id)
+        return ctx.answer("receipt.already", number=alert_id)
 
-    async def _on_approval_choice(self, ctx: Context, alert_id: int, approve: bool) -> None:
+    async def _on_approval_choice(self, ctx: Context, alert_id: int, approve: bool) -> Effects:
         if not ctx.may(Action.DECIDE_ALERT):
             await ctx.audit("approval.refused_role", alert_id)
-            ctx.say("core.not_allowed", name="valider")
-            return
-        await decide(ctx, alert_id, approve, reason=None)
+            return ctx.answer("core.not_allowed", name="valider")
+        return await decide(ctx, alert_id, approve, reason=None)
 
-    async def _continue(self, ctx: Context, state: ConversationState, answer: Answer) -> None:
-        if state.expires_at <= ctx.now:
-            await self.services.stores.conversations.delete(ctx.who)
-            ctx.say("conversation.expired")
-            return
+    async def _continue(self, ctx: Context, state: ConversationState, answer: Answer) -> Effects:
         flow = self.flows.get(state.kind)
         step = flow.steps().get(state.step) if flow else None
-        if step is None:  # a flow or step removed by an upgrade
-            await self.services.stores.conversations.delete(ctx.who)
-            ctx.say("conversation.expired")
-            return
-        await step(ctx, state, answer)
+        # Past its deadline, or a flow or step removed by an upgrade.
+        if state.expires_at <= ctx.now or step is None:
+            await ctx.stores.conversations.delete(ctx.who)
+            return ctx.answer("conversation.expired")
+        return await step(ctx, state, answer)
 
-    async def _help(self, ctx: Context, args: str) -> None:
+    async def _help(self, ctx: Context, args: str) -> Effects:
         lines = [ctx.t("help.title")]
         lines += [ctx.t(command.help_key) for command in self.registry.visible_to(ctx.roles)]
-        ctx.reply("\n".join(lines))
+        return ctx.text("\n".join(lines))
 
     def command_menus(self) -> list[CommandMenu]:
         """Menus per audience: everyone sees subscriber commands; each person with a role
@@ -390,7 +375,7 @@ class Core:
                             Outgoing(t(f"conversation.timed_out.{state.kind}")))
             async with self.services.db.transaction():  # closed once, told at least once
                 await stores.conversations.delete(state.identity)
-                await self._write(Effects([notice]))
+                await self._write(Effects.of(notice))
         if expired:
             await self.replies.drain()
         return len(expired)

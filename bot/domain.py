@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import Enum
 
 # Roles are bound to what the platform itself says about the sender, never to a name the
@@ -219,16 +219,26 @@ class DeleteTracked:
 Effect = Reply | Notify | ToOfficers | EditTracked | DeleteTracked
 
 
-@dataclass
+@dataclass(frozen=True, slots=True)
 class Effects:
-    """What a handler wants done; the core performs it after the handler returns."""
+    """What a handler wants done, as a value it returns: the core writes it into the reply
+    outbox in the event's transaction (nothing is sent while the handler runs). Combined
+    with ``+``; ``NO_EFFECTS`` is the empty one."""
 
-    items: list[Effect] = field(default_factory=list)
-    wake_dispatcher: bool = False
+    items: tuple[Effect, ...] = ()
+    wake_dispatcher: bool = False  # the change started a broadcast: send its rows now
 
-    def reply(self, text: str, html: str | None = None, choices: tuple[Choice, ...] = ()) -> None:
-        self.items.append(Reply(Outgoing(text, html, choices)))
+    @classmethod
+    def of(cls, *items: Effect, wake_dispatcher: bool = False) -> Effects:
+        return cls(items, wake_dispatcher)
 
-    def extend(self, other: Effects) -> None:
-        self.items.extend(other.items)
-        self.wake_dispatcher = self.wake_dispatcher or other.wake_dispatcher
+    def __add__(self, other: Effects) -> Effects:
+        return Effects(self.items + other.items, self.wake_dispatcher or other.wake_dispatcher)
+
+    def replies(self) -> tuple[Reply, ...]:
+        """What goes back to the chat the event came from."""
+        return tuple(effect for effect in self.items if isinstance(effect, Reply))
+
+
+NO_EFFECTS = Effects()
+WAKE_DISPATCHER = Effects(wake_dispatcher=True)
