@@ -102,6 +102,11 @@ class Incoming:
     # sequence): the core handles each id once (inbox), however often it is delivered.
     event_id: str | None = None
 
+    @property
+    def about_chat(self) -> bool:
+        """A platform event about the chat (left, joined, moved), not a person typing."""
+        return self.membership is not None or self.moved_to is not None
+
 
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
