@@ -74,8 +74,7 @@ def was_offered(state: ConversationState, pressed: ConversationButton) -> bool:
 
 
 async def remember_offered(ctx: Context, effects: Effects) -> None:
-    """Record the choices the handler's replies are about to show with the conversation's
-    nonce.
+    """Record, with the conversation's nonce, the choices the handler's replies show.
 
     Done once the handler has returned, from its replies: steps build their choices
     after ``move_to`` has saved the new nonce, and a prompt can span several messages.
