@@ -33,6 +33,7 @@ from bot.domain import (
     ChatRef,
     CommandMenu,
     Effects,
+    Identity,
     Incoming,
     Notify,
     Outgoing,
@@ -117,7 +118,7 @@ class Core:
 
     async def _apply(self, incoming: Incoming, replaced: int) -> Effects | None:
         """The event's transaction; None when it was handled before."""
-        async with self.services.db.transaction():
+        async with self.services.db.transaction(), self.services.stores.conversations.memo():
             if not await self._first_time(incoming):
                 log.debug("skipping event %s:%s, handled already", incoming.chat.platform,
                           incoming.event_id)
@@ -135,7 +136,8 @@ class Core:
         """The handler's changes were rolled back: record the event anyway (a replay
         would fail again) with the apology, and a refused outbox in the audit trail."""
         try:
-            async with self.services.db.transaction():
+            async with (self.services.db.transaction(),
+                        self.services.stores.conversations.memo()):
                 await self._first_time(incoming)
                 ctx = await self._context(incoming)
                 if isinstance(error, UnapprovedText):
@@ -408,3 +410,9 @@ class Core:
 
     def officers_channels(self) -> list[ChatRef]:
         return [chat for t in self.transports.values() for chat in t.officers_channels()]
+
+    def from_staff(self, sender: Identity, chat: ChatRef) -> bool:
+        """Whether an event comes from staff: said in an officers' channel, or by someone
+        with a role. The transports' lanes (bot/lanes.py) take these before the public's."""
+        return (chat in self.officers_channels()
+                or bool(self.services.roles.roles_of(sender) - {Role.SUBSCRIBER}))
