@@ -49,6 +49,7 @@ from telegram import (
 from telegram.error import BadRequest, InvalidToken, TelegramError
 from telegram.ext import Application, ApplicationBuilder, ContextTypes, ExtBot
 
+from bot.buttons import ConversationButton, decode
 from bot.config import ConfigError, TelegramConfig
 from bot.domain import ChatRef, Choice, CommandMenu, Incoming, Outgoing, Tone
 from bot.lanes import Lane, Lanes, StaffTest, lane_of, nobody
@@ -57,6 +58,7 @@ from bot.limits import (
     TELEGRAM_MAX_COMMANDS,
     TELEGRAM_TEXT_CHARS,
 )
+from bot.lru import Lru
 from bot.storage.transport_state import TransportState
 from bot.transports.base import (
     ChatMoved,
@@ -142,7 +144,7 @@ class TelegramTransport(Transport):
         self._webhook: WebhookServer | None = None
         self._on_incoming: IncomingHandler | None = None
         self._recent = RecentSends()
-        self._keyboards: dict[tuple[Choice, ...], str] = {}
+        self._keyboards: Lru[tuple[Choice, ...], str] = Lru(REMEMBERED_KEYBOARDS)
         self._staff: StaffTest = nobody
         self._poller: asyncio.Task[None] | None = None
         self._stopping = False  # stop() asked the polling loop to end
@@ -513,17 +515,19 @@ class TelegramTransport(Transport):
 
     def _keyboard_json(self, choices: tuple[Choice, ...]) -> str | None:
         """The inline keyboard as the JSON sendMessage takes (what PTB would encode), built
-        once per set of choices: a broadcast gives every recipient the same buttons."""
+        once per set of choices: a broadcast gives every recipient the same buttons.
+
+        A conversation's buttons carry the step's fresh nonce: such a keyboard is never
+        shown twice, so it is built and not remembered (it would only push out those that
+        are reused)."""
         if not choices:
             return None
         encoded = self._keyboards.get(choices)
         if encoded is None:
             markup = keyboard(choices)  # raises PermanentError for an invalid keyboard
             encoded = None if markup is None else json.dumps(markup.to_dict())
-            if encoded is not None:
-                if len(self._keyboards) >= REMEMBERED_KEYBOARDS:
-                    self._keyboards.clear()
-                self._keyboards[choices] = encoded
+            if encoded is not None and not _single_use(choices):
+                self._keyboards.put(choices, encoded)
         return encoded
 
     async def _send_continuation(self, chat_id: str, part: Part, message: Outgoing) -> int:
@@ -711,6 +715,11 @@ def _polling_failed(error: Exception) -> None:
         log.warning("telegram: getUpdates failed (%s); retrying", error)
     else:
         log.error("telegram: getUpdates failed; retrying", exc_info=error)
+
+
+def _single_use(choices: tuple[Choice, ...]) -> bool:
+    """Whether the keyboard holds a conversation's buttons (valid with one nonce only)."""
+    return any(isinstance(decode(choice.data), ConversationButton) for choice in choices)
 
 
 def _chat(chat_id: str) -> int | str:
