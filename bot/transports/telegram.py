@@ -105,6 +105,9 @@ POLL_LIMIT = 100  # updates per getUpdates: Telegram's maximum
 # How much longer than the long poll's wait a getUpdates may take before it counts as lost.
 POLL_READ_MARGIN = 10.0  # seconds
 SPOOL = "spool:"  # transport_state keys of updates confirmed to Telegram before handling
+# Without a backlog, updates in hand are waited for this long before the next getUpdates
+# rather than spooled: a spool write and its deletion per poll cost more than they save.
+SPOOL_AFTER = 0.1  # seconds
 REMEMBERED_KEYBOARDS = 256  # serialised keyboards kept (one per broadcast in progress)
 COMMAND_NAME = re.compile(r"[a-z0-9_]{1,32}")
 WEBHOOK_SECRET = re.compile(r"[A-Za-z0-9_-]{1,256}")
@@ -151,6 +154,7 @@ class TelegramTransport(Transport):
         self._offset: int | None = None  # the next getUpdates' offset
         self._seen = 0  # the highest update id taken, so that none is taken twice
         self._unspooled: list[_Taken] = []  # taken since the last spooling
+        self._backlog = False  # the last getUpdates was full: more waits at Telegram
         self._janitors: set[asyncio.Task[None]] = set()  # spool rows waiting to be deleted
 
     # -- lifecycle ----------------------------------------------------------------------
@@ -241,6 +245,7 @@ class TelegramTransport(Transport):
                 await asyncio.sleep(min(2.0 ** (failures - 1), POLL_MAX_BACKOFF))
                 continue
             failures = 0
+            self._backlog = len(batch) >= POLL_LIMIT
             for data in batch:
                 taken = self._take(app, data)
                 if taken.done is not None:
@@ -260,12 +265,19 @@ class TelegramTransport(Transport):
 
     async def _secure_taken(self) -> None:
         """Make the next getUpdates safe: every update it will confirm is handled, or in
-        the spool (one row for all of them, deleted once they are all handled)."""
+        the spool (one row for all of them, deleted once they are all handled).
+
+        With a backlog at Telegram the updates in hand are spooled at once, so that the
+        loop reads on (an officer's update may be behind); otherwise they are given
+        ``SPOOL_AFTER`` to be handled first (without a spool, all the time they need)."""
         waiting = [taken for taken in self._unspooled
                    if taken.done is not None and not taken.done.done()]
-        if waiting and self.state is None:
-            await asyncio.wait([taken.done for taken in waiting if taken.done is not None])
-        elif waiting and self.state is not None:
+        if waiting and not (self._backlog and self.state is not None):
+            handling = [taken.done for taken in waiting if taken.done is not None]
+            await asyncio.wait(handling, timeout=None if self.state is None else SPOOL_AFTER)
+            waiting = [taken for taken in waiting
+                       if taken.done is not None and not taken.done.done()]
+        if waiting and self.state is not None:
             key = f"{SPOOL}{waiting[0].update_id:020d}"
             await self.state.set(key, json.dumps([taken.data for taken in waiting]))
             self._unspool_when_handled(key, waiting)
