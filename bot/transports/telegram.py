@@ -41,7 +41,6 @@ from telegram import (
     BotCommandScope,
     BotCommandScopeAllPrivateChats,
     BotCommandScopeChat,
-    CallbackQuery,
     InlineKeyboardMarkup,
     ReplyParameters,
     Update,
@@ -336,14 +335,17 @@ class TelegramTransport(Transport):
     def _put(self, update: Update) -> asyncio.Future[None] | None:
         """Into the lanes: the update's chat is its key, and staff go first."""
         incoming = self._incoming(update)
-        query = update.callback_query
+        # Only ids are kept while the update waits, not PTB's objects: a backlog of
+        # thousands is held in memory.
+        update_id = update.update_id
+        query = None if update.callback_query is None else update.callback_query.id
         if incoming is not None:
             lane = lane_of(self._staff, incoming.sender, incoming.chat)
             return self.lanes.put(incoming.chat, lane,
-                                  lambda: self._handle(update.update_id, incoming, query))
+                                  lambda: self._handle(update_id, incoming, query))
         if query is not None:  # a press the core ignores still stops spinning
-            return self.lanes.put(("answer", update.update_id), Lane.PUBLIC,
-                                  lambda: _answer(query))
+            return self.lanes.put(("answer", update_id), Lane.PUBLIC,
+                                  lambda: self._answer(query))
         return None
 
     async def _receive_by_webhook(self, app: TelegramApp) -> None:
@@ -451,12 +453,11 @@ class TelegramTransport(Transport):
             log.exception("telegram: update %s could not be read", update.update_id)
             return None
 
-    async def _handle(self, update_id: int, incoming: Incoming,
-                      query: CallbackQuery | None) -> None:
+    async def _handle(self, update_id: int, incoming: Incoming, query: str | None) -> None:
         """One update, in its lane; nothing raised may stop the lanes."""
         # The button stops spinning at once, whatever happens next; the core's reply
         # arrives as a message.
-        answering = None if query is None else asyncio.create_task(_answer(query))
+        answering = None if query is None else asyncio.create_task(self._answer(query))
         try:
             if self._on_incoming is not None:
                 await self._on_incoming(incoming)
@@ -465,6 +466,14 @@ class TelegramTransport(Transport):
         finally:
             if answering is not None:
                 await answering
+
+    async def _answer(self, query_id: str) -> None:
+        try:
+            await self._bot().answer_callback_query(query_id)
+        except TelegramError as error:  # too old (bot was down) or already answered
+            log.warning("telegram: could not answer a button press: %s", error)
+        except RuntimeError:  # stopped meanwhile
+            pass
 
     def _notice_chat_event(self, incoming: Incoming) -> None:
         """Log what an operator needs to know: new groups' ids, the officers' group moving."""
@@ -713,12 +722,6 @@ def _fit(chunks: list[Part], available: int) -> list[Part]:
     tail = "\n\n".join(part.text for part in chunks[available - 1:])
     return [*chunks[:available - 1], Part(tail[:TELEGRAM_TEXT_CHARS - 1].rstrip() + "…", None)]
 
-
-async def _answer(query: CallbackQuery) -> None:
-    try:
-        await query.answer()
-    except TelegramError as error:  # too old (bot was down) or already answered
-        log.warning("telegram: could not answer a button press: %s", error)
 
 
 def _polling_failed(error: Exception) -> None:
