@@ -52,7 +52,7 @@ def counted(bot: TestBot) -> Counted:
 
 
 async def notify(bot: TestBot, *texts: str, chat: ChatRef = PERSON) -> None:
-    await bot.core.core.perform(Effects([Notify(chat, Outgoing(text)) for text in texts]))
+    await bot.core.core.runner.perform(Effects([Notify(chat, Outgoing(text)) for text in texts]))
 
 
 async def rows(bot: TestBot) -> list[tuple[str, int]]:
@@ -162,10 +162,11 @@ async def test_edits_of_a_post_waiting_for_its_turn_keep_only_the_last(bot: Test
     core = bot.core.core
     await bot.say(OPERATOR, "/alerte crue Vesoul : Montée des eaux")  # alert 1, pending
     before = len(await rows(bot))
-    await core.perform(Effects([ToOfficers(Outgoing("⏳ 10 %"), track=("progress", 1))]))
+    await core.runner.perform(Effects([ToOfficers(Outgoing("⏳ 10 %"), track=("progress", 1))]))
     core.replies.pacers["telegram"].delay_chat(OFFICERS, 30.0)
     for percent in (40, 70, 100):
-        await core.perform(Effects([EditTracked("progress", 1, Outgoing(f"⏳ {percent} %"))]))
+        edit = EditTracked("progress", 1, Outgoing(f"⏳ {percent} %"))
+        await core.runner.perform(Effects([edit]))
     bot.advance(seconds=30)
     await core.replies.flush()
     post = next(p for p in bot.transports["telegram"].posted[OFFICERS]
