@@ -94,7 +94,7 @@ class Dispatcher:
         self._copies_out: set[int] = set()
         self._wake = {platform: asyncio.Event() for platform in transports}
         self._resolve_wake = asyncio.Event()
-        # Shared with the reply sender (bot/core.py): replies take their slots first.
+        # Shared with the reply sender (bot/effect_runner.py): replies take slots first.
         self.pacers = dict(pacers) if pacers is not None else pacers_for(
             services.config.rate_limits, transports, services.clock)
         self._rendered: dict[tuple[int, str], Outgoing] = {}

@@ -246,7 +246,7 @@ class ReplySender:
                  metrics: Metrics | None = None) -> None:
         self.services = services
         self.transports = transports
-        # The platform's pacers, shared with the dispatcher (bot/core.py hands both the same).
+        # The platforms' pacers, shared with the dispatcher (bot/effect_runner.py).
         self.pacers = pacers if pacers is not None else pacers_for(
             services.config.rate_limits, transports, services.clock)
         self.metrics = metrics or Metrics()
