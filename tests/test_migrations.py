@@ -396,8 +396,8 @@ async def test_failed_begin_does_not_poison_the_task(tmp_path: Path, db: Databas
 
         async def task() -> int:
             with pytest.raises(sqlite3.OperationalError, match="locked"):
-                async with db.transaction():
-                    pass
+                async with db.transaction():  # BEGIN goes with the first statement
+                    await db.execute("INSERT INTO t VALUES ('never', 1)")
             await other.execute("ROLLBACK")
             with pytest.raises(RuntimeError):
                 async with db.transaction():

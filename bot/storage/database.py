@@ -4,6 +4,21 @@ aiosqlite runs every statement of a connection on one thread, so two tasks that
 interleave statements would silently share a transaction. A lock serialises
 transactions; statements issued inside ``transaction()`` by the same task join it
 (tracked with a context variable) instead of waiting for the lock they hold.
+
+Each trip to that thread (a *hop*) costs far more than the statement it carries: the event
+loop hands the work over, the thread waits for the interpreter's lock, the answer comes
+back through the loop. Under load the thread, not SQLite, is what limits the bot. So:
+
+* every statement is one hop (statement, rows and cursor together);
+* a transaction's ``BEGIN IMMEDIATE`` goes with its first statement, and ``COMMIT`` with
+  the writes still queued;
+* writes whose answer nobody needs at once are queued (``later``) and go with the next
+  hop of the transaction, before its statement, so every read still sees them;
+* several reads can share a hop (``fetch_together``);
+* writes that need a transaction of their own but no company (the reply sender's marks)
+  are committed together with the others queued meanwhile (``grouped``).
+
+``hops`` counts the trips (tests hold the incoming path to a budget).
 """
 
 from __future__ import annotations
@@ -14,11 +29,11 @@ import contextvars
 import os
 import re
 import sqlite3
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Hashable, Iterable, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, TypeVar, cast
 
 import aiosqlite
 
@@ -35,6 +50,8 @@ MIGRATION_NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
 
 Row = aiosqlite.Row
 Params = Sequence[Any] | dict[str, Any]
+T = TypeVar("T")
+Work = Callable[[sqlite3.Connection], T]  # run on the connection's thread
 
 
 class DatabaseError(Exception):
@@ -70,6 +87,76 @@ class Migration:
     sql: str
 
 
+# -- work for the connection's thread: one statement each, its cursor closed there ----------
+
+
+def statement(sql: str, params: Params = ()) -> Work[int]:
+    """One statement; its answer is the affected row count."""
+    def run(connection: sqlite3.Connection) -> int:
+        cursor = connection.execute(sql, params)
+        try:
+            return cursor.rowcount
+        finally:
+            cursor.close()
+    return run
+
+
+def insertion(sql: str, params: Params = ()) -> Work[int]:
+    """One INSERT; its answer is the new row's id."""
+    def run(connection: sqlite3.Connection) -> int:
+        cursor = connection.execute(sql, params)
+        try:
+            assert cursor.lastrowid is not None
+            return cursor.lastrowid
+        finally:
+            cursor.close()
+    return run
+
+
+def statements(sql: str, rows: Iterable[Params]) -> Work[None]:
+    """One statement for each of ``rows`` (read now, not on the thread)."""
+    values = list(rows)
+
+    def run(connection: sqlite3.Connection) -> None:
+        connection.executemany(sql, values).close()
+    return run
+
+
+def query(sql: str, params: Params = ()) -> Work[list[Row]]:
+    """One SELECT (or a statement with RETURNING); its answer is every row."""
+    def run(connection: sqlite3.Connection) -> list[Row]:
+        cursor = connection.execute(sql, params)
+        try:
+            return cast(list[Row], cursor.fetchall())
+        finally:
+            cursor.close()
+    return run
+
+
+@dataclass(eq=False)
+class Queued(Generic[T]):
+    """A write queued with ``Database.later``: its answer once it ran."""
+
+    db: Database
+    work: Work[T]
+    key: Hashable | None = None
+    then: Callable[[T], None] | None = None
+    _done: bool = field(default=False, init=False)
+    _answer: T | None = field(default=None, init=False)
+
+    def settle(self, answer: T) -> None:
+        self._done, self._answer = True, answer
+        if self.then is not None:
+            self.then(answer)
+
+    async def answer(self) -> T:
+        """Its answer, running the queue now if it has not run yet."""
+        if not self._done:
+            await self.db.flush()
+        assert self._done, "a queued write is answered once its transaction ran it"
+        return cast(T, self._answer)
+
+
 class Database:
     def __init__(self, connection: aiosqlite.Connection, path: str = MEMORY) -> None:
         self._connection = connection
@@ -81,6 +168,15 @@ class Database:
             f"in_transaction_{id(self)}", default=False)
         self._after_commit: list[Callable[[], Awaitable[None]]] = []
         self._committed: list[Callable[[], Awaitable[None]]] = []
+        # The transaction in progress (the lock allows one): BEGIN sent yet, the writes
+        # queued for its next hop, and what to tell once it committed.
+        self._begun = False
+        self._queued: list[Queued[Any]] = []
+        self._on_commit: list[Callable[[], None]] = []
+        # Grouped writes waiting for their transaction, and the task writing them.
+        self._group: list[tuple[Work[Any], asyncio.Future[None]]] = []
+        self._grouper: asyncio.Task[None] | None = None
+        self.hops = 0  # trips to the connection's thread, since it opened
 
     @classmethod
     async def open(cls, path: str | Path, migrations_dir: Path = MIGRATIONS_DIR, *,
@@ -116,7 +212,7 @@ class Database:
         for pragma in ("journal_mode = WAL", "foreign_keys = ON",
                        f"busy_timeout = {BUSY_SECONDS * 1000:.0f}", "synchronous = NORMAL",
                        "secure_delete = ON"):
-            await self._connection.execute(f"PRAGMA {pragma}")
+            await self.execute(f"PRAGMA {pragma}")
         try:
             await self.migrate(migrations)
         except DatabaseError as error:
@@ -125,6 +221,9 @@ class Database:
             await self.check_writable(BUSY_SECONDS)
 
     async def close(self) -> None:
+        if self._grouper is not None:  # the last marks first: they were promised
+            with contextlib.suppress(Exception):
+                await self._grouper
         await self._connection.close()
 
     async def reader(self) -> Database:
@@ -169,24 +268,67 @@ class Database:
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[None]:
+        """All the statements of the block, or none. BEGIN IMMEDIATE goes with the first
+        statement, COMMIT with the writes still queued: a transaction costs no hop of its
+        own, and one that ran nothing costs none at all."""
         if self._in_transaction.get():
             yield  # nested: the outer transaction commits
             return
         async with self._lock:
-            await self._connection.execute("BEGIN IMMEDIATE")
             token = self._in_transaction.set(True)
+            self._begun = False
             try:
                 yield
+                if self._begun or self._queued:
+                    await self._hop(_commit)
             except BaseException:
-                self._after_commit.clear()
-                await self._connection.execute("ROLLBACK")
+                await self._abandon()
                 raise
-            else:
-                await self._connection.execute("COMMIT")
             finally:
                 self._in_transaction.reset(token)
+            told, self._on_commit = self._on_commit, []
+            for tell in told:
+                tell()
             self._committed.extend(self._after_commit)
             self._after_commit.clear()
+
+    async def _abandon(self) -> None:
+        """Roll back what ran, forget what was queued."""
+        self._queued.clear()
+        self._on_commit.clear()
+        self._after_commit.clear()
+        if self._begun:
+            self._begun = False
+            await self._on_thread(_rollback)
+
+    async def later(self, work: Work[T], *, key: Hashable | None = None,
+                    then: Callable[[T], None] | None = None) -> Queued[T]:
+        """Queue a write for the transaction's next hop (its next statement, or COMMIT):
+        for writes whose answer is not needed at once. ``then`` receives the answer when it
+        ran; a later write with the same ``key`` replaces one still queued (the whole row
+        written again). Outside a transaction it runs at once, in one of its own.
+
+        An error in a queued write surfaces from the hop that ran it, and fails the
+        transaction: queue only writes whose failure fails the event anyway."""
+        queued = Queued(self, work, key, then)
+        async with self.transaction():
+            if key is not None:
+                self._queued = [q for q in self._queued if q.key != key]
+            self._queued.append(queued)
+        return queued
+
+    def on_commit(self, tell: Callable[[], None]) -> None:
+        """Call ``tell`` once the current transaction committed (never if it rolls back),
+        before anything else runs; at once outside a transaction."""
+        if self._in_transaction.get():
+            self._on_commit.append(tell)
+        else:
+            tell()
+
+    async def flush(self) -> None:
+        """Run the queued writes now (``Queued.answer`` needs them)."""
+        if self._queued:
+            await self._hop(_nothing)
 
     async def after_commit(self, work: Callable[[], Awaitable[None]]) -> None:
         """Run ``work`` once the current transaction committed and its owner is done with
@@ -204,50 +346,90 @@ class Database:
 
     async def execute(self, sql: str, params: Params = ()) -> int:
         """Run one statement; returns the affected row count."""
-        async with self._statement():
-            cursor = await self._connection.execute(sql, params)
-            count = cursor.rowcount
-            await cursor.close()
-            return count
+        return await self.run(statement(sql, params))
 
     async def insert(self, sql: str, params: Params = ()) -> int:
         """Run an INSERT; returns the new row id."""
-        async with self._statement():
-            cursor = await self._connection.execute(sql, params)
-            row_id = cursor.lastrowid
-            await cursor.close()
-            assert row_id is not None
-            return row_id
+        return await self.run(insertion(sql, params))
 
     async def executemany(self, sql: str, rows: Iterable[Params]) -> None:
-        async with self._statement():
-            await self._connection.executemany(sql, rows)
+        await self.run(statements(sql, rows))
 
     async def fetchone(self, sql: str, params: Params = ()) -> Row | None:
-        async with self._statement():
-            cursor = await self._connection.execute(sql, params)
-            row = await cursor.fetchone()
-            await cursor.close()
-            return row
+        rows = await self.fetchall(sql, params)
+        return rows[0] if rows else None
 
     async def fetchall(self, sql: str, params: Params = ()) -> list[Row]:
-        async with self._statement():
-            cursor = await self._connection.execute(sql, params)
-            rows = await cursor.fetchall()
-            await cursor.close()
-            return list(rows)
+        return await self.run(query(sql, params))
 
     async def fetchval(self, sql: str, params: Params = ()) -> Any:
         row = await self.fetchone(sql, params)
         return None if row is None else row[0]
 
-    @asynccontextmanager
-    async def _statement(self) -> AsyncIterator[None]:
+    async def fetch_together(self, queries: Sequence[tuple[str, Params]]) -> list[list[Row]]:
+        """Several SELECTs in one hop; the rows of each."""
+        works = [query(sql, params) for sql, params in queries]
+        return await self.run(lambda connection: [work(connection) for work in works])
+
+    async def run(self, work: Work[T]) -> T:
+        """``work`` on the connection's thread, in one hop (with the transaction's BEGIN
+        and queued writes first); outside a transaction, alone."""
         if self._in_transaction.get():
-            yield
-        else:
+            return await self._hop(work)
+        async with self._lock:
+            return await self._hop(work)
+
+    async def grouped(self, work: Work[Any]) -> None:
+        """A write committed in a transaction of its own, shared with the other grouped
+        writes queued meanwhile: one hop for all of them. Returns once it is committed."""
+        future = asyncio.get_running_loop().create_future()
+        self._group.append((work, future))
+        if self._grouper is None or self._grouper.done():
+            # A context of its own: the caller may be inside a transaction of its own.
+            self._grouper = asyncio.create_task(self._write_groups(), name="grouped writes",
+                                                context=contextvars.Context())
+        await asyncio.shield(future)
+
+    async def _write_groups(self) -> None:
+        while self._group:
             async with self._lock:
-                yield
+                group, self._group = self._group, []
+                try:
+                    await self._on_thread(_in_one_transaction([work for work, _ in group]))
+                except Exception as error:
+                    for _, future in group:
+                        if not future.done():
+                            future.set_exception(error)
+                    continue
+            for _, future in group:
+                if not future.done():
+                    future.set_result(None)
+
+    async def _hop(self, work: Work[T]) -> T:
+        """One trip: BEGIN if the transaction has not begun, the queued writes, then
+        ``work``. The caller holds the lock (its transaction's, or its own)."""
+        begin = self._in_transaction.get() and not self._begun
+        queued, self._queued = self._queued, []
+        self._begun = self._begun or begin
+
+        def run(connection: sqlite3.Connection) -> tuple[list[Any], T]:
+            if begin:
+                connection.execute("BEGIN IMMEDIATE")
+            answers = [item.work(connection) for item in queued]
+            return answers, work(connection)
+        answers, result = await self._on_thread(run)
+        for item, answer in zip(queued, answers, strict=True):
+            item.settle(answer)
+        return result
+
+    async def _on_thread(self, work: Work[T]) -> T:
+        """aiosqlite has no public call for running a function on its thread; every one of
+        its own calls goes through ``Connection._execute`` (aiosqlite 0.22, pinned in
+        pyproject.toml; tests/test_statement_budget.py fails if that changes)."""
+        self.hops += 1
+        connection = self._connection
+        execute = cast(Callable[[Callable[[], T]], Awaitable[T]], connection._execute)
+        return await execute(lambda: work(connection._conn))
 
     async def schema_version(self) -> int:
         await self.execute(
@@ -285,6 +467,32 @@ class Database:
             if _cause(error) is not None:  # the file's fault, not the migration's
                 raise
             raise DatabaseError(f"migration {migration.name} failed: {error}") from error
+
+
+def _commit(connection: sqlite3.Connection) -> None:
+    connection.execute("COMMIT")
+
+
+def _rollback(connection: sqlite3.Connection) -> None:
+    if connection.in_transaction:  # a failed BEGIN, or a COMMIT that went through
+        connection.execute("ROLLBACK")
+
+
+def _nothing(connection: sqlite3.Connection) -> None:
+    return None
+
+
+def _in_one_transaction(works: list[Work[Any]]) -> Work[None]:
+    def run(connection: sqlite3.Connection) -> None:
+        connection.execute("BEGIN IMMEDIATE")
+        try:
+            for work in works:
+                work(connection)
+            connection.execute("COMMIT")
+        except BaseException:
+            _rollback(connection)
+            raise
+    return run
 
 
 def explain(path: str, error: sqlite3.Error) -> str:
