@@ -17,7 +17,7 @@ from bot.reference import Reference
 from bot.roles import Action, Role, RoleBook
 from bot.storage.alerts import AlertStore
 from bot.storage.audit import AuditStore
-from bot.storage.conversations import ConversationStore
+from bot.storage.conversations import BY_IDENTITY, ConversationState, ConversationStore
 from bot.storage.database import Database
 from bot.storage.deliveries import DeliveryStore
 from bot.storage.groups import GroupStore
@@ -27,7 +27,7 @@ from bot.storage.replies import ReplyStore
 from bot.storage.roles import RoleStore
 from bot.storage.schedules import ScheduleStore
 from bot.storage.stats import StatsStore
-from bot.storage.subscribers import Subscriber, SubscriberStore
+from bot.storage.subscribers import BY_USER, Subscriber, SubscriberStore
 from bot.storage.tips import TipStore
 
 
@@ -77,6 +77,21 @@ class Services:
 
     def local(self, moment: datetime) -> datetime:
         return moment.astimezone(self.timezone)
+
+
+async def _sender(services: Services, sender: Identity,
+                  ) -> tuple[Subscriber | None, ConversationState | None]:
+    """The sender's subscriber row and, when the event keeps a conversation memo (the
+    core's), their open conversation too, in one trip to the database: nearly every event
+    reads both (its language, then the step it answers), and the memo keeps it for the rest
+    of the event. Without a memo, the conversation is left to whoever needs it."""
+    conversations = services.stores.conversations
+    if not conversations.remembering:
+        return await services.stores.subscribers.get(sender.platform, sender.user_id), None
+    subscriber, conversation = await services.db.fetch_together([
+        (BY_USER, (sender.platform, sender.user_id)), (BY_IDENTITY, (str(sender),))])
+    found = Subscriber.from_row(subscriber[0]) if subscriber else None
+    return found, conversations.remember(str(sender), conversation[0] if conversation else None)
 
 
 class Lookups(Protocol):
@@ -130,11 +145,10 @@ class Context:
     async def of(cls, services: Services, incoming: Incoming, repaired: int = 0) -> Context:
         """The sender's context, in their language: a subscriber's, else the one their
         open conversation (an enrollment) was started in, else the bot's."""
-        sender = incoming.sender
-        found = await services.stores.subscribers.get(sender.platform, sender.user_id)
+        found, state = await _sender(services, incoming.sender)
         language = found.language if found else services.config.language
         if found is None:
-            state = await services.stores.conversations.get(str(sender))
+            state = state or await services.stores.conversations.get(str(incoming.sender))
             language = state.language if state else language
         return cls(services, incoming, found, Translator(services.catalog, language), repaired)
 

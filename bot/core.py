@@ -44,6 +44,7 @@ from bot.middleware import (
 from bot.privacy import purge
 from bot.roles import Role
 from bot.router import Router
+from bot.storage.database import Queued
 from bot.throttle import Throttle
 from bot.transports.base import Transport
 
@@ -103,11 +104,12 @@ class Core:
     async def _apply(self, incoming: Incoming, replaced: int) -> Effects | None:
         """The event's transaction; None when it was handled before."""
         async with self.services.db.transaction(), self.services.stores.conversations.memo():
-            if not await self._first_time(incoming):
+            seen = await self._record(incoming)
+            ctx = await Context.of(self.services, incoming, replaced)  # runs the inbox row too
+            if seen is not None and await seen.answer() != 1:
                 log.debug("skipping event %s:%s, handled already", incoming.chat.platform,
                           incoming.event_id)
                 return None
-            ctx = await Context.of(self.services, incoming, replaced)
             effects = await self.pipeline(ctx)
             await self.runner.write(effects, incoming)
             return effects
@@ -119,7 +121,7 @@ class Core:
         try:
             async with (self.services.db.transaction(),
                         self.services.stores.conversations.memo()):
-                await self._first_time(incoming)
+                await self._record(incoming)
                 ctx = await Context.of(self.services, incoming, replaced)
                 if isinstance(error, UnapprovedText):
                     await record_refusal(self.services, error, ctx.who)
@@ -130,10 +132,12 @@ class Core:
             log.exception("could not record a failed %s event", incoming.chat.platform)
             return None
 
-    async def _first_time(self, incoming: Incoming) -> bool:
+    async def _record(self, incoming: Incoming) -> Queued[int] | None:
+        """The event's inbox row, queued to go with the sender's reads (one trip to the
+        database for both); its answer says whether the event is new."""
         if incoming.event_id is None:  # a caller without platform ids (tools, some tests)
-            return True
-        return await self.services.stores.inbox.first_time(
+            return None
+        return await self.services.stores.inbox.record(
             incoming.chat.platform, incoming.event_id, self.services.clock.now())
 
     # -- timers ----------------------------------------------------------------------

@@ -155,14 +155,18 @@ class Router:
         was delivered to: the button's data alone proves nothing."""
         chat = ctx.incoming.chat
         deliveries = ctx.stores.deliveries
-        if not await deliveries.received(alert_id, chat.platform, chat.chat_id):
+        noted: bool | None = None
+        if isinstance(pressed, TipButton):
+            received = await deliveries.received(alert_id, chat.platform, chat.chat_id)
+        else:  # the receipt is noted (or found noted) as the copy is found
+            noted = await deliveries.acknowledge(alert_id, chat.platform, chat.chat_id, ctx.now)
+            received = noted is not None
+        if not received:
             await ctx.audit("choice.stale", alert_id, data=encode(pressed))
             return ctx.answer("core.stale_choice")
         if isinstance(pressed, TipButton):
             return await self.flows["tip"].begin(ctx, alert_id=alert_id)
-        if await deliveries.acknowledge(alert_id, chat.platform, chat.chat_id, ctx.now):
-            return ctx.answer("receipt.noted", number=alert_id)
-        return ctx.answer("receipt.already", number=alert_id)
+        return ctx.answer("receipt.noted" if noted else "receipt.already", number=alert_id)
 
     async def _on_approval_choice(self, ctx: Context, alert_id: int, approve: bool) -> Effects:
         if not ctx.may(Action.DECIDE_ALERT):

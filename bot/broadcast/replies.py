@@ -4,9 +4,11 @@ Effects are written as rows in the transaction that decided them and sent after 
 row is marked 'sent' only once the platform accepted it, so after a crash the replies in
 flight are sent again (at least once, never lost).
 
-The sender reads each new row once, keeps it in memory until it is done, and sends it in a
-task of its own through the platform's pacer (bot/broadcast/pacing.py), the one the
-dispatcher's alert copies go through as well: replies take the budget first (the officers'
+The sender takes each new row once — from the transaction that wrote it, as it commits
+(``ReplyStore.listener``), or from the outbox at start and when woken (a previous run's,
+rows due again) — keeps it in memory until it is done, and sends it in a task of its own
+through the platform's pacer (bot/broadcast/pacing.py), the one the dispatcher's alert
+copies go through as well: replies take the budget first (the officers'
 channels and staff before the public), copies take what replies leave, and together they
 stay within it. Rows keep their order per chat and per tracked post: a row goes once the
 earlier rows sharing its chat (or tracked posts) are done, while other chats' rows go.
@@ -260,6 +262,9 @@ class ReplySender:
         # One drawing at a time, off the event loop (Pillow's fonts are not thread-safe).
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="draw")
         self._drawings: OrderedDict[Deferred, asyncio.Future[bytes]] = OrderedDict()
+        # The rows written in this process come straight from their transaction's commit;
+        # the outbox is read at start (a previous run's) and when woken (rows due again).
+        services.stores.replies.listener = self._committed
 
     async def start(self) -> None:
         """Send what a previous run left pending, then keep an eye on rows due later."""
@@ -306,9 +311,7 @@ class ReplySender:
     async def drain(self, rows: Iterable[int] | None = None) -> None:
         """Start every row that can go; return once ``rows`` (by default those this task
         wrote since its last drain) are sent, given up, or waiting for a later turn."""
-        mine = set(take_written() if rows is None else rows)
-        await self._read()
-        await self._settle(mine)
+        await self._settle(set(take_written() if rows is None else rows))
 
     async def flush(self) -> None:
         """The same for every row due now (tools and tests)."""
@@ -364,6 +367,12 @@ class ReplySender:
                     after = self._read_up_to = rows[-1].id
                 if len(rows) < BATCH:
                     return
+
+    def _committed(self, rows: Sequence[ReplyRow]) -> None:
+        """Rows a transaction wrote, as it committed: nothing has read them yet."""
+        for row in rows:
+            if row.id not in self._rows:
+                self._add(row)
 
     def forget(self) -> None:
         """Drop what memory holds: the outbox was emptied by something else than this

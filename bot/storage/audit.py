@@ -19,6 +19,7 @@ import hashlib
 import hmac
 import json
 import logging
+import sqlite3
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -26,11 +27,12 @@ from typing import Any
 
 from bot.clock import stamp
 from bot.keys import DEVELOPMENT_SECRET, Keys
-from bot.storage.database import Database, DatabaseError, Row
+from bot.storage.database import Database, DatabaseError, Row, Work
 
 log = logging.getLogger(__name__)
 CHAIN = ("SELECT id, at, actor, action, alert_id, detail, prev_hash, hash"
          " FROM audit_events ORDER BY id")
+LAST_HASH = "SELECT hash FROM audit_events ORDER BY id DESC LIMIT 1"
 Link = Callable[[str, tuple[Any, ...]], str]
 
 
@@ -64,15 +66,28 @@ class AuditStore:
 
     async def record(self, now: datetime, actor: str, action: str, alert_id: int | None = None,
                      **detail: Any) -> None:
+        """Queued for the transaction's next trip to the database (``Database.later``): the
+        chain's tail is read and the event linked to it there, on the database's thread, in
+        the order of the transaction's statements (an outside one: of its own)."""
         content = (stamp(now), actor, action, alert_id,
                    json.dumps(detail, ensure_ascii=False, sort_keys=True, default=str))
-        async with self.db.transaction():  # the chain's tail must not move under us
-            previous = await self.db.fetchval(
-                "SELECT hash FROM audit_events ORDER BY id DESC LIMIT 1") or ""
-            await self.db.execute(
+        await self.db.later(self._append(content))
+
+    def _append(self, content: tuple[Any, ...]) -> Work[None]:
+        link = self._link
+
+        def run(connection: sqlite3.Connection) -> None:
+            cursor = connection.execute(LAST_HASH)
+            try:
+                found = cursor.fetchone()
+            finally:
+                cursor.close()
+            previous = str(found[0] or "") if found is not None else ""
+            connection.execute(
                 "INSERT INTO audit_events (at, actor, action, alert_id, detail, prev_hash, hash)"
                 " VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (*content, previous, self._link(previous, content)))
+                (*content, previous, link(previous, content))).close()
+        return run
 
     def pseudonym(self, identity: str) -> str:
         """A stable stand-in for a subscriber in this append-only trail, which cannot be
@@ -81,8 +96,7 @@ class AuditStore:
         return self.keys.pseudonym_of(identity)
 
     async def last_hash(self) -> str:
-        return str(await self.db.fetchval(
-            "SELECT hash FROM audit_events ORDER BY id DESC LIMIT 1") or "")
+        return str(await self.db.fetchval(LAST_HASH) or "")
 
     async def head(self) -> tuple[int, str]:
         """(events, last hash): what to note outside the database."""

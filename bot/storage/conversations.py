@@ -4,6 +4,11 @@ Within ``memo()`` (the core opens one per incoming event, inside its transaction
 conversation is read from the database once: later reads of the same event get what was
 read or written last, as a fresh object, exactly what the database would answer then.
 Without it (the clock's jobs, tools) every read goes to the database.
+
+Writes are queued for the transaction's next trip to the database (``Database.later``),
+keyed by the person: a step that saves its conversation twice (``move_to``, then the
+choices it offered) writes it once. Any later statement of the transaction runs the queue
+first, so every read, here or elsewhere, sees them.
 """
 
 from __future__ import annotations
@@ -17,7 +22,9 @@ from datetime import datetime
 from typing import Any
 
 from bot.clock import parse_stamp, stamp
-from bot.storage.database import Database, Row
+from bot.storage.database import Database, Row, statement
+
+BY_IDENTITY = "SELECT * FROM conversations WHERE identity = ?"
 
 
 @dataclass(slots=True)
@@ -72,24 +79,34 @@ class ConversationStore:
         finally:
             self._memo.reset(token)
 
+    @property
+    def remembering(self) -> bool:
+        """Whether a ``memo()`` is open for this task."""
+        return self._memo.get() is not None
+
     async def get(self, identity: str) -> ConversationState | None:
         memo = self._memo.get()
         if memo is not None and identity in memo:
             known = memo[identity]
             return None if known is None else known.fresh()
-        row = await self.db.fetchone("SELECT * FROM conversations WHERE identity = ?", (identity,))
+        return self.remember(identity, await self.db.fetchone(BY_IDENTITY, (identity,)))
+
+    def remember(self, identity: str, row: Row | None) -> ConversationState | None:
+        """The conversation as ``BY_IDENTITY`` found it, kept in the open memo (a caller
+        that read it together with other rows: ``Context.of``)."""
         if row is None:
-            if memo is not None:
-                memo[identity] = None
-            return None
-        state = ConversationState.from_row(row)
-        if memo is not None:  # before the caller changes it
-            memo[identity] = _Copy(replace(state, data={}), row["data"])
+            state, kept = None, None
+        else:  # kept before the caller changes it
+            state = ConversationState.from_row(row)
+            kept = _Copy(replace(state, data={}), row["data"])
+        memo = self._memo.get()
+        if memo is not None:
+            memo[identity] = kept
         return state
 
     async def save(self, state: ConversationState, now: datetime) -> None:
         data = json.dumps(state.data, ensure_ascii=False)
-        await self.db.execute(
+        await self.db.later(statement(
             "INSERT INTO conversations (identity, platform, chat_id, kind, step, data, nonce,"
             " language, updated_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
             " ON CONFLICT (identity) DO UPDATE SET platform = excluded.platform,"
@@ -97,7 +114,8 @@ class ConversationStore:
             " data = excluded.data, nonce = excluded.nonce, language = excluded.language,"
             " updated_at = excluded.updated_at, expires_at = excluded.expires_at",
             (state.identity, state.platform, state.chat_id, state.kind, state.step,
-             data, state.nonce, state.language, stamp(now), stamp(state.expires_at)))
+             data, state.nonce, state.language, stamp(now), stamp(state.expires_at))),
+            key=(self, state.identity))
         memo = self._memo.get()
         if memo is not None:
             # As the database would give it back: the deadline to the stamp's precision.
@@ -105,8 +123,11 @@ class ConversationStore:
             memo[state.identity] = _Copy(stored, data)
 
     async def delete(self, identity: str) -> None:
-        await self.db.execute("DELETE FROM conversations WHERE identity = ?", (identity,))
         memo = self._memo.get()
+        if memo is not None and identity in memo and memo[identity] is None:
+            return  # known to be absent (a command ends a conversation nobody had)
+        await self.db.later(statement("DELETE FROM conversations WHERE identity = ?",
+                                      (identity,)), key=(self, identity))
         if memo is not None:
             memo[identity] = None
 

@@ -381,7 +381,11 @@ class Database:
 
     async def grouped(self, work: Work[Any]) -> None:
         """A write committed in a transaction of its own, shared with the other grouped
-        writes queued meanwhile: one hop for all of them. Returns once it is committed."""
+        writes queued meanwhile: one hop for all of them. Returns once it is committed.
+        Inside a transaction it is queued in that one instead (``later``)."""
+        if self._in_transaction.get():
+            await self.later(work)
+            return
         future = asyncio.get_running_loop().create_future()
         self._group.append((work, future))
         if self._grouper is None or self._grouper.done():

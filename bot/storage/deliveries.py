@@ -10,7 +10,7 @@ from datetime import datetime
 from bot.clock import parse_stamp, stamp
 from bot.enums import DeliveryAction, DeliveryStatus
 from bot.limits import DELIVERY_ERROR_CHARS
-from bot.storage.database import Database, Row
+from bot.storage.database import Database, Row, statement
 
 # Matching recipients: active, in one of the communes, and (unless the alert reaches
 # everyone) in one of the target communities. Written to start from the alert's communes
@@ -257,8 +257,8 @@ class DeliveryStore:
             return None
         if row[1] is not None:
             return False
-        await self.db.execute("UPDATE deliveries SET acknowledged_at = ? WHERE id = ?",
-                              (stamp(now), row[0]))
+        await self.db.later(statement("UPDATE deliveries SET acknowledged_at = ? WHERE id = ?",
+                                      (stamp(now), row[0])))
         return True
 
     async def received(self, alert_id: int, platform: str, chat_id: str) -> bool:

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from bot.clock import stamp
-from bot.storage.database import Database, Row
+from bot.storage.database import Database, Row, statement, statements
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,14 +33,15 @@ class Profile:
     communities: list[str]
 
 
+BY_USER = "SELECT * FROM subscribers WHERE platform = ? AND platform_user_id = ?"
+
+
 class SubscriberStore:
     def __init__(self, db: Database) -> None:
         self.db = db
 
     async def get(self, platform: str, user_id: str) -> Subscriber | None:
-        row = await self.db.fetchone(
-            "SELECT * FROM subscribers WHERE platform = ? AND platform_user_id = ?",
-            (platform, user_id))
+        row = await self.db.fetchone(BY_USER, (platform, user_id))
         return None if row is None else Subscriber.from_row(row)
 
     async def profile(self, subscriber: Subscriber) -> Profile:
@@ -55,41 +56,48 @@ class SubscriberStore:
     async def enroll(self, platform: str, user_id: str, chat_id: str, language: str,
                      consent_version: str, now: datetime, communes: list[str],
                      communities: list[str]) -> Subscriber:
+        """One trip to the database: the row comes back from its INSERT, and the lists go
+        with the transaction's next trip (``Database.later``)."""
         moment = stamp(now)
         async with self.db.transaction():
-            await self.db.execute(
+            rows = await self.db.fetchall(
                 "INSERT INTO subscribers (platform, platform_user_id, chat_id, language, status,"
                 " consent_at, consent_version, created_at, updated_at)"
                 " VALUES (?, ?, ?, ?, 'active', ?, ?, ?, ?)"
                 " ON CONFLICT (platform, platform_user_id) DO UPDATE SET"
                 " chat_id = excluded.chat_id, language = excluded.language, status = 'active',"
                 " consent_at = excluded.consent_at, consent_version = excluded.consent_version,"
-                " updated_at = excluded.updated_at",
+                " updated_at = excluded.updated_at RETURNING *",
                 (platform, user_id, chat_id, language, moment, consent_version, moment, moment))
-            subscriber = await self.get(platform, user_id)
-            assert subscriber is not None
-            await self.set_communes(subscriber, communes, now)
-            await self.set_communities(subscriber, communities, now)
+            subscriber = Subscriber.from_row(rows[0])
+            await self._replace_communes(subscriber, communes)
+            await self._replace_communities(subscriber, communities)
         return subscriber
 
     async def set_communes(self, subscriber: Subscriber, codes: list[str], now: datetime) -> None:
         async with self.db.transaction():
-            await self.db.execute("DELETE FROM subscriber_communes WHERE subscriber_id = ?",
-                                  (subscriber.id,))
-            await self.db.executemany(
-                "INSERT INTO subscriber_communes (subscriber_id, insee) VALUES (?, ?)",
-                [(subscriber.id, code) for code in sorted(set(codes))])
+            await self._replace_communes(subscriber, codes)
             await self._touch(subscriber, now)
 
     async def set_communities(self, subscriber: Subscriber, keys: list[str],
                               now: datetime) -> None:
         async with self.db.transaction():
-            await self.db.execute("DELETE FROM subscriber_communities WHERE subscriber_id = ?",
-                                  (subscriber.id,))
-            await self.db.executemany(
-                "INSERT INTO subscriber_communities (subscriber_id, community) VALUES (?, ?)",
-                [(subscriber.id, key) for key in sorted(set(keys))])
+            await self._replace_communities(subscriber, keys)
             await self._touch(subscriber, now)
+
+    async def _replace_communes(self, subscriber: Subscriber, codes: list[str]) -> None:
+        await self.db.later(statement("DELETE FROM subscriber_communes WHERE subscriber_id = ?",
+                                      (subscriber.id,)))
+        await self.db.later(statements(
+            "INSERT INTO subscriber_communes (subscriber_id, insee) VALUES (?, ?)",
+            [(subscriber.id, code) for code in sorted(set(codes))]))
+
+    async def _replace_communities(self, subscriber: Subscriber, keys: list[str]) -> None:
+        await self.db.later(statement(
+            "DELETE FROM subscriber_communities WHERE subscriber_id = ?", (subscriber.id,)))
+        await self.db.later(statements(
+            "INSERT INTO subscriber_communities (subscriber_id, community) VALUES (?, ?)",
+            [(subscriber.id, key) for key in sorted(set(keys))]))
 
     async def set_status(self, subscriber_id: int, status: str, now: datetime) -> None:
         await self.db.execute(
@@ -125,5 +133,5 @@ class SubscriberStore:
         await self.db.execute("DELETE FROM subscribers WHERE id = ?", (subscriber.id,))
 
     async def _touch(self, subscriber: Subscriber, now: datetime) -> None:
-        await self.db.execute("UPDATE subscribers SET updated_at = ? WHERE id = ?",
-                              (stamp(now), subscriber.id))
+        await self.db.later(statement("UPDATE subscribers SET updated_at = ? WHERE id = ?",
+                                      (stamp(now), subscriber.id)))
