@@ -52,6 +52,7 @@ from bot.transports.base import (
     RecipientGone,
     Transport,
 )
+from bot.waits import until_set
 
 log = logging.getLogger(__name__)
 
@@ -249,8 +250,7 @@ class Dispatcher:
         the next retry is due."""
         event = self._wake[platform]
         timeout = await self._seconds_until_due(platform)
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(event.wait(), timeout)
+        await until_set(event, timeout)
         self.pacers[platform].forget_idle_chats()
 
     async def _seconds_until_due(self, platform: str) -> float:
@@ -414,8 +414,7 @@ class Dispatcher:
         """Write the rest of each broadcast's recipients, chunk by chunk."""
         while True:
             try:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._senders_went.wait(), SENDERS_FIRST)
+                await until_set(self._senders_went, SENDERS_FIRST)
                 busy = await self.resolve_once()
             except asyncio.CancelledError:
                 raise
@@ -425,8 +424,7 @@ class Dispatcher:
                 continue
             if not busy:
                 self._resolve_wake.clear()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._resolve_wake.wait(), 30.0)
+                await until_set(self._resolve_wake, 30.0)
 
     async def resolve_once(self) -> bool:
         pending = await self.services.stores.alerts.resolving()

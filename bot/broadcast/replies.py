@@ -75,6 +75,7 @@ from bot.transports.base import (
     TransientError,
     Transport,
 )
+from bot.waits import until_set
 
 log = logging.getLogger(__name__)
 
@@ -296,8 +297,7 @@ class ReplySender:
             except Exception:
                 log.exception("sending replies failed; retrying in 1 s")
                 timeout = 1.0
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout)
+            await until_set(self._wake, timeout)
 
     def _seconds_until_due(self) -> float:
         now = self.services.clock.now()
