@@ -210,6 +210,7 @@ async def test_a_rolled_back_reply_is_never_sent(bot: TestBot) -> None:
 
     async def failing(ctx: Context) -> Effects:
         await core.runner.write(await core.router.route(ctx), ctx.incoming)
+        await core.services.db.flush()  # the rows are written, then rolled back
         raise RuntimeError("the handler failed after writing its replies")
 
     core.pipeline = failing
