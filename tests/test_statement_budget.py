@@ -196,11 +196,28 @@ async def test_grouped_writes_share_one_transaction(db: Database) -> None:
         await db.grouped(statement("INSERT INTO t VALUES ('z', 1)"))
     assert db.hops - before == 2
     assert await values(db) == {"z": 1}
+    before = db.hops
+    waiting = asyncio.create_task(db.grouped(statement("INSERT INTO t VALUES ('x', 1)")))
+    await asyncio.sleep(0)  # queued, its own transaction not begun
+    async with db.transaction():  # the next transaction takes it
+        await db.execute("INSERT INTO t VALUES ('w', 1)")
+    await waiting
+    assert db.hops - before == 2
+    assert await values(db) == {"w": 1, "x": 1, "z": 1}
+    await db.execute("DELETE FROM t WHERE k IN ('w', 'x')")
     outcome = await asyncio.gather(db.grouped(statement("INSERT INTO t VALUES ('z', 2)")),
                                    db.grouped(statement("INSERT INTO t VALUES ('y', 2)")),
                                    return_exceptions=True)
     assert all(isinstance(error, sqlite3.IntegrityError) for error in outcome)
     assert await values(db) == {"z": 1}  # all of the group, or none
+    waiting = asyncio.create_task(db.grouped(statement("INSERT INTO t VALUES ('x', 1)")))
+    await asyncio.sleep(0)
+    with pytest.raises(RuntimeError):
+        async with db.transaction():  # took it, and failed: it is written on its own
+            await db.execute("INSERT INTO t VALUES ('w', 1)")
+            raise RuntimeError("the handler failed")
+    await waiting
+    assert await values(db) == {"x": 1, "z": 1}
 
 
 async def test_a_rolled_back_reply_is_never_sent(bot: TestBot) -> None:

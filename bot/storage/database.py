@@ -15,8 +15,8 @@ back through the loop. Under load the thread, not SQLite, is what limits the bot
 * writes whose answer nobody needs at once are queued (``later``) and go with the next
   hop of the transaction, before its statement, so every read still sees them;
 * several reads can share a hop (``fetch_together``);
-* writes that need a transaction of their own but no company (the reply sender's marks)
-  are committed together with the others queued meanwhile (``grouped``).
+* writes that need a transaction but no company (the reply sender's marks) are committed
+  with the next transaction to start, or together in one of their own (``grouped``).
 
 ``hops`` counts the trips (tests hold the incoming path to a budget).
 """
@@ -277,15 +277,22 @@ class Database:
         async with self._lock:
             token = self._in_transaction.set(True)
             self._begun = False
+            # Grouped writes waiting for their own transaction go with this one instead.
+            adopted, self._group = self._group, []
+            self._queued = [Queued(self, work) for work, _ in adopted]
             try:
                 yield
                 if self._begun or self._queued:
                     await self._hop(_commit)
             except BaseException:
                 await self._abandon()
+                self._regroup(adopted)
                 raise
             finally:
                 self._in_transaction.reset(token)
+            for _, future in adopted:
+                if not future.done():
+                    future.set_result(None)
             told, self._on_commit = self._on_commit, []
             for tell in told:
                 tell()
@@ -311,10 +318,13 @@ class Database:
         An error in a queued write surfaces from the hop that ran it, and fails the
         transaction: queue only writes whose failure fails the event anyway."""
         queued = Queued(self, work, key, then)
-        async with self.transaction():
-            if key is not None:
-                self._queued = [q for q in self._queued if q.key != key]
-            self._queued.append(queued)
+        if not self._in_transaction.get():
+            async with self.transaction():
+                self._queued.append(queued)
+            return queued
+        if key is not None:
+            self._queued = [q for q in self._queued if q.key != key]
+        self._queued.append(queued)
         return queued
 
     def on_commit(self, tell: Callable[[], None]) -> None:
@@ -380,24 +390,34 @@ class Database:
             return await self._hop(work)
 
     async def grouped(self, work: Work[Any]) -> None:
-        """A write committed in a transaction of its own, shared with the other grouped
-        writes queued meanwhile: one hop for all of them. Returns once it is committed.
-        Inside a transaction it is queued in that one instead (``later``)."""
+        """A write committed with the next transaction to start (under load, the next
+        event's: no hop of its own), or else in one of its own, shared with the other grouped
+        writes queued meanwhile. Returns once it is committed. Inside a transaction it is
+        queued in that one (``later``)."""
         if self._in_transaction.get():
             await self.later(work)
             return
         future = asyncio.get_running_loop().create_future()
-        self._group.append((work, future))
+        self._regroup([(work, future)])
+        await asyncio.shield(future)
+
+    def _regroup(self, group: list[tuple[Work[Any], asyncio.Future[None]]]) -> None:
+        """Queue grouped writes (again: the transaction that took them rolled back)."""
+        if not group:
+            return
+        self._group[:0] = group
         if self._grouper is None or self._grouper.done():
             # A context of its own: the caller may be inside a transaction of its own.
             self._grouper = asyncio.create_task(self._write_groups(), name="grouped writes",
                                                 context=contextvars.Context())
-        await asyncio.shield(future)
 
     async def _write_groups(self) -> None:
+        """The grouped writes no transaction took meanwhile, in one of their own."""
         while self._group:
             async with self._lock:
                 group, self._group = self._group, []
+                if not group:
+                    break
                 try:
                     await self._on_thread(_in_one_transaction([work for work, _ in group]))
                 except Exception as error:
