@@ -9,7 +9,6 @@ the wiring, the inbox transaction and the clock's jobs.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Mapping
 
@@ -47,6 +46,7 @@ from bot.router import Router
 from bot.storage.database import Queued
 from bot.throttle import Throttle
 from bot.transports.base import Transport
+from bot.waits import Turns
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +64,9 @@ class Core:
             FloodControl(throttle), repair_notice, offered_choices, input_limit,
             ConsentCheck(self.router.registry, self.router.flows["reconsent"]),
         ], self.router.route)
-        self._lock = asyncio.Lock()
+        # Events overlap (their transactions take turns on the database); clock jobs
+        # run alone.
+        self._lock = Turns()
 
     @property
     def dispatcher(self) -> Dispatcher:
@@ -91,7 +93,7 @@ class Core:
         """
         self.metrics.incoming(incoming.chat.platform)
         incoming, replaced = repaired(incoming)  # before anything tries to store it
-        async with self._lock:
+        async with self._lock.shared():
             try:
                 handled = await self._apply(incoming, replaced)
             except Exception as error:
@@ -144,18 +146,18 @@ class Core:
 
     async def tick(self) -> None:
         """Whatever the database says is due: reminders, expiries, scheduled sends."""
-        async with self._lock:
+        async with self._lock.alone():
             effects = await tick(self.services)
         await self.runner.perform(effects)
 
     async def idle(self) -> None:
         """Wait until no message or clock job is being handled."""
-        async with self._lock:
+        async with self._lock.alone():
             pass
 
     async def purge(self) -> dict[str, int]:
         """The data register's retention rules (daily)."""
-        async with self._lock:
+        async with self._lock.alone():
             return await purge(self.services, self.services.clock.now())
 
     async def expire_conversations(self) -> int:

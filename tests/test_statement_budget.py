@@ -19,6 +19,7 @@ import pytest
 from bot.context import Context
 from bot.domain import Effects
 from bot.storage.database import Database, insertion, statement
+from bot.waits import Turns
 from tests.harness import OFFICERS, TestBot
 
 WHO = "telegram:5"
@@ -72,8 +73,7 @@ async def counting(bot: TestBot) -> AsyncIterator[Counting]:
     db = bot.core.core.services.db
     counter = Counting(db)
     await db._connection.set_trace_callback(counter)
-    yield counter
-    await db._connection.set_trace_callback(None)
+    yield counter  # the bot's database closes with it
 
 
 def button(bot: TestBot, value: str) -> str:
@@ -234,3 +234,75 @@ async def test_a_rolled_back_reply_is_never_sent(bot: TestBot) -> None:
     replies = await bot.say(WHO, "/aide")
     assert "/aide" not in replies and "erreur interne" in replies
     assert bot.inbox(WHO) == [replies]
+
+
+async def test_the_next_transaction_starts_while_the_last_one_commits(db: Database) -> None:
+    order: list[str] = []
+
+    async def first() -> None:
+        async with db.transaction():
+            await db.execute("INSERT INTO t VALUES ('a', 1)")
+        order.append("a committed")
+
+    async def second() -> None:
+        await asyncio.sleep(0)  # the first holds the lock
+        async with db.transaction():
+            order.append("b began")
+            order.append(f"b sees {await values(db)}")
+
+    await asyncio.gather(first(), second())
+    assert order == ["b began", "a committed", "b sees {'a': 1}"]
+
+
+async def test_a_failed_commit_is_rolled_back_and_the_next_transaction_goes_on(
+        db: Database) -> None:
+    await db.execute("CREATE TABLE parent (id INTEGER PRIMARY KEY)")
+    await db.execute("CREATE TABLE child (parent_id INTEGER"
+                     " REFERENCES parent (id) DEFERRABLE INITIALLY DEFERRED)")
+    told: list[str] = []
+
+    async def failing() -> None:
+        async with db.transaction():
+            await db.execute("INSERT INTO t VALUES ('a', 1)")
+            await db.later(statement("INSERT INTO child VALUES (7)"))  # checked at COMMIT
+            db.on_commit(lambda: told.append("committed"))
+
+    async def next_one() -> None:
+        await asyncio.sleep(0)
+        async with db.transaction():
+            await db.execute("INSERT INTO t VALUES ('b', 1)")
+
+    outcome = await asyncio.gather(failing(), next_one(), return_exceptions=True)
+    assert isinstance(outcome[0], sqlite3.IntegrityError) and outcome[1] is None
+    assert await values(db) == {"b": 1} and told == []
+    assert await db.fetchval("SELECT count(*) FROM child") == 0
+
+
+async def test_a_job_alone_waits_for_shared_work_and_holds_new_work_back() -> None:
+    turns = Turns()
+    order: list[str] = []
+    inside = asyncio.Event()
+
+    async def event(name: str, wait: bool = False) -> None:
+        async with turns.shared():
+            order.append(f"{name} in")
+            inside.set()
+            if wait:
+                await asyncio.sleep(0.01)
+            order.append(f"{name} out")
+
+    async def job() -> None:
+        await inside.wait()
+        async with turns.alone():
+            order.append("job")
+
+    async def late() -> None:
+        await inside.wait()
+        await asyncio.sleep(0)  # the job is waiting by now
+        await event("late")
+
+    await asyncio.gather(event("early", wait=True), event("other", wait=True), job(), late())
+    assert order[:2] == ["early in", "other in"]  # shared work overlaps
+    assert order.index("job") > max(order.index("early out"), order.index("other out"))
+    assert order.index("late in") > order.index("job")
+    assert not turns.locked()

@@ -270,34 +270,70 @@ class Database:
     async def transaction(self) -> AsyncIterator[None]:
         """All the statements of the block, or none. BEGIN IMMEDIATE goes with the first
         statement, COMMIT with the writes still queued: a transaction costs no hop of its
-        own, and one that ran nothing costs none at all."""
+        own, and one that ran nothing costs none at all.
+
+        The block ends once its transaction committed, but the lock is handed on as soon as
+        COMMIT is on the thread's queue: the next transaction's statements queue behind it
+        (they see what it wrote, or nothing of it if it failed) instead of waiting for its
+        answer to come back through the event loop."""
         if self._in_transaction.get():
             yield  # nested: the outer transaction commits
             return
-        async with self._lock:
-            token = self._in_transaction.set(True)
-            self._begun = False
-            # Grouped writes waiting for their own transaction go with this one instead.
-            adopted, self._group = self._group, []
-            self._queued = [Queued(self, work) for work, _ in adopted]
+        await self._lock.acquire()
+        token = self._in_transaction.set(True)
+        self._begun = False
+        # Grouped writes waiting for their own transaction go with this one instead.
+        adopted, self._group = self._group, []
+        self._queued = [Queued(self, work) for work, _ in adopted]
+        try:
             try:
                 yield
-                if self._begun or self._queued:
-                    await self._hop(_commit)
             except BaseException:
                 await self._abandon()
                 self._regroup(adopted)
                 raise
-            finally:
-                self._in_transaction.reset(token)
-            for _, future in adopted:
-                if not future.done():
-                    future.set_result(None)
+            committing = self._submit_commit() if self._begun or self._queued else None
             told, self._on_commit = self._on_commit, []
-            for tell in told:
-                tell()
-            self._committed.extend(self._after_commit)
-            self._after_commit.clear()
+            after, self._after_commit = self._after_commit, []
+        finally:
+            self._in_transaction.reset(token)
+            self._lock.release()
+        if committing is not None:
+            try:
+                await committing
+            except BaseException:
+                self._regroup(adopted)  # rolled back on the thread
+                raise
+        for _, future in adopted:
+            if not future.done():
+                future.set_result(None)
+        for tell in told:
+            tell()
+        self._committed.extend(after)
+
+    def _submit_commit(self) -> Awaitable[None]:
+        """The transaction's last hop (BEGIN if it has not begun, the queued writes,
+        COMMIT; a ROLLBACK there if any fails), queued on the thread now."""
+        begin = not self._begun
+        queued, self._queued = self._queued, []
+        self._begun = False
+
+        def run(connection: sqlite3.Connection) -> list[Any]:
+            if begin:
+                connection.execute("BEGIN IMMEDIATE")
+            try:
+                answers = [item.work(connection) for item in queued]
+                connection.execute("COMMIT")
+            except BaseException:
+                _rollback(connection)
+                raise
+            return answers
+        submitted = self._submit(run)
+
+        async def committed() -> None:
+            for item, answer in zip(queued, await submitted, strict=True):
+                item.settle(answer)
+        return committed()
 
     async def _abandon(self) -> None:
         """Roll back what ran, forget what was queued."""
@@ -329,7 +365,8 @@ class Database:
 
     def on_commit(self, tell: Callable[[], None]) -> None:
         """Call ``tell`` once the current transaction committed (never if it rolls back),
-        before anything else runs; at once outside a transaction."""
+        before the answer of any statement queued after its COMMIT comes back; at once
+        outside a transaction."""
         if self._in_transaction.get():
             self._on_commit.append(tell)
         else:
@@ -447,13 +484,22 @@ class Database:
         return result
 
     async def _on_thread(self, work: Work[T]) -> T:
-        """aiosqlite has no public call for running a function on its thread; every one of
-        its own calls goes through ``Connection._execute`` (aiosqlite 0.22, pinned in
-        pyproject.toml; tests/test_statement_budget.py fails if that changes)."""
-        self.hops += 1
+        return await self._submit(work)
+
+    def _submit(self, work: Work[T]) -> asyncio.Future[T]:
+        """Queue ``work`` for the connection's thread now; its answer comes in the future.
+
+        aiosqlite has no public call for running a function on its thread: this is what
+        its ``Connection._execute`` does before awaiting (aiosqlite 0.22, pinned in
+        pyproject.toml; tests/test_statement_budget.py fails if that changes), without the
+        await, so that the queue's order is settled before the caller yields."""
         connection = self._connection
-        execute = cast(Callable[[Callable[[], T]], Awaitable[T]], connection._execute)
-        return await execute(lambda: work(connection._conn))
+        if not connection._running or connection._connection is None:
+            raise ValueError("Connection closed")
+        self.hops += 1
+        future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+        connection._tx.put_nowait((future, lambda: work(connection._conn)))
+        return future
 
     async def schema_version(self) -> int:
         await self.execute(
