@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
 
@@ -24,8 +25,9 @@ from bot.domain import (
 )
 from bot.enums import AlertKind, AlertStatus
 from bot.errors import UserFacingError
-from bot.geo.perimeter import Perimeter, parse_perimeter
-from bot.i18n import Translator
+from bot.geo.normalize import name_key
+from bot.geo.perimeter import Perimeter, named_communes, parse_perimeter
+from bot.i18n import ANY_PLATFORM, Translator
 from bot.limits import ALERT_TEXT_CHARS, REASON_CHARS
 from bot.maps import MapLegend
 from bot.reference import Category, Reference
@@ -292,7 +294,8 @@ async def summarize(records: Records, t: Translator, alert: Alert) -> str:
     communes = await stores.alerts.communes(alert.id)
     communities = await stores.alerts.communities(alert.id)
     reach = await stores.deliveries.reach(communes, communities, alert.all_communities)
-    names = sorted(c.name for c in filter(None, map(geo.by_insee, communes)))
+    names = [c.name for c in filter(None, map(geo.by_insee, shown_order(records, alert,
+                                                                        communes)))]
     category = records.reference.categories[alert.category]
     stale = (alert.status == "pending" and not alert.stale_override
              and is_stale(category, alert.facts_at, records.clock.now()))
@@ -300,8 +303,29 @@ async def summarize(records: Records, t: Translator, alert: Alert) -> str:
     return alert_summary(t, records.reference, alert, facts, records.local(alert.facts_at))
 
 
+def shown_order(lookups: Lookups, alert: Alert, communes: Iterable[str]) -> list[str]:
+    """The alert's communes as a preview lists them: those its perimeter names, in the
+    order typed (Vesoul, Noidans), then the others by name — so that the operator and
+    the officers can check the target among the first names shown."""
+    targeted = set(communes)
+    named = [code for code in named_communes(_perimeter_text(alert), lookups.geo)
+             if code in targeted]
+    others = sorted((c for c in map(lookups.geo.by_insee, targeted - set(named))
+                     if c is not None), key=lambda c: name_key(c.name))
+    return named + [c.insee for c in others]
+
+
+def _perimeter_text(alert: Alert) -> str:
+    try:
+        stored = json.loads(alert.perimeter_json)
+    except ValueError:
+        return ""
+    return str(stored.get("text", "")) if isinstance(stored, dict) else ""
+
+
 async def officers_request(records: Records, t: Translator, alert: Alert,
                            status_line: str) -> Outgoing:
+    t = t.on(ANY_PLATFORM)  # one text for every officers' channel: commands as each types them
     category = records.reference.categories[alert.category]
     summary = await summarize(records, t, alert)
     as_delivered = delivered_alert(t, alert, category, records.local(records.clock.now()))

@@ -43,6 +43,7 @@ from bot.domain import (
     Tone,
     ToOfficers,
 )
+from bot.i18n import COMMAND_MARK, commands_for
 from bot.storage.alerts import PostedMessage
 from bot.storage.replies import ReplyRow
 from bot.transports.base import (
@@ -136,6 +137,16 @@ def _message(data: dict[str, Any]) -> Outgoing:
                     tuple(Choice(label, choice) for label, choice in data["choices"]),
                     Tone(data["tone"]), data["reply_to"], attachment,
                     None if deferred is None else Deferred(**deferred))
+
+
+def for_platform(message: Outgoing, platform: str) -> Outgoing:
+    """A message written for several platforms (``ANY_PLATFORM``: the officers'
+    channels), its commands as people type them on ``platform``."""
+    if COMMAND_MARK not in message.text and COMMAND_MARK not in (message.html or ""):
+        return message
+    return dataclasses.replace(message, text=commands_for(message.text, platform),
+                               html=None if message.html is None else commands_for(
+                                   message.html, platform))
 
 
 def _keys(stored: Stored) -> set[tuple[str, ...]]:
@@ -311,8 +322,8 @@ class ReplySender:
             transport = self.transports.get(stored.chat.platform)
             if transport is None:
                 raise PermanentError(f"no transport for {stored.chat.platform}")
-            message_id = await transport.send(stored.chat.chat_id,
-                                              await self._attach(stored.message))
+            message = for_platform(stored.message, stored.chat.platform)
+            message_id = await transport.send(stored.chat.chat_id, await self._attach(message))
             return [PostedMessage(stored.chat.platform, stored.chat.chat_id, message_id)]
         return await self._on_tracked(stored)
 
@@ -326,7 +337,8 @@ class ReplySender:
                 continue
             try:
                 if isinstance(effect, EditTracked):
-                    await transport.edit(post.chat_id, post.message_id, effect.message)
+                    await transport.edit(post.chat_id, post.message_id,
+                                         for_platform(effect.message, post.platform))
                 else:
                     await transport.delete(post.chat_id, post.message_id)
             except DeliveryError as error:

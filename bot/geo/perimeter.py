@@ -4,7 +4,7 @@ A perimeter is a list of parts separated by ``,`` or ``;``; the communes of all 
 united. Each part is one of::
 
     Vesoul                    a commune name (accents, case, St/Saint, articles optional)
-    70550                     an INSEE code, or else a postal code (all its communes)
+    70000                     a postal code (all its communes), or else an INSEE code
     dep:70                    a whole département
     47.62,6.15+5km            a point (latitude,longitude, decimal points) with a radius
     {"type": "Polygon", ...}  GeoJSON text (Polygon, MultiPolygon, Feature, FeatureCollection)
@@ -40,9 +40,12 @@ __all__ = [
     "MAX_FILE_BYTES",
     "MAX_PARTS",
     "MAX_TEXT_LENGTH",
+    "CommuneDoubt",
     "DrawnZone",
     "Perimeter",
     "PerimeterError",
+    "grammar_label",
+    "named_communes",
     "parse_perimeter",
 ]
 
@@ -79,6 +82,19 @@ _DIGITS_RE = re.compile(r"^\d+$")
 class PerimeterError(UserFacingError):
     """A perimeter could not be understood (``bot/locales/perimeter.<lang>.yaml``);
     ``params["part"]`` names the failing part."""
+
+
+class CommuneDoubt(PerimeterError):
+    """A commune name the grammar cannot settle alone: not found but close to some, or
+    borne by several communes. A conversation asks which one was meant (``candidates``,
+    best first) and puts its ``grammar_label`` where the name was (``span``, the name's
+    start and end in the text parsed); a one-line command shows the message."""
+
+    def __init__(self, key: str, span: tuple[int, int], communes: tuple[Commune, ...],
+                 **params: object) -> None:
+        super().__init__(key, **params)
+        self.span = span
+        self.candidates = communes
 
 
 @dataclass(frozen=True)
@@ -133,8 +149,9 @@ def _format_coordinate(value: float) -> str:
 
 
 def _describe(commune: Commune) -> str:
-    postal = ", ".join(commune.postal_codes) or "-"
-    return f"{commune.name} (INSEE {commune.insee}, CP {postal})"
+    """A homonym, with what tells it from the others: its postal code, and the INSEE
+    code to type, labelled as such."""
+    return f"{commune.label()} (INSEE {commune.insee})"
 
 
 # ---------------------------------------------------------------------------- tokenizer
@@ -148,6 +165,7 @@ class _Token:
     radius: str | None  # the text after "+", None when no "+"
     coords: tuple[str, str] | None = None
     value: object = None  # decoded JSON
+    start: int = 0  # where the part begins in the text (a plain part: its body)
 
 
 def _read_radius(text: str, pos: int) -> tuple[str, int]:
@@ -223,7 +241,8 @@ def _tokenize(text: str) -> list[_Token]:
         radius = None
         if pos < length and text[pos] == "+":
             radius, pos = _read_radius(text, pos + 1)
-        tokens.append(_Token(text[start:pos].strip(), "plain", body.strip(), radius))
+        tokens.append(_Token(text[start:pos].strip(), "plain", body.strip(), radius,
+                             start=start))
     return tokens
 
 
@@ -260,8 +279,9 @@ def _with_radius(suffix: str, meters: float | None) -> str:
     return suffix if meters is None else f"{suffix}+{_format_radius(meters)}"
 
 
-def _commune_label(layer: CommuneLayer, commune: Commune) -> str:
-    """The commune's name if it reads back unambiguously, else its INSEE code."""
+def grammar_label(layer: CommuneLayer, commune: Commune) -> str:
+    """How a perimeter names the commune: its name if it reads back unambiguously, else
+    its INSEE code."""
     found = layer.search(commune.name, limit=0).exact
     return commune.name if len(found) == 1 else commune.insee
 
@@ -294,12 +314,14 @@ def _point_part(token: _Token, layer: CommuneLayer, meters: float | None) -> _Pa
 
 def _code_part(token: _Token, layer: CommuneLayer, meters: float | None) -> _Part:
     code = token.body.upper()
-    commune = layer.by_insee(code)
-    if commune is not None:
-        return _communes_part(layer, _commune_label(layer, commune), [commune], meters)
+    # A postal code first: it is the code people know, and 70310 (Faucogney's postal
+    # code) must not mean Lure, whose INSEE code it also is.
     communes = layer.by_postal_code(code)
     if communes:
         return _communes_part(layer, code, communes, meters)
+    commune = layer.by_insee(code)
+    if commune is not None:
+        return _communes_part(layer, grammar_label(layer, commune), [commune], meters)
     raise PerimeterError("perimeter.unknown_code", part=_show(token.raw), code=code)
 
 
@@ -307,18 +329,23 @@ def _name_part(token: _Token, layer: CommuneLayer, meters: float | None) -> _Par
     result = layer.search(token.body, limit=MAX_SUGGESTIONS)
     if len(result.exact) == 1:
         commune = result.exact[0]
-        return _communes_part(layer, _commune_label(layer, commune), [commune], meters)
+        return _communes_part(layer, grammar_label(layer, commune), [commune], meters)
+    span = (token.start, token.start + len(token.body))
     if result.exact:
-        raise PerimeterError(
+        raise CommuneDoubt(
             "perimeter.ambiguous_commune",
+            span,
+            tuple(result.exact),
             part=_show(token.raw),
             candidates="; ".join(_describe(c) for c in result.exact),
         )
     if result.suggestions:
-        raise PerimeterError(
+        raise CommuneDoubt(
             "perimeter.unknown_commune",
+            span,
+            tuple(result.suggestions),
             part=_show(token.raw),
-            suggestions=", ".join(f"{c.name} ({c.insee})" for c in result.suggestions),
+            suggestions=", ".join(c.label() for c in result.suggestions),
         )
     raise PerimeterError("perimeter.unknown_commune_no_suggestion", part=_show(token.raw))
 
@@ -513,6 +540,32 @@ def _drawn_zone(layer: CommuneLayer, polygon: BaseGeometry, communes: frozenset[
 
 
 # ---------------------------------------------------------------------------- entry point
+
+
+def named_communes(text: str, layer: CommuneLayer) -> list[str]:
+    """The communes a perimeter names itself, in the order written (INSEE codes): by
+    name, INSEE code or postal code — not those a radius, a département or a zone adds.
+    Read without geometry, for showing them first; nothing for text that does not parse."""
+    try:
+        tokens = _tokenize(text)
+    except PerimeterError:
+        return []
+    named: list[str] = []
+    for token in tokens:
+        body = token.body
+        if token.kind != "plain" or not body or _FILE_RE.match(body) or _DEP_RE.match(body) \
+                or body.lower().endswith(".geojson"):
+            continue
+        communes: list[Commune | None]
+        if _CODE_RE.match(body):
+            code = body.upper()
+            communes = [*layer.by_postal_code(code)] or [layer.by_insee(code)]
+        else:
+            exact = layer.search(body, limit=0).exact
+            communes = [*exact] if len(exact) == 1 else []
+        named += [c.insee for c in communes if c is not None and c.insee not in named]
+    return named
+
 
 
 def parse_perimeter(
