@@ -49,20 +49,23 @@ class PlaceQuestion:
     doubt: Doubt
     typed: str
     candidates: tuple[str, ...]
+    count: int = 0  # how many communes the place may mean, before any was chosen
 
     def to_json(self) -> dict[str, Any]:
         return {"doubt": self.doubt.value, "typed": self.typed,
-                "candidates": list(self.candidates)}
+                "candidates": list(self.candidates), "count": self.count}
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> PlaceQuestion:
-        return cls(Doubt(data["doubt"]), str(data["typed"]),
-                   tuple(str(code) for code in data["candidates"]))
+        candidates = tuple(str(code) for code in data["candidates"])
+        return cls(Doubt(data["doubt"]), str(data["typed"]), candidates,
+                   int(data.get("count", len(candidates))))
 
     def text(self, t: Translator) -> str:
         """The question, its choices being the candidates' labels."""
         if self.doubt is Doubt.POSTAL:
-            return t("places.ask_postal", code=self.typed, count=len(self.candidates))
+            return t("places.ask_postal", code=self.typed,
+                     count=self.count or len(self.candidates))
         if self.doubt is Doubt.HOMONYMS:
             return t("places.ask_homonyms", name=self.typed)
         return t("places.ask_unknown", name=self.typed)
@@ -75,7 +78,8 @@ class PlaceQuestion:
         """The question less the communes already chosen (nothing left: nothing to ask)."""
         taken = set(chosen)
         return PlaceQuestion(self.doubt, self.typed,
-                             tuple(code for code in self.candidates if code not in taken))
+                             tuple(code for code in self.candidates if code not in taken),
+                             self.count)
 
 
 @dataclass
@@ -166,7 +170,7 @@ class _Places:
             return True
         if search.exact:
             out.questions.append(PlaceQuestion(Doubt.HOMONYMS, part, tuple(
-                c.insee for c in search.exact)))
+                c.insee for c in search.exact), len(search.exact)))
             return False
         return None
 
@@ -178,7 +182,7 @@ class _Places:
         if postal:  # the most populous first: the town people mean most often
             ranked = sorted(postal, key=lambda c: (-(c.population or 0), c.name))
             out.questions.append(PlaceQuestion(Doubt.POSTAL, code, tuple(
-                c.insee for c in ranked)))
+                c.insee for c in ranked), len(ranked)))
             return False
         commune = self.geo.by_insee(code)
         if commune is None:
@@ -205,4 +209,4 @@ class _Places:
         if not chosen:
             out.problems.append(self.t("places.unknown", name=part))
             return None
-        return PlaceQuestion(Doubt.UNKNOWN, part, tuple(c.insee for c in chosen))
+        return PlaceQuestion(Doubt.UNKNOWN, part, tuple(c.insee for c in chosen), len(chosen))
