@@ -8,6 +8,7 @@ are postal codes first; suggestions keep to the person's départements; a commun
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from pathlib import Path
 
@@ -149,6 +150,17 @@ def test_anything_else_is_neither() -> None:
     assert typed_words("  J’accepte  ! ") == "j'accepte"
 
 
+async def test_typed_yes_everywhere_a_yes_is_expected(bot: TestBot) -> None:
+    await bot.enroll(ANA, "commercant", "Vesoul")  # « oui » to the summary
+    await bot.stop()
+    bot.config = dataclasses.replace(bot.config, consent_version="2027-01")
+    await bot.start()
+    assert "a changé" in await bot.say(ANA, "/communes")
+    assert "accord est enregistré" in await bot.say(ANA, "J’accepte")  # a phone's apostrophe
+    assert "Vous désinscrire ?" in await bot.say(ANA, "/stop")
+    assert "désinscrit" in await bot.say(ANA, "ok")
+
+
 # -- the enrollment conversation --------------------------------------------------------
 
 
@@ -173,7 +185,7 @@ async def test_vesouk_is_one_question_with_its_choices(bot: TestBot) -> None:
     assert reply.text == "« Vesouk » : commune introuvable. Vouliez-vous dire :"
     assert [c.label for c in reply.choices] == ["Vesoul — 70000", "Aucune de celles-ci"]
     (reply,) = await replies(bot, ANA, label="Vesoul — 70000")
-    assert reply.text.startswith("✔ Vesoul — 70000\nCommunes retenues : Vesoul — 70000.")
+    assert reply.text.startswith("Communes retenues : Vesoul — 70000.")
     assert [c.label for c in reply.choices] == ["Terminer ✔", "Tout effacer"]
 
 

@@ -347,6 +347,7 @@ async def test_one_line_alert_approved_by_button_edits_the_request(tg: Telegram)
     assert keyboard_rows(request) == [["✅ Valider", "❌ Refuser"]]
     assert request["parse_mode"] == "HTML"
     # A member's press: answered (the button stops spinning), never before the channel.
+    await tg.double.wait_for_message(OFFICERS, lambda r: r["kind"] == "photo")  # the map
     mark = tg.mark(OFFICERS)
     await tg.answered(await tg.double.press(MEMBER, OFFICERS, request["message_id"],
                                             tg.button(OFFICERS, "Valider")[1]))

@@ -131,7 +131,8 @@ class EnrollmentFlow(Flow):
             fields.questions = []  # « Terminer » with questions left: they are dropped
             keep(state, fields)
             return await self._communes_done(ctx, state, fields)
-        notes: list[str] = []
+        problems: list[str] = []
+        added: list[str] = []
         if answer.value == "clear":
             fields.communes, fields.questions = [], []
         elif answer.value == "skip":
@@ -139,20 +140,19 @@ class EnrollmentFlow(Flow):
         elif answer.value and answer.value.startswith("add:"):
             added = _add_commune(fields, answer.value[4:])
             fields.questions = fields.questions[1:]
-            notes += [ctx.t("places.added", commune=c.label()) for c in _named(ctx, added)]
         else:  # new places; they replace the question being asked, if any
             resolution = resolve_places(ctx.geo, ctx.t, answer.text, answer.location,
                                         home=fields.communes)
             added = [code for c in resolution.found for code in _add_commune(fields, c.insee)]
-            notes += resolution.problems
-            notes += [ctx.t("places.added", commune=c.label()) for c in _named(ctx, added)]
+            problems = resolution.problems
             fields.questions = [*resolution.questions, *fields.questions[1:]]
         fields.questions = _still_open(fields)
         keep(state, fields)
         await move_to(ctx, state, "communes")
-        if fields.questions:
-            return self._ask_place(ctx, state, fields, notes)
-        return self._show_communes(ctx, state, notes)
+        if not fields.questions:  # the list so far says what was added
+            return self._show_communes(ctx, state, problems)
+        kept = [ctx.t("places.added", commune=c.label()) for c in _named(ctx, added)]
+        return self._ask_place(ctx, state, fields, problems + kept)
 
     def _ask_place(self, ctx: Context, state: ConversationState, fields: EnrollmentState,
                    notes: list[str]) -> Effects:
