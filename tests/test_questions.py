@@ -363,7 +363,7 @@ async def test_the_preview_lists_the_named_communes_first(bot: TestBot) -> None:
 async def test_guided_perimeter_asks_about_each_doubtful_commune(bot: TestBot) -> None:
     await bot.say(OPERATOR, "/alerte")
     await bot.press(OPERATOR, "Escroquerie")
-    first = await bot.say(OPERATOR, "Vesouk+5km, Grai")
+    first = await bot.say(OPERATOR, "  Vesouk+5km, Grai")
     assert first == "« Vesouk » : commune introuvable. Vouliez-vous dire :"
     second = await bot.press(OPERATOR, "Vesoul — 70000")
     assert second == "« Grai » : commune introuvable. Vouliez-vous dire :"

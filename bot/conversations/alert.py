@@ -144,6 +144,7 @@ class GuidedAlertFlow(Flow):
     async def _settle_perimeter(self, ctx: Context, state: ConversationState,
                                 text: str) -> Effects:
         fields = AlertState.from_json(state.data)
+        text = text.strip()  # as parsed: a doubtful name's place is counted in this text
         try:
             perimeter = require_perimeter(ctx, text)
         except CommuneDoubt as doubt:
