@@ -72,11 +72,9 @@ def _headline(t: Translator, alert: Alert, category: Category) -> str:
 def facts_line(t: Translator, alert: Alert, category: Category, at: datetime,
                zone: tzinfo) -> str:
     """« Faits : aujourd'hui vers 14:30 (il y a 25 min) », or "" when a copy should not
-    say it: prevention, a follow-up, or facts whose time nobody gave (the categories
-    with a fact-age rule always have one: the officer approves its freshness)."""
-    if alert.kind != "alert" or is_prevention(category):
-        return ""
-    if not (alert.facts_stated or category.max_fact_age is not None):
+    say it: prevention, a follow-up, or facts whose time nobody gave (``facts_at`` is then
+    the filing time, which the fact-age rule checks, but a copy does not claim it)."""
+    if alert.kind != "alert" or is_prevention(category) or not alert.facts_stated:
         return ""
     facts, now = alert.facts_at.astimezone(zone), at.astimezone(zone)
     day = _day(t, facts, now)

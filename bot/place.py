@@ -71,10 +71,8 @@ def place_text(t: Translator, areas: Sequence[Area], counted: bool = True) -> st
 def name_list(t: Translator, names: Sequence[str], limit: int = NAMES_IN_A_LIST) -> str:
     """« Vesoul », « Vesoul et Gray », « Vesoul, Gray et Lure », and past ``limit`` names
     « Vesoul, Gray, Lure et 5 autres communes »."""
-    if len(names) > limit:
-        hidden = len(names) - (limit - 1)
-        rest = t("place.other_communes_one" if hidden == 1 else "place.other_communes",
-                 count=hidden)
+    if len(names) > limit:  # so at least 2 are hidden: « et 1 autre » never reads
+        rest = t("place.other_communes", count=len(names) - (limit - 1))
         return ", ".join(names[:limit - 1]) + t("place.and") + rest
     if len(names) == 1:
         return names[0]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 from bot.alert_approval import REQUEST, AlertInputError, follow_up, officers_request, require_body
+from bot.alert_copy import alert_place
 from bot.closing import Ending, end_alert
 from bot.commands import Command
 from bot.context import Context
@@ -154,7 +155,7 @@ async def journal(ctx: Context, args: str) -> Effects:
         return found
     alert = found[0]
     lines = [ctx.t("lifecycle.journal_title", number=alert.id, category=alert.category,
-                   perimeter=alert.perimeter)]
+                   perimeter=alert_place(ctx.t, alert, counted=False))]
     for status, actor, at in await ctx.stores.alerts.transitions(alert.id):
         # Named, in the role the change is made in; the id is in the audit trail.
         who = await display_name(ctx, ctx.t, actor, ACTING_AS.get(status))
