@@ -45,7 +45,8 @@ async def _erase(services: Services, subscriber: Subscriber) -> None:
             " longitude = NULL WHERE subscriber_id = ? OR (platform = ? AND chat_id = ?)",
             (ERASED, subscriber.id, subscriber.platform, subscriber.chat_id))
         identity = f"{subscriber.platform}:{subscriber.platform_user_id}"
-        await db.execute("DELETE FROM conversations WHERE identity = ?", (identity,))
+        # Through the store: an event's handling may have this conversation in memory.
+        await services.stores.conversations.delete(identity)
         # A staff member who is also a subscriber: their platform name goes too (it comes
         # back at their next message while they hold a role, as the register says).
         await forget_names(services, [identity])
