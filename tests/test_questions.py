@@ -19,7 +19,7 @@ from bot.conversations.engine import said_yes_or_no, typed_words
 from bot.conversations.places import Doubt, resolve_places
 from bot.domain import Choice, Outgoing
 from bot.geo.communes import CommuneLayer
-from bot.geo.perimeter import CommuneDoubt, named_communes, parse_perimeter
+from bot.geo.perimeter import CommuneDoubt, parse_perimeter
 from bot.i18n import (
     ANY_PLATFORM,
     COMMAND_IN_TEMPLATE,
@@ -123,12 +123,6 @@ def test_a_stray_number_is_not_a_commune(layer: CommuneLayer) -> None:
     assert resolution.questions == []
     assert resolution.problems == [
         "« 3 » n'est ni une commune, ni un code postal (5 chiffres), ni un des numéros proposés."]
-
-
-def test_the_communes_a_perimeter_names_come_first(layer: CommuneLayer) -> None:
-    assert named_communes("Noidans-lès-Vesoul+5km, 70550", layer) == [NOIDANS, VESOUL]
-    assert named_communes("dep:70, 47.62,6.15+2km", layer) == []
-    assert named_communes('{"type": "Polygon"', layer) == []  # does not parse: nothing
 
 
 # -- yes and no -------------------------------------------------------------------------
@@ -371,8 +365,10 @@ async def test_guided_perimeter_asks_about_each_doubtful_commune(bot: TestBot) -
     await bot.press(OPERATOR, "Tout le monde")
     await bot.press(OPERATOR, "Maintenant")
     confirm = await bot.say(OPERATOR, "Faux billets de 50 €")
-    assert "périmètre : Vesoul+5km, Gray" in confirm
+    assert "périmètre : Vesoul et 5 km alentour" in confirm and "; Gray" in confirm
     assert "aperçu" in await bot.say(OPERATOR, "oui")  # a typed yes submits
+    alert = await bot.core.services.stores.alerts.get(1)
+    assert alert is not None and '"text": "Vesoul+5km, Gray"' in alert.perimeter_json
 
 
 async def test_guided_perimeter_can_be_typed_again(bot: TestBot) -> None:

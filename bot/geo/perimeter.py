@@ -19,11 +19,11 @@ and its ``params`` fill it.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import math
 import re
 from dataclasses import dataclass
+from enum import Enum
 from pathlib import Path
 
 import shapely
@@ -40,12 +40,12 @@ __all__ = [
     "MAX_FILE_BYTES",
     "MAX_PARTS",
     "MAX_TEXT_LENGTH",
+    "Area",
+    "AreaKind",
     "CommuneDoubt",
-    "DrawnZone",
     "Perimeter",
     "PerimeterError",
     "grammar_label",
-    "named_communes",
     "parse_perimeter",
 ]
 
@@ -97,13 +97,27 @@ class CommuneDoubt(PerimeterError):
         self.candidates = communes
 
 
-@dataclass(frozen=True)
-class DrawnZone:
-    """A polygon typed as GeoJSON, as people read it: thousands of coordinates mean
-    nothing to a recipient, « zone tracée autour de Gray (14 communes) » does."""
+class AreaKind(Enum):
+    COMMUNE = "commune"  # one commune, named or given by its INSEE code
+    POSTAL_CODE = "postal_code"  # every commune of a postal code
+    DEPARTEMENT = "departement"  # a whole département
+    POINT = "point"  # around a point
+    ZONE = "zone"  # a drawn polygon (GeoJSON text or file)
 
-    near: str  # the commune under the polygon's centroid, else the most populous one
-    communes: int
+
+@dataclass(frozen=True)
+class Area:
+    """One part of a perimeter as people read it, not as it was typed: thousands of
+    coordinates or ``47.62,6.15+2km`` mean nothing to a recipient, « zone tracée autour de
+    Gray (14 communes) » or « secteur de Noidans-lès-Vesoul, rayon 2 km » do. The words
+    themselves are the rendering's (bot/place.py), in each reader's language."""
+
+    kind: AreaKind
+    near: str = ""  # name of the commune that names the part ("" for a département)
+    near_insee: str = ""
+    code: str = ""  # the postal code or the département code
+    radius_m: float | None = None
+    communes: int = 0  # communes this part reaches
 
 
 @dataclass(frozen=True)
@@ -114,7 +128,7 @@ class Perimeter:
     radius_m: float | None  # radius of a single-part perimeter, if it has one
     polygon_wgs84: BaseGeometry | None  # union of the polygon parts (lon, lat), if any
     parts: tuple[str, ...]  # canonical text of each part
-    shown: tuple[str | DrawnZone, ...] = ()  # each part as people read it (see DrawnZone)
+    areas: tuple[Area, ...] = ()  # each part as people read it (see Area)
 
 
 @dataclass(frozen=True)
@@ -124,7 +138,7 @@ class _Part:
     center: tuple[float, float] | None = None
     radius_m: float | None = None
     polygon: BaseGeometry | None = None
-    shown: str | DrawnZone | None = None  # None: the text reads well as it is
+    area: Area = Area(AreaKind.COMMUNE)
 
 
 def _show(text: str) -> str:
@@ -287,7 +301,8 @@ def grammar_label(layer: CommuneLayer, commune: Commune) -> str:
 
 
 def _communes_part(
-    layer: CommuneLayer, label: str, communes: list[Commune], meters: float | None
+    layer: CommuneLayer, label: str, communes: list[Commune], meters: float | None,
+    postal_code: str = "",
 ) -> _Part:
     codes = [c.insee for c in communes]
     if meters is not None:
@@ -295,7 +310,12 @@ def _communes_part(
     else:
         found = frozenset(codes)
     center = layer.reference_point(codes[0]) if len(codes) == 1 else None
-    return _Part(_with_radius(label, meters), found, center, meters)
+    # A postal code is named after its most populous commune (70000: Vesoul).
+    near = max(communes, key=lambda c: (c.population or 0, c.insee)) if postal_code \
+        else communes[0]
+    kind = AreaKind.POSTAL_CODE if postal_code else AreaKind.COMMUNE
+    area = Area(kind, near.name, near.insee, postal_code, meters, len(found))
+    return _Part(_with_radius(label, meters), found, center, meters, area=area)
 
 
 def _point_part(token: _Token, layer: CommuneLayer, meters: float | None) -> _Part:
@@ -309,7 +329,10 @@ def _point_part(token: _Token, layer: CommuneLayer, meters: float | None) -> _Pa
     if not found:
         raise PerimeterError("perimeter.point_outside", part=_show(token.raw))
     text = f"{_format_coordinate(lat)},{_format_coordinate(lon)}+{_format_radius(meters)}"
-    return _Part(text, frozenset(found), (lat, lon), meters)
+    near = layer.nearest(lat, lon, found)
+    area = Area(AreaKind.POINT, near.name if near else "", near.insee if near else "", "",
+                meters, len(found))
+    return _Part(text, frozenset(found), (lat, lon), meters, area=area)
 
 
 def _code_part(token: _Token, layer: CommuneLayer, meters: float | None) -> _Part:
@@ -318,7 +341,7 @@ def _code_part(token: _Token, layer: CommuneLayer, meters: float | None) -> _Par
     # code) must not mean Lure, whose INSEE code it also is.
     communes = layer.by_postal_code(code)
     if communes:
-        return _communes_part(layer, code, communes, meters)
+        return _communes_part(layer, code, communes, meters, postal_code=code)
     commune = layer.by_insee(code)
     if commune is not None:
         return _communes_part(layer, grammar_label(layer, commune), [commune], meters)
@@ -366,7 +389,9 @@ def _departement_part(
         )
     if meters is not None:
         communes = layer.within_distance_of_communes(communes, meters)
-    return _Part(_with_radius(f"dep:{code}", meters), frozenset(communes), None, meters)
+    area = Area(AreaKind.DEPARTEMENT, code=code, radius_m=meters, communes=len(communes))
+    return _Part(_with_radius(f"dep:{code}", meters), frozenset(communes), None, meters,
+                 area=area)
 
 
 def _polygon_from_geojson(value: object, part: str) -> BaseGeometry:
@@ -440,7 +465,9 @@ def _polygon_part(
         ) from None
     if not found:
         raise PerimeterError("perimeter.polygon_no_commune", part=part)
-    return _Part(_with_radius(label, meters), frozenset(found), None, meters, polygon)
+    near = _zone_name(layer, polygon, frozenset(found))
+    area = Area(AreaKind.ZONE, near.name, near.insee, "", meters, len(found))
+    return _Part(_with_radius(label, meters), frozenset(found), None, meters, polygon, area)
 
 
 def _file_part(
@@ -505,8 +532,7 @@ def _parse_token(
     if token.kind == "json":
         part = _show(token.raw)
         polygon = _polygon_from_geojson(token.value, part)
-        drawn = _polygon_part(polygon, shapely.to_geojson(polygon), part, layer, meters)
-        return dataclasses.replace(drawn, shown=_drawn_zone(layer, polygon, drawn.communes))
+        return _polygon_part(polygon, shapely.to_geojson(polygon), part, layer, meters)
     body = token.body
     if not body:
         raise PerimeterError("perimeter.bad_part", part=_show(token.raw))
@@ -525,7 +551,7 @@ def _parse_token(
     return _name_part(token, layer, meters)
 
 
-def _drawn_zone(layer: CommuneLayer, polygon: BaseGeometry, communes: frozenset[str]) -> DrawnZone:
+def _zone_name(layer: CommuneLayer, polygon: BaseGeometry, communes: frozenset[str]) -> Commune:
     """Name the zone after the commune under its centroid when that one is targeted (a
     ring-shaped zone's centroid can fall outside it), else the most populous target."""
     centroid = polygon.centroid
@@ -536,36 +562,10 @@ def _drawn_zone(layer: CommuneLayer, polygon: BaseGeometry, communes: frozenset[
     if under is None or under.insee not in communes:
         targets = [c for c in map(layer.by_insee, sorted(communes)) if c is not None]
         under = max(targets, key=lambda c: c.population or 0)
-    return DrawnZone(under.name, len(communes))
+    return under
 
 
 # ---------------------------------------------------------------------------- entry point
-
-
-def named_communes(text: str, layer: CommuneLayer) -> list[str]:
-    """The communes a perimeter names itself, in the order written (INSEE codes): by
-    name, INSEE code or postal code — not those a radius, a département or a zone adds.
-    Read without geometry, for showing them first; nothing for text that does not parse."""
-    try:
-        tokens = _tokenize(text)
-    except PerimeterError:
-        return []
-    named: list[str] = []
-    for token in tokens:
-        body = token.body
-        if token.kind != "plain" or not body or _FILE_RE.match(body) or _DEP_RE.match(body) \
-                or body.lower().endswith(".geojson"):
-            continue
-        communes: list[Commune | None]
-        if _CODE_RE.match(body):
-            code = body.upper()
-            communes = [*layer.by_postal_code(code)] or [layer.by_insee(code)]
-        else:
-            exact = layer.search(body, limit=0).exact
-            communes = [*exact] if len(exact) == 1 else []
-        named += [c.insee for c in communes if c is not None and c.insee not in named]
-    return named
-
 
 
 def parse_perimeter(
@@ -620,5 +620,5 @@ def parse_perimeter(
         radius_m=single.radius_m if single else None,
         polygon_wgs84=polygon,
         parts=tuple(p.text for p in parts),
-        shown=tuple(p.text if p.shown is None else p.shown for p in parts),
+        areas=tuple(p.area for p in parts),
     )
