@@ -27,6 +27,7 @@ import contextlib
 import math
 import random
 import time
+from abc import ABC, abstractmethod
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -109,38 +110,48 @@ async def sleep_until(moment: float) -> None:
 
 @dataclass
 class Person:
-    chat: int
+    chat: Any  # Telegram: the private chat's id; Matrix: the room's id
     acted: int = 0  # steps done on the person's side
     answered: int = 0  # of which the bot answered as expected
-    last: Record | None = None  # the bot's last answer
     wrong: str | None = None  # an answer that did not offer the next step
     finished_at: float | None = None
 
 
 @dataclass
 class Answer:
-    acted_at: float  # the person's update entered the double's queue
-    answered_at: float  # the bot's answer was accepted by the double
+    acted_at: float  # the person's message left them (Telegram: entered the double's queue)
+    answered_at: float  # the answer was accepted by the platform
 
     @property
     def latency(self) -> float:
         return self.answered_at - self.acted_at
 
 
-class Crowd:
-    """People going through ``steps``; ``pause`` seconds between a reply and their next step
-    (0: a closed loop)."""
+class Crowd(ABC):
+    """People going through a conversation of ``length`` steps; ``pause`` seconds between an
+    answer and their next step (0: a closed loop). Platforms say how a person acts and how
+    the answer is recognised."""
 
-    def __init__(self, double: TelegramDouble, chats: Iterable[int], pause: float = 0.0,
-                 steps: tuple[Step, ...] = ENROLLMENT) -> None:
-        self.double = double
-        self.people = [Person(chat) for chat in chats]
+    def __init__(self, people: list[Any], length: int, pause: float = 0.0) -> None:
+        self.people: list[Any] = people
+        self.length = length
         self.pause = pause
-        self.steps = steps
         self.answers: list[Answer] = []
         self.activity = time.time()  # the last act or answer, for stall detection
         self.ended_by = "completed"  # or "deadline", "stalled"
-        self.pending_at_end = 0  # updates the bot had not confirmed when the run stopped
+        self.pending_at_end = 0  # updates the bot had not read when the run stopped
+
+    @abstractmethod
+    async def act(self, person: Any, index: int) -> Any:
+        """Step ``index`` on the person's side; returns what ``answer`` needs."""
+
+    @abstractmethod
+    async def answer(self, person: Any, index: int, mark: Any) -> tuple[float, bool, str]:
+        """Waits for the answer: (time accepted by the platform, expected?, its text)."""
+
+    def unread(self) -> int:
+        """Updates the platform holds for the bot (unknown: 0)."""
+        return 0
 
     async def run(self, starts: Sequence[float], deadline: float, stall: float) -> None:
         """Everyone, person i from ``starts[i]`` (unix time); stops at ``deadline`` (unix
@@ -154,12 +165,12 @@ class Crowd:
                     self.ended_by = "deadline"
                     break
                 idle = now - self.activity > stall and now > max(starts, default=now)
-                if idle and len(self.double.world.updates) == 0:
+                if idle and self.unread() == 0:
                     self.ended_by = "stalled"
                     break
                 await asyncio.sleep(0.1)
         finally:
-            self.pending_at_end = len(self.double.world.updates)
+            self.pending_at_end = self.unread()
             for task in tasks:
                 task.cancel()
             outcomes = await asyncio.gather(*tasks, return_exceptions=True)
@@ -170,35 +181,22 @@ class Crowd:
 
     async def _go(self, person: Person, start: float) -> None:
         await sleep_until(start)
-        for step in self.steps:
-            if person.acted and self.pause:
+        answered_at = math.nan
+        for index in range(self.length):
+            if index and self.pause:
                 await asyncio.sleep(self.pause)
-            chat = self.double.world.chat(person.chat)
-            mark = chat.next_message_id - 1  # the answer is the bot's next message
-            acted_at = await self._act(person, step)
+            acted_at = time.time()
+            mark = await self.act(person, index)
             person.acted += 1
             self.activity = time.time()
-            record = await self.double.wait_for_message(person.chat, after=mark,
-                                                        timeout=NEVER)
-            self.answers.append(Answer(acted_at, record["sent_at"]))
+            answered_at, expected, text = await self.answer(person, index, mark)
+            self.answers.append(Answer(acted_at, answered_at))
             self.activity = time.time()
-            person.last = record
-            if not step.answered_by(record):
-                person.wrong = str(record["text"])[:200]
+            if not expected:
+                person.wrong = text[:200]
                 return
             person.answered += 1
-        person.finished_at = person.last["sent_at"] if person.last else None
-
-    async def _act(self, person: Person, step: Step) -> float:
-        acted_at = time.time()
-        if step.typed is not None:
-            await self.double.send_text(person.chat, step.typed)
-            return acted_at
-        assert step.pressed is not None and person.last is not None
-        data = button_data(person.last, step.pressed)
-        assert data is not None  # checked by answered_by when the answer came
-        await self.double.press(person.chat, person.chat, person.last["message_id"], data)
-        return acted_at
+        person.finished_at = answered_at
 
     # -- what it looked like -----------------------------------------------------------------
 
@@ -223,7 +221,7 @@ class Crowd:
         return [a.latency for a in self.answers
                 if during is None or during[0] <= a.acted_at <= during[1]]
 
-    def summary(self, enrolled: set[int]) -> dict[str, Any]:
+    def summary(self, enrolled: set[Any]) -> dict[str, Any]:
         first, last = self.window()
         span = last - first
         latencies = self.latencies()
@@ -242,6 +240,44 @@ class Crowd:
                 "wrong_example": next((p.wrong for p in self.people if p.wrong), None),
                 "answers_per_second": per_second(sorted(a.answered_at for a in self.answers),
                                                  first) if self.answers else []}
+
+
+@dataclass
+class TelegramPerson(Person):
+    last: Record | None = None  # the bot's last answer: the next step presses its buttons
+
+
+class TelegramCrowd(Crowd):
+    """People in their private chats on the Bot API double."""
+
+    def __init__(self, double: TelegramDouble, chats: Iterable[int], pause: float = 0.0,
+                 steps: tuple[Step, ...] = ENROLLMENT) -> None:
+        super().__init__([TelegramPerson(chat) for chat in chats], len(steps), pause)
+        self.double = double
+        self.steps = steps
+
+    def unread(self) -> int:
+        return len(self.double.world.updates)
+
+    async def act(self, person: TelegramPerson, index: int) -> int:
+        """Types or presses; returns the chat's last message id before (the answer's after)."""
+        step = self.steps[index]
+        mark = self.double.world.chat(person.chat).next_message_id - 1
+        if step.typed is not None:
+            await self.double.send_text(person.chat, step.typed)
+            return mark
+        assert step.pressed is not None and person.last is not None
+        data = button_data(person.last, step.pressed)
+        assert data is not None  # checked by answered_by when the answer came
+        await self.double.press(person.chat, person.chat, person.last["message_id"], data)
+        return mark
+
+    async def answer(self, person: TelegramPerson, index: int,
+                     mark: int) -> tuple[float, bool, str]:
+        record = await self.double.wait_for_message(person.chat, after=mark, timeout=NEVER)
+        person.last = record
+        return float(record["sent_at"]), self.steps[index].answered_by(record), str(
+            record["text"])
 
 
 def enrolled_chats(bench: TelegramBench) -> set[int]:
@@ -360,7 +396,7 @@ async def spike(folder: Path, plan: SpikePlan) -> dict[str, Any]:
         await bench.start_bot()
         if plan.valider_at >= 0:
             await bench.request()
-        crowd = Crowd(double, first_wave)
+        crowd = TelegramCrowd(double, first_wave)
         start = time.time() + 0.2
         valider = (asyncio.create_task(_valider(bench, start + plan.valider_at))
                    if plan.valider_at >= 0 else None)
@@ -411,7 +447,7 @@ async def _second_wave(bench: TelegramBench, chats: list[int],
                        plan: SpikePlan) -> dict[str, Any]:
     """VmRSS once the first wave (and its alert) is over, then after ``chats`` enrolled."""
     before = await _settled_rss(bench)
-    crowd = Crowd(bench.double, chats)
+    crowd = TelegramCrowd(bench.double, chats)
     start = time.time() + 0.2
     await crowd.run([start] * len(chats), start + plan.deadline, plan.stall)
     after = await _settled_rss(bench)
@@ -450,7 +486,7 @@ async def human_pace(folder: Path, plan: HumanPlan) -> dict[str, Any]:
     async with bench:
         await bench.start_bot()
         await bench.request()
-        crowd = Crowd(bench.double, chats, pause=plan.pause)
+        crowd = TelegramCrowd(bench.double, chats, pause=plan.pause)
         start = time.time() + 0.2
         starts = [start + plan.arrival * n / plan.people for n in range(plan.people)]
         approval = asyncio.create_task(_approve_at(bench, start + plan.approve_at))

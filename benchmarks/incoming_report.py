@@ -168,4 +168,30 @@ async def free_tier(run: Run, folder: Path, latency: float) -> None:
 
 
 async def matrix(run: Run) -> None:
-    raise NotImplementedError("incoming-matrix: not yet")
+    from benchmarks import matrix_incoming  # imports the Synapse harness
+
+    sizes = run.sizes
+    plan = matrix_incoming.MatrixPlan(people=sizes.matrix_people,
+                                      valider_at=sizes.matrix_valider_at)
+    outcome = await matrix_incoming.spike(plan)
+    run.details["incoming_matrix"] = outcome
+    bot, bare = outcome["bot"]["wave"], outcome["bare"]["wave"]
+    ratio = outcome["ratio_updates"]
+    run.target(f"Matrix: {plan.people} people enrolling at once (closed loop): updates/s, bot / "
+               "bare nio client", "(≥ 0.9, as the fan-out)",
+               f"{ratio} ({bot['updates_per_s']} vs {bare['updates_per_s']}/s)", ratio >= 0.9,
+               f"reply p50 {seconds(bot['latency_p50_s'])}, p99 {seconds(bot['latency_p99_s'])}"
+               f" (bare {seconds(bare['latency_p50_s'])}, {seconds(bare['latency_p99_s'])}); "
+               f"bot {_ended(bot)}, bare {_ended(bare)}")
+    run.target("… half-enrolled people at the end", "0", bot["half_enrolled"],
+               bot["half_enrolled"] == 0,
+               f"{bot['finished']}/{plan.people} finished; {bot['waiting_at_end']} waited for an"
+               " answer when the run stopped")
+    acknowledged, first = outcome["bot"]["acknowledged_s"], outcome["bot"]["first_copy_s"]
+    run.target(f"… an officer's !valider {plan.valider_at:g} s into the spike: acknowledged, "
+               "first alert copy", f"≤ {STAFF_DELAY} s",
+               f"acknowledged {seconds(acknowledged)}, first copy {seconds(first)}",
+               acknowledged <= STAFF_DELAY and first <= STAFF_DELAY,
+               f"Synapse's timestamps; the alert goes to {plan.seeded} subscriber rooms; the "
+               f"bare client answers a message in {seconds(bare['latency_p50_s'])} (p50) "
+               "under the same spike")

@@ -133,3 +133,19 @@ def test_incoming_scenarios_enroll_everyone_and_write_their_rows(tmp_path: Path)
     assert text.startswith(f"Machine: {document['meta']['cores']} cores")
     assert "| Incoming spike, 12 people enrolling at once" in text
     assert "| Free tier (30 msg/s): 8 people enrolling at once" in text
+
+
+@pytest.mark.synapse
+async def test_matrix_incoming_spike_enrolls_everyone_and_the_bare_client_answers_all(
+        synapse: SynapseServer) -> None:
+    from benchmarks import matrix_incoming
+
+    plan = matrix_incoming.MatrixPlan(people=3, seeded=2, valider_at=0.2, deadline=60.0)
+    outcome = await matrix_incoming.spike(plan, server=synapse, prefix="smokein")
+    bot, bare = outcome["bot"]["wave"], outcome["bare"]["wave"]
+    for wave in (bot, bare):
+        assert wave["ended_by"] == "completed" and wave["finished"] == 3, wave
+        assert wave["answers"] == wave["updates"] == 21 and wave["wrong_answers"] == 0
+    assert bot["half_enrolled"] == 0
+    assert outcome["bot"]["acknowledged_s"] > 0 and outcome["bot"]["first_copy_s"] > 0
+    assert outcome["ratio_updates"] > 0
