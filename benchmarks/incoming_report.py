@@ -135,7 +135,9 @@ async def receipts(run: Run, folder: Path, latency: float) -> None:
     run.target("… receipts lost", "0",
                f"{outcome['lost']} not recorded, {outcome['unanswered']} unanswered, of "
                f"{outcome['pressed']:,}", outcome["lost"] == 0 and outcome["unanswered"] == 0,
-               "recorded: deliveries.acknowledged_at in the bot's database")
+               f"recorded: deliveries.acknowledged_at in the bot's database, up to "
+               f"{plan.drain:g} s after the last press; then {outcome['unread_at_end']:,} "
+               "updates were still unread by the bot")
     run.panels.append(plot.Panel(
         f"« Reçu » pressed by {plan.share:.0%} during a {plan.subscribers:,} broadcast, "
         f"{where(latency)}", {"alert copies": budget["per_second_copies"],
@@ -143,6 +145,8 @@ async def receipts(run: Run, folder: Path, latency: float) -> None:
 
 
 def _ms(value: float) -> str:
+    if math.isinf(value):
+        return "unanswered"  # more than 1 % of the presses had no answer at all
     return "n/a" if math.isnan(value) else f"{value * 1000:.0f} ms"
 
 

@@ -124,7 +124,7 @@ def test_incoming_scenarios_enroll_everyone_and_write_their_rows(tmp_path: Path)
     assert human["report"] and human["broadcast"]["copies"] == 200
     receipts = details["incoming_receipts"]
     assert receipts["pressed"] == receipts["noted"] == 60  # 20 % of 300, all within the run
-    assert (receipts["lost"], receipts["unanswered"]) == (0, 0)
+    assert (receipts["lost"], receipts["unanswered"], receipts["unread_at_end"]) == (0, 0, 0)
     assert receipts["broadcast"]["copies"] == 300
     rows = document["targets"]
     assert len(rows) == 4 + 3 + 4 + 2 and {row["met"] for row in rows} == {"n/a (smoke)"}
