@@ -140,6 +140,7 @@ class Crowd(ABC):
         self.activity = time.time()  # the last act or answer, for stall detection
         self.ended_by = "completed"  # or "deadline", "stalled"
         self.pending_at_end = 0  # updates the bot had not read when the run stopped
+        self.stopped = False  # the run is over: nobody acts or counts answers any more
 
     @abstractmethod
     async def act(self, person: Any, index: int) -> Any:
@@ -171,8 +172,8 @@ class Crowd(ABC):
                 await asyncio.sleep(0.1)
         finally:
             self.pending_at_end = self.unread()
-            for task in tasks:
-                task.cancel()
+            self.stopped = True
+            await _cancel(tasks)
             outcomes = await asyncio.gather(*tasks, return_exceptions=True)
         failures = [o for o in outcomes if isinstance(o, Exception)
                     and not isinstance(o, asyncio.CancelledError)]
@@ -185,11 +186,15 @@ class Crowd(ABC):
         for index in range(self.length):
             if index and self.pause:
                 await asyncio.sleep(self.pause)
+            if self.stopped:
+                return
             acted_at = time.time()
             mark = await self.act(person, index)
             person.acted += 1
             self.activity = time.time()
             answered_at, expected, text = await self.answer(person, index, mark)
+            if self.stopped:
+                return
             self.answers.append(Answer(acted_at, answered_at))
             self.activity = time.time()
             if not expected:
@@ -240,6 +245,16 @@ class Crowd(ABC):
                 "wrong_example": next((p.wrong for p in self.people if p.wrong), None),
                 "answers_per_second": per_second(sorted(a.answered_at for a in self.answers),
                                                  first) if self.answers else []}
+
+
+async def _cancel(tasks: list[asyncio.Task[None]]) -> None:
+    """Cancel until done: on Python 3.11 ``asyncio.wait_for`` can swallow a cancellation
+    that arrives as its wait ends (the task then goes on as if nothing happened)."""
+    pending = {task for task in tasks if not task.done()}
+    while pending:
+        for task in pending:
+            task.cancel()
+        _, pending = await asyncio.wait(pending, timeout=0.5)
 
 
 @dataclass
@@ -380,7 +395,10 @@ class SpikePlan:
     paid: bool = True
     latency: float = 0.0
     deadline: float = 90.0  # seconds a wave may take at most
-    stall: float = 15.0  # nothing moved for that long, nothing left to read: stop
+    # Nothing answered for that long, nothing left unread: the answers were dropped, stop.
+    # (A bot that reads everything at once and works through its own backlog still answers
+    # someone every few seconds.)
+    stall: float = 20.0
 
 
 async def spike(folder: Path, plan: SpikePlan) -> dict[str, Any]:
@@ -458,13 +476,19 @@ async def _second_wave(bench: TelegramBench, chats: list[int],
             "wave": crowd.summary(enrolled_chats(bench))}
 
 
-async def _settled_rss(bench: TelegramBench, quiet: float = 1.0, patience: float = 60.0) -> int:
-    """VmRSS (kB) once the bot has had ``quiet`` s with nothing to read (or, behind a
-    backlog it does not clear in ``patience`` s, then: the figure is still the memory)."""
-    with contextlib.suppress(TimeoutError):
-        await bench.until(lambda: len(bench.double.world.updates) == 0, patience,
-                          "updates unread")
-    await asyncio.sleep(quiet)
+async def _settled_rss(bench: TelegramBench, quiet: float = 2.0, patience: float = 90.0) -> int:
+    """VmRSS (kB) once the bot is idle: nothing unread and nothing sent for ``quiet`` s (a
+    bot that reads every update at once still works through its backlog after a wave cut
+    by its deadline). After ``patience`` s, idle or not: the figure is still the memory."""
+    stats = bench.double.stats
+    deadline = time.monotonic() + patience
+    sent, since = stats.accepted_total, time.monotonic()
+    while time.monotonic() < deadline:
+        await asyncio.sleep(0.1)
+        if stats.accepted_total != sent or len(bench.double.world.updates):
+            sent, since = stats.accepted_total, time.monotonic()
+        elif time.monotonic() - since >= quiet:
+            break
     return bench.process.memory().rss_kb
 
 
@@ -494,7 +518,7 @@ async def human_pace(folder: Path, plan: HumanPlan) -> dict[str, Any]:
         starts = [start + plan.arrival * n / plan.people for n in range(plan.people)]
         approval = asyncio.create_task(_approve_at(bench, start + plan.approve_at))
         end = start + plan.arrival + len(ENROLLMENT) * plan.pause + plan.grace
-        await crowd.run(starts, end, stall=15.0)
+        await crowd.run(starts, end, stall=20.0)
         await approval
         await bench.wait_report(timeout=max(60.0, plan.subscribers / rate * 3))
         budget = Budget.of(bench.double, rate, bench.result.approved_at)
