@@ -109,6 +109,28 @@ async def test_a_global_429_pauses_the_platform(tmp_path: Path) -> None:
     await bot.stop()
 
 
+class CountingClock(Clock):
+    """The real clock, counting the sleeps asked of it."""
+
+    def __init__(self) -> None:
+        self.sleeps = 0
+
+    async def sleep(self, seconds: float) -> None:
+        self.sleeps += 1
+        await super().sleep(seconds)
+
+
+async def test_callers_queued_for_the_global_budget_sleep_once_each() -> None:
+    from bot.broadcast.pacing import LeakyBucket
+
+    clock = CountingClock()
+    bucket = LeakyBucket(clock, rate=2000, capacity=1)  # the real clock: 25 ms in all
+    await asyncio.gather(*(bucket.acquire() for _ in range(50)))
+    # One sleep per queued caller (twice at worst, for a wake-up a hair early); waiters
+    # that all woke to try again slept about 50 × 49 / 2 times.
+    assert clock.sleeps <= 2 * 49
+
+
 async def test_recipients_are_written_in_chunks_and_resume_after_restart(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(outbox, "FIRST_SLICE", 10)
