@@ -112,7 +112,7 @@ class Core:
             return
         if handled.wake_dispatcher:
             self.dispatcher.wake()
-        await self.replies.drain()
+        await self.replies.send_ready()  # a map still being drawn follows on its own
         await self.services.db.run_committed()
 
     async def _apply(self, incoming: Incoming, replaced: int) -> Effects | None:
