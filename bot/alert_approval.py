@@ -7,7 +7,7 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
 
-from bot.broadcast.outbox import start_broadcast
+from bot.broadcast.outbox import open_outbox, start_broadcast
 from bot.buttons import ApprovalButton, button
 from bot.context import Context, Services
 from bot.deferred import map_recipe
@@ -37,6 +37,7 @@ from bot.render import (
     when,
 )
 from bot.storage.alerts import Alert, NewAlert
+from bot.storage.deliveries import Reach
 
 REQUEST = "approval_request"
 MAP = "map"  # tracked: a protected alert's map is deleted when the alert ends
@@ -276,10 +277,14 @@ def perimeter_json(perimeter: Perimeter) -> str:
                        else perimeter.polygon_wgs84.wkt}, ensure_ascii=False)
 
 
-async def summarize(services: Services, t: Translator, alert: Alert) -> str:
+async def summarize(services: Services, t: Translator, alert: Alert,
+                    reach: Reach | None = None) -> str:
+    """``reach``: when the caller counted it in this transaction already."""
     communes = await services.stores.alerts.communes(alert.id)
     communities = await services.stores.alerts.communities(alert.id)
-    reach = await services.stores.deliveries.reach(communes, communities, alert.all_communities)
+    if reach is None:
+        reach = await services.stores.deliveries.reach(communes, communities,
+                                                       alert.all_communities)
     names = sorted(c.name for c in filter(None, map(services.geo.by_insee, communes)))
     category = services.reference.categories[alert.category]
     stale = (alert.status == "pending" and not alert.stale_override
@@ -289,9 +294,9 @@ async def summarize(services: Services, t: Translator, alert: Alert) -> str:
 
 
 async def officers_request(services: Services, t: Translator, alert: Alert,
-                           status_line: str) -> Outgoing:
+                           status_line: str, reach: Reach | None = None) -> Outgoing:
     category = services.reference.categories[alert.category]
-    summary = await summarize(services, t, alert)
+    summary = await summarize(services, t, alert, reach)
     as_delivered = delivered_alert(t, alert, category, services.local(services.clock.now()))
     text, markup = approval_request(t, summary, alert, services.local(alert.created_at),
                                     as_delivered, status_line)
@@ -413,7 +418,8 @@ async def _partial_approval(ctx: Context, alert: Alert, count: int) -> None:
 async def _launch(ctx: Context, alert: Alert) -> None:
     await ctx.stores.alerts.transition(alert.id, AlertStatus.PENDING, AlertStatus.APPROVED,
                                        ctx.who, ctx.now)
-    recipients = await start_broadcast(ctx.services, alert.id, ctx.now)
+    opened = await open_outbox(ctx.services, alert.id, ctx.now)
+    recipients = opened.rows
     approved = await ctx.stores.alerts.get(alert.id)
     assert approved is not None
     if approved.status == "approved":  # scheduled for later
@@ -422,7 +428,8 @@ async def _launch(ctx: Context, alert: Alert) -> None:
     status = ctx.t("approval.approved_by", who=ctx.who, time=ctx.services.local(
         ctx.now).strftime("%H:%M"), recipients=recipients)
     ctx.effects.items.append(EditTracked(
-        REQUEST, alert.id, await officers_request(ctx.services, ctx.t, approved, status)))
+        REQUEST, alert.id, await officers_request(ctx.services, ctx.t, approved, status,
+                                                  opened.reach)))
     ctx.effects.items.append(_tell_requester(ctx, alert, ctx.t(
         "approval.requester_approved", number=alert.id, recipients=recipients)))
     ctx.effects.wake_dispatcher = True
