@@ -8,8 +8,6 @@ never a chat, a person or an alert.
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
-
 # Seconds from an alert's approval (or its scheduled time) to its first copy accepted by a
 # platform: normally well under a second; minutes mean the outbox was stuck.
 LATENCY_BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0)
@@ -33,6 +31,9 @@ class Metrics:
 
 class PrometheusMetrics(Metrics):
     def __init__(self) -> None:
+        # Imported here: a bot without monitoring does not carry prometheus_client (1 MB).
+        from prometheus_client import CollectorRegistry, Counter, Histogram
+
         self.registry = CollectorRegistry()
         self.deliveries = Counter(
             "alerte_deliveries", "Outbox rows recorded by the dispatcher, by outcome "
