@@ -2,10 +2,9 @@
 
 Effects are written as rows in the transaction that decided them and sent after commit:
 at once by the core, and by a background loop for rows a crash, a rate limit or a network
-error left pending, and for those that waited for a drawing. A row is marked 'sent' only
-once the platform accepted it, so after a crash the replies in flight are sent again (at
-least once, never lost); one lock keeps two senders from taking the same row, and keeps
-the rows of an event in order.
+error left pending. A row is marked 'sent' only once the platform accepted it, so after a
+crash the replies in flight are sent again (at least once, never lost); one lock keeps
+two senders from taking the same row, and keeps the rows of an event in order.
 
 A message whose file is still to draw (a map: ``Outgoing.deferred``) is drawn in a worker
 thread, outside the core's lock and the sender's: until it is drawn, its row waits, and so
@@ -198,14 +197,6 @@ class ReplySender:
             return IDLE_WAIT
         delta = due - self.services.clock.now()
         return min(max(delta.total_seconds(), 0.05), IDLE_WAIT)
-
-    async def send_ready(self) -> None:
-        """Send the due rows that can go now, oldest first; a row whose file is being
-        drawn, and the later rows of its chat, are left to the background loop, which the
-        end of the drawing wakes. For the core: the next event (on Telegram, the next
-        update of the polling loop) need not wait for a map being drawn."""
-        async with self._lock:
-            await self._send_ready()
 
     async def drain(self) -> None:
         """Send every due row, oldest first. A row whose file is being drawn waits, with
