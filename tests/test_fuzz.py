@@ -1203,6 +1203,7 @@ async def _reset(bot: TestBot) -> None:
     await db.execute("PRAGMA foreign_keys = ON")
     for transport in bot.transports.values():
         transport.posted.clear()
+    bot.core.core.replies.forget()  # its rows are gone, and their ids will be given again
     bot.clock.set(START)
 
 
@@ -1219,7 +1220,9 @@ def _incoming(bot: TestBot, say: Say) -> Incoming:
                     text=say.text, choice=say.choice, location=say.location,
                     chat_title="" if kind is ChatKind.PRIVATE else f"Groupe {chat}",
                     unsupported=say.unsupported, membership=say.membership,
-                    moved_to=say.moved_to)
+                    moved_to=say.moved_to,
+                    # Any text may be a display name too (staff's are kept: bot/people.py).
+                    sender_name=say.text[-100:])
 
 
 def _pressed(bot: TestBot, press: Press) -> Say:
