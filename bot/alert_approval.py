@@ -9,7 +9,7 @@ from datetime import UTC, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from bot.alert_copy import alert_place, delivered_alert
-from bot.broadcast.outbox import start_broadcast
+from bot.broadcast.outbox import open_outbox, start_broadcast
 from bot.buttons import ApprovalButton, button
 from bot.config import Config
 from bot.context import Context, Lookups, Records, Services
@@ -36,6 +36,7 @@ from bot.reference import Category, Reference
 from bot.render import AlertFacts, alert_summary, approval_request, preview, when
 from bot.roles import Role
 from bot.storage.alerts import Alert, NewAlert
+from bot.storage.deliveries import Reach
 
 REQUEST = "approval_request"
 MAP = "map"  # tracked: a protected alert's map is deleted when the alert ends
@@ -290,11 +291,14 @@ def perimeter_json(perimeter: Perimeter) -> str:
                        "areas": areas_to_json(perimeter.areas)}, ensure_ascii=False)
 
 
-async def summarize(records: Records, t: Translator, alert: Alert) -> str:
+async def summarize(records: Records, t: Translator, alert: Alert,
+                    reach: Reach | None = None) -> str:
+    """``reach``: when the caller counted it in this transaction already."""
     stores, geo = records.stores, records.geo
     communes = await stores.alerts.communes(alert.id)
     communities = await stores.alerts.communities(alert.id)
-    reach = await stores.deliveries.reach(communes, communities, alert.all_communities)
+    if reach is None:
+        reach = await stores.deliveries.reach(communes, communities, alert.all_communities)
     names = named_first(areas_from_json(alert.perimeter_json), communes, geo)
     category = records.reference.categories[alert.category]
     stale = (alert.status == "pending" and not alert.stale_override
@@ -305,10 +309,10 @@ async def summarize(records: Records, t: Translator, alert: Alert) -> str:
 
 
 async def officers_request(records: Records, t: Translator, alert: Alert,
-                           status_line: str) -> Outgoing:
+                           status_line: str, reach: Reach | None = None) -> Outgoing:
     t = t.on(ANY_PLATFORM)  # one text for every officers' channel: commands as each types them
     category = records.reference.categories[alert.category]
-    summary = await summarize(records, t, alert)
+    summary = await summarize(records, t, alert, reach)
     as_delivered = delivered_alert(t, alert, category, records.config.signature,
                                    records.clock.now(), ZoneInfo(records.config.timezone))
     who = await display_name(records, t, alert.requested_by, Role.OPERATOR)
@@ -422,7 +426,8 @@ async def _partial_approval(ctx: Context, alert: Alert, count: int) -> Effects:
 async def _launch(ctx: Context, alert: Alert) -> Effects:
     await ctx.stores.alerts.transition(alert.id, AlertStatus.PENDING, AlertStatus.APPROVED,
                                        ctx.who, ctx.now)
-    recipients = await start_broadcast(ctx.services, alert.id, ctx.now)
+    opened = await open_outbox(ctx.services, alert.id, ctx.now)
+    recipients = opened.rows
     approved = await ctx.stores.alerts.get(alert.id)
     assert approved is not None
     if approved.status == "approved":  # scheduled for later
@@ -430,7 +435,7 @@ async def _launch(ctx: Context, alert: Alert) -> Effects:
     who = await display_name(ctx, ctx.t, ctx.who)
     status = ctx.t("approval.approved_by", who=who, time=ctx.local(ctx.now).strftime("%H:%M"),
                    recipients=recipients)
-    request = await officers_request(ctx, ctx.t, approved, status)
+    request = await officers_request(ctx, ctx.t, approved, status, opened.reach)
     told = Effects.of(EditTracked(REQUEST, alert.id, request), _tell_requester(ctx, alert, ctx.t(
         "approval.requester_approved", number=alert.id, recipients=recipients)),
                       wake_dispatcher=True)

@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
+import pytest
+
+from bot.storage.deliveries import Reach
 from tests.harness import OFFICERS, TestBot
 
 OPERATOR = "telegram:100"  # also an officer: may approve others' alerts, never their own
@@ -309,3 +313,25 @@ async def test_group_registration_and_delivery(bot: TestBot) -> None:
     assert "Vitrine forcée" in bot.transports["telegram"].texts("-500")[-1]
     assert not any("Vitrine" in t for t in bot.transports["telegram"].texts("-502"))
     assert "Groupe retiré" in await bot.say(ADMIN, "/degroupe", chat="-500")
+
+
+async def test_an_approval_counts_its_recipients_once(
+        bot: TestBot, monkeypatch: pytest.MonkeyPatch) -> None:
+    await bot.enroll("telegram:1", "commercant", "Vesoul")
+    await bot.enroll("matrix:@bob:test", "commercant", "Noidans-lès-Vesoul")
+    await bot.say(OPERATOR, ALERT)
+    store = bot.core.services.stores.deliveries
+    counted: list[Reach] = []
+    real = store.reach
+
+    async def reach(*args: Any, **kwargs: Any) -> Reach:
+        counted.append(await real(*args, **kwargs))
+        return counted[-1]
+
+    monkeypatch.setattr(store, "reach", reach)
+    assert "diffusion à 2 destinataire" in await bot.say(OFFICER, "/valider 1", chat=OFFICERS)
+    # Each count reads every matching subscriber: the officers' request, edited with the
+    # decision, shows the reach the outbox counted.
+    assert counted == [Reach(2, 0)]
+    request = next(text for text in bot.officers() if "Demande de diffusion n°1" in text)
+    assert "Portée : 2 abonné(s), 0 groupe(s)" in request and "Validée par" in request

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import pytest
+
+from bot.domain import Choice
+from bot.i18n import Translator
 from bot.transports.base import ChatMoved, RateLimited, RecipientGone, TransientError
 from tests.harness import OFFICERS, TestBot
 
@@ -152,3 +156,26 @@ async def test_background_dispatcher_delivers_without_help(tmp_path) -> None:  #
         assert "1 envoyé(s)" in bot.officers()[-1]
     finally:
         await bot.stop()
+
+
+async def test_each_copy_has_its_alerts_receipt_buttons_built_once(
+        bot: TestBot, monkeypatch: pytest.MonkeyPatch) -> None:
+    from bot.broadcast import dispatcher
+
+    built: list[int] = []
+    real = dispatcher.receipt_choices
+
+    def counted(t: Translator, alert_id: int) -> tuple[Choice, ...]:
+        built.append(alert_id)
+        return real(t, alert_id)
+
+    monkeypatch.setattr(dispatcher, "receipt_choices", counted)
+    for user in ("1", "2", "3"):
+        await bot.enroll(f"telegram:{user}", "commercant", "Vesoul")
+    await approve_alert(bot)
+    await bot.drain()
+    assert built == [1]  # per alert, not per copy
+    for user in ("1", "2", "3"):
+        copy = bot.transports["telegram"].posted[user][-1].message
+        assert "Vitrine" in copy.text
+        assert [choice.data for choice in copy.choices] == ["ack:1", "tip:1"]
