@@ -112,7 +112,7 @@ class Core:
             return
         if handled.wake_dispatcher:
             self.dispatcher.wake()
-        await self.replies.drain()
+        await self.replies.send_ready()
         await self.services.db.run_committed()
 
     async def _apply(self, incoming: Incoming, replaced: int) -> Effects | None:
@@ -392,7 +392,7 @@ class Core:
                 await stores.conversations.delete(state.identity)
                 await self._write(Effects([notice]))
         if expired:
-            await self.replies.drain()
+            await self.replies.send_ready()
         return len(expired)
 
     # -- effects ------------------------------------------------------------------
@@ -403,7 +403,7 @@ class Core:
             await self._write(effects)
         if effects.wake_dispatcher:
             self.dispatcher.wake()
-        await self.replies.drain()
+        await self.replies.send_ready()
         await self.services.db.run_committed()
 
     def officers_channels(self) -> list[ChatRef]:

@@ -6,10 +6,13 @@ error left pending. A row is marked 'sent' only once the platform accepted it, s
 crash the replies in flight are sent again (at least once, never lost); one lock keeps
 two senders from taking the same row, and keeps the rows of an event in order.
 
-A message whose file is still to draw (a map: ``Outgoing.deferred``) is drawn in a worker
-thread, outside the core's lock and the sender's: until it is drawn, its row waits, and so
-do the later rows to the same chat (or about the same tracked posts), so each recipient
-gets their messages in order, while the rows to other chats go at once.
+A message whose file is still to build (a map, a CAP document, a data export:
+``Outgoing.deferred``, bot/deferred.py) is built in a worker thread, outside the core's lock
+and the sender's: until it is built, its row waits, and so do the later rows to the same
+chat (or about the same tracked posts), so each recipient gets their messages in order,
+while the rows to other chats go at once. After an event the core sends what is ready
+(``send_ready``) and does not wait for files, its own or others': the sender's loop, woken
+as each file is done, sends the rows that waited for it.
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from bot.context import Services
-from bot.deferred import draw
+from bot.deferred import build, instead_of, is_picture, is_shared
 from bot.domain import (
     Attachment,
     ChatRef,
@@ -43,6 +46,7 @@ from bot.domain import (
     Tone,
     ToOfficers,
 )
+from bot.enums import DeferredKind
 from bot.storage.alerts import PostedMessage
 from bot.storage.replies import ReplyRow
 from bot.transports.base import (
@@ -60,7 +64,7 @@ BATCH = 50
 MAX_ATTEMPTS = 5  # a reply still refused after this many tries is given up (and logged)
 MAX_BACKOFF = 60.0  # seconds
 IDLE_WAIT = 30.0  # seconds between looks when nothing is due (wake() interrupts it)
-DRAWINGS_KEPT = 16  # drawn files kept for the other rows of the same recipe
+DRAWINGS_KEPT = 16  # drawn maps kept for the other rows of the same recipe
 MessageIds = list[PostedMessage]
 
 
@@ -135,7 +139,9 @@ def _message(data: dict[str, Any]) -> Outgoing:
     return Outgoing(data["text"], data["html"],
                     tuple(Choice(label, choice) for label, choice in data["choices"]),
                     Tone(data["tone"]), data["reply_to"], attachment,
-                    None if deferred is None else Deferred(**deferred))
+                    None if deferred is None else Deferred(
+                        DeferredKind(deferred["kind"]), deferred["filename"],
+                        deferred["mime_type"], deferred["recipe"]))
 
 
 def _keys(stored: Stored) -> set[tuple[str, ...]]:
@@ -159,8 +165,10 @@ class ReplySender:
         self._lock = asyncio.Lock()
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
-        # One drawing at a time, off the event loop (Pillow's fonts are not thread-safe).
-        self._executor = ThreadPoolExecutor(1, thread_name_prefix="draw")
+        # Off the event loop, one file at a time per thread: maps on one, documents on
+        # another (bot/deferred.py, is_picture).
+        self._executors = {True: ThreadPoolExecutor(1, thread_name_prefix="draw"),
+                           False: ThreadPoolExecutor(1, thread_name_prefix="build")}
         self._drawings: OrderedDict[Deferred, asyncio.Future[bytes]] = OrderedDict()
 
     async def start(self) -> None:
@@ -198,15 +206,24 @@ class ReplySender:
         delta = due - self.services.clock.now()
         return min(max(delta.total_seconds(), 0.05), IDLE_WAIT)
 
+    async def send_ready(self) -> None:
+        """Send the due rows that can go now, oldest first, and begin the files the others
+        wait for, without waiting for them (they may be someone else's): the loop sends
+        those rows once their file is built (``_drawing`` wakes it)."""
+        async with self._lock:
+            await self._send_ready()
+
     async def drain(self) -> None:
-        """Send every due row, oldest first. A row whose file is being drawn waits, with
+        """Send every due row, oldest first. A row whose file is being built waits, with
         the later rows of its chat, while the others go; returns once all are sent."""
         while True:
             async with self._lock:
                 drawing = await self._send_ready()
             if not drawing:
                 return
-            await asyncio.wait(drawing)  # without the lock: rows of other events go meanwhile
+            # Without the lock: rows of other events go meanwhile. The first file done
+            # sends its rows, whichever thread built it.
+            await asyncio.wait(drawing, return_when=asyncio.FIRST_COMPLETED)
 
     async def _send_ready(self) -> list[asyncio.Future[bytes]]:
         """Send the due rows that can go; the drawings that the others wait for."""
@@ -234,14 +251,13 @@ class ReplySender:
                 return drawing
 
     def _drawing(self, stored: Stored) -> asyncio.Future[bytes] | None:
-        """The drawing of the row's file, begun now if not yet; None without a file."""
+        """The building of the row's file, begun now if not yet; None without a file."""
         deferred = stored.message.deferred if isinstance(stored, Post) else None
         if deferred is None:
             return None
         future = self._drawings.get(deferred)
         if future is None:
-            loop = asyncio.get_running_loop()
-            future = loop.run_in_executor(self._executor, draw, self.services, deferred)
+            future = self._build(deferred)
             future.add_done_callback(lambda _: self.wake())
             self._drawings[deferred] = future
             done = [key for key, f in self._drawings.items() if f.done()]
@@ -249,22 +265,32 @@ class ReplySender:
                 del self._drawings[key]
         return future
 
+    def _build(self, deferred: Deferred) -> asyncio.Future[bytes]:
+        executor = self._executors[is_picture(deferred.kind)]
+        return asyncio.get_running_loop().run_in_executor(executor, build, self.services,
+                                                          deferred)
+
     async def _attach(self, message: Outgoing) -> Outgoing:
-        """The message with its drawn file as attachment; a file that could not be drawn
-        is not sent (a map must never hold anything back)."""
+        """The message with its built file as attachment. A map that could not be drawn
+        is not sent (it must never hold anything back); a document that could not be
+        built is replaced by the apology its command would have had."""
         deferred = message.deferred
         if deferred is None:
             return message
         future = self._drawings.get(deferred)
-        if future is None:  # forgotten since: draw it again
-            future = asyncio.get_running_loop().run_in_executor(
-                self._executor, draw, self.services, deferred)
-            self._drawings[deferred] = future
+        if future is None:  # forgotten since: build it again
+            future = self._drawings[deferred] = self._build(deferred)
         try:
             data = await future
         except Exception as error:
-            log.exception("%s could not be drawn", deferred.filename)
-            raise PermanentError(f"{deferred.filename} could not be drawn") from error
+            log.exception("%s could not be built", deferred.filename)
+            apology = instead_of(self.services, deferred)
+            if apology is None:
+                raise PermanentError(f"{deferred.filename} could not be built") from error
+            return dataclasses.replace(message, text=apology, html=None, deferred=None)
+        finally:
+            if not is_shared(deferred.kind):  # personal: not kept in memory once sent
+                self._drawings.pop(deferred, None)
         return dataclasses.replace(message, deferred=None, attachment=Attachment(
             deferred.filename, deferred.mime_type, data))
 
@@ -308,11 +334,11 @@ class ReplySender:
 
     async def _perform(self, stored: Stored) -> MessageIds:
         if isinstance(stored, Post):
+            message = await self._attach(stored.message)  # first: a personal file is let go
             transport = self.transports.get(stored.chat.platform)
             if transport is None:
                 raise PermanentError(f"no transport for {stored.chat.platform}")
-            message_id = await transport.send(stored.chat.chat_id,
-                                              await self._attach(stored.message))
+            message_id = await transport.send(stored.chat.chat_id, message)
             return [PostedMessage(stored.chat.platform, stored.chat.chat_id, message_id)]
         return await self._on_tracked(stored)
 

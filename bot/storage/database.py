@@ -167,6 +167,11 @@ class Database:
         except sqlite3.Error as error:
             raise DatabaseError(explain(self.path, error)) from None
 
+    @property
+    def in_transaction(self) -> bool:
+        """Whether the caller runs inside a transaction of this database (its context)."""
+        return self._in_transaction.get()
+
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[None]:
         if self._in_transaction.get():
