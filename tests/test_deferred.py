@@ -108,6 +108,36 @@ async def test_a_map_left_pending_by_a_crash_is_drawn_at_restart(bot: TestBot) -
     assert [m.filename for m in maps] == ["carte-alerte-1.png"]
 
 
+async def test_a_stopped_sender_builds_nothing_more_and_the_next_start_sends_it(
+        bot: TestBot, monkeypatch: pytest.MonkeyPatch) -> None:
+    drawing, release = threading.Event(), threading.Event()
+    drawn: list[str] = []
+    real = deferred.render_map
+
+    def slow_render(*args: object, **kwargs: object) -> bytes:
+        drawn.append("map")
+        drawing.set()
+        assert release.wait(10), "never released"
+        return real(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(deferred, "render_map", slow_render)
+    core = bot.core.core
+    for place in ("Vesoul", "Gray"):  # two maps: one being drawn, one queued
+        await core.handle(bot._incoming(OPERATOR, None, text=f"/alerte crue {place} : Crue"))
+    assert await asyncio.to_thread(drawing.wait, 10)
+    stopping = asyncio.create_task(bot.stop())
+    await asyncio.sleep(0.05)
+    release.set()
+    await stopping
+    await asyncio.sleep(0.5)
+    assert drawn == ["map"]  # the queued map was called off
+    monkeypatch.setattr(deferred, "render_map", real)
+    await bot.restart()
+    await bot.core.core.replies.drain()
+    maps = [p.message.attachment.filename for p in bot.transports["telegram"].posted[OFFICERS]
+            if p.message.attachment]
+    assert maps == ["carte-alerte-1.png", "carte-alerte-2.png"]
+
 # -- documents: /cap and /mesdonnees --------------------------------------------------------
 
 

@@ -55,6 +55,7 @@ from bot.transports.base import (
     PermanentError,
     RateLimited,
     RecipientGone,
+    TransientError,
     Transport,
 )
 
@@ -165,6 +166,7 @@ class ReplySender:
         self._lock = asyncio.Lock()
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._stopped = False
         # Off the event loop, one file at a time per thread: maps on one, documents on
         # another (bot/deferred.py, is_picture).
         self._executors = {True: ThreadPoolExecutor(1, thread_name_prefix="draw"),
@@ -176,11 +178,17 @@ class ReplySender:
         self._task = asyncio.create_task(self._loop(), name="replies")
 
     async def stop(self) -> None:
+        """Stop sending; the files not begun are not built (a stopped bot would otherwise
+        go on drawing maps): what is left pending goes at the next start."""
+        self._stopped = True
         task, self._task = self._task, None
         if task is not None:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        for executor in self._executors.values():
+            executor.shutdown(wait=False, cancel_futures=True)
+        self._drawings.clear()
 
     def wake(self) -> None:
         self._wake.set()
@@ -233,6 +241,8 @@ class ReplySender:
             drawing: list[asyncio.Future[bytes]] = []
             sent = 0
             for row in rows:
+                if self._stopped:  # no new file once stopped (its executor is shut down)
+                    return []
                 try:
                     stored = decode(row.effect)
                 except Exception:  # _send records why
@@ -282,6 +292,12 @@ class ReplySender:
             future = self._drawings[deferred] = self._build(deferred)
         try:
             data = await future
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if not future.cancelled() or (task is not None and task.cancelling()):
+                raise
+            # Its build was called off by stop(): the row waits for the next start.
+            raise TransientError(f"{deferred.filename} not built: stopping") from None
         except Exception as error:
             log.exception("%s could not be built", deferred.filename)
             apology = instead_of(self.services, deferred)
