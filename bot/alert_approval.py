@@ -9,13 +9,15 @@ from datetime import UTC, datetime, time, timedelta
 
 from bot.broadcast.outbox import start_broadcast
 from bot.buttons import ApprovalButton, button
-from bot.context import Context, Services
+from bot.config import Config
+from bot.context import Context, Lookups, Records, Services
 from bot.deferred import map_recipe
 from bot.domain import (
+    NO_EFFECTS,
     ChatRef,
     Choice,
     EditTracked,
-    Effect,
+    Effects,
     Notify,
     Outgoing,
     ToOfficers,
@@ -26,7 +28,7 @@ from bot.geo.perimeter import Perimeter, parse_perimeter
 from bot.i18n import Translator
 from bot.limits import ALERT_TEXT_CHARS, REASON_CHARS
 from bot.maps import MapLegend
-from bot.reference import Category
+from bot.reference import Category, Reference
 from bot.render import (
     AlertFacts,
     alert_summary,
@@ -63,12 +65,12 @@ class AlertDraft:
     exercise: bool = False
 
 
-def parse_alert_command(services: Services, args: str, now: datetime) -> AlertDraft:
+def parse_alert_command(lookups: Lookups, args: str, now: datetime) -> AlertDraft:
     """``<catégorie> <périmètre> [pour <communautés>|tous] [depuis HH:MM] : <texte>``."""
     category_word, _, rest = args.strip().partition(" ")
     if not category_word:
         raise AlertInputError("alert.usage")
-    category = require_category(services, category_word)
+    category = require_category(lookups.reference, category_word)
     head, body = _split_body(rest.strip())
     exercise = EXERCISE.search(head)
     if exercise:
@@ -76,11 +78,11 @@ def parse_alert_command(services: Services, args: str, now: datetime) -> AlertDr
     facts_at = now
     since = SINCE.search(head)
     if since:
-        facts_at = facts_time(services, int(since.group(1)), int(since.group(2)), now)
+        facts_at = facts_time(lookups, int(since.group(1)), int(since.group(2)), now)
         head = head[:since.start()]
     head, communities_text = split_for(head)
-    perimeter = require_perimeter(services, head)
-    keys, everyone = parse_communities(services, communities_text or "tous",
+    perimeter = require_perimeter(lookups, head)
+    keys, everyone = parse_communities(lookups.reference, communities_text or "tous",
                                        category.all_communities)
     return AlertDraft(category, perimeter, keys, everyone, facts_at, require_body(body),
                       exercise=exercise is not None)
@@ -125,21 +127,21 @@ def _inside(spans: list[tuple[int, int]], index: int) -> bool:
     return any(start <= index < end for start, end in spans)
 
 
-def require_category(services: Services, typed: str) -> Category:
-    category = services.reference.category(typed)
+def require_category(reference: Reference, typed: str) -> Category:
+    category = reference.category(typed)
     if category is None:
         raise AlertInputError("alert.unknown_category", typed=typed,
-                              known=", ".join(services.reference.categories))
+                              known=", ".join(reference.categories))
     return category
 
 
-def require_perimeter(services: Services, text: str) -> Perimeter:
+def require_perimeter(lookups: Lookups, text: str) -> Perimeter:
     if not text.strip():
         raise AlertInputError("alert.missing_perimeter")
     # fichier:NAME.geojson may only read inside the configured folder, never elsewhere.
-    return parse_perimeter(text.strip(), services.geo,
-                           max_radius_km=services.config.geo.max_radius_km,
-                           files_dir=services.config.resolve(services.config.geo.perimeter_files))
+    config = lookups.config
+    return parse_perimeter(text.strip(), lookups.geo, max_radius_km=config.geo.max_radius_km,
+                           files_dir=config.resolve(config.geo.perimeter_files))
 
 
 def require_body(body: str) -> str:
@@ -150,26 +152,26 @@ def require_body(body: str) -> str:
     return body.strip()
 
 
-def parse_communities(services: Services, text: str,
+def parse_communities(reference: Reference, text: str,
                       reaches_everyone: bool = False) -> tuple[frozenset[str], bool]:
     """Community keys typed by an operator; ``(all keys, True)`` for « tous » or nothing."""
     words = [w.strip() for w in re.split(r"[,;]|\s+et\s+", text) if w.strip()]
     if reaches_everyone or not words or {w.lower() for w in words} & ALL_WORDS:
-        return frozenset(services.reference.communities), True
+        return frozenset(reference.communities), True
     keys = set()
     for word in words:
-        community = services.reference.community(word)
+        community = reference.community(word)
         if community is None:
             raise AlertInputError("alert.unknown_community", typed=word,
-                                  known=", ".join(services.reference.communities))
+                                  known=", ".join(reference.communities))
         keys.add(community.key)
     return frozenset(keys), False
 
 
-def facts_time(services: Services, hour: int, minute: int, now: datetime) -> datetime:
+def facts_time(lookups: Lookups, hour: int, minute: int, now: datetime) -> datetime:
     if hour > 23 or minute > 59:
         raise AlertInputError("alert.bad_time", hour=hour, minute=minute)
-    local_now = services.local(now)
+    local_now = lookups.local(now)
     moment = datetime.combine(local_now.date(), time(hour, minute), local_now.tzinfo)
     # "depuis 23:50" typed at 00:10 means yesterday. Compared as instants: on the night
     # clocks go forward, 02:15 does not exist and would otherwise land in the future.
@@ -182,10 +184,19 @@ def is_stale(category: Category, facts_at: datetime, now: datetime) -> bool:
     return category.max_fact_age is not None and now - facts_at > category.max_fact_age
 
 
+@dataclass(frozen=True)
+class Submitted:
+    """A pending alert (or follow-up) stored, and what shows it to its requester and asks
+    the officers: the caller returns ``effects``."""
+
+    alert: Alert
+    effects: Effects
+
+
 async def submit(ctx: Context, draft: AlertDraft, send_at: datetime | None = None,
-                 schedule_id: int | None = None) -> Alert:
+                 schedule_id: int | None = None) -> Submitted:
     new = NewAlert(
-        category=draft.category.key, perimeter=shown_perimeter(ctx.services, draft.perimeter),
+        category=draft.category.key, perimeter=shown_perimeter(ctx, draft.perimeter),
         perimeter_json=perimeter_json(draft.perimeter), communes=draft.perimeter.communes,
         communities=draft.communities, all_communities=draft.all_communities, body=draft.body,
         facts_at=draft.facts_at, requested_by=ctx.who,
@@ -197,21 +208,21 @@ async def submit(ctx: Context, draft: AlertDraft, send_at: datetime | None = Non
 
 
 async def _create_and_request(ctx: Context, new: NewAlert,
-                              perimeter: Perimeter | None = None) -> Alert:
+                              perimeter: Perimeter | None = None) -> Submitted:
     """Store a pending alert (or update), show the requester a preview, ask the officers."""
     alert = await ctx.stores.alerts.create(new, ctx.now)
     await ctx.audit("alert.submitted", alert.id, category=alert.category, kind=alert.kind,
                     perimeter=alert.perimeter, communes=len(new.communes))
-    summary = await summarize(ctx.services, ctx.t, alert)
-    category = ctx.services.reference.categories[alert.category]
-    as_delivered = delivered_alert(ctx.t, alert, category, ctx.services.local(ctx.now))
-    ctx.reply(preview(ctx.t, summary, alert, as_delivered))
-    request = await officers_request(ctx.services, ctx.t, alert, ctx.t("approval.waiting"))
-    ctx.effects.items.append(ToOfficers(request, track=(REQUEST, alert.id)))
+    summary = await summarize(ctx, ctx.t, alert)
+    category = ctx.reference.categories[alert.category]
+    as_delivered = delivered_alert(ctx.t, alert, category, ctx.local(ctx.now))
+    request = await officers_request(ctx, ctx.t, alert, ctx.t("approval.waiting"))
+    effects = ctx.text(preview(ctx.t, summary, alert, as_delivered)) + Effects.of(
+        ToOfficers(request, track=(REQUEST, alert.id)))
     if perimeter is not None:
         map_message = await _map(ctx, alert, category.label, perimeter)
-        ctx.effects.items.append(ToOfficers(map_message, track=(MAP, alert.id)))
-    return alert
+        effects += Effects.of(ToOfficers(map_message, track=(MAP, alert.id)))
+    return Submitted(alert, effects)
 
 
 async def _map(ctx: Context, alert: Alert, label: str, perimeter: Perimeter) -> Outgoing:
@@ -221,17 +232,16 @@ async def _map(ctx: Context, alert: Alert, label: str, perimeter: Perimeter) -> 
                                               .communities(alert.id), alert.all_communities)
     legend = MapLegend(ctx.t("render.map_title", number=alert.id, category=label),
                        alert.perimeter[:80], len(perimeter.communes), reach.subscribers,
-                       reach.groups, ctx.services.geo.population(perimeter.communes))
+                       reach.groups, ctx.geo.population(perimeter.communes))
     return Outgoing(ctx.t("render.map_caption", number=alert.id),
                     deferred=map_recipe(f"carte-alerte-{alert.id}.png", ctx.t.language,
                                         perimeter, legend))
 
 
-async def follow_up(ctx: Context, parent: Alert, kind: AlertKind, body: str) -> Alert:
+async def follow_up(ctx: Context, parent: Alert, kind: AlertKind, body: str) -> Submitted:
     """Operator text about a broadcast alert (an update, a closing message), to the same
     recipients: stored pending and approved as its category requires, like an alert."""
-    new = await _follow_up_row(ctx.services, parent, kind, body, ctx.who,
-                               ctx.incoming.chat, ctx.now)
+    new = await _follow_up_row(ctx, parent, kind, body, ctx.who, ctx.incoming.chat, ctx.now)
     return await _create_and_request(ctx, new)
 
 
@@ -248,14 +258,15 @@ async def issue_follow_up(services: Services, parent: Alert, kind: AlertKind, ac
     return child
 
 
-async def _follow_up_row(services: Services, parent: Alert, kind: AlertKind, body: str,
+async def _follow_up_row(records: Records, parent: Alert, kind: AlertKind, body: str,
                          actor: str, chat: ChatRef, now: datetime) -> NewAlert:
-    category = services.reference.categories[parent.category]
+    category = records.reference.categories[parent.category]
+    alerts = records.stores.alerts
     return NewAlert(
         category=parent.category, perimeter=parent.perimeter,
         perimeter_json=parent.perimeter_json,
-        communes=frozenset(await services.stores.alerts.communes(parent.id)),
-        communities=frozenset(await services.stores.alerts.communities(parent.id)),
+        communes=frozenset(await alerts.communes(parent.id)),
+        communities=frozenset(await alerts.communities(parent.id)),
         all_communities=parent.all_communities, body=body, facts_at=now,
         requested_by=actor, request_platform=chat.platform, request_chat_id=chat.chat_id,
         required_approvals=category.required_approvals if body else 0,
@@ -263,10 +274,10 @@ async def _follow_up_row(services: Services, parent: Alert, kind: AlertKind, bod
         exercise=parent.exercise)
 
 
-def shown_perimeter(services: Services, perimeter: Perimeter) -> str:
+def shown_perimeter(lookups: Lookups, perimeter: Perimeter) -> str:
     """The perimeter as alerts, lists and reports show it, in the bot's language (like
     the categories' labels); the canonical text stays in ``perimeter_json``."""
-    return perimeter_label(Translator(services.catalog, services.config.language), perimeter)
+    return perimeter_label(Translator(lookups.catalog, lookups.config.language), perimeter)
 
 
 def perimeter_json(perimeter: Perimeter) -> str:
@@ -276,24 +287,25 @@ def perimeter_json(perimeter: Perimeter) -> str:
                        else perimeter.polygon_wgs84.wkt}, ensure_ascii=False)
 
 
-async def summarize(services: Services, t: Translator, alert: Alert) -> str:
-    communes = await services.stores.alerts.communes(alert.id)
-    communities = await services.stores.alerts.communities(alert.id)
-    reach = await services.stores.deliveries.reach(communes, communities, alert.all_communities)
-    names = sorted(c.name for c in filter(None, map(services.geo.by_insee, communes)))
-    category = services.reference.categories[alert.category]
+async def summarize(records: Records, t: Translator, alert: Alert) -> str:
+    stores, geo = records.stores, records.geo
+    communes = await stores.alerts.communes(alert.id)
+    communities = await stores.alerts.communities(alert.id)
+    reach = await stores.deliveries.reach(communes, communities, alert.all_communities)
+    names = sorted(c.name for c in filter(None, map(geo.by_insee, communes)))
+    category = records.reference.categories[alert.category]
     stale = (alert.status == "pending" and not alert.stale_override
-             and is_stale(category, alert.facts_at, services.clock.now()))
-    facts = AlertFacts(names, communities, reach, services.geo.population(communes), stale)
-    return alert_summary(t, services.reference, alert, facts, services.local(alert.facts_at))
+             and is_stale(category, alert.facts_at, records.clock.now()))
+    facts = AlertFacts(names, communities, reach, geo.population(communes), stale)
+    return alert_summary(t, records.reference, alert, facts, records.local(alert.facts_at))
 
 
-async def officers_request(services: Services, t: Translator, alert: Alert,
+async def officers_request(records: Records, t: Translator, alert: Alert,
                            status_line: str) -> Outgoing:
-    category = services.reference.categories[alert.category]
-    summary = await summarize(services, t, alert)
-    as_delivered = delivered_alert(t, alert, category, services.local(services.clock.now()))
-    text, markup = approval_request(t, summary, alert, services.local(alert.created_at),
+    category = records.reference.categories[alert.category]
+    summary = await summarize(records, t, alert)
+    as_delivered = delivered_alert(t, alert, category, records.local(records.clock.now()))
+    text, markup = approval_request(t, summary, alert, records.local(alert.created_at),
                                     as_delivered, status_line)
     choices: tuple[Choice, ...] = ()
     if alert.status == "pending":
@@ -303,90 +315,81 @@ async def officers_request(services: Services, t: Translator, alert: Alert,
 
 
 async def decide(ctx: Context, alert_id: int, approve: bool, reason: str | None,
-                 override_stale: bool = False, prosecutor_ref: str | None = None) -> None:
-    """Record an officer's decision; all checks and writes in one transaction."""
-    async with ctx.services.db.transaction():
-        alert = await _decidable(ctx, alert_id)
-        if alert is None:
-            return
-        if approve:
-            await _approve(ctx, alert, override_stale, prosecutor_ref)
-        else:
-            await _reject(ctx, alert, reason)
+                 override_stale: bool = False, prosecutor_ref: str | None = None) -> Effects:
+    """Record an officer's decision; all checks and writes in the event's transaction."""
+    alert = await _decidable(ctx, alert_id)
+    if isinstance(alert, Effects):
+        return alert
+    if approve:
+        return await _approve(ctx, alert, override_stale, prosecutor_ref)
+    return await _reject(ctx, alert, reason)
 
 
-async def _decidable(ctx: Context, alert_id: int) -> Alert | None:
+async def _decidable(ctx: Context, alert_id: int) -> Alert | Effects:
+    """The alert, if this officer may decide it now; else what tells them why not."""
     alert = await ctx.stores.alerts.get(alert_id)
     if alert is None:
-        ctx.say("approval.not_found", number=alert_id)
-        return None
+        return ctx.answer("approval.not_found", number=alert_id)
     if alert.status != "pending":
         await ctx.audit("approval.refused_not_pending", alert.id, status=alert.status)
-        ctx.say("approval.not_pending", number=alert.id, status=ctx.t(f"status.{alert.status}"))
-        return None
-    if await _past_deadline(ctx, alert):
-        return None
+        return ctx.answer("approval.not_pending", number=alert.id,
+                          status=ctx.t(f"status.{alert.status}"))
+    if ctx.now >= approval_deadline(ctx.config, alert):
+        return await _past_deadline(ctx, alert)
     if alert.requested_by == ctx.who:
         await ctx.audit("approval.refused_self", alert.id)
-        ctx.say("approval.self", number=alert.id)
-        return None
+        return ctx.answer("approval.self", number=alert.id)
     if any(a.officer == ctx.who for a in await ctx.stores.alerts.approvals(alert.id)):
-        ctx.say("approval.already_decided", number=alert.id)
-        return None
+        return ctx.answer("approval.already_decided", number=alert.id)
     return alert
 
 
-def approval_deadline(services: Services, alert: Alert) -> datetime:
+def approval_deadline(config: Config, alert: Alert) -> datetime:
     """When a pending alert expires unapproved (the clock's rule, kept in one place)."""
-    delay = timedelta(minutes=services.config.approval.expire_after_minutes)
+    delay = timedelta(minutes=config.approval.expire_after_minutes)
     return alert.created_at + delay
 
 
-async def _past_deadline(ctx: Context, alert: Alert) -> bool:
+async def _past_deadline(ctx: Context, alert: Alert) -> Effects:
     """A decision after the deadline (the bot was down, or the clock has not ticked yet)
     finds the alert expired, exactly as the clock would have left it: checked here, in
     the decision's transaction, not only by the clock."""
-    deadline = approval_deadline(ctx.services, alert)
-    if ctx.now < deadline:
-        return False
-    effects = await expire_unapproved(ctx.services, ctx.t, alert, ctx.now)
-    ctx.effects.items.extend(effects)
+    expired = await expire_unapproved(ctx, ctx.t, alert, ctx.now)
     await ctx.audit("approval.refused_expired", alert.id)
-    ctx.say("approval.expired", number=alert.id, time=when(ctx.services.local(deadline)))
-    return True
+    deadline = approval_deadline(ctx.config, alert)
+    return expired + ctx.answer("approval.expired", number=alert.id,
+                                time=when(ctx.local(deadline)))
 
 
-async def expire_unapproved(services: Services, t: Translator, alert: Alert,
-                            now: datetime) -> list[Effect]:
+async def expire_unapproved(records: Records, t: Translator, alert: Alert,
+                            now: datetime) -> Effects:
     """Mark a pending alert expired unapproved; its request in the officers' channels is
     edited and its requester told. Nothing to do if it was no longer pending."""
-    stores = services.stores
+    stores = records.stores
     if not await stores.alerts.transition(alert.id, AlertStatus.PENDING, AlertStatus.EXPIRED,
                                           "system", now):
-        return []
+        return NO_EFFECTS
     await stores.audit.record(now, "system", "alert.expired_unapproved", alert.id)
     expired = await stores.alerts.get(alert.id)
     assert expired is not None
-    request = await officers_request(services, t, expired, t("lifecycle.unapproved_status"))
-    return [EditTracked(REQUEST, alert.id, request),
-            Notify(ChatRef(alert.request_platform, alert.request_chat_id),
-                   Outgoing(t("lifecycle.unapproved", number=alert.id)))]
+    request = await officers_request(records, t, expired, t("lifecycle.unapproved_status"))
+    return Effects.of(EditTracked(REQUEST, alert.id, request),
+                      Notify(ChatRef(alert.request_platform, alert.request_chat_id),
+                             Outgoing(t("lifecycle.unapproved", number=alert.id))))
 
 
 async def _approve(ctx: Context, alert: Alert, override_stale: bool,
-                   prosecutor_ref: str | None) -> None:
-    category = ctx.services.reference.categories[alert.category]
+                   prosecutor_ref: str | None) -> Effects:
+    category = ctx.reference.categories[alert.category]
     facts_at = alert.facts_at
     stale = alert.kind == "alert" and is_stale(category, facts_at, ctx.now)
     if stale and not (override_stale or alert.stale_override):
         await ctx.audit("approval.refused_stale", alert.id)
-        ctx.say("approval.stale", number=alert.id, minutes=int(
+        return ctx.answer("approval.stale", number=alert.id, minutes=int(
             (ctx.now - facts_at).total_seconds() // 60))
-        return
     needs_reference = category.prosecutor_authorisation and alert.kind == "alert"
     if needs_reference and not (prosecutor_ref or alert.prosecutor_ref):
-        ctx.say("approval.prosecutor_ref_needed", number=alert.id)
-        return
+        return ctx.answer("approval.prosecutor_ref_needed", number=alert.id)
     await ctx.stores.alerts.add_approval(alert.id, ctx.who, "approve", None, override_stale,
                                          ctx.now)
     if prosecutor_ref:
@@ -396,51 +399,47 @@ async def _approve(ctx: Context, alert: Alert, override_stale: bool,
     await ctx.audit("approval.approved", alert.id, override_stale=override_stale)
     approvals = [a for a in await ctx.stores.alerts.approvals(alert.id) if a.decision == "approve"]
     if len(approvals) < alert.required_approvals:
-        await _partial_approval(ctx, alert, len(approvals))
-        return
-    await _launch(ctx, alert)
+        return await _partial_approval(ctx, alert, len(approvals))
+    return await _launch(ctx, alert)
 
 
-async def _partial_approval(ctx: Context, alert: Alert, count: int) -> None:
+async def _partial_approval(ctx: Context, alert: Alert, count: int) -> Effects:
     status = ctx.t("approval.partial", count=count, required=alert.required_approvals,
                    who=ctx.who)
-    ctx.say("approval.partial_ack", number=alert.id, count=count,
-            required=alert.required_approvals)
-    request = await officers_request(ctx.services, ctx.t, alert, status)
-    ctx.effects.items.append(EditTracked(REQUEST, alert.id, request))
+    request = await officers_request(ctx, ctx.t, alert, status)
+    return ctx.answer("approval.partial_ack", number=alert.id, count=count,
+                      required=alert.required_approvals) + Effects.of(
+        EditTracked(REQUEST, alert.id, request))
 
 
-async def _launch(ctx: Context, alert: Alert) -> None:
+async def _launch(ctx: Context, alert: Alert) -> Effects:
     await ctx.stores.alerts.transition(alert.id, AlertStatus.PENDING, AlertStatus.APPROVED,
                                        ctx.who, ctx.now)
     recipients = await start_broadcast(ctx.services, alert.id, ctx.now)
     approved = await ctx.stores.alerts.get(alert.id)
     assert approved is not None
     if approved.status == "approved":  # scheduled for later
-        await _scheduled_approval(ctx, approved)
-        return
-    status = ctx.t("approval.approved_by", who=ctx.who, time=ctx.services.local(
+        return await _scheduled_approval(ctx, approved)
+    status = ctx.t("approval.approved_by", who=ctx.who, time=ctx.local(
         ctx.now).strftime("%H:%M"), recipients=recipients)
-    ctx.effects.items.append(EditTracked(
-        REQUEST, alert.id, await officers_request(ctx.services, ctx.t, approved, status)))
-    ctx.effects.items.append(_tell_requester(ctx, alert, ctx.t(
-        "approval.requester_approved", number=alert.id, recipients=recipients)))
-    ctx.effects.wake_dispatcher = True
-    ctx.say("approval.approved_ack", number=alert.id, recipients=recipients)
+    request = await officers_request(ctx, ctx.t, approved, status)
+    told = Effects.of(EditTracked(REQUEST, alert.id, request), _tell_requester(ctx, alert, ctx.t(
+        "approval.requester_approved", number=alert.id, recipients=recipients)),
+                      wake_dispatcher=True)
+    return told + ctx.answer("approval.approved_ack", number=alert.id, recipients=recipients)
 
 
-async def _scheduled_approval(ctx: Context, alert: Alert) -> None:
+async def _scheduled_approval(ctx: Context, alert: Alert) -> Effects:
     assert alert.send_at is not None
-    moment = when(ctx.services.local(alert.send_at))
+    moment = when(ctx.local(alert.send_at))
     status = ctx.t("approval.scheduled_by", who=ctx.who, time=moment)
-    ctx.effects.items.append(EditTracked(
-        REQUEST, alert.id, await officers_request(ctx.services, ctx.t, alert, status)))
-    ctx.effects.items.append(_tell_requester(ctx, alert, ctx.t(
+    request = await officers_request(ctx, ctx.t, alert, status)
+    told = Effects.of(EditTracked(REQUEST, alert.id, request), _tell_requester(ctx, alert, ctx.t(
         "approval.requester_scheduled", number=alert.id, time=moment)))
-    ctx.say("approval.scheduled_ack", number=alert.id, time=moment)
+    return told + ctx.answer("approval.scheduled_ack", number=alert.id, time=moment)
 
 
-async def _reject(ctx: Context, alert: Alert, reason: str | None) -> None:
+async def _reject(ctx: Context, alert: Alert, reason: str | None) -> Effects:
     motive = (reason or "").strip()[:REASON_CHARS] or ctx.t("approval.no_reason")
     await ctx.stores.alerts.add_approval(alert.id, ctx.who, "reject", motive, False, ctx.now)
     await ctx.stores.alerts.transition(alert.id, AlertStatus.PENDING, AlertStatus.REJECTED,
@@ -449,11 +448,10 @@ async def _reject(ctx: Context, alert: Alert, reason: str | None) -> None:
     rejected = await ctx.stores.alerts.get(alert.id)
     assert rejected is not None
     status = ctx.t("approval.rejected_by", who=ctx.who, reason=motive)
-    ctx.effects.items.append(EditTracked(
-        REQUEST, alert.id, await officers_request(ctx.services, ctx.t, rejected, status)))
-    ctx.effects.items.append(_tell_requester(ctx, alert, ctx.t(
+    request = await officers_request(ctx, ctx.t, rejected, status)
+    told = Effects.of(EditTracked(REQUEST, alert.id, request), _tell_requester(ctx, alert, ctx.t(
         "approval.requester_rejected", number=alert.id, reason=motive)))
-    ctx.say("approval.rejected_ack", number=alert.id)
+    return told + ctx.answer("approval.rejected_ack", number=alert.id)
 
 
 def _tell_requester(ctx: Context, alert: Alert, text: str) -> Notify:

@@ -13,43 +13,45 @@ from bot.alert_approval import expire_unapproved
 from bot.broadcast.outbox import UnapprovedText, record_refusal, start_broadcast
 from bot.closing import clean_closing, end_alert
 from bot.context import Services
-from bot.domain import ChatRef, Effects, Outgoing, ToOfficers
+from bot.domain import NO_EFFECTS, WAKE_DISPATCHER, ChatRef, Effects, Outgoing, ToOfficers
 from bot.enums import AlertStatus
 from bot.i18n import Translator
 from bot.storage.alerts import Alert, NewAlert
 
 
 async def tick(services: Services) -> Effects:
-    effects = Effects()
+    """What came due, done; the effects (officers' notices, edits, a broadcast to send)
+    are the clock's, performed like an event's."""
     now = services.clock.now()
     t = Translator(services.catalog, services.config.language)
-    await _remind_pending(services, t, now, effects)
-    await _expire_unapproved(services, t, now, effects)
-    await _launch_scheduled(services, t, now, effects)
-    await _expire_broadcasts(services, t, now, effects)
-    await _clean_protected_closings(services, t, now, effects)
+    effects = NO_EFFECTS
+    for step in (_remind_pending, _expire_unapproved, _launch_scheduled, _expire_broadcasts,
+                 _clean_protected_closings):
+        effects += await step(services, t, now)
     return effects
 
 
-async def _remind_pending(services: Services, t: Translator, now: datetime,
-                          effects: Effects) -> None:
+async def _remind_pending(services: Services, t: Translator, now: datetime) -> Effects:
     delay = timedelta(minutes=services.config.approval.reminder_after_minutes)
+    effects = NO_EFFECTS
     for alert in await services.stores.alerts.pending_to_remind(now - delay):
         await services.stores.alerts.mark_reminded(alert.id, now)
         minutes = int((now - alert.created_at).total_seconds() // 60)
-        effects.items.append(ToOfficers(Outgoing(t("lifecycle.reminder", number=alert.id,
-                                                   minutes=minutes))))
+        effects += Effects.of(ToOfficers(Outgoing(t("lifecycle.reminder", number=alert.id,
+                                                    minutes=minutes))))
+    return effects
 
 
-async def _expire_unapproved(services: Services, t: Translator, now: datetime,
-                             effects: Effects) -> None:
+async def _expire_unapproved(services: Services, t: Translator, now: datetime) -> Effects:
     delay = timedelta(minutes=services.config.approval.expire_after_minutes)
+    effects = NO_EFFECTS
     for alert in await services.stores.alerts.pending_created_before(now - delay):
-        effects.items.extend(await expire_unapproved(services, t, alert, now))
+        effects += await expire_unapproved(services, t, alert, now)
+    return effects
 
 
-async def _launch_scheduled(services: Services, t: Translator, now: datetime,
-                            effects: Effects) -> None:
+async def _launch_scheduled(services: Services, t: Translator, now: datetime) -> Effects:
+    effects = NO_EFFECTS
     for alert in await services.stores.alerts.due_to_send(now):
         try:
             async with services.db.transaction():
@@ -57,23 +59,24 @@ async def _launch_scheduled(services: Services, t: Translator, now: datetime,
                 if alert.schedule_id is not None:
                     await _next_occurrence(services, alert, now)
         except UnapprovedText as refused:
-            await _withdraw_refused(services, t, refused, now, effects)
+            effects += await _withdraw_refused(services, t, refused, now)
             continue
         await services.stores.audit.record(now, "system", "alert.scheduled_launch", alert.id,
                                            recipients=count)
-        effects.wake_dispatcher = True
+        effects += WAKE_DISPATCHER
+    return effects
 
 
 async def _withdraw_refused(services: Services, t: Translator, refused: UnapprovedText,
-                            now: datetime, effects: Effects) -> None:
+                            now: datetime) -> Effects:
     """An occurrence whose text is not the one approved: withdrawn (not retried at every
     tick), audited, and the officers told."""
     async with services.db.transaction():
         await services.stores.alerts.transition(refused.alert_id, AlertStatus.APPROVED,
                                                 AlertStatus.WITHDRAWN, "system", now)
         await record_refusal(services, refused, "system")
-    effects.items.append(ToOfficers(Outgoing(t("lifecycle.refused_unapproved",
-                                               number=refused.alert_id))))
+    return Effects.of(ToOfficers(Outgoing(t("lifecycle.refused_unapproved",
+                                            number=refused.alert_id))))
 
 
 async def _next_occurrence(services: Services, alert: Alert, now: datetime) -> None:
@@ -102,23 +105,24 @@ async def _next_occurrence(services: Services, alert: Alert, now: datetime) -> N
     await services.stores.schedules.set_next(schedule.id, following, created.id)
 
 
-async def _expire_broadcasts(services: Services, t: Translator, now: datetime,
-                             effects: Effects) -> None:
+async def _expire_broadcasts(services: Services, t: Translator, now: datetime) -> Effects:
+    effects = NO_EFFECTS
     for alert in await services.stores.alerts.due_to_expire(now):
         requester = ChatRef(alert.request_platform, alert.request_chat_id)
         async with services.db.transaction():
             ending = await end_alert(services, t, alert, "expired", "system", requester, now)
         if ending is not None:
-            effects.items.extend(ending.effects)
-            effects.wake_dispatcher = True
+            effects += ending.effects
+    return effects
 
 
-async def _clean_protected_closings(services: Services, t: Translator, now: datetime,
-                                    effects: Effects) -> None:
+async def _clean_protected_closings(services: Services, t: Translator,
+                                    now: datetime) -> Effects:
     protected = [c.key for c in services.reference.categories.values() if c.protected]
     if not protected:
-        return
+        return NO_EFFECTS
+    effects = NO_EFFECTS
     for closing in await services.stores.alerts.protected_closings_due(now, protected):
         async with services.db.transaction():
-            effects.items.extend(await clean_closing(services, t, closing, now))
-        effects.wake_dispatcher = True
+            effects += await clean_closing(services, t, closing, now)
+    return effects

@@ -12,12 +12,20 @@ approved after the end, is cleaned when the alert would have expired (``clean_cl
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 
 from bot.alert_approval import MAP, REQUEST, issue_follow_up, officers_request
-from bot.context import Services
-from bot.domain import ChatRef, DeleteTracked, EditTracked, Effect, Outgoing
+from bot.context import Records, Services
+from bot.domain import (
+    NO_EFFECTS,
+    WAKE_DISPATCHER,
+    ChatRef,
+    DeleteTracked,
+    EditTracked,
+    Effects,
+    Outgoing,
+)
 from bot.enums import AlertKind, AlertStatus
 from bot.i18n import Translator
 from bot.storage.alerts import Alert
@@ -27,10 +35,10 @@ END_KIND = {"ended": AlertKind.ALL_CLEAR, "recalled": AlertKind.RECALL,
 OPERATOR_TEXT = ("update", "closing")  # follow-ups that may repeat the description
 
 
-@dataclass
+@dataclass(frozen=True)
 class Ending:
     child: Alert  # the end message (all-clear, recall, expiry)
-    effects: list[Effect] = field(default_factory=list)  # for the officers' channels
+    effects: Effects  # for the officers' channels; wakes the dispatcher for the end message
 
 
 async def end_alert(services: Services, t: Translator, parent: Alert, how: str, actor: str,
@@ -41,31 +49,32 @@ async def end_alert(services: Services, t: Translator, parent: Alert, how: str, 
     if not await stores.alerts.close(parent.id, how, now):
         return None
     kind = END_KIND[how]
-    ending = Ending(await issue_follow_up(services, parent, kind, actor, chat, now))
-    await stores.audit.record(now, actor, f"alert.{kind}", parent.id, child=ending.child.id)
-    ending.effects += await _withdraw_pending_updates(services, t, parent, actor, now)
+    child = await issue_follow_up(services, parent, kind, actor, chat, now)
+    await stores.audit.record(now, actor, f"alert.{kind}", parent.id, child=child.id)
+    effects = await _withdraw_pending_updates(services, t, parent, actor, now)
     if services.reference.categories[parent.category].protected:
         await _clean_follow_ups(services, parent, how, actor, chat, now)
-        ending.effects += await _clean_officers_posts(services, t, parent)
-    return ending
+        effects += await _clean_officers_posts(services, t, parent)
+    return Ending(child, effects + WAKE_DISPATCHER)
 
 
-async def _withdraw_pending_updates(services: Services, t: Translator, parent: Alert,
-                                    actor: str, now: datetime) -> list[Effect]:
+async def _withdraw_pending_updates(records: Records, t: Translator, parent: Alert,
+                                    actor: str, now: datetime) -> Effects:
     """An update not yet approved would go out after the end (with a missing person's
     description, after it was removed): it is withdrawn, as /suite is refused by then."""
-    effects: list[Effect] = []
-    for child in await services.stores.alerts.children(parent.id):
-        if child.kind != "update" or not await services.stores.alerts.transition(
+    effects = NO_EFFECTS
+    stores = records.stores
+    for child in await stores.alerts.children(parent.id):
+        if child.kind != "update" or not await stores.alerts.transition(
                 child.id, AlertStatus.PENDING, AlertStatus.WITHDRAWN, actor, now):
             continue
-        await services.stores.audit.record(now, actor, "alert.withdrawn", child.id,
-                                           reason=f"alert {parent.id} ended")
-        withdrawn = await services.stores.alerts.get(child.id)
+        await stores.audit.record(now, actor, "alert.withdrawn", child.id,
+                                  reason=f"alert {parent.id} ended")
+        withdrawn = await stores.alerts.get(child.id)
         assert withdrawn is not None
         status = t("lifecycle.withdrawn_ended", number=parent.id)
-        effects.append(EditTracked(REQUEST, child.id,
-                                   await officers_request(services, t, withdrawn, status)))
+        effects += Effects.of(EditTracked(REQUEST, child.id,
+                                          await officers_request(records, t, withdrawn, status)))
     return effects
 
 
@@ -81,29 +90,28 @@ async def _clean_follow_ups(services: Services, parent: Alert, how: str, actor: 
                                                child=cleaning.id)
 
 
-async def _clean_officers_posts(services: Services, t: Translator,
-                                parent: Alert) -> list[Effect]:
+async def _clean_officers_posts(records: Records, t: Translator, parent: Alert) -> Effects:
     """The requests in the officers' channels quote the description: each is edited to a
     redacted line; the map (an image, which cannot become text) is deleted."""
-    ids = [parent.id] + [child.id for child in await services.stores.alerts.children(parent.id)
+    ids = [parent.id] + [child.id for child in await records.stores.alerts.children(parent.id)
                          if child.kind in OPERATOR_TEXT]
-    effects: list[Effect] = [
-        EditTracked(REQUEST, number, Outgoing(t("lifecycle.request_redacted", number=number,
-                                                alert=parent.id)))
-        for number in ids]
-    effects.append(DeleteTracked(MAP, parent.id))
-    return effects
+    return Effects((
+        *(EditTracked(REQUEST, number, Outgoing(t("lifecycle.request_redacted", number=number,
+                                                  alert=parent.id)))
+          for number in ids),
+        DeleteTracked(MAP, parent.id)))
 
 
 async def clean_closing(services: Services, t: Translator, closing: Alert,
-                        now: datetime) -> list[Effect]:
+                        now: datetime) -> Effects:
     """A protected alert's closing text (it may name the person), cleaned once the alert
     would have expired. Call inside a transaction; nothing to do if already cleaned."""
     if not await services.stores.alerts.close(closing.id, "expired", now):
-        return []
+        return NO_EFFECTS
     requester = ChatRef(closing.request_platform, closing.request_chat_id)
     cleaning = await issue_follow_up(services, closing, AlertKind.REDACT, "system", requester, now)
     await services.stores.audit.record(now, "system", "alert.redact", closing.id,
                                        child=cleaning.id)
-    return [EditTracked(REQUEST, closing.id, Outgoing(t(
-        "lifecycle.request_redacted", number=closing.id, alert=closing.parent_id)))]
+    return Effects.of(EditTracked(REQUEST, closing.id, Outgoing(t(
+        "lifecycle.request_redacted", number=closing.id, alert=closing.parent_id))),
+                      wake_dispatcher=True)

@@ -7,11 +7,12 @@ from collections.abc import Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 from bot.context import Context
+from bot.domain import Effects
 from bot.roles import PERMISSIONS, Action, Role
 
 COMMAND_PATTERN = re.compile(r"^[/!]([A-Za-z][A-Za-z0-9_]*)(?:@\S+)?(?:\s+(.*))?$", re.DOTALL)
 
-Handler = Callable[[Context, str], Awaitable[None]]
+Handler = Callable[[Context, str], Awaitable[Effects]]  # returns what to send
 
 
 @dataclass(frozen=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Protocol
 from zoneinfo import ZoneInfo
 
 from bot.clock import Clock
@@ -25,6 +26,7 @@ from bot.storage.lock import ServingLock
 from bot.storage.replies import ReplyStore
 from bot.storage.roles import RoleStore
 from bot.storage.schedules import ScheduleStore
+from bot.storage.stats import StatsStore
 from bot.storage.subscribers import Subscriber, SubscriberStore
 from bot.storage.tips import TipStore
 
@@ -42,12 +44,13 @@ class Stores:
     roles: RoleStore
     inbox: InboxStore
     replies: ReplyStore
+    stats: StatsStore
 
     @classmethod
     def on(cls, db: Database, keys: Keys) -> Stores:
         return cls(SubscriberStore(db), GroupStore(db), AlertStore(db), DeliveryStore(db),
                    ConversationStore(db), AuditStore(db, keys), ScheduleStore(db), TipStore(db),
-                   RoleStore(db), InboxStore(db), ReplyStore(db))
+                   RoleStore(db), InboxStore(db), ReplyStore(db), StatsStore(db))
 
 
 @dataclass
@@ -76,15 +79,64 @@ class Services:
         return moment.astimezone(self.timezone)
 
 
+class Lookups(Protocol):
+    """The bot's fixed knowledge: configuration, categories and communities, communes and
+    the messages. ``Services`` and a handler's ``Context`` both provide it, so what only
+    reads it (parsing an alert, a perimeter's label) takes just this."""
+
+    @property
+    def config(self) -> Config: ...
+
+    @property
+    def reference(self) -> Reference: ...
+
+    @property
+    def geo(self) -> CommuneLayer: ...
+
+    @property
+    def catalog(self) -> Catalog: ...
+
+    def local(self, moment: datetime) -> datetime: ...
+
+
+class Records(Lookups, Protocol):
+    """Lookups, the stores and the clock: what describing an alert reads."""
+
+    @property
+    def stores(self) -> Stores: ...
+
+    @property
+    def clock(self) -> Clock: ...
+
+
 @dataclass
 class Context:
-    """One incoming event, the person behind it, and the services to answer it."""
+    """One incoming event, the person behind it, and what a handler may use to answer it.
+
+    Handlers read the narrow pieces below (stores, configuration, communes, clock, roles,
+    translator); ``services`` is only handed on to the domain operations shared with the
+    clock and the dispatcher (opening a broadcast, ending an alert, a data export), which
+    need more of the bot than a handler does. Replies are values: ``answer`` and ``text``
+    build ``Effects`` that the handler returns, and nothing is sent while it runs.
+    """
 
     services: Services
     incoming: Incoming
     subscriber: Subscriber | None
     t: Translator
-    effects: Effects = field(default_factory=Effects)
+    repaired: int = 0  # characters of the incoming text replaced by U+FFFD (domain.repaired)
+
+    @classmethod
+    async def of(cls, services: Services, incoming: Incoming, repaired: int = 0) -> Context:
+        """The sender's context, in their language: a subscriber's, else the one their
+        open conversation (an enrollment) was started in, else the bot's."""
+        sender = incoming.sender
+        found = await services.stores.subscribers.get(sender.platform, sender.user_id)
+        language = found.language if found else services.config.language
+        if found is None:
+            state = await services.stores.conversations.get(str(sender))
+            language = state.language if state else language
+        return cls(services, incoming, found, Translator(services.catalog, language), repaired)
 
     @property
     def identity(self) -> Identity:
@@ -99,8 +151,40 @@ class Context:
         return self.services.stores
 
     @property
+    def config(self) -> Config:
+        return self.services.config
+
+    @property
+    def reference(self) -> Reference:
+        return self.services.reference
+
+    @property
+    def geo(self) -> CommuneLayer:
+        return self.services.geo
+
+    @property
+    def catalog(self) -> Catalog:
+        return self.services.catalog
+
+    @property
+    def clock(self) -> Clock:
+        return self.services.clock
+
+    @property
+    def role_book(self) -> RoleBook:
+        """Who holds which role (``roles`` is the sender's own)."""
+        return self.services.roles
+
+    @property
     def now(self) -> datetime:
         return self.services.clock.now()
+
+    @property
+    def timezone(self) -> ZoneInfo:
+        return self.services.timezone
+
+    def local(self, moment: datetime) -> datetime:
+        return self.services.local(moment)
 
     @property
     def is_private(self) -> bool:
@@ -113,11 +197,18 @@ class Context:
     def may(self, action: Action) -> bool:
         return self.services.roles.may(self.identity, action)
 
-    def reply(self, text: str, choices: tuple[Choice, ...] = (), html: str | None = None) -> None:
-        self.effects.items.append(Reply(Outgoing(text, html, choices)))
+    def text(self, text: str, choices: tuple[Choice, ...] = (),
+             html: str | None = None) -> Effects:
+        """A reply to the chat the event came from."""
+        return self.message(Outgoing(text, html, choices))
 
-    def say(self, key: str, **params: object) -> None:
-        self.reply(self.t(key, **params))
+    def answer(self, key: str, **params: object) -> Effects:
+        """A reply from the catalogue, in the sender's language."""
+        return self.text(self.t(key, **params))
+
+    def message(self, message: Outgoing) -> Effects:
+        """A reply given whole (with an attachment, say)."""
+        return Effects.of(Reply(message))
 
     async def audit(self, action: str, alert_id: int | None = None, **detail: object) -> None:
         """Staff are named; anyone else is recorded under a pseudonym (right to erasure)."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import Enum
 
 from bot.enums import DeferredKind
@@ -104,6 +104,11 @@ class Incoming:
     # The platform's id of the event (Telegram update_id, Matrix event_id, a console
     # sequence): the core handles each id once (inbox), however often it is delivered.
     event_id: str | None = None
+
+    @property
+    def about_chat(self) -> bool:
+        """A platform event about the chat (left, joined, moved), not a person typing."""
+        return self.membership is not None or self.moved_to is not None
 
 
 _SURROGATE = re.compile("[\ud800-\udfff]")
@@ -222,16 +227,26 @@ class DeleteTracked:
 Effect = Reply | Notify | ToOfficers | EditTracked | DeleteTracked
 
 
-@dataclass
+@dataclass(frozen=True, slots=True)
 class Effects:
-    """What a handler wants done; the core performs it after the handler returns."""
+    """What a handler wants done, as a value it returns: the core writes it into the reply
+    outbox in the event's transaction (nothing is sent while the handler runs). Combined
+    with ``+``; ``NO_EFFECTS`` is the empty one."""
 
-    items: list[Effect] = field(default_factory=list)
-    wake_dispatcher: bool = False
+    items: tuple[Effect, ...] = ()
+    wake_dispatcher: bool = False  # the change started a broadcast: send its rows now
 
-    def reply(self, text: str, html: str | None = None, choices: tuple[Choice, ...] = ()) -> None:
-        self.items.append(Reply(Outgoing(text, html, choices)))
+    @classmethod
+    def of(cls, *items: Effect, wake_dispatcher: bool = False) -> Effects:
+        return cls(items, wake_dispatcher)
 
-    def extend(self, other: Effects) -> None:
-        self.items.extend(other.items)
-        self.wake_dispatcher = self.wake_dispatcher or other.wake_dispatcher
+    def __add__(self, other: Effects) -> Effects:
+        return Effects(self.items + other.items, self.wake_dispatcher or other.wake_dispatcher)
+
+    def replies(self) -> tuple[Reply, ...]:
+        """What goes back to the chat the event came from."""
+        return tuple(effect for effect in self.items if isinstance(effect, Reply))
+
+
+NO_EFFECTS = Effects()
+WAKE_DISPATCHER = Effects(wake_dispatcher=True)

@@ -10,7 +10,7 @@ approval, one end) and every reply must have arrived (at least once: a reply in 
 the kill may come twice).
 
 ``CRASH_RUNS`` rounds per platform (default 5; ``make crash``: 50), seeded by
-``CRASH_SEED``; ``CRASH_PLATFORMS`` (default "telegram"; ``make crash``: "telegram matrix").
+``CRASH_SEED``; ``CRASH_PLATFORMS`` (default "telegram matrix", in ``make test`` too).
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ pytestmark = pytest.mark.filterwarnings("ignore::telegram.warnings.PTBDeprecatio
 
 RUNS = int(os.environ.get("CRASH_RUNS", "5"))
 SEED = int(os.environ.get("CRASH_SEED", "13"))
-PLATFORMS = os.environ.get("CRASH_PLATFORMS", "telegram").split()
+PLATFORMS = os.environ.get("CRASH_PLATFORMS", "telegram matrix").split()
 BOT_NAME = "alerte_crash_bot"
 KILL_WITHIN = 0.25  # seconds after the person acted: the bot handles a step in about 0.05 s
 REPLY_TIMEOUT = 30.0  # a restart included

@@ -958,7 +958,7 @@ def command_names() -> tuple[str, ...]:
     async def names() -> tuple[str, ...]:
         bot = await TestBot(test_config(Path(":memory:"))).start()
         try:
-            return tuple(sorted({name for command in bot.core.core.registry
+            return tuple(sorted({name for command in bot.core.core.router.registry
                                  for name in (command.name, *command.aliases)}))
         finally:
             await bot.stop()

@@ -35,7 +35,7 @@ async def test_a_failing_handler_changes_nothing_and_apologises_once(
             "INSERT INTO meta (key, value) VALUES ('half', 'written')")
         raise RuntimeError("boom")
 
-    registry = bot.core.core.registry
+    registry = bot.core.core.router.registry
     command = registry.find("alerte")
     assert command is not None
     monkeypatch.setitem(registry._by_name, "alerte",

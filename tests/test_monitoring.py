@@ -191,7 +191,7 @@ async def test_handler_errors_are_counted(bot: TestBot, monkeypatch: pytest.Monk
     async def broken(*_: object) -> None:
         raise RuntimeError("a bug")
 
-    monkeypatch.setattr(bot.core.core, "_route", broken)
+    monkeypatch.setattr(bot.core.core, "pipeline", broken)
     await bot.say("telegram:1", "/aide")
     found = samples((await get(bot, "/metrics"))[1])
     assert value(found, "alerte_handler_errors_total") == 1

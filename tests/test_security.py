@@ -59,7 +59,8 @@ def test_staff_actions_are_never_open_to_subscribers() -> None:
 
 
 async def test_every_privileged_command_refuses_and_audits_outsiders(bot: TestBot) -> None:
-    privileged = [c for c in bot.core.core.registry if Role.SUBSCRIBER not in c.allowed_roles()]
+    privileged = [c for c in bot.core.core.router.registry
+                  if Role.SUBSCRIBER not in c.allowed_roles()]
     assert len(privileged) >= 12
     for command in privileged:
         chat = "-1" if not command.in_private else None

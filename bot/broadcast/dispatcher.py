@@ -455,9 +455,9 @@ class Dispatcher:
             message = Outgoing(progress(self._t, alert, counts, self._elapsed(alert),
                                         self._limit_text(alert)))
             if await stores.alerts.posts(PROGRESS, alert.id):
-                await self.perform(Effects([EditTracked(PROGRESS, alert.id, message)]))
+                await self.perform(Effects.of(EditTracked(PROGRESS, alert.id, message)))
             else:
-                await self.perform(Effects([ToOfficers(message, track=(PROGRESS, alert.id))]))
+                await self.perform(Effects.of(ToOfficers(message, track=(PROGRESS, alert.id))))
 
     def _elapsed(self, alert: Alert) -> float:
         started = alert.broadcast_started_at or alert.created_at
@@ -488,10 +488,10 @@ class Dispatcher:
         for action in ("send", "edit"):
             self._rendered.pop((alert_id, action), None)
         self._copies_out.discard(alert_id)
-        effects = Effects([ToOfficers(message)])
+        effects = Effects.of(ToOfficers(message))
         if await stores.alerts.posts(PROGRESS, alert_id):
-            effects.items.append(EditTracked(PROGRESS, alert_id, message))
+            effects += Effects.of(EditTracked(PROGRESS, alert_id, message))
         if alert.kind not in ("expiry", "redact"):  # nobody asked: the officers are enough
             requester = ChatRef(alert.request_platform, alert.request_chat_id)
-            effects.items.append(Notify(requester, message))
+            effects += Effects.of(Notify(requester, message))
         return effects

@@ -33,6 +33,7 @@ from bot.conversations.engine import (
     move_to,
     open_conversation,
 )
+from bot.domain import Effects
 from bot.errors import UserFacingError
 from bot.storage.conversations import ConversationState
 
@@ -79,59 +80,57 @@ class GuidedAlertFlow(Flow):
                 "communities": self.on_communities, "facts": self.on_facts,
                 "text": self.on_text, "confirm": self.on_confirm}
 
-    async def begin(self, ctx: Context, **options: Any) -> None:
+    async def begin(self, ctx: Context, **options: Any) -> Effects:
         state = await open_conversation(ctx, self.kind, "category", AlertState().to_json())
-        self.ask_category(ctx, state)
+        return self.ask_category(ctx, state)
 
-    def ask_category(self, ctx: Context, state: ConversationState) -> None:
-        ctx.reply(ctx.t("guided.category"), tuple(
-            choice(state, c.label, c.key) for c in ctx.services.reference.categories.values()))
+    def ask_category(self, ctx: Context, state: ConversationState) -> Effects:
+        return ctx.text(ctx.t("guided.category"), tuple(
+            choice(state, c.label, c.key) for c in ctx.reference.categories.values()))
 
-    async def on_category(self, ctx: Context, state: ConversationState, answer: Answer) -> None:
+    async def on_category(self, ctx: Context, state: ConversationState,
+                          answer: Answer) -> Effects:
         try:
-            category = require_category(ctx.services, answer.value or answer.text)
+            category = require_category(ctx.reference, answer.value or answer.text)
         except AlertInputError as error:
-            ctx.reply(ctx.t(error.key, **error.params))
             await move_to(ctx, state, "category")
-            self.ask_category(ctx, state)
-            return
+            return ctx.text(ctx.t(error.key, **error.params)) + self.ask_category(ctx, state)
         fields = AlertState.from_json(state.data)
         fields.category = category.key
         keep(state, fields)
         await move_to(ctx, state, "perimeter")
-        ctx.say("guided.perimeter")
+        return ctx.answer("guided.perimeter")
 
-    async def on_perimeter(self, ctx: Context, state: ConversationState, answer: Answer) -> None:
+    async def on_perimeter(self, ctx: Context, state: ConversationState,
+                           answer: Answer) -> Effects:
         text = answer.text
         if answer.location is not None:
             text = f"{answer.location[0]:.5f},{answer.location[1]:.5f}+5km"
         try:
-            perimeter = require_perimeter(ctx.services, text)
+            perimeter = require_perimeter(ctx, text)
         except UserFacingError as error:
             await move_to(ctx, state, "perimeter")
-            ctx.reply(ctx.t(error.key, **error.params) + "\n" + ctx.t("guided.perimeter"))
-            return
+            return ctx.text(ctx.t(error.key, **error.params) + "\n" + ctx.t("guided.perimeter"))
         fields = AlertState.from_json(state.data)
         fields.perimeter = perimeter.text
-        fields.perimeter_shown = shown_perimeter(ctx.services, perimeter)
+        fields.perimeter_shown = shown_perimeter(ctx, perimeter)
         keep(state, fields)
-        category = ctx.services.reference.categories[_required(fields.category)]
+        category = ctx.reference.categories[_required(fields.category)]
         if category.all_communities:
-            await self._to_facts(ctx, state)
-            return
+            return await self._to_facts(ctx, state)
         await move_to(ctx, state, "communities")
-        self.ask_communities(ctx, state)
+        return self.ask_communities(ctx, state)
 
-    def ask_communities(self, ctx: Context, state: ConversationState) -> None:
+    def ask_communities(self, ctx: Context, state: ConversationState) -> Effects:
         selected = set(AlertState.from_json(state.data).communities)
         options = [choice(state, ("✅ " if c.key in selected else "") + c.label, f"t:{c.key}")
-                   for c in ctx.services.reference.communities.values()]
+                   for c in ctx.reference.communities.values()]
         options += [choice(state, ctx.t("guided.everyone"), "all"),
                     choice(state, ctx.t("guided.communities_done"), "done")]
-        ctx.reply(ctx.t("guided.communities"), tuple(options))
+        return ctx.text(ctx.t("guided.communities"), tuple(options))
 
     async def on_communities(self, ctx: Context, state: ConversationState,
-                             answer: Answer) -> None:
+                             answer: Answer) -> Effects:
         value = answer.value
         fields = AlertState.from_json(state.data)
         if value == "all":
@@ -142,36 +141,33 @@ class GuidedAlertFlow(Flow):
             selected.remove(key) if key in selected else selected.append(key)
             keep(state, fields)
             await move_to(ctx, state, "communities")
-            self.ask_communities(ctx, state)
-            return
+            return self.ask_communities(ctx, state)
         elif value != "done":
             try:
-                keys, everyone = parse_communities(ctx.services, answer.text)
+                keys, everyone = parse_communities(ctx.reference, answer.text)
             except AlertInputError as error:
                 await move_to(ctx, state, "communities")
-                ctx.reply(ctx.t(error.key, **error.params))
-                return
+                return ctx.text(ctx.t(error.key, **error.params))
             fields.communities = [] if everyone else sorted(keys)
         keep(state, fields)
-        await self._to_facts(ctx, state)
+        return await self._to_facts(ctx, state)
 
-    async def _to_facts(self, ctx: Context, state: ConversationState) -> None:
+    async def _to_facts(self, ctx: Context, state: ConversationState) -> Effects:
         await move_to(ctx, state, "facts")
-        ctx.reply(ctx.t("guided.facts"), (choice(state, ctx.t("guided.facts_now"), "now"),))
+        return ctx.text(ctx.t("guided.facts"), (choice(state, ctx.t("guided.facts_now"), "now"),))
 
-    async def on_facts(self, ctx: Context, state: ConversationState, answer: Answer) -> None:
+    async def on_facts(self, ctx: Context, state: ConversationState, answer: Answer) -> Effects:
         try:
             moment = self._facts_moment(ctx, answer)
         except AlertInputError as error:
             await move_to(ctx, state, "facts")
-            ctx.reply(ctx.t(error.key, **error.params) + "\n" + ctx.t("guided.facts"),
-                      (choice(state, ctx.t("guided.facts_now"), "now"),))
-            return
+            return ctx.text(ctx.t(error.key, **error.params) + "\n" + ctx.t("guided.facts"),
+                            (choice(state, ctx.t("guided.facts_now"), "now"),))
         fields = AlertState.from_json(state.data)
         fields.facts_at = moment
         keep(state, fields)
         await move_to(ctx, state, "text")
-        ctx.say("guided.text")
+        return ctx.answer("guided.text")
 
     def _facts_moment(self, ctx: Context, answer: Answer) -> datetime:
         if answer.value == "now" or answer.text.strip().lower() in {"maintenant", "now"}:
@@ -179,44 +175,42 @@ class GuidedAlertFlow(Flow):
         match = HHMM.match(answer.text)
         if match is None:
             raise AlertInputError("guided.bad_time")
-        return facts_time(ctx.services, int(match.group(1)), int(match.group(2)), ctx.now)
+        return facts_time(ctx, int(match.group(1)), int(match.group(2)), ctx.now)
 
-    async def on_text(self, ctx: Context, state: ConversationState, answer: Answer) -> None:
+    async def on_text(self, ctx: Context, state: ConversationState, answer: Answer) -> Effects:
         fields = AlertState.from_json(state.data)
         try:
             fields.body = require_body(answer.text)
         except AlertInputError as error:
             await move_to(ctx, state, "text")
-            ctx.say(error.key, **error.params)
-            return
+            return ctx.answer(error.key, **error.params)
         keep(state, fields)
         await move_to(ctx, state, "confirm")
         shown = fields.perimeter_shown or fields.perimeter
-        ctx.reply(ctx.t("guided.confirm", category=fields.category,
-                        perimeter=shown, body=fields.body),
-                  (choice(state, ctx.t("guided.submit"), "submit"),
-                   choice(state, ctx.t("guided.abandon"), "abandon")))
+        return ctx.text(ctx.t("guided.confirm", category=fields.category,
+                              perimeter=shown, body=fields.body),
+                        (choice(state, ctx.t("guided.submit"), "submit"),
+                         choice(state, ctx.t("guided.abandon"), "abandon")))
 
-    async def on_confirm(self, ctx: Context, state: ConversationState, answer: Answer) -> None:
+    async def on_confirm(self, ctx: Context, state: ConversationState,
+                         answer: Answer) -> Effects:
         if answer.value == "abandon":
             await close_conversation(ctx)
-            ctx.say("conversation.cancelled")
-            return
+            return ctx.answer("conversation.cancelled")
         if answer.value != "submit":
             await move_to(ctx, state, "confirm")
-            ctx.reply(ctx.t("guided.confirm_please"), (
+            return ctx.text(ctx.t("guided.confirm_please"), (
                 choice(state, ctx.t("guided.submit"), "submit"),
                 choice(state, ctx.t("guided.abandon"), "abandon")))
-            return
         await close_conversation(ctx)
-        await submit(ctx, self._draft(ctx, state))
+        return (await submit(ctx, self._draft(ctx, state))).effects
 
     def _draft(self, ctx: Context, state: ConversationState) -> AlertDraft:
         fields = AlertState.from_json(state.data)
-        category = ctx.services.reference.categories[_required(fields.category)]
-        keys = frozenset(fields.communities) or frozenset(ctx.services.reference.communities)
+        category = ctx.reference.categories[_required(fields.category)]
+        keys = frozenset(fields.communities) or frozenset(ctx.reference.communities)
         everyone = category.all_communities or not fields.communities
-        return AlertDraft(category, require_perimeter(ctx.services, _required(fields.perimeter)),
+        return AlertDraft(category, require_perimeter(ctx, _required(fields.perimeter)),
                           keys, everyone, _required(fields.facts_at), _required(fields.body))
 
 

@@ -15,6 +15,7 @@ from bot.conversations.engine import (
     close_conversation,
     open_conversation,
 )
+from bot.domain import Effects
 from bot.errors import UserFacingError
 from bot.storage.conversations import ConversationState
 
@@ -25,26 +26,24 @@ class CapDraftFlow(Flow):
     def steps(self) -> dict[str, StepHandler]:
         return {"confirm": self.on_confirm}
 
-    async def begin(self, ctx: Context, **options: Any) -> None:
+    async def begin(self, ctx: Context, **options: Any) -> Effects:
         state = await open_conversation(ctx, self.kind, "confirm",
                                         {"command": options["command"]})
         hint = "" if options["guessed"] else "\n" + ctx.t("capcmd.category_guessed")
-        ctx.reply(ctx.t("capcmd.draft", command=options["command"][:3000]) + hint, (
+        return ctx.text(ctx.t("capcmd.draft", command=options["command"][:3000]) + hint, (
             choice(state, ctx.t("guided.submit"), "submit"),
             choice(state, ctx.t("guided.abandon"), "abandon")))
 
-    async def on_confirm(self, ctx: Context, state: ConversationState, answer: Answer) -> None:
-        if answer.value != "submit":
-            await close_conversation(ctx)
-            ctx.say("conversation.cancelled")
-            return
+    async def on_confirm(self, ctx: Context, state: ConversationState,
+                         answer: Answer) -> Effects:
         await close_conversation(ctx)
+        if answer.value != "submit":
+            return ctx.answer("conversation.cancelled")
         try:
-            draft = parse_alert_command(ctx.services, state.data["command"], ctx.now)
+            draft = parse_alert_command(ctx, state.data["command"], ctx.now)
         except UserFacingError as error:
-            ctx.reply(ctx.t(error.key, **error.params))
-            return
-        await submit(ctx, draft)
+            return ctx.text(ctx.t(error.key, **error.params))
+        return (await submit(ctx, draft)).effects
 
 
 CAP_DRAFT = CapDraftFlow()

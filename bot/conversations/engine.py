@@ -19,7 +19,7 @@ from typing import Any, Protocol
 
 from bot.buttons import ConversationButton, button, decode
 from bot.context import Context
-from bot.domain import Choice, Reply
+from bot.domain import Choice, Effects
 from bot.storage.conversations import ConversationState
 
 OFFERED = "offered"  # key of ConversationState.data: {"nonce": …, "values": […]}
@@ -48,7 +48,7 @@ def keep(state: ConversationState, fields: FlowState) -> None:
     state.data.update(fields.to_json())
 
 
-StepHandler = Callable[[Context, ConversationState, Answer], Awaitable[None]]
+StepHandler = Callable[[Context, ConversationState, Answer], Awaitable[Effects]]
 
 
 class Flow(ABC):
@@ -58,7 +58,7 @@ class Flow(ABC):
     def steps(self) -> dict[str, StepHandler]: ...
 
     @abstractmethod
-    async def begin(self, ctx: Context, **options: Any) -> None: ...
+    async def begin(self, ctx: Context, **options: Any) -> Effects: ...
 
 
 def choice(state: ConversationState, label: str, value: str) -> Choice:
@@ -73,14 +73,13 @@ def was_offered(state: ConversationState, pressed: ConversationButton) -> bool:
             and pressed.value in offered.get("values", ()))
 
 
-async def remember_offered(ctx: Context) -> None:
-    """Record the choices this handler is about to show with the conversation's nonce.
+async def remember_offered(ctx: Context, effects: Effects) -> None:
+    """Record, with the conversation's nonce, the choices the handler's replies show.
 
     Done once the handler has returned, from its replies: steps build their choices
     after ``move_to`` has saved the new nonce, and a prompt can span several messages.
     """
-    shown = [payload for effect in ctx.effects.items if isinstance(effect, Reply)
-             for c in effect.message.choices
+    shown = [payload for reply in effects.replies() for c in reply.message.choices
              if isinstance(payload := decode(c.data), ConversationButton)]
     if not shown:
         return
@@ -107,7 +106,7 @@ async def move_to(ctx: Context, state: ConversationState, step: str) -> None:
     """Enter ``step`` (or re-ask it): new nonce, new deadline, saved before replying."""
     state.step = step
     state.nonce = secrets.token_hex(3)
-    timeout = timedelta(minutes=ctx.services.config.conversation.timeout_minutes)
+    timeout = timedelta(minutes=ctx.config.conversation.timeout_minutes)
     state.expires_at = ctx.now + timeout
     await ctx.stores.conversations.save(state, ctx.now)
 

@@ -19,6 +19,7 @@ from bot.conversations.engine import (
     open_conversation,
 )
 from bot.conversations.places import Resolution, describe_commune, resolve_places
+from bot.domain import NO_EFFECTS, Effects
 from bot.limits import COMMUNES_PER_SUBSCRIBER
 from bot.storage.conversations import ConversationState
 
@@ -50,34 +51,34 @@ class EnrollmentFlow(Flow):
         return {"consent": self.on_consent, "communities": self.on_communities,
                 "communes": self.on_communes, "summary": self.on_summary}
 
-    async def begin(self, ctx: Context, **options: Any) -> None:
+    async def begin(self, ctx: Context, **options: Any) -> Effects:
         state = await open_conversation(ctx, self.kind, "consent",
                                         EnrollmentState().to_json())
-        ctx.reply(ctx.t("enroll.welcome"), (choice(state, ctx.t("enroll.accept"), "yes"),
-                                            choice(state, ctx.t("enroll.refuse"), "no")))
+        return ctx.text(ctx.t("enroll.welcome"), (choice(state, ctx.t("enroll.accept"), "yes"),
+                                                  choice(state, ctx.t("enroll.refuse"), "no")))
 
-    async def on_consent(self, ctx: Context, state: ConversationState, answer: Answer) -> None:
+    async def on_consent(self, ctx: Context, state: ConversationState,
+                         answer: Answer) -> Effects:
         value = answer.value or _yes_no(answer.text)
         if value == "no":
             await close_conversation(ctx)
-            ctx.say("enroll.refused")
-        elif value == "yes":
+            return ctx.answer("enroll.refused")
+        if value == "yes":
             fields = EnrollmentState.from_json(state.data)
             fields.consent_at = ctx.now
             keep(state, fields)
             await move_to(ctx, state, "communities")
-            self.ask_communities(ctx, state, first=True)
-        else:
-            await move_to(ctx, state, "consent")
-            ctx.reply(ctx.t("enroll.consent_again"), (
-                choice(state, ctx.t("enroll.accept"), "yes"),
-                choice(state, ctx.t("enroll.refuse"), "no")))
+            return self.ask_communities(ctx, state, first=True)
+        await move_to(ctx, state, "consent")
+        return ctx.text(ctx.t("enroll.consent_again"), (
+            choice(state, ctx.t("enroll.accept"), "yes"),
+            choice(state, ctx.t("enroll.refuse"), "no")))
 
     def ask_communities(self, ctx: Context, state: ConversationState,
-                        first: bool = False) -> None:
+                        first: bool = False) -> Effects:
         """The first time with every description; afterwards just the selection so far."""
         selected = EnrollmentState.from_json(state.data).communities
-        communities = ctx.services.reference.communities
+        communities = ctx.reference.communities
         options = tuple(
             choice(state, ("✅ " if key in selected else "") + c.label, f"t:{key}")
             for key, c in communities.items())
@@ -87,127 +88,124 @@ class EnrollmentFlow(Flow):
         else:
             labels = ", ".join(communities[k].label for k in selected if k in communities)
             text = ctx.t("enroll.communities_selected", list=labels or "—")
-        ctx.reply(text, (*options, choice(state, ctx.t("enroll.communities_done"), "done")))
+        return ctx.text(text, (*options, choice(state, ctx.t("enroll.communities_done"), "done")))
 
     async def on_communities(self, ctx: Context, state: ConversationState,
-                             answer: Answer) -> None:
+                             answer: Answer) -> Effects:
         fields = EnrollmentState.from_json(state.data)
         if answer.value == "done" or _is_done(answer.text):
-            await self._communities_done(ctx, state, fields)
-            return
+            return await self._communities_done(ctx, state, fields)
+        said = NO_EFFECTS
         if answer.value and answer.value.startswith("t:"):
             _toggle(fields.communities, answer.value[2:])
         else:
             unknown = _add_communities_from_text(ctx, fields, answer.text)
             if unknown:
-                ctx.say("enroll.unknown_community", typed=", ".join(unknown),
-                        known=", ".join(ctx.services.reference.communities))
+                said = ctx.answer("enroll.unknown_community", typed=", ".join(unknown),
+                                  known=", ".join(ctx.reference.communities))
         keep(state, fields)
         await move_to(ctx, state, "communities")
-        self.ask_communities(ctx, state)
+        return said + self.ask_communities(ctx, state)
 
     async def _communities_done(self, ctx: Context, state: ConversationState,
-                                fields: EnrollmentState) -> None:
+                                fields: EnrollmentState) -> Effects:
         if not fields.communities:
-            ctx.say("enroll.need_community")
             await move_to(ctx, state, "communities")
-            self.ask_communities(ctx, state)
-            return
+            return ctx.answer("enroll.need_community") + self.ask_communities(ctx, state)
         await move_to(ctx, state, "communes")
-        ctx.say("enroll.communes")
+        return ctx.answer("enroll.communes")
 
-    async def on_communes(self, ctx: Context, state: ConversationState, answer: Answer) -> None:
+    async def on_communes(self, ctx: Context, state: ConversationState,
+                          answer: Answer) -> Effects:
         fields = EnrollmentState.from_json(state.data)
         if answer.value == "done" or (answer.value is None and _is_done(answer.text)):
-            await self._communes_done(ctx, state, fields)
-            return
+            return await self._communes_done(ctx, state, fields)
         if answer.value == "clear":
             fields.communes = []
         elif answer.value and answer.value.startswith("add:"):
             _add_commune(fields, answer.value[4:])
         else:
-            resolution = resolve_places(ctx, answer.text, answer.location)
+            resolution = resolve_places(ctx.geo, ctx.t, answer.text, answer.location)
             for commune in resolution.found:
                 _add_commune(fields, commune.insee)
             keep(state, fields)
             await move_to(ctx, state, "communes")
-            self._report_resolution(ctx, state, resolution)
-            return
+            return self._report_resolution(ctx, state, resolution)
         keep(state, fields)
         await move_to(ctx, state, "communes")
-        self._show_communes(ctx, state)
+        return self._show_communes(ctx, state)
 
     def _report_resolution(self, ctx: Context, state: ConversationState,
-                           resolution: Resolution) -> None:
+                           resolution: Resolution) -> Effects:
+        effects = NO_EFFECTS
         for problem in resolution.problems:
-            ctx.reply(problem)
+            effects += ctx.text(problem)
         if resolution.candidates:
-            ctx.reply(ctx.t("enroll.pick_commune"), tuple(
+            effects += ctx.text(ctx.t("enroll.pick_commune"), tuple(
                 choice(state, describe_commune(c), f"add:{c.insee}")
                 for c in resolution.candidates))
-        self._show_communes(ctx, state)
+        return effects + self._show_communes(ctx, state)
 
-    def _show_communes(self, ctx: Context, state: ConversationState) -> None:
+    def _show_communes(self, ctx: Context, state: ConversationState) -> Effects:
         fields = EnrollmentState.from_json(state.data)
         names = [describe_commune(c) for c in _communes(ctx, fields)]
+        effects = NO_EFFECTS
         if len(names) > COMMUNES_PER_SUBSCRIBER:
-            ctx.say("enroll.too_many_communes", max=COMMUNES_PER_SUBSCRIBER)
+            effects = ctx.answer("enroll.too_many_communes", max=COMMUNES_PER_SUBSCRIBER)
         text = ctx.t("enroll.communes_so_far", list=", ".join(names)) if names else ctx.t(
             "enroll.no_commune_yet")
-        ctx.reply(text, (choice(state, ctx.t("enroll.communes_done"), "done"),
-                         choice(state, ctx.t("enroll.communes_clear"), "clear")))
+        return effects + ctx.text(text, (choice(state, ctx.t("enroll.communes_done"), "done"),
+                                         choice(state, ctx.t("enroll.communes_clear"), "clear")))
 
     async def _communes_done(self, ctx: Context, state: ConversationState,
-                             fields: EnrollmentState) -> None:
+                             fields: EnrollmentState) -> Effects:
         if not fields.communes:
             await move_to(ctx, state, "communes")
-            ctx.say("enroll.need_commune")
-            return
+            return ctx.answer("enroll.need_commune")
         fields.communes = fields.communes[:COMMUNES_PER_SUBSCRIBER]
         keep(state, fields)
         await move_to(ctx, state, "summary")
-        ctx.reply(summary_text(ctx, fields.communities, fields.communes), (
+        return ctx.text(summary_text(ctx, fields.communities, fields.communes), (
             choice(state, ctx.t("enroll.confirm"), "confirm"),
             choice(state, ctx.t("enroll.restart"), "restart")))
 
-    async def on_summary(self, ctx: Context, state: ConversationState, answer: Answer) -> None:
+    async def on_summary(self, ctx: Context, state: ConversationState,
+                         answer: Answer) -> Effects:
         value = answer.value or ("confirm" if _yes_no(answer.text) == "yes" else None)
         if value == "restart":
             fields = EnrollmentState.from_json(state.data)
             fields.communities, fields.communes = [], []
             keep(state, fields)
             await move_to(ctx, state, "communities")
-            self.ask_communities(ctx, state, first=True)
-            return
+            return self.ask_communities(ctx, state, first=True)
         if value != "confirm":
             await move_to(ctx, state, "summary")
-            ctx.reply(ctx.t("enroll.confirm_please"), (
+            return ctx.text(ctx.t("enroll.confirm_please"), (
                 choice(state, ctx.t("enroll.confirm"), "confirm"),
                 choice(state, ctx.t("enroll.restart"), "restart")))
-            return
-        await self._save(ctx, state)
+        return await self._save(ctx, state)
 
-    async def _save(self, ctx: Context, state: ConversationState) -> None:
+    async def _save(self, ctx: Context, state: ConversationState) -> Effects:
         incoming = ctx.incoming
         fields = EnrollmentState.from_json(state.data)
         await ctx.stores.subscribers.enroll(
             incoming.sender.platform, incoming.sender.user_id, incoming.chat.chat_id,
-            ctx.t.language, ctx.services.config.consent_version, ctx.now,
+            ctx.t.language, ctx.config.consent_version, ctx.now,
             fields.communes, fields.communities)
         await close_conversation(ctx)
-        ctx.say("enroll.done")
+        return ctx.answer("enroll.done")
 
 
 def summary_text(ctx: Context, communities: list[str], communes: list[str]) -> str:
-    reference = ctx.services.reference.communities
+    reference = ctx.reference.communities
     labels = ", ".join(reference[k].label for k in communities if k in reference)
     places = ", ".join(describe_commune(c) for c in
-                       filter(None, (ctx.services.geo.by_insee(code) for code in communes)))
+                       filter(None, (ctx.geo.by_insee(code) for code in communes)))
     return ctx.t("enroll.summary", communities=labels, communes=places)
 
 
 def _communes(ctx: Context, fields: EnrollmentState) -> list[Any]:
-    return [c for c in (ctx.services.geo.by_insee(code) for code in fields.communes) if c]
+    return [c for c in (ctx.geo.by_insee(code) for code in fields.communes) if c]
 
 
 def _add_commune(fields: EnrollmentState, insee: str) -> None:
@@ -225,7 +223,7 @@ def _toggle(selected: list[str], key: str) -> None:
 def _add_communities_from_text(ctx: Context, fields: EnrollmentState, text: str) -> list[str]:
     unknown = []
     for part in filter(None, (p.strip() for p in text.replace(";", ",").split(","))):
-        community = ctx.services.reference.community(part)
+        community = ctx.reference.community(part)
         if community is None:
             unknown.append(part)
         elif community.key not in fields.communities:

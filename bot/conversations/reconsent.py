@@ -14,6 +14,7 @@ from bot.conversations.engine import (
     move_to,
     open_conversation,
 )
+from bot.domain import Effects
 from bot.privacy import erase_subscriber
 from bot.storage.conversations import ConversationState
 
@@ -24,29 +25,27 @@ class ReconsentFlow(Flow):
     def steps(self) -> dict[str, StepHandler]:
         return {"confirm": self.on_confirm}
 
-    async def begin(self, ctx: Context, **options: Any) -> None:
+    async def begin(self, ctx: Context, **options: Any) -> Effects:
         state = await open_conversation(ctx, self.kind, "confirm", {})
-        self._ask(ctx, state, "consent.changed")
+        return self._ask(ctx, state, "consent.changed")
 
-    def _ask(self, ctx: Context, state: ConversationState, key: str) -> None:
-        ctx.reply(ctx.t(key, version=ctx.services.config.consent_version), (
+    def _ask(self, ctx: Context, state: ConversationState, key: str) -> Effects:
+        return ctx.text(ctx.t(key, version=ctx.config.consent_version), (
             choice(state, ctx.t("enroll.accept"), "yes"),
             choice(state, ctx.t("enroll.refuse"), "no")))
 
-    async def on_confirm(self, ctx: Context, state: ConversationState, answer: Answer) -> None:
+    async def on_confirm(self, ctx: Context, state: ConversationState,
+                         answer: Answer) -> Effects:
         value = answer.value or {"oui": "yes", "non": "no"}.get(answer.text.strip().lower())
         if value is None or ctx.subscriber is None:
             await move_to(ctx, state, "confirm")
-            self._ask(ctx, state, "consent.again")
-            return
+            return self._ask(ctx, state, "consent.again")
         await close_conversation(ctx)
         if value == "yes":
             await ctx.stores.subscribers.renew_consent(
-                ctx.subscriber, ctx.services.config.consent_version, ctx.now)
-            await ctx.audit("subscriber.consent_renewed",
-                            version=ctx.services.config.consent_version)
-            ctx.say("consent.renewed")
-        else:
-            await ctx.audit("subscriber.consent_refused")
-            await erase_subscriber(ctx.services, ctx.subscriber)
-            ctx.say("subscriber.stopped")
+                ctx.subscriber, ctx.config.consent_version, ctx.now)
+            await ctx.audit("subscriber.consent_renewed", version=ctx.config.consent_version)
+            return ctx.answer("consent.renewed")
+        await ctx.audit("subscriber.consent_refused")
+        await erase_subscriber(ctx.services, ctx.subscriber)
+        return ctx.answer("subscriber.stopped")

@@ -15,7 +15,7 @@ from bot.conversations.engine import (
     move_to,
     open_conversation,
 )
-from bot.domain import Outgoing, ToOfficers
+from bot.domain import Effects, Outgoing, ToOfficers
 from bot.limits import TIP_TEXT_CHARS
 from bot.storage.conversations import ConversationState
 
@@ -38,28 +38,26 @@ class TipFlow(Flow):
     def steps(self) -> dict[str, StepHandler]:
         return {"information": self.on_information}
 
-    async def begin(self, ctx: Context, **options: Any) -> None:
+    async def begin(self, ctx: Context, **options: Any) -> Effects:
         fields = TipState(alert=options["alert_id"])
         await open_conversation(ctx, self.kind, "information", fields.to_json())
-        ctx.say("tip.ask", number=options["alert_id"])
+        return ctx.answer("tip.ask", number=options["alert_id"])
 
     async def on_information(self, ctx: Context, state: ConversationState,
-                             answer: Answer) -> None:
+                             answer: Answer) -> Effects:
         fields = TipState.from_json(state.data)
         text = answer.text.strip()
         if not text and answer.location is None:
             await move_to(ctx, state, "information")
-            ctx.say("tip.ask", number=fields.alert)
-            return
+            return ctx.answer("tip.ask", number=fields.alert)
         if len(text) > TIP_TEXT_CHARS:
             await move_to(ctx, state, "information")
-            ctx.say("alert.text_too_long", length=len(text), max=TIP_TEXT_CHARS)
-            return
+            return ctx.answer("alert.text_too_long", length=len(text), max=TIP_TEXT_CHARS)
         await close_conversation(ctx)
-        await self._forward(ctx, fields.alert, text, answer.location)
+        return await self._forward(ctx, fields.alert, text, answer.location)
 
     async def _forward(self, ctx: Context, alert_id: int, text: str,
-                       location: tuple[float, float] | None) -> None:
+                       location: tuple[float, float] | None) -> Effects:
         chat = ctx.incoming.chat
         subscriber = ctx.subscriber.id if ctx.subscriber else None
         tip_id = await ctx.stores.tips.add(alert_id, subscriber, chat.platform, chat.chat_id,
@@ -69,5 +67,4 @@ class TipFlow(Flow):
             if location else ""
         forwarded = ctx.t("tip.forwarded", tip=tip_id, number=alert_id,
                           subscriber=subscriber or "?", text=text or "—", location=where)
-        ctx.effects.items.append(ToOfficers(Outgoing(forwarded)))
-        ctx.say("tip.thanks", tip=tip_id)
+        return Effects.of(ToOfficers(Outgoing(forwarded))) + ctx.answer("tip.thanks", tip=tip_id)

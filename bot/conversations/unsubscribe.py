@@ -13,6 +13,7 @@ from bot.conversations.engine import (
     close_conversation,
     open_conversation,
 )
+from bot.domain import Effects
 from bot.privacy import erase_subscriber
 from bot.storage.conversations import ConversationState
 
@@ -23,18 +24,18 @@ class UnsubscribeFlow(Flow):
     def steps(self) -> dict[str, StepHandler]:
         return {"confirm": self.on_confirm}
 
-    async def begin(self, ctx: Context, **options: Any) -> None:
+    async def begin(self, ctx: Context, **options: Any) -> Effects:
         state = await open_conversation(ctx, self.kind, "confirm", {})
-        ctx.reply(ctx.t("subscriber.stop_confirm"), (
+        return ctx.text(ctx.t("subscriber.stop_confirm"), (
             choice(state, ctx.t("subscriber.stop_yes"), "yes"),
             choice(state, ctx.t("subscriber.stop_no"), "no")))
 
-    async def on_confirm(self, ctx: Context, state: ConversationState, answer: Answer) -> None:
+    async def on_confirm(self, ctx: Context, state: ConversationState,
+                         answer: Answer) -> Effects:
         await close_conversation(ctx)
         confirmed = answer.value == "yes" or answer.text.strip().lower() in {"oui", "yes"}
         if not confirmed or ctx.subscriber is None:
-            ctx.say("subscriber.stop_kept")
-            return
+            return ctx.answer("subscriber.stop_kept")
         await ctx.audit("subscriber.unsubscribed")  # before: the pseudonym needs no data
         await erase_subscriber(ctx.services, ctx.subscriber)
-        ctx.say("subscriber.stopped")
+        return ctx.answer("subscriber.stopped")

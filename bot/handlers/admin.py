@@ -5,84 +5,78 @@ from __future__ import annotations
 from bot.alert_approval import parse_communities, require_perimeter, shown_perimeter, split_for
 from bot.commands import Command
 from bot.context import Context
-from bot.domain import is_platform_id
+from bot.domain import Effects, is_platform_id
 from bot.errors import UserFacingError
 from bot.roles import GRANTABLE, Action
 
 
-async def register_group(ctx: Context, args: str) -> None:
+async def register_group(ctx: Context, args: str) -> Effects:
     if not args.strip():
-        ctx.say("group.usage")
-        return
+        return ctx.answer("group.usage")
     head, communities = split_for(args)
     try:
-        perimeter = require_perimeter(ctx.services, head)
+        perimeter = require_perimeter(ctx, head)
         keys = _communities(ctx, communities or "")
     except UserFacingError as error:
-        ctx.reply(ctx.t(error.key, **error.params) + "\n" + ctx.t("group.usage"))
-        return
-    chat, shown = ctx.incoming.chat, shown_perimeter(ctx.services, perimeter)
+        return ctx.text(ctx.t(error.key, **error.params) + "\n" + ctx.t("group.usage"))
+    chat, shown = ctx.incoming.chat, shown_perimeter(ctx, perimeter)
     await ctx.stores.groups.register(chat.platform, chat.chat_id, ctx.incoming.chat_title,
                                      shown, sorted(perimeter.communes), keys, ctx.who, ctx.now)
     await ctx.audit("group.registered", chat=str(chat), perimeter=perimeter.text,
                     communities=keys)
-    labels = ", ".join(ctx.services.reference.communities[k].label for k in keys)
-    ctx.say("group.registered", perimeter=shown, count=len(perimeter.communes),
-            communities=labels or ctx.t("render.everyone"))
+    labels = ", ".join(ctx.reference.communities[k].label for k in keys)
+    return ctx.answer("group.registered", perimeter=shown, count=len(perimeter.communes),
+                      communities=labels or ctx.t("render.everyone"))
 
 
 def _communities(ctx: Context, text: str) -> list[str]:
-    keys, everyone = parse_communities(ctx.services, text)
+    keys, everyone = parse_communities(ctx.reference, text)
     return [] if everyone else sorted(keys)
 
 
-async def unregister_group(ctx: Context, args: str) -> None:
+async def unregister_group(ctx: Context, args: str) -> Effects:
     chat = ctx.incoming.chat
     group = await ctx.stores.groups.get(chat.platform, chat.chat_id)
     if ctx.is_private or group is None:
-        ctx.say("group.not_registered")
-        return
+        return ctx.answer("group.not_registered")
     await ctx.stores.groups.unregister(group)
     await ctx.audit("group.unregistered", chat=str(chat))
-    ctx.say("group.unregistered")
+    return ctx.answer("group.unregistered")
 
 
 ROLE_WORDS = {"operateur": "operator", "opérateur": "operator", "operator": "operator",
               "officier": "officer", "officer": "officer", "admin": "admin"}
 
 
-async def manage_role(ctx: Context, args: str) -> None:
+async def manage_role(ctx: Context, args: str) -> Effects:
     """``/role <PLATFORM:ID> [-]<operateur|officier|admin>`` — grant or revoke; audited."""
     parts = args.split()
     role_name = ROLE_WORDS.get(parts[1].lstrip("-+").lower()) if len(parts) == 2 else None
     if role_name is None:
-        ctx.say("roles.usage")
-        return
+        return ctx.answer("roles.usage")
     identity, revoke = parts[0], parts[1].startswith("-")
     # Revoking anything is allowed: it can only clean up a grant made before this check.
     if not revoke and not is_platform_id(identity):
-        ctx.reply(ctx.t("roles.not_platform_id", identity=identity[:80]) + "\n"
-                  + ctx.t("roles.usage"))
-        return
+        return ctx.text(ctx.t("roles.not_platform_id", identity=identity[:80]) + "\n"
+                        + ctx.t("roles.usage"))
     role = GRANTABLE[role_name]
-    if revoke and ctx.services.roles.configured(identity, role):
-        ctx.say("roles.in_config", identity=identity)
-        return
-    await _apply_role(ctx, identity, role_name, revoke)
+    if revoke and ctx.role_book.configured(identity, role):
+        return ctx.answer("roles.in_config", identity=identity)
+    return await _apply_role(ctx, identity, role_name, revoke)
 
 
-async def _apply_role(ctx: Context, identity: str, role_name: str, revoke: bool) -> None:
+async def _apply_role(ctx: Context, identity: str, role_name: str, revoke: bool) -> Effects:
     role, store = GRANTABLE[role_name], ctx.stores.roles
     if revoke:
         changed = await store.revoke(identity, role_name)
-        ctx.services.roles.revoke(identity, role)
+        ctx.role_book.revoke(identity, role)
     else:
         changed = await store.grant(identity, role_name, ctx.who, ctx.now)
-        ctx.services.roles.grant(identity, role)
+        ctx.role_book.grant(identity, role)
     await ctx.audit("role.revoked" if revoke else "role.granted", identity=identity,
                     role=role_name, changed=changed)
-    ctx.say("roles.revoked" if revoke else "roles.granted", identity=identity,
-            role=ctx.t(f"roles.name.{role_name}"))
+    return ctx.answer("roles.revoked" if revoke else "roles.granted", identity=identity,
+                      role=ctx.t(f"roles.name.{role_name}"))
 
 
 COMMANDS = [

@@ -12,7 +12,7 @@ from bot.commands import Command, small_number
 from bot.context import Context
 from bot.conversations.cap_draft import CAP_DRAFT
 from bot.deferred import cap_recipe
-from bot.domain import Attachment, Outgoing, Reply
+from bot.domain import Attachment, Effects, Outgoing
 from bot.geo.perimeter import PerimeterError, parse_perimeter
 from bot.limits import CAP_DOCUMENT_BYTES
 from bot.render import spoken_body
@@ -23,20 +23,20 @@ MSG_TYPE = {"alert": "Alert", "update": "Update"}  # every other follow-up close
 
 
 def _settings(ctx: Context) -> CapSettings:
-    return CapSettings(timezone=ctx.services.config.timezone)
+    return CapSettings(timezone=ctx.config.timezone)
 
 
-async def export(ctx: Context, args: str) -> None:
+async def export(ctx: Context, args: str) -> Effects:
     """``/cap N`` — the alert (or follow-up) N as an OASIS CAP 1.2 file."""
     number = small_number(args)
     alert = None if number is None else await ctx.stores.alerts.get(number)
     if alert is None:
-        ctx.say("capcmd.usage" if number is None else "approval.not_found", number=number)
-        return
+        return ctx.answer("capcmd.usage" if number is None else "approval.not_found",
+                          number=number)
     # The document is made after commit, from what is read here (bot/deferred.py).
-    ctx.effects.items.append(Reply(Outgoing(
+    return ctx.message(Outgoing(
         ctx.t("capcmd.exported", number=alert.id),
-        deferred=cap_recipe(ctx.t.language, await _cap_alert(ctx, alert)))))
+        deferred=cap_recipe(ctx.t.language, await _cap_alert(ctx, alert))))
 
 
 async def _cap_alert(ctx: Context, alert: Alert) -> CapSource:
@@ -50,12 +50,12 @@ async def _cap_alert(ctx: Context, alert: Alert) -> CapSource:
                                        _sent(ctx, parent)))
         siblings = [child.id for child in await stores.alerts.children(parent.id)]
         revision = siblings.index(alert.id) + 1
-    labels = ctx.services.reference.communities
+    labels = ctx.reference.communities
     audience = [] if alert.all_communities else [
         labels[key].label for key in await stores.alerts.communities(alert.id) if key in labels]
     return cap_source(
         replace(alert, body=spoken_body(ctx.t, alert)),
-        category=ctx.services.reference.categories[alert.category],
+        category=ctx.reference.categories[alert.category],
         communes=await stores.alerts.communes(alert.id),
         sent=_sent(ctx, alert), settings=settings, audience=audience,
         status="Exercise" if alert.exercise else "Actual",
@@ -63,32 +63,29 @@ async def _cap_alert(ctx: Context, alert: Alert) -> CapSource:
 
 
 def _sent(ctx: Context, alert: Alert) -> datetime:
-    return ctx.services.local(alert.decided_at or alert.created_at)
+    return ctx.local(alert.decided_at or alert.created_at)
 
 
-async def import_file(ctx: Context, attachment: Attachment) -> None:
+async def import_file(ctx: Context, attachment: Attachment) -> Effects:
     """A CAP file from an operator: shown as the equivalent /alerte, submitted on request."""
     if len(attachment.data) > CAP_DOCUMENT_BYTES:
-        ctx.say("cap.too_large", size=len(attachment.data), max=CAP_DOCUMENT_BYTES)
-        return
+        return ctx.answer("cap.too_large", size=len(attachment.data), max=CAP_DOCUMENT_BYTES)
     try:
-        draft = read_cap(attachment.data, ctx.services.geo,
-                         max_radius_km=ctx.services.config.geo.max_radius_km)
+        draft = read_cap(attachment.data, ctx.geo, max_radius_km=ctx.config.geo.max_radius_km)
     except CapError as error:
-        ctx.say(error.key, **error.params)
-        return
+        return ctx.answer(error.key, **error.params)
     category = draft.category or "prevention"
     text = re.sub(r"\s+", " ", " ".join(filter(None, (draft.headline, draft.description))))
     command = f"{category} {_perimeter(ctx, draft.perimeter_text, draft.communes)} : {text}"
     if draft.status == "Exercise":
         command = command.replace(" : ", " exercice : ", 1)
-    await CAP_DRAFT.begin(ctx, command=command, guessed=draft.category is not None)
+    return await CAP_DRAFT.begin(ctx, command=command, guessed=draft.category is not None)
 
 
 def _perimeter(ctx: Context, text: str, communes: frozenset[str]) -> str:
     """The file's own perimeter when it reads back to the same communes, else the codes."""
     try:
-        if parse_perimeter(text, ctx.services.geo).communes == communes:
+        if parse_perimeter(text, ctx.geo).communes == communes:
             return text
     except PerimeterError:
         pass

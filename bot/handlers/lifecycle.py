@@ -8,7 +8,7 @@ from bot.alert_approval import REQUEST, AlertInputError, follow_up, officers_req
 from bot.closing import Ending, end_alert
 from bot.commands import Command
 from bot.context import Context
-from bot.domain import ChatRef, EditTracked, Notify, Outgoing
+from bot.domain import ChatRef, EditTracked, Effects, Notify, Outgoing
 from bot.enums import AlertKind, AlertStatus
 from bot.limits import TIP_TEXT_CHARS
 from bot.render import when
@@ -19,141 +19,142 @@ NUMBER_AND_TEXT = re.compile(r"^n?°?\s*(\d{1,9})\s*(?::(.*))?$", re.IGNORECASE 
 BROADCAST = ("broadcasting", "done")
 
 
-async def _target(ctx: Context, args: str, usage: str) -> tuple[Alert, str] | None:
+async def _target(ctx: Context, args: str, usage: str) -> tuple[Alert, str] | Effects:
+    """The alert N a command names and the text after it, or the answer saying why not."""
     match = NUMBER_AND_TEXT.match(args.strip())
     if match is None:
-        ctx.say(usage)
-        return None
+        return ctx.answer(usage)
     alert = await ctx.stores.alerts.get(int(match.group(1)))
     if alert is None:
-        ctx.say("approval.not_found", number=match.group(1))
-        return None
+        return ctx.answer("approval.not_found", number=match.group(1))
     return alert, (match.group(2) or "").strip()
 
 
-def _open_broadcast(ctx: Context, alert: Alert) -> bool:
-    """Follow-ups apply to an alert that went out and is not over yet."""
+def _not_open(ctx: Context, alert: Alert) -> Effects | None:
+    """Follow-ups apply to an alert that went out and is not over yet: None when it is
+    such an alert, else the answer saying why not."""
     if alert.kind != "alert":
-        ctx.say("lifecycle.not_an_alert", number=alert.id, parent=alert.parent_id or alert.id)
-    elif alert.status not in BROADCAST:
-        ctx.say("lifecycle.not_broadcast", number=alert.id,
-                status=ctx.t(f"status.{alert.status}"))
-    elif alert.closed is not None:
-        ctx.say("lifecycle.already_closed", number=alert.id,
-                closed=ctx.t(f"lifecycle.closed.{alert.closed}"))
-    else:
-        return True
-    return False
+        return ctx.answer("lifecycle.not_an_alert", number=alert.id,
+                          parent=alert.parent_id or alert.id)
+    if alert.status not in BROADCAST:
+        return ctx.answer("lifecycle.not_broadcast", number=alert.id,
+                          status=ctx.t(f"status.{alert.status}"))
+    if alert.closed is not None:
+        return ctx.answer("lifecycle.already_closed", number=alert.id,
+                          closed=ctx.t(f"lifecycle.closed.{alert.closed}"))
+    return None
 
 
-async def _may_close(ctx: Context, alert: Alert) -> bool:
-    """Ending or recalling is for an open broadcast, by the alert's organisation."""
-    if not _open_broadcast(ctx, alert):
-        return False
-    if speaks_for_alert(ctx.identity, ctx.roles, alert.requested_by):
-        return True
+async def _may_not_close(ctx: Context, alert: Alert) -> Effects | None:
+    """Ending or recalling is for an open broadcast, by the alert's organisation: None
+    when allowed, else the answer saying why not."""
+    refusal = _not_open(ctx, alert)
+    if refusal is not None or speaks_for_alert(ctx.identity, ctx.roles, alert.requested_by):
+        return refusal
     await ctx.audit("alert.close_refused", alert.id)
-    ctx.say("lifecycle.not_your_alert", number=alert.id)
-    return False
+    return ctx.answer("lifecycle.not_your_alert", number=alert.id)
 
 
-async def update(ctx: Context, args: str) -> None:
+async def update(ctx: Context, args: str) -> Effects:
     """``/suite N : texte`` — a threaded update, approved like the category requires."""
     found = await _target(ctx, args, "lifecycle.usage_update")
-    if found is None or not _open_broadcast(ctx, found[0]):
-        return
+    if isinstance(found, Effects):
+        return found
+    alert, text = found
+    refusal = _not_open(ctx, alert)
+    if refusal is not None:
+        return refusal
     try:
-        body = require_body(found[1])
+        body = require_body(text)
     except AlertInputError as error:
-        ctx.say(error.key, **error.params)
-        return
-    await follow_up(ctx, found[0], AlertKind.UPDATE, body)
+        return ctx.answer(error.key, **error.params)
+    return (await follow_up(ctx, alert, AlertKind.UPDATE, body)).effects
 
 
-async def end(ctx: Context, args: str) -> None:
+async def end(ctx: Context, args: str) -> Effects:
     """``/fin N [: texte]`` — the alert ends at once: every delivered copy marked LEVÉE
     and the bot's own closing words sent. A text of the operator's is a closing message
     that goes to the officers first, like ``/suite``: an operator ending an alert at 3 a.m.
     should not have to wait for an officer for it to stop, but nothing they write reaches
     a subscriber unapproved."""
     found = await _target(ctx, args, "lifecycle.usage_end")
-    if found is None or not await _may_close(ctx, found[0]):
-        return
+    if isinstance(found, Effects):
+        return found
     alert, text = found
+    refusal = await _may_not_close(ctx, alert)
+    if refusal is not None:
+        return refusal
     try:
         body = require_body(text) if text else ""
     except AlertInputError as error:
-        ctx.say(error.key, **error.params)
-        return
-    async with ctx.services.db.transaction():
-        ending = await _end(ctx, alert, "ended")
-        if ending is None:
-            return
-        closing = await follow_up(ctx, alert, AlertKind.CLOSING, body) if body else None
-    if closing is None:
-        ctx.say("lifecycle.ended", number=alert.id, child=ending.child.id)
-    else:
-        ctx.say("lifecycle.ended_text_pending", number=alert.id, child=ending.child.id,
-                closing=closing.id)
+        return ctx.answer(error.key, **error.params)
+    ending = await _end(ctx, alert, "ended")
+    if isinstance(ending, Effects):
+        return ending
+    if not body:
+        return ending.effects + ctx.answer("lifecycle.ended", number=alert.id,
+                                           child=ending.child.id)
+    closing = await follow_up(ctx, alert, AlertKind.CLOSING, body)
+    return ending.effects + closing.effects + ctx.answer(
+        "lifecycle.ended_text_pending", number=alert.id, child=ending.child.id,
+        closing=closing.alert.id)
 
 
-async def _end(ctx: Context, alert: Alert, how: str) -> Ending | None:
+async def _end(ctx: Context, alert: Alert, how: str) -> Ending | Effects:
     ending = await end_alert(ctx.services, ctx.t, alert, how, ctx.who, ctx.incoming.chat,
                              ctx.now)
     if ending is None:
-        ctx.say("lifecycle.already_closed", number=alert.id, closed="")
-        return None
-    ctx.effects.items.extend(ending.effects)
-    ctx.effects.wake_dispatcher = True
+        return ctx.answer("lifecycle.already_closed", number=alert.id, closed="")
     return ending
 
 
-async def withdraw(ctx: Context, args: str) -> None:
+async def withdraw(ctx: Context, args: str) -> Effects:
     """``/retirer N`` — a pending alert is withdrawn by its requester; a broadcast one is
     recalled: its copies deleted where the platform allows, pending sends dropped."""
     found = await _target(ctx, args, "lifecycle.usage_withdraw")
-    if found is None:
-        return
+    if isinstance(found, Effects):
+        return found
     alert = found[0]
     if alert.status == "pending":
-        await _withdraw_pending(ctx, alert)
-    elif await _may_close(ctx, alert):
-        async with ctx.services.db.transaction():
-            ending = await _end(ctx, alert, "recalled")
-        if ending is not None:
-            ctx.say("lifecycle.recalling", number=alert.id, child=ending.child.id)
+        return await _withdraw_pending(ctx, alert)
+    refusal = await _may_not_close(ctx, alert)
+    if refusal is not None:
+        return refusal
+    ending = await _end(ctx, alert, "recalled")
+    if isinstance(ending, Effects):
+        return ending
+    return ending.effects + ctx.answer("lifecycle.recalling", number=alert.id,
+                                       child=ending.child.id)
 
 
-async def _withdraw_pending(ctx: Context, alert: Alert) -> None:
+async def _withdraw_pending(ctx: Context, alert: Alert) -> Effects:
     if alert.requested_by != ctx.who:
-        ctx.say("lifecycle.withdraw_not_yours", number=alert.id)
-        return
+        return ctx.answer("lifecycle.withdraw_not_yours", number=alert.id)
     if not await ctx.stores.alerts.transition(alert.id, AlertStatus.PENDING,
                                               AlertStatus.WITHDRAWN, ctx.who, ctx.now):
-        ctx.say("approval.not_pending", number=alert.id, status="")
-        return
+        return ctx.answer("approval.not_pending", number=alert.id, status="")
     await ctx.audit("alert.withdrawn", alert.id)
     withdrawn = await ctx.stores.alerts.get(alert.id)
     assert withdrawn is not None
-    request = await officers_request(ctx.services, ctx.t, withdrawn, ctx.t(
+    request = await officers_request(ctx, ctx.t, withdrawn, ctx.t(
         "lifecycle.withdrawn_status", who=ctx.who))
-    ctx.effects.items.append(EditTracked(REQUEST, alert.id, request))
-    ctx.say("lifecycle.withdrawn", number=alert.id)
+    return Effects.of(EditTracked(REQUEST, alert.id, request)) + ctx.answer(
+        "lifecycle.withdrawn", number=alert.id)
 
 
-async def journal(ctx: Context, args: str) -> None:
+async def journal(ctx: Context, args: str) -> Effects:
     """``/journal N`` — every state change, decision and follow-up of an alert."""
     found = await _target(ctx, args, "lifecycle.usage_journal")
-    if found is None:
-        return
+    if isinstance(found, Effects):
+        return found
     alert = found[0]
     lines = [ctx.t("lifecycle.journal_title", number=alert.id, category=alert.category,
                    perimeter=alert.perimeter)]
     for status, actor, at in await ctx.stores.alerts.transitions(alert.id):
-        lines.append(f"{when(ctx.services.local(at))} · {ctx.t(f'status.{status}')} · {actor}")
+        lines.append(f"{when(ctx.local(at))} · {ctx.t(f'status.{status}')} · {actor}")
     for approval in await ctx.stores.alerts.approvals(alert.id):
         lines.append(ctx.t(f"lifecycle.journal_{approval.decision}", who=approval.officer,
-                           time=when(ctx.services.local(approval.decided_at))))
+                           time=when(ctx.local(approval.decided_at))))
     for child in await ctx.stores.alerts.children(alert.id):
         lines.append(ctx.t("lifecycle.journal_child", number=child.id,
                            kind=ctx.t(f"lifecycle.kind.{child.kind}"),
@@ -161,25 +162,23 @@ async def journal(ctx: Context, args: str) -> None:
     counts = await ctx.stores.deliveries.counts(alert.id)
     lines.append(ctx.t("lifecycle.journal_counts", sent=counts.sent, failed=counts.failed,
                        blocked=counts.blocked, receipts=counts.acknowledged))
-    ctx.reply("\n".join(lines))
+    return ctx.text("\n".join(lines))
 
 
-async def answer_tip(ctx: Context, args: str) -> None:
+async def answer_tip(ctx: Context, args: str) -> Effects:
     """``/repondre T <texte>`` — answer a tip; the subscriber sees only the text."""
     match = re.match(r"^n?°?\s*(\d{1,9})\s+(.+)$", args.strip(), re.DOTALL)
     if match is None:
-        ctx.say("tip.usage_answer")
-        return
+        return ctx.answer("tip.usage_answer")
     tip = await ctx.stores.tips.get(int(match.group(1)))
     if tip is None:
-        ctx.say("tip.unknown", tip=match.group(1))
-        return
+        return ctx.answer("tip.unknown", tip=match.group(1))
     text = match.group(2).strip()[:TIP_TEXT_CHARS]
     await ctx.stores.tips.mark_answered(tip.id, ctx.now)
     await ctx.audit("tip.answered", tip.alert_id, tip=tip.id)
-    ctx.effects.items.append(Notify(ChatRef(tip.platform, tip.chat_id), Outgoing(
-        ctx.t("tip.answer", tip=tip.id, number=tip.alert_id, text=text))))
-    ctx.say("tip.answered", tip=tip.id)
+    answer = Notify(ChatRef(tip.platform, tip.chat_id), Outgoing(
+        ctx.t("tip.answer", tip=tip.id, number=tip.alert_id, text=text)))
+    return Effects.of(answer) + ctx.answer("tip.answered", tip=tip.id)
 
 
 COMMANDS = [

@@ -6,6 +6,7 @@ from bot.alert_approval import AlertInputError, parse_alert_command, submit
 from bot.commands import Command
 from bot.context import Context
 from bot.conversations.alert import GuidedAlertFlow
+from bot.domain import Effects
 from bot.geo.perimeter import PerimeterError
 from bot.render import when
 from bot.roles import Action
@@ -13,32 +14,28 @@ from bot.roles import Action
 GUIDED = GuidedAlertFlow()
 
 
-async def alert(ctx: Context, args: str) -> None:
+async def alert(ctx: Context, args: str) -> Effects:
     if not args.strip():
-        await GUIDED.begin(ctx)
-        return
+        return await GUIDED.begin(ctx)
     try:
-        draft = parse_alert_command(ctx.services, args, ctx.now)
+        draft = parse_alert_command(ctx, args, ctx.now)
     except AlertInputError as error:
-        ctx.reply(ctx.t(error.key, **error.params) + "\n" + ctx.t("alert.usage"))
-        return
+        return ctx.text(ctx.t(error.key, **error.params) + "\n" + ctx.t("alert.usage"))
     except PerimeterError as error:
-        ctx.reply(ctx.t(error.key, **error.params))
-        return
-    await submit(ctx, draft)
+        return ctx.text(ctx.t(error.key, **error.params))
+    return (await submit(ctx, draft)).effects
 
 
-async def alerts(ctx: Context, args: str) -> None:
+async def alerts(ctx: Context, args: str) -> Effects:
     recent = await ctx.stores.alerts.recent_by(ctx.who)
     if not recent:
-        ctx.say("alerts.none")
-        return
+        return ctx.answer("alerts.none")
     lines = [ctx.t("alerts.title")]
     for item in recent:
         lines.append(ctx.t("alerts.line", number=item.id, category=item.category,
                            perimeter=item.perimeter, status=ctx.t(f"status.{item.status}"),
-                           time=when(ctx.services.local(item.created_at))))
-    ctx.reply("\n".join(lines))
+                           time=when(ctx.local(item.created_at))))
+    return ctx.text("\n".join(lines))
 
 
 COMMANDS = [

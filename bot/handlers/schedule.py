@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import re
 from datetime import date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
 
 from bot.alert_approval import AlertInputError, parse_alert_command, shown_perimeter, submit
 from bot.commands import Command, small_number
 from bot.context import Context
+from bot.domain import Effects
 from bot.errors import UserFacingError
 from bot.render import when
 from bot.roles import Action
@@ -25,24 +27,24 @@ class ScheduleInputError(AlertInputError):
     pass
 
 
-def parse_when(ctx: Context, args: str) -> tuple[str, datetime, str]:
-    """``(rule, first occurrence, rest of the command)``."""
+def parse_when(args: str, now: datetime, zone: ZoneInfo) -> tuple[str, datetime, str]:
+    """``(rule, first occurrence, rest of the command)``; times are in ``zone``."""
     weekly = WEEKLY.match(args.strip())
     if weekly:
         day = weekly.group(1).lower()
         if day not in WEEKDAYS:
             raise ScheduleInputError("schedule.bad_day", day=weekly.group(1))
         at = _clock(int(weekly.group(2)), int(weekly.group(3)))
-        first = next_weekly(ctx.now, WEEKDAYS.index(day), at, ctx.services.timezone)
+        first = next_weekly(now, WEEKDAYS.index(day), at, zone)
         return f"weekly:{WEEKDAYS.index(day)}:{at.strftime('%H:%M')}", first, weekly.group(4)
     once = ONCE.match(args.strip())
     if once is None:
         raise ScheduleInputError("schedule.usage")
-    moment = datetime.combine(_date(ctx, once), _clock(int(once.group(7)), int(once.group(8))),
-                              ctx.services.timezone)
-    if moment <= ctx.now:
+    moment = datetime.combine(_date(once, now.astimezone(zone).year),
+                              _clock(int(once.group(7)), int(once.group(8))), zone)
+    if moment <= now:
         raise ScheduleInputError("schedule.in_the_past", time=when(moment))
-    if moment > ctx.now + MAX_AHEAD:
+    if moment > now + MAX_AHEAD:
         raise ScheduleInputError("schedule.too_far", days=MAX_AHEAD.days)
     return "once", moment, once.group(9)
 
@@ -53,64 +55,60 @@ def _clock(hour: int, minute: int) -> time:
     return time(hour, minute)
 
 
-def _date(ctx: Context, match: re.Match[str]) -> date:
+def _date(match: re.Match[str], this_year: int) -> date:
     if match.group(1):
         year, month, day = int(match.group(1)), int(match.group(2)), int(match.group(3))
     else:
         day, month = int(match.group(4)), int(match.group(5))
-        year = int(match.group(6) or ctx.services.local(ctx.now).year)
+        year = int(match.group(6) or this_year)
     try:
         return date(year, month, day)
     except ValueError:
         raise ScheduleInputError("schedule.bad_date") from None
 
 
-async def program(ctx: Context, args: str) -> None:
+async def program(ctx: Context, args: str) -> Effects:
     """``/programmer <quand> <périmètre> [pour …] : <texte>`` — approved like an alert."""
     try:
-        rule, first, rest = parse_when(ctx, args)
-        draft = parse_alert_command(ctx.services, "prevention " + rest, first)
+        rule, first, rest = parse_when(args, ctx.now, ctx.timezone)
+        draft = parse_alert_command(ctx, "prevention " + rest, first)
     except UserFacingError as error:
-        ctx.reply(ctx.t(error.key, **error.params) + "\n" + ctx.t("schedule.usage"))
-        return
+        return ctx.text(ctx.t(error.key, **error.params) + "\n" + ctx.t("schedule.usage"))
     communities = [] if draft.all_communities else sorted(draft.communities)
     schedule_id = await ctx.stores.schedules.create(
-        rule, draft.category.key, shown_perimeter(ctx.services, draft.perimeter), communities,
+        rule, draft.category.key, shown_perimeter(ctx, draft.perimeter), communities,
         draft.body, ctx.who, first, ctx.now)
-    alert = await submit(ctx, draft, send_at=first, schedule_id=schedule_id)
-    await ctx.stores.schedules.set_next(schedule_id, first, alert.id)
-    ctx.say("schedule.created", number=schedule_id, time=when(ctx.services.local(first)),
-            rule=ctx.t(f"schedule.rule.{rule.split(':')[0]}"))
+    submitted = await submit(ctx, draft, send_at=first, schedule_id=schedule_id)
+    await ctx.stores.schedules.set_next(schedule_id, first, submitted.alert.id)
+    return submitted.effects + ctx.answer(
+        "schedule.created", number=schedule_id, time=when(ctx.local(first)),
+        rule=ctx.t(f"schedule.rule.{rule.split(':')[0]}"))
 
 
-async def programs(ctx: Context, args: str) -> None:
+async def programs(ctx: Context, args: str) -> Effects:
     schedules = await ctx.stores.schedules.active()
     if not schedules:
-        ctx.say("schedule.none")
-        return
+        return ctx.answer("schedule.none")
     lines = [ctx.t("schedule.title")]
     for item in schedules:
-        following = when(ctx.services.local(item.next_run_at)) if item.next_run_at else "—"
+        following = when(ctx.local(item.next_run_at)) if item.next_run_at else "—"
         lines.append(ctx.t("schedule.line", number=item.id, next=following,
                            rule=ctx.t(f"schedule.rule.{item.rule.split(':')[0]}"),
                            perimeter=item.perimeter, body=item.body[:60]))
-    ctx.reply("\n".join(lines))
+    return ctx.text("\n".join(lines))
 
 
-async def unprogram(ctx: Context, args: str) -> None:
+async def unprogram(ctx: Context, args: str) -> Effects:
     number = small_number(args)
     if number is None:
-        ctx.say("schedule.usage_cancel")
-        return
+        return ctx.answer("schedule.usage_cancel")
     schedule = await ctx.stores.schedules.get(number)
     if schedule is None or schedule.cancelled_at is not None:
-        ctx.say("schedule.unknown", number=number)
-        return
-    async with ctx.services.db.transaction():
-        await ctx.stores.schedules.cancel(schedule.id, ctx.now)
-        withdrawn = await ctx.stores.schedules.withdraw_unsent(schedule.id, ctx.who, ctx.now)
-        await ctx.audit("schedule.cancelled", schedule.alert_id, schedule=schedule.id)
-    ctx.say("schedule.cancelled", number=schedule.id, withdrawn=withdrawn)
+        return ctx.answer("schedule.unknown", number=number)
+    await ctx.stores.schedules.cancel(schedule.id, ctx.now)
+    withdrawn = await ctx.stores.schedules.withdraw_unsent(schedule.id, ctx.who, ctx.now)
+    await ctx.audit("schedule.cancelled", schedule.alert_id, schedule=schedule.id)
+    return ctx.answer("schedule.cancelled", number=schedule.id, withdrawn=withdrawn)
 
 
 COMMANDS = [

@@ -8,7 +8,7 @@ from bot.conversations.enrollment import EnrollmentFlow, summary_text
 from bot.conversations.places import Resolution, describe_commune, resolve_places
 from bot.conversations.unsubscribe import UnsubscribeFlow
 from bot.deferred import my_data_recipe
-from bot.domain import Outgoing, Reply
+from bot.domain import Effects, Outgoing
 from bot.i18n import LANGUAGES
 from bot.privacy import export_subscriber
 from bot.roles import Action
@@ -18,42 +18,39 @@ ENROLLMENT = EnrollmentFlow()
 UNSUBSCRIBE = UnsubscribeFlow()
 
 
-async def start(ctx: Context, args: str) -> None:
-    if ctx.subscriber is not None:
-        profile = await ctx.stores.subscribers.profile(ctx.subscriber)
-        ctx.say("subscriber.already", summary=summary_text(ctx, profile.communities,
-                                                            profile.communes))
-        if ctx.subscriber.status == "paused":
-            ctx.say("subscriber.paused_hint")
-        return
-    await ENROLLMENT.begin(ctx)
-
-
-async def require_subscriber(ctx: Context) -> Subscriber | None:
+async def start(ctx: Context, args: str) -> Effects:
     if ctx.subscriber is None:
-        ctx.say("subscriber.not_enrolled")
-    return ctx.subscriber
+        return await ENROLLMENT.begin(ctx)
+    profile = await ctx.stores.subscribers.profile(ctx.subscriber)
+    already = ctx.answer("subscriber.already", summary=summary_text(ctx, profile.communities,
+                                                                     profile.communes))
+    if ctx.subscriber.status == "paused":
+        return already + ctx.answer("subscriber.paused_hint")
+    return already
 
 
-async def communes(ctx: Context, args: str) -> None:
-    subscriber = await require_subscriber(ctx)
-    if subscriber is None:
-        return
+def require_subscriber(ctx: Context) -> Subscriber | Effects:
+    """The caller's subscription, or the answer that they have none."""
+    return ctx.answer("subscriber.not_enrolled") if ctx.subscriber is None else ctx.subscriber
+
+
+async def communes(ctx: Context, args: str) -> Effects:
+    subscriber = require_subscriber(ctx)
+    if isinstance(subscriber, Effects):
+        return subscriber
     current = (await ctx.stores.subscribers.profile(subscriber)).communes
     if not args:
-        _show_communes(ctx, current)
-        return
+        return _show_communes(ctx, current)
     mode, text = _edit_mode(args)
-    resolution = resolve_places(ctx, text)
-    if _refuse_partial(ctx, resolution):
-        return
+    resolution = resolve_places(ctx.geo, ctx.t, text)
+    if resolution.problems:
+        return _refuse_partial(ctx, resolution)
     codes = [c.insee for c in resolution.found]
     updated = _apply(mode, current, codes)
     if not updated:
-        ctx.say("subscriber.communes_last")
-        return
+        return ctx.answer("subscriber.communes_last")
     await ctx.stores.subscribers.set_communes(subscriber, updated, ctx.now)
-    _show_communes(ctx, updated)
+    return _show_communes(ctx, updated)
 
 
 def _edit_mode(args: str) -> tuple[str, str]:
@@ -70,48 +67,44 @@ def _apply(mode: str, current: list[str], codes: list[str]) -> list[str]:
     return sorted(set(codes))
 
 
-def _refuse_partial(ctx: Context, resolution: Resolution) -> bool:
+def _refuse_partial(ctx: Context, resolution: Resolution) -> Effects:
     """Apply nothing unless every place was understood: a half-applied list loses data."""
-    if not resolution.problems:
-        return False
     lines = [*resolution.problems]
     if resolution.candidates:
         lines.append(ctx.t("subscriber.candidates", list=", ".join(
             f"{describe_commune(c)} → {c.insee}" for c in resolution.candidates)))
     lines.append(ctx.t("subscriber.nothing_changed"))
-    ctx.reply("\n".join(lines))
-    return True
+    return ctx.text("\n".join(lines))
 
 
-def _show_communes(ctx: Context, codes: list[str]) -> None:
-    names = [describe_commune(c) for c in filter(None, map(ctx.services.geo.by_insee, codes))]
-    ctx.say("subscriber.communes", list=", ".join(names) or "—")
+def _show_communes(ctx: Context, codes: list[str]) -> Effects:
+    names = [describe_commune(c) for c in filter(None, map(ctx.geo.by_insee, codes))]
+    return ctx.answer("subscriber.communes", list=", ".join(names) or "—")
 
 
-async def profile(ctx: Context, args: str) -> None:
-    subscriber = await require_subscriber(ctx)
-    if subscriber is None:
-        return
+async def profile(ctx: Context, args: str) -> Effects:
+    subscriber = require_subscriber(ctx)
+    if isinstance(subscriber, Effects):
+        return subscriber
     current = await ctx.stores.subscribers.profile(subscriber)
     if not args:
-        ctx.say("subscriber.profile", summary=summary_text(ctx, current.communities,
-                                                            current.communes),
-                status=ctx.t(f"subscriber.status.{subscriber.status}"))
-        return
+        return ctx.answer("subscriber.profile", summary=summary_text(ctx, current.communities,
+                                                                      current.communes),
+                          status=ctx.t(f"subscriber.status.{subscriber.status}"))
     keys, unknown = _communities_from(ctx, args)
     if unknown or not keys:
-        ctx.say("subscriber.unknown_community", typed=", ".join(unknown) or args,
-                known=", ".join(ctx.services.reference.communities))
-        return
+        return ctx.answer("subscriber.unknown_community", typed=", ".join(unknown) or args,
+                          known=", ".join(ctx.reference.communities))
     await ctx.stores.subscribers.set_communities(subscriber, keys, ctx.now)
-    ctx.say("subscriber.profile_updated", summary=summary_text(ctx, keys, current.communes))
+    return ctx.answer("subscriber.profile_updated",
+                      summary=summary_text(ctx, keys, current.communes))
 
 
 def _communities_from(ctx: Context, text: str) -> tuple[list[str], list[str]]:
     keys: list[str] = []
     unknown: list[str] = []
     for part in filter(None, (p.strip() for p in text.replace(";", ",").split(","))):
-        community = ctx.services.reference.community(part)
+        community = ctx.reference.community(part)
         if community is None:
             unknown.append(part)
         else:
@@ -119,54 +112,58 @@ def _communities_from(ctx: Context, text: str) -> tuple[list[str], list[str]]:
     return keys, unknown
 
 
-async def pause(ctx: Context, args: str) -> None:
-    subscriber = await require_subscriber(ctx)
-    if subscriber is not None:
-        await ctx.stores.subscribers.set_status(subscriber.id, "paused", ctx.now)
-        ctx.say("subscriber.paused")
+async def pause(ctx: Context, args: str) -> Effects:
+    return await _set_status(ctx, "paused", "subscriber.paused")
 
 
-async def resume(ctx: Context, args: str) -> None:
-    subscriber = await require_subscriber(ctx)
-    if subscriber is not None:
-        await ctx.stores.subscribers.set_status(subscriber.id, "active", ctx.now)
-        ctx.say("subscriber.resumed")
+async def resume(ctx: Context, args: str) -> Effects:
+    return await _set_status(ctx, "active", "subscriber.resumed")
 
 
-async def language(ctx: Context, args: str) -> None:
+async def _set_status(ctx: Context, status: str, said: str) -> Effects:
+    subscriber = require_subscriber(ctx)
+    if isinstance(subscriber, Effects):
+        return subscriber
+    await ctx.stores.subscribers.set_status(subscriber.id, status, ctx.now)
+    return ctx.answer(said)
+
+
+async def language(ctx: Context, args: str) -> Effects:
     wanted = args.strip().lower()
     if wanted not in LANGUAGES:
-        ctx.say("subscriber.language_usage", languages=", ".join(LANGUAGES))
-        return
+        return ctx.answer("subscriber.language_usage", languages=", ".join(LANGUAGES))
     if ctx.subscriber is not None:
         await ctx.stores.subscribers.set_language(ctx.subscriber, wanted, ctx.now)
     ctx.t.language = wanted
-    ctx.say("subscriber.language_set")
+    return ctx.answer("subscriber.language_set")
 
 
-async def stop(ctx: Context, args: str) -> None:
-    if await require_subscriber(ctx) is not None:
-        await UNSUBSCRIBE.begin(ctx)
+async def stop(ctx: Context, args: str) -> Effects:
+    subscriber = require_subscriber(ctx)
+    if isinstance(subscriber, Effects):
+        return subscriber
+    return await UNSUBSCRIBE.begin(ctx)
 
 
-async def my_data(ctx: Context, args: str) -> None:
+async def my_data(ctx: Context, args: str) -> Effects:
     """``/mesdonnees``: everything held about the caller, as a file."""
-    subscriber = await require_subscriber(ctx)
-    if subscriber is None:
-        return
+    subscriber = require_subscriber(ctx)
+    if isinstance(subscriber, Effects):
+        return subscriber
     data = await export_subscriber(ctx.services, subscriber)
     # The file is made after commit, from what is read here (bot/deferred.py).
-    ctx.effects.items.append(Reply(Outgoing(
+    effects = ctx.message(Outgoing(
         ctx.t("subscriber.my_data", alerts=len(data["alerts_received"]),
               communes=len(data["communes"])),
-        deferred=my_data_recipe(ctx.t.language, data))))
+        deferred=my_data_recipe(ctx.t.language, data)))
     await ctx.audit("subscriber.data_exported")
+    return effects
 
 
-async def cancel(ctx: Context, args: str) -> None:
+async def cancel(ctx: Context, args: str) -> Effects:
     existing = await ctx.stores.conversations.get(ctx.who)
     await ctx.stores.conversations.delete(ctx.who)
-    ctx.say("conversation.cancelled" if existing else "conversation.nothing_to_cancel")
+    return ctx.answer("conversation.cancelled" if existing else "conversation.nothing_to_cancel")
 
 
 COMMANDS = [

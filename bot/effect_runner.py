@@ -1,0 +1,57 @@
+"""The effect runner: ``Effects`` become reply-outbox rows in the transaction that decided
+them, and after commit the broadcast dispatcher is woken and the reply outbox's ready rows
+sent (files still to build are left to the reply sender's loop: bot/deferred.py).
+
+One runner serves everything that has effects: an incoming event (the core writes them
+in the event's transaction), the clock (``tick``), closed conversations, and the
+broadcast dispatcher (progress messages, reports), which it was built with.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from bot.broadcast.dispatcher import Dispatcher
+from bot.broadcast.replies import ReplySender, rows_of
+from bot.context import Services
+from bot.domain import ChatRef, Effects, Incoming
+from bot.metrics import Metrics
+from bot.transports.base import Transport
+
+
+class EffectRunner:
+    def __init__(self, services: Services, transports: Mapping[str, Transport],
+                 metrics: Metrics) -> None:
+        self.services = services
+        self.transports = transports
+        self.replies = ReplySender(services, transports)
+        self.dispatcher = Dispatcher(services, transports, self.perform, metrics)
+
+    def officers_channels(self) -> list[ChatRef]:
+        return [chat for t in self.transports.values() for chat in t.officers_channels()]
+
+    async def write(self, effects: Effects, incoming: Incoming | None = None) -> None:
+        """The effects as reply-outbox rows, in the caller's transaction; ``incoming`` is
+        the event they answer (replies go to its chat; a replay finds its rows)."""
+        origin = None if incoming is None else incoming.chat
+        source = None if incoming is None or incoming.event_id is None else (
+            incoming.chat.platform, incoming.event_id)
+        officers = self.officers_channels()
+        rows = [row for effect in effects.items for row in rows_of(effect, origin, officers)]
+        if rows:
+            await self.services.stores.replies.add(source, rows, self.services.clock.now())
+
+    async def after_commit(self, effects: Effects) -> None:
+        """Once the rows are committed: the broadcast they started goes, the replies that
+        are ready go (not waiting for files, the caller's or others'), then the work kept
+        for after commit (``Database.after_commit``)."""
+        if effects.wake_dispatcher:
+            self.dispatcher.wake()
+        await self.replies.send_ready()
+        await self.services.db.run_committed()
+
+    async def perform(self, effects: Effects) -> None:
+        """Effects of the clock and the dispatcher: in their own transaction, then sent."""
+        async with self.services.db.transaction():
+            await self.write(effects)
+        await self.after_commit(effects)
