@@ -49,7 +49,7 @@ def map_recipe(filename: str, language: str, perimeter: Perimeter,
 
 def cap_recipe(language: str, source: CapSource) -> Deferred:
     """``/cap N``'s document: the alert's data as read in the transaction (``CapSource``)."""
-    recipe = {"language": language, "source": source.to_json()}
+    recipe = {"language": language, "source": source.as_data()}
     return Deferred(DeferredKind.CAP, CAP_FILENAME.format(number=source.alert_id),
                     "application/xml", json.dumps(recipe, ensure_ascii=False))
 
@@ -96,7 +96,7 @@ def build(services: Services, deferred: Deferred) -> bytes:
                               legend=MapLegend(**recipe["legend"]),
                               translate=Translator(services.catalog, recipe["language"]))
         case DeferredKind.CAP:
-            source = CapSource.from_json(recipe["source"])
+            source = CapSource.from_data(recipe["source"])
             return alert_to_cap(cap_alert_from_source(source, services.geo))
         case DeferredKind.MY_DATA:
             return export_json(recipe["data"])

@@ -11,7 +11,7 @@ from collections.abc import Callable
 import pytest
 
 from bot import deferred
-from bot.broadcast.replies import Post, decode, encode
+from bot.broadcast.replies import Post, ReplySender, decode, encode
 from bot.domain import Attachment, ChatRef, Deferred, Outgoing
 from bot.enums import DeferredKind
 from tests.harness import OFFICERS, TestBot
@@ -137,6 +137,23 @@ async def test_a_stopped_sender_builds_nothing_more_and_the_next_start_sends_it(
     maps = [p.message.attachment.filename for p in bot.transports["telegram"].posted[OFFICERS]
             if p.message.attachment]
     assert maps == ["carte-alerte-1.png", "carte-alerte-2.png"]
+
+async def test_stop_right_after_a_wake_stops(bot: TestBot) -> None:
+    """A drawing done (wake) just as the bot stops: the sender's loop still ends (with
+    asyncio.wait_for, Python 3.11 lost the cancellation and stop() waited for ever)."""
+    hung = []
+    for turns in range(6):  # the wake lands at different steps of the loop's wait
+        sender = ReplySender(bot.core.services, bot.transports)
+        await sender.start()
+        await asyncio.sleep(0.1)  # idle: waiting for a wake
+        sender.wake()
+        for _ in range(turns):
+            await asyncio.sleep(0)
+        try:
+            await asyncio.wait_for(asyncio.shield(sender.stop()), 5)
+        except TimeoutError:
+            hung.append(turns)
+    assert hung == []
 
 # -- documents: /cap and /mesdonnees --------------------------------------------------------
 

@@ -204,8 +204,11 @@ class ReplySender:
             except Exception:
                 log.exception("sending replies failed; retrying in 1 s")
                 timeout = 1.0
+            # Not asyncio.wait_for: on Python 3.11 a wake() just before stop() made it
+            # swallow the cancellation, and stop() waited for ever (tested).
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout)
+                async with asyncio.timeout(timeout):
+                    await self._wake.wait()
 
     async def _seconds_until_due(self) -> float:
         due = await self.services.stores.replies.next_due()

@@ -309,8 +309,8 @@ def area_from_perimeter_json(perimeter_json: str, communes: Iterable[str],
 class CapSource:
     """What the CAP message of a stored alert is made from, as plain data: read in the
     event's transaction, made into a :class:`CapAlert` and XML after commit, in a worker
-    thread (bot/deferred.py), with no database read; its JSON (``to_json``) is stored in
-    the reply outbox, so a restart makes the same message from it."""
+    thread (bot/deferred.py), with no database read; its JSON form (``as_data``) is stored
+    in the reply outbox, so a restart makes the same message from it."""
 
     alert_id: int
     category: str  # our key; the label and severity below are the reference's
@@ -331,13 +331,14 @@ class CapSource:
     revision: int = 0
     note: str | None = None
 
-    def to_json(self) -> str:
+    def as_data(self) -> dict[str, Any]:
+        """JSON-ready: times as ISO 8601 with their offset."""
         def moment(value: datetime) -> str:
             check_aware("source time", value)
             return value.isoformat()
 
         settings = self.settings
-        return json.dumps({
+        return {
             "alert_id": self.alert_id, "category": self.category,
             "category_label": self.category_label, "severity_level": self.severity_level,
             "perimeter": self.perimeter, "perimeter_json": self.perimeter_json,
@@ -351,11 +352,10 @@ class CapSource:
             "audience": list(self.audience), "status": self.status, "msg_type": self.msg_type,
             "references": [[r.sender, r.identifier, moment(r.sent)] for r in self.references],
             "revision": self.revision, "note": self.note,
-        }, ensure_ascii=False)
+        }
 
     @classmethod
-    def from_json(cls, text: str) -> CapSource:
-        data = json.loads(text)
+    def from_data(cls, data: dict[str, Any]) -> CapSource:
         moment = datetime.fromisoformat
         return cls(
             alert_id=int(data["alert_id"]), category=data["category"],

@@ -195,8 +195,9 @@ class Database:
 
     async def after_commit(self, work: Callable[[], Awaitable[None]]) -> None:
         """Run ``work`` once the current transaction committed and its owner is done with
-        it (``run_committed``; the core: once the event's replies are sent), at once
-        outside a transaction: for what cannot run inside one, such as a WAL checkpoint."""
+        it (``run_committed``; the core: once the event's replies that are ready are sent,
+        a file still being built being left to the reply sender), at once outside a
+        transaction: for what cannot run inside one, such as a WAL checkpoint."""
         if self._in_transaction.get():
             self._after_commit.append(work)
         else:
