@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+
+from bot.broadcast.dispatcher import Dispatcher
+from bot.metrics import Metrics
 from bot.transports.base import ChatMoved, RateLimited, RecipientGone, TransientError
 from tests.harness import OFFICERS, TestBot
 
@@ -152,3 +156,22 @@ async def test_background_dispatcher_delivers_without_help(tmp_path) -> None:  #
         assert "1 envoyé(s)" in bot.officers()[-1]
     finally:
         await bot.stop()
+
+
+async def test_stop_right_after_a_wake_stops(bot: TestBot) -> None:
+    """An approval (wake) just as the bot stops: every dispatcher loop still ends (with
+    asyncio.wait_for, Python 3.11 lost the cancellation and stop() waited for ever)."""
+    hung = []
+    for turns in range(6):  # the wake lands at different steps of the loops' waits
+        dispatcher = Dispatcher(bot.core.services, bot.transports, bot.core.core.runner.perform,
+                                Metrics())
+        await dispatcher.start()
+        await asyncio.sleep(0.1)  # idle: waiting for a wake
+        dispatcher.wake()
+        for _ in range(turns):
+            await asyncio.sleep(0)
+        try:
+            await asyncio.wait_for(asyncio.shield(dispatcher.stop()), 5)
+        except TimeoutError:
+            hung.append(turns)
+    assert hung == []
