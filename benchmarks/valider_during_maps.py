@@ -55,7 +55,7 @@ async def one_run(n: int) -> Run:
             returned = time.perf_counter() - start
             await watcher
             await asyncio.gather(*submits)
-            await core.replies.drain()  # handle() leaves the maps to the reply sender
+            await core.replies.flush()  # handle() leaves the maps to the reply sender
             drawn = time.perf_counter() - start
             assert "n°1" in telegram.posted["200"][-1].message.text
             return Run(answered[0], returned, drawn)

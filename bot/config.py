@@ -20,6 +20,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import yaml
 
 from bot.domain import PLATFORM_ID_EXAMPLES, is_platform_id
+from bot.limits import STAFF_NAME_CHARS
 from bot.resources import bundled, bundled_name, is_bundled
 from bot.yamltext import AliasRefused, load_yaml
 
@@ -47,6 +48,8 @@ class RolesConfig:
     admins: list[str] = field(default_factory=list)
     operators: list[str] = field(default_factory=list)
     officers: list[str] = field(default_factory=list)
+    # PLATFORM:ID → the name other staff read (« Capitaine Martin »), before any display name
+    names: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -94,7 +97,8 @@ class ApprovalConfig:
 class PlatformRateLimits:
     global_per_second: float = 30.0
     per_chat_per_second: float = 1.0
-    per_group_per_minute: float = 20.0
+    per_group_per_minute: float = 20.0  # a group may take a minute's worth at once
+    per_chat_burst: int = 3  # messages one private chat may get at once, then its rate
 
 
 @dataclass(frozen=True)
@@ -104,7 +108,7 @@ class RateLimitsConfig:
         default_factory=lambda: PlatformRateLimits(50.0, 5.0, 300.0)
     )
     console: PlatformRateLimits = field(
-        default_factory=lambda: PlatformRateLimits(1000.0, 1000.0, 60000.0)
+        default_factory=lambda: PlatformRateLimits(1000.0, 1000.0, 60000.0, 1000)
     )
 
 
@@ -163,6 +167,9 @@ class Config:
     language: str = "fr"
     timezone: str = "Europe/Paris"
     consent_version: str = "2026-11"
+    # The issuer's signature at the foot of every copy (a later issue makes it one per
+    # organisation): a single value, handed to the rendering (bot/alert_copy.py).
+    signature: str = "Gendarmerie"
     communities: str = "bundled:communities.yaml"
     categories: str = "bundled:categories.yaml"
     geo: GeoConfig = field(default_factory=GeoConfig)
@@ -346,6 +353,15 @@ def _check_semantics(config: Config, path: Path) -> None:
                     f"{path}: roles.{role}[{index}]: {identity!r} is not PLATFORM:ID with the "
                     f"platform's user id ({PLATFORM_ID_EXAMPLES}; the numeric Telegram id, "
                     "not @username; the full Matrix id, not a display name)")
+    for identity, name in config.roles.names.items():
+        if not is_platform_id(identity):
+            raise ConfigError(f"{path}: roles.names.{identity}: not PLATFORM:ID "
+                              f"({PLATFORM_ID_EXAMPLES})")
+        if not name.strip() or len(name) > STAFF_NAME_CHARS:
+            raise ConfigError(f"{path}: roles.names.{identity}: a name of 1 to {STAFF_NAME_CHARS}"
+                              " characters")
+    if not config.signature.strip() or len(config.signature) > STAFF_NAME_CHARS:
+        raise ConfigError(f"{path}: signature: 1 to {STAFF_NAME_CHARS} characters")
     _check_bundled_files(config, path)
     try:
         ZoneInfo(config.timezone)

@@ -1,6 +1,6 @@
 """The effect runner: ``Effects`` become reply-outbox rows in the transaction that decided
-them, and after commit the broadcast dispatcher is woken and the reply outbox's ready rows
-sent (files still to build are left to the reply sender's loop: bot/deferred.py).
+them, and after commit the broadcast dispatcher is woken and the reply outbox drained
+(files still to build are not waited for: bot/deferred.py).
 
 One runner serves everything that has effects: an incoming event (the core writes them
 in the event's transaction), the clock (``tick``), closed conversations, and the
@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from bot.broadcast.dispatcher import Dispatcher
+from bot.broadcast.pacing import pacers_for
 from bot.broadcast.replies import ReplySender, rows_of
 from bot.context import Services
 from bot.domain import ChatRef, Effects, Incoming
@@ -24,8 +25,10 @@ class EffectRunner:
                  metrics: Metrics) -> None:
         self.services = services
         self.transports = transports
-        self.replies = ReplySender(services, transports)
-        self.dispatcher = Dispatcher(services, transports, self.perform, metrics)
+        # One pacer per platform for alert copies and replies alike (replies go first).
+        pacers = pacers_for(services.config.rate_limits, transports, services.clock)
+        self.replies = ReplySender(services, transports, pacers, metrics)
+        self.dispatcher = Dispatcher(services, transports, self.perform, metrics, pacers)
 
     def officers_channels(self) -> list[ChatRef]:
         return [chat for t in self.transports.values() for chat in t.officers_channels()]
@@ -42,12 +45,13 @@ class EffectRunner:
             await self.services.stores.replies.add(source, rows, self.services.clock.now())
 
     async def after_commit(self, effects: Effects) -> None:
-        """Once the rows are committed: the broadcast they started goes, the replies that
-        are ready go (not waiting for files, the caller's or others'), then the work kept
-        for after commit (``Database.after_commit``)."""
+        """Once the rows are committed: the broadcast they started goes, the replies go
+        (a file still being built, the caller's or another's, is not waited for: its row
+        goes when it is done), then the work kept for after commit
+        (``Database.after_commit``)."""
         if effects.wake_dispatcher:
             self.dispatcher.wake()
-        await self.replies.send_ready()
+        await self.replies.drain()
         await self.services.db.run_committed()
 
     async def perform(self, effects: Effects) -> None:

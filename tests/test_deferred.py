@@ -98,11 +98,11 @@ async def test_a_map_left_pending_by_a_crash_is_drawn_at_restart(bot: TestBot) -
     async def crash() -> None:  # committed, then the process died before sending
         return None
 
-    sender.drain = sender.send_ready = crash  # type: ignore[method-assign]
+    sender.drain = sender.flush = crash  # type: ignore[method-assign]
     await bot.say(OPERATOR, "/alerte crue Vesoul : La Saône déborde")
     assert not [p for p in bot.transports["telegram"].posted[OFFICERS] if p.message.attachment]
     await bot.restart()
-    await bot.core.core.replies.drain()
+    await bot.core.core.replies.flush()
     maps = [p.message.attachment for p in bot.transports["telegram"].posted[OFFICERS]
             if p.message.attachment]
     assert [m.filename for m in maps] == ["carte-alerte-1.png"]
@@ -133,7 +133,7 @@ async def test_a_stopped_sender_builds_nothing_more_and_the_next_start_sends_it(
     assert drawn == ["map"]  # the queued map was called off
     monkeypatch.setattr(deferred, "render_map", real)
     await bot.restart()
-    await bot.core.core.replies.drain()
+    await bot.core.core.replies.flush()
     maps = [p.message.attachment.filename for p in bot.transports["telegram"].posted[OFFICERS]
             if p.message.attachment]
     assert maps == ["carte-alerte-1.png", "carte-alerte-2.png"]
@@ -210,7 +210,7 @@ async def test_an_export_left_pending_by_a_crash_is_made_at_restart(bot: TestBot
     async def crash() -> None:  # committed, then the process died before sending
         return None
 
-    sender.drain = sender.send_ready = crash  # type: ignore[method-assign]
+    sender.drain = sender.flush = crash  # type: ignore[method-assign]
     await bot.say(ALICE, "/mesdonnees")
     db = bot.core.services.db
     [effect] = await db.fetchall("SELECT effect FROM replies WHERE status = 'pending'")
@@ -221,7 +221,7 @@ async def test_an_export_left_pending_by_a_crash_is_made_at_restart(bot: TestBot
     read_then = json.loads(stored.message.deferred.recipe)["data"]["exported_at"]
     bot.advance(minutes=10)
     await bot.restart()
-    await bot.core.core.replies.drain()
+    await bot.core.core.replies.flush()
     [post] = bot.transports["telegram"].posted["1001"]
     assert post.message.text.startswith("Voici tout ce que nous conservons sur vous")
     export = last_attachment(bot, "1001")

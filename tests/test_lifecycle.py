@@ -132,11 +132,13 @@ async def test_an_update_still_pending_at_the_end_never_goes_out(bot: TestBot) -
 
 
 async def test_withdraw_pending_by_its_requester_only(bot: TestBot) -> None:
+    bot.platform_names[OPERATOR] = "Adjudant Durand"
     await bot.say(OPERATOR, ALERT)
     assert "Seul l'auteur" in await bot.say(OFFICER, "/retirer 1", chat=OFFICERS)
     assert "retirée" in await bot.say(OPERATOR, "/retirer 1")
     assert await status(bot, 1) == ("withdrawn", None)
-    assert "Retirée par telegram:100" in bot.transports["telegram"].posted[OFFICERS][0].current.text
+    assert "Retirée par Adjudant Durand" in \
+        bot.transports["telegram"].posted[OFFICERS][0].current.text
     assert "n'est plus en attente" in await bot.say(OFFICER, "/valider 1", chat=OFFICERS)
 
 
@@ -255,6 +257,18 @@ async def test_receipts_and_tips(bot: TestBot) -> None:
     assert "1 accusé(s) de réception" in await bot.say(OPERATOR, "/journal 1")
 
 
+async def test_a_receipt_pressed_before_its_copy_is_recorded_as_sent_counts(
+        bot: TestBot) -> None:
+    # The copy is on the phone while the dispatcher still holds its row 'sending' (outcomes
+    # are recorded a batch at a time): a quick press is a receipt, not a stale button.
+    await bot.enroll(ALICE, "commercant", "Vesoul")
+    await bot.say(OPERATOR, "/alerte cambriolage Vesoul : Vitrine forcée")
+    await bot.say(OFFICER, "/valider 1", chat=OFFICERS)
+    rows = await bot.core.core.dispatcher._claim("telegram", 10)
+    assert [row.status for row in rows] == ["sending"]
+    assert "réception de l'alerte n°1 notée" in await bot.press_data(ALICE, "ack:1")
+
+
 async def test_receipts_from_a_group_the_alert_reached(bot: TestBot) -> None:
     await bot.say("telegram:900", "/groupe Vesoul", chat="-5")
     await broadcast(bot)
@@ -275,13 +289,16 @@ async def test_exercise_is_marked_everywhere(bot: TestBot) -> None:
 
 async def test_journal_lists_the_whole_history(bot: TestBot) -> None:
     await bot.enroll(ALICE, "commercant", "Vesoul")
+    bot.platform_names.update({OPERATOR: "Adjudant Durand", OFFICER: "Capitaine Martin"})
     await broadcast(bot)
     await bot.say(OPERATOR, "/fin 1")
     await bot.drain()
     journal = await bot.say(OFFICER, "/journal 1", chat=OFFICERS)
-    for expected in ("en attente de validation", "validée", "diffusée", "validation par "
-                     "telegram:200", "n°2 : fin d'alerte", "1 envoyé(s)"):
+    for expected in ("en attente de validation · Adjudant Durand",
+                     "validée · Capitaine Martin", "diffusée · le bot",
+                     "validation par Capitaine Martin", "n°2 : fin d'alerte", "1 envoyé(s)"):
         assert expected in journal, expected
+    assert "telegram:" not in journal and "system" not in journal  # ids: the audit trail
 
 
 async def test_stats_keep_exercises_apart(bot: TestBot) -> None:

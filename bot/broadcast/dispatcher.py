@@ -27,22 +27,16 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
+from bot.alert_copy import closed_copy, delivered_alert, receipt_choices
 from bot.broadcast.outbox import resolve_more
-from bot.broadcast.pacing import Pacer
+from bot.broadcast.pacing import Pacer, Priority, pacers_for, platform_limits
 from bot.config import PlatformRateLimits
 from bot.context import Services
 from bot.domain import ChatRef, EditTracked, Effects, Notify, Outgoing, ToOfficers
 from bot.enums import AlertStatus, DeliveryAction, SendOutcome
 from bot.i18n import Translator
 from bot.metrics import Metrics
-from bot.render import (
-    MAIN_ACTION,
-    closed_copy,
-    delivered_alert,
-    progress,
-    receipt_choices,
-    report,
-)
+from bot.render import MAIN_ACTION, progress, report
 from bot.storage.alerts import Alert
 from bot.storage.deliveries import Delivery
 from bot.transports.base import (
@@ -92,7 +86,8 @@ class Outcome:
 
 class Dispatcher:
     def __init__(self, services: Services, transports: Mapping[str, Transport],
-                 perform: EffectsSink, metrics: Metrics | None = None) -> None:
+                 perform: EffectsSink, metrics: Metrics | None = None,
+                 pacers: Mapping[str, Pacer] | None = None) -> None:
         self.services = services
         self.transports = transports
         self.perform = perform
@@ -102,7 +97,9 @@ class Dispatcher:
         self._copies_out: set[int] = set()
         self._wake = {platform: asyncio.Event() for platform in transports}
         self._resolve_wake = asyncio.Event()
-        self.pacers = {p: Pacer(self.limits(p), services.clock) for p in transports}
+        # Shared with the reply sender (bot/effect_runner.py): replies take slots first.
+        self.pacers = dict(pacers) if pacers is not None else pacers_for(
+            services.config.rate_limits, transports, services.clock)
         self._rendered: dict[tuple[int, str], Outgoing] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self._finish_checked = float("-inf")  # event-loop time of the last finish_completed
@@ -110,8 +107,7 @@ class Dispatcher:
         self._t = Translator(services.catalog, services.config.language)
 
     def limits(self, platform: str) -> PlatformRateLimits:
-        limits = getattr(self.services.config.rate_limits, platform, None)
-        return limits if isinstance(limits, PlatformRateLimits) else PlatformRateLimits()
+        return platform_limits(self.services.config.rate_limits, platform)
 
     def in_flight(self, platform: str) -> int:
         return self.services.config.broadcast.in_flight_for(self.limits(platform))
@@ -271,7 +267,7 @@ class Dispatcher:
     async def _deliver(self, platform: str, row: Delivery) -> Outcome:
         pacer = self.pacers[platform]
         try:
-            await pacer.acquire(row.chat_id, row.recipient_kind == "group")
+            await pacer.acquire(row.chat_id, row.recipient_kind == "group", Priority.BULK)
             message_id = await self._perform(platform, row)
         except RateLimited as error:
             (pacer.delay_chat(row.chat_id, error.retry_after) if error.chat_only
@@ -400,9 +396,10 @@ class Dispatcher:
         alert = await stores.alerts.get(alert_id)
         assert alert is not None
         category = self.services.reference.categories[alert.category]
-        moment = self.services.local(alert.decided_at or alert.created_at)
+        signature, zone = self.services.config.signature, self.services.timezone
+        moment = alert.decided_at or alert.created_at
         if action == "send":
-            return delivered_alert(self._t, alert, category, moment)
+            return delivered_alert(self._t, alert, category, signature, moment, zone)
         parent = await stores.alerts.get(alert.parent_id or alert.id)
         assert parent is not None
         # The copy edited may be the alert's or one of its updates' (a protected alert's
@@ -410,9 +407,9 @@ class Dispatcher:
         root = await stores.alerts.get(parent.parent_id or parent.id)
         assert root is not None
         how = "ended" if root.closed == "ended" else "expired"
-        closed = self.services.local(root.closed_at or alert.decided_at or alert.created_at)
-        original = self.services.local(parent.decided_at or parent.created_at)
-        return closed_copy(self._t, parent, category, how, closed, original)
+        closed = root.closed_at or alert.decided_at or alert.created_at
+        original = parent.decided_at or parent.created_at
+        return closed_copy(self._t, parent, category, how, closed, signature, original, zone)
 
     # -- resolution, progress, reports -------------------------------------------------------
 

@@ -5,18 +5,23 @@ from __future__ import annotations
 import re
 
 from bot.alert_approval import REQUEST, AlertInputError, follow_up, officers_request, require_body
+from bot.alert_copy import alert_place
 from bot.closing import Ending, end_alert
 from bot.commands import Command
 from bot.context import Context
 from bot.domain import ChatRef, EditTracked, Effects, Notify, Outgoing
 from bot.enums import AlertKind, AlertStatus
 from bot.limits import TIP_TEXT_CHARS
+from bot.people import display_name
 from bot.render import when
-from bot.roles import Action, speaks_for_alert
+from bot.roles import Action, Role, speaks_for_alert
 from bot.storage.alerts import Alert
 
 NUMBER_AND_TEXT = re.compile(r"^n?°?\s*(\d{1,9})\s*(?::(.*))?$", re.IGNORECASE | re.DOTALL)
 BROADCAST = ("broadcasting", "done")
+# Who makes each change of an alert's state, to name an unnamed person by that role.
+ACTING_AS = {"pending": Role.OPERATOR, "withdrawn": Role.OPERATOR,
+             "approved": Role.OFFICER, "rejected": Role.OFFICER}
 
 
 async def _target(ctx: Context, args: str, usage: str) -> tuple[Alert, str] | Effects:
@@ -137,7 +142,8 @@ async def _withdraw_pending(ctx: Context, alert: Alert) -> Effects:
     withdrawn = await ctx.stores.alerts.get(alert.id)
     assert withdrawn is not None
     request = await officers_request(ctx, ctx.t, withdrawn, ctx.t(
-        "lifecycle.withdrawn_status", who=ctx.who))
+        "lifecycle.withdrawn_status", who=await display_name(ctx, ctx.t, ctx.who,
+                                                             Role.OPERATOR)))
     return Effects.of(EditTracked(REQUEST, alert.id, request)) + ctx.answer(
         "lifecycle.withdrawn", number=alert.id)
 
@@ -149,11 +155,14 @@ async def journal(ctx: Context, args: str) -> Effects:
         return found
     alert = found[0]
     lines = [ctx.t("lifecycle.journal_title", number=alert.id, category=alert.category,
-                   perimeter=alert.perimeter)]
+                   perimeter=alert_place(ctx.t, alert, counted=False))]
     for status, actor, at in await ctx.stores.alerts.transitions(alert.id):
-        lines.append(f"{when(ctx.local(at))} · {ctx.t(f'status.{status}')} · {actor}")
+        # Named, in the role the change is made in; the id is in the audit trail.
+        who = await display_name(ctx, ctx.t, actor, ACTING_AS.get(status))
+        lines.append(f"{when(ctx.local(at))} · {ctx.t(f'status.{status}')} · {who}")
     for approval in await ctx.stores.alerts.approvals(alert.id):
-        lines.append(ctx.t(f"lifecycle.journal_{approval.decision}", who=approval.officer,
+        lines.append(ctx.t(f"lifecycle.journal_{approval.decision}",
+                           who=await display_name(ctx, ctx.t, approval.officer),
                            time=when(ctx.local(approval.decided_at))))
     for child in await ctx.stores.alerts.children(alert.id):
         lines.append(ctx.t("lifecycle.journal_child", number=child.id,
