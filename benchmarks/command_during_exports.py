@@ -5,8 +5,9 @@
 ``cap``: an operator asks N ``/cap`` exports at once; ``mesdonnees``: N subscribers ask for
 their data at once. Then an officer validates an alert in their private chat. Measured as
 in benchmarks/valider_during_maps.py: from the /valider until the officer's answer is
-posted, and until its ``Core.handle`` returns; and until every export is posted. Medians
-over ROUNDS runs; a fresh bot each run.
+posted, until its ``Core.handle`` returns, and until every export is posted; and from the
+asking until the askers' ``Core.handle`` have all returned. Medians over ROUNDS runs; a
+fresh bot each run.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ KINDS = ("cap", "mesdonnees")
 class Run:
     answered: float  # the officer's answer posted
     returned: float  # the officer's handle() returned
+    asked: float  # every asker's handle() returned, from their asking
     exported: float  # every export posted
 
 
@@ -55,6 +57,9 @@ async def one_run(kind: str, n: int) -> Run:
                                if p.message.attachment)
             asks = [asyncio.create_task(core.handle(bot._incoming(who, None, text=text)))
                     for who, text in exports]
+            sent_at, finished = time.perf_counter(), list[float]()
+            for task in asks:
+                task.add_done_callback(lambda _: finished.append(time.perf_counter()))
             await asyncio.sleep(0.001)  # the exports are under way
             before = len(telegram.posted["200"])
             start = time.perf_counter()
@@ -75,7 +80,7 @@ async def one_run(kind: str, n: int) -> Run:
                 await asyncio.sleep(0.001)
             exported = time.perf_counter() - start
             assert "n°1" in telegram.posted["200"][-1].message.text
-            return Run(answered[0], returned, exported)
+            return Run(answered[0], returned, max(finished) - sent_at, exported)
         finally:
             await bot.stop()
 
@@ -88,7 +93,8 @@ async def main(kind: str, n: int, rounds: int) -> None:
 
     print(f"command-during-exports {kind} N={n} rounds={rounds}: officer's answer posted "
           f"after {median_ms([r.answered for r in runs]):.0f} ms, handle() returned after "
-          f"{median_ms([r.returned for r in runs]):.0f} ms, every export posted after "
+          f"{median_ms([r.returned for r in runs]):.0f} ms, the askers' handle() after "
+          f"{median_ms([r.asked for r in runs]):.0f} ms, every export posted after "
           f"{median_ms([r.exported for r in runs]):.0f} ms (medians)")
 
 

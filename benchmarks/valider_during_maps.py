@@ -5,8 +5,10 @@
 N operators' alerts (each with a map to draw) are submitted at once, then an officer
 validates another alert in their private chat. Measured from the /valider: until the
 officer's answer is posted (the decision committed and replied), until its ``Core.handle``
-returns, and until every map is posted. Medians over ROUNDS runs; a fresh bot each run,
-stopped only once everything is sent (no drawing left over to slow the next run).
+returns, and until every map is posted; and from the operators' submissions until their
+``Core.handle`` have all returned (each waited for its own map before issue 13 step 3).
+Medians over ROUNDS runs; a fresh bot each run, stopped only once everything is sent (no
+drawing left over to slow the next run).
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ OPERATOR, OFFICER = "telegram:100", "telegram:200"
 class Run:
     answered: float  # the officer's answer posted
     returned: float  # the officer's handle() returned
+    submitted: float  # every operator's handle() returned, from their submission
     drawn: float  # every map posted
 
 
@@ -40,6 +43,9 @@ async def one_run(n: int) -> Run:
             submits = [asyncio.create_task(core.handle(bot._incoming(
                 OPERATOR, None, text=f"/alerte crue Gray+{k + 1}km : Le Salon déborde")))
                 for k in range(n)]
+            sent_at, finished = time.perf_counter(), list[float]()
+            for task in submits:
+                task.add_done_callback(lambda _: finished.append(time.perf_counter()))
             await asyncio.sleep(0.01)  # the submissions are under way
             before = len(telegram.posted["200"])
             start = time.perf_counter()
@@ -58,7 +64,7 @@ async def one_run(n: int) -> Run:
             await core.replies.flush()  # handle() leaves the maps to the reply sender
             drawn = time.perf_counter() - start
             assert "n°1" in telegram.posted["200"][-1].message.text
-            return Run(answered[0], returned, drawn)
+            return Run(answered[0], returned, max(finished) - sent_at, drawn)
         finally:
             await bot.stop()
 
@@ -71,7 +77,8 @@ async def main(n: int, rounds: int) -> None:
 
     print(f"valider-during-maps N={n} rounds={rounds}: officer's answer posted after "
           f"{median_ms([r.answered for r in runs]):.0f} ms, handle() returned after "
-          f"{median_ms([r.returned for r in runs]):.0f} ms, every map posted after "
+          f"{median_ms([r.returned for r in runs]):.0f} ms, the operators' handle() after "
+          f"{median_ms([r.submitted for r in runs]):.0f} ms, every map posted after "
           f"{median_ms([r.drawn for r in runs]):.0f} ms (medians)")
 
 
