@@ -7,6 +7,8 @@ import re
 from dataclasses import dataclass
 from enum import Enum
 
+from bot.enums import DeferredKind
+
 # Roles are bound to what the platform itself says about the sender, never to a name the
 # person chose: a Telegram @username or a Matrix display name can be taken by anyone.
 PLATFORM_ID = re.compile(
@@ -72,14 +74,15 @@ class Attachment:
 
 @dataclass(frozen=True, slots=True)
 class Deferred:
-    """A file drawn after commit, outside the event's lock (bot/deferred.py): what to draw
-    (``recipe``, JSON read in the event's transaction), never bytes; the reply sender
-    draws it and sends the message with it as its attachment."""
+    """A file built after commit, outside the event's lock (bot/deferred.py): a map, a CAP
+    document, a data export. What to build (``recipe``, JSON of the data read in the
+    event's transaction), never bytes; the reply sender builds it in a worker thread and
+    sends the message with it as its attachment."""
 
-    kind: str  # "map"
+    kind: DeferredKind
     filename: str
     mime_type: str
-    recipe: str  # JSON; with the kind, all the drawing needs (no database read later)
+    recipe: str  # JSON; with the kind, all the building needs (no database read later)
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
+from bot.broadcast.dispatcher import Dispatcher
 from bot.domain import Choice
 from bot.i18n import Translator
+from bot.metrics import Metrics
 from bot.transports.base import ChatMoved, RateLimited, RecipientGone, TransientError
 from tests.harness import OFFICERS, TestBot
 
@@ -179,3 +183,22 @@ async def test_each_copy_has_its_alerts_receipt_buttons_built_once(
         copy = bot.transports["telegram"].posted[user][-1].message
         assert "Vitrine" in copy.text
         assert [choice.data for choice in copy.choices] == ["ack:1", "tip:1"]
+
+
+async def test_stop_right_after_a_wake_stops(bot: TestBot) -> None:
+    """An approval (wake) just as the bot stops: every dispatcher loop still ends (with
+    asyncio.wait_for, Python 3.11 lost the cancellation and stop() waited for ever)."""
+    hung = []
+    for turns in range(6):  # the wake lands at different steps of the loops' waits
+        dispatcher = Dispatcher(bot.core.services, bot.transports, bot.core.core.runner.perform,
+                                Metrics())
+        await dispatcher.start()
+        await asyncio.sleep(0.1)  # idle: waiting for a wake
+        dispatcher.wake()
+        for _ in range(turns):
+            await asyncio.sleep(0)
+        try:
+            await asyncio.wait_for(asyncio.shield(dispatcher.stop()), 5)
+        except TimeoutError:
+            hung.append(turns)
+    assert hung == []

@@ -64,6 +64,15 @@ FINISH_EVERY = 0.5
 SENDERS_FIRST = 1.0
 
 
+async def _wait(event: asyncio.Event, timeout: float) -> None:
+    """Until ``event`` is set or ``timeout`` seconds have passed. Not asyncio.wait_for: on
+    Python 3.11 an event set just before the task is cancelled makes it swallow the
+    cancellation, and stop() waits for ever (tests/test_broadcast.py)."""
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(timeout):
+            await event.wait()
+
+
 @dataclass(frozen=True, slots=True)
 class Outcome:
     row: Delivery
@@ -245,8 +254,7 @@ class Dispatcher:
         the next retry is due."""
         event = self._wake[platform]
         timeout = await self._seconds_until_due(platform)
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(event.wait(), timeout)
+        await _wait(event, timeout)
         self.pacers[platform].forget_idle_chats()
 
     async def _seconds_until_due(self, platform: str) -> float:
@@ -420,8 +428,7 @@ class Dispatcher:
         """Write the rest of each broadcast's recipients, chunk by chunk."""
         while True:
             try:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._senders_went.wait(), SENDERS_FIRST)
+                await _wait(self._senders_went, SENDERS_FIRST)
                 busy = await self.resolve_once()
             except asyncio.CancelledError:
                 raise
@@ -431,8 +438,7 @@ class Dispatcher:
                 continue
             if not busy:
                 self._resolve_wake.clear()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._resolve_wake.wait(), 30.0)
+                await _wait(self._resolve_wake, 30.0)
 
     async def resolve_once(self) -> bool:
         pending = await self.services.stores.alerts.resolving()

@@ -7,9 +7,10 @@ from bot.context import Context
 from bot.conversations.enrollment import EnrollmentFlow, summary_text
 from bot.conversations.places import Resolution, describe_commune, resolve_places
 from bot.conversations.unsubscribe import UnsubscribeFlow
-from bot.domain import Attachment, Effects, Outgoing
+from bot.deferred import my_data_recipe
+from bot.domain import Effects, Outgoing
 from bot.i18n import LANGUAGES
-from bot.privacy import export_json, export_subscriber
+from bot.privacy import export_subscriber
 from bot.roles import Action
 from bot.storage.subscribers import Subscriber
 
@@ -157,10 +158,11 @@ async def my_data(ctx: Context, args: str) -> Effects:
     if isinstance(subscriber, Effects):
         return subscriber
     data = await export_subscriber(ctx.services, subscriber)
+    # The file is made after commit, from what is read here (bot/deferred.py).
     effects = ctx.message(Outgoing(
         ctx.t("subscriber.my_data", alerts=len(data["alerts_received"]),
               communes=len(data["communes"])),
-        attachment=Attachment("mes-donnees.json", "application/json", export_json(data))))
+        deferred=my_data_recipe(ctx.t.language, data)))
     await ctx.audit("subscriber.data_exported")
     return effects
 

@@ -172,6 +172,11 @@ class Database:
         except sqlite3.Error as error:
             raise DatabaseError(explain(self.path, error)) from None
 
+    @property
+    def in_transaction(self) -> bool:
+        """Whether the caller runs inside a transaction of this database (its context)."""
+        return self._in_transaction.get()
+
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[None]:
         if self._in_transaction.get():
@@ -195,8 +200,9 @@ class Database:
 
     async def after_commit(self, work: Callable[[], Awaitable[None]]) -> None:
         """Run ``work`` once the current transaction committed and its owner is done with
-        it (``run_committed``; the core: once the event's replies are sent), at once
-        outside a transaction: for what cannot run inside one, such as a WAL checkpoint."""
+        it (``run_committed``; the core: once the event's replies that are ready are sent,
+        a file still being built being left to the reply sender), at once outside a
+        transaction: for what cannot run inside one, such as a WAL checkpoint."""
         if self._in_transaction.get():
             self._after_commit.append(work)
         else:
