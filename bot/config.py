@@ -161,6 +161,7 @@ class MonitoringConfig:
 class Config:
     database: str = "var/bot.sqlite3"
     language: str = "fr"
+    staff_language: str = ""  # the officers' channels and staff notices; empty: language
     timezone: str = "Europe/Paris"
     consent_version: str = "2026-11"
     communities: str = "bundled:communities.yaml"
@@ -353,6 +354,9 @@ def _check_semantics(config: Config, path: Path) -> None:
         raise ConfigError(f"{path}: timezone: unknown time zone {config.timezone!r}") from None
     if config.language not in ("fr", "en"):
         raise ConfigError(f"{path}: language: expected fr or en, got {config.language!r}")
+    if config.staff_language not in ("", "fr", "en"):
+        raise ConfigError(f"{path}: staff_language: expected fr, en or empty, got "
+                          f"{config.staff_language!r}")
     if config.telegram.enabled and not config.telegram.token:
         raise ConfigError(f"{path}: telegram.token: required when telegram.enabled is true")
     if config.telegram.mode not in ("polling", "webhook"):

@@ -19,6 +19,7 @@ from bot.storage.alerts import Alert
 from bot.storage.deliveries import DeliveryCounts, Reach
 
 MAX_NAMES_SHOWN = 12
+RATE_FROM = 100  # messages: below, an average rate says nothing (two sends in 4 ms: 500/s)
 
 
 @dataclass(frozen=True)
@@ -30,14 +31,6 @@ class AlertFacts:
     reach: Reach
     population: int
     stale: bool
-
-
-def when(moment: datetime) -> str:
-    return moment.strftime("%d/%m à %H:%M")
-
-
-def thousands(number: int) -> str:
-    return f"{number:,}".replace(",", "\u202f")
 
 
 def names_line(t: Translator, names: list[str]) -> str:
@@ -89,7 +82,7 @@ def delivered_alert(t: Translator, alert: Alert, category: Category,
         "all_clear": ending, "closing": ending,
     }.get(alert.kind, t("render.alert_headline", category=category.label,
                         perimeter=alert.perimeter))
-    footer = t("render.alert_footer", number=number, time=when(local_time))
+    footer = t("render.alert_footer", number=number, time=t.when(local_time))
     if alert.exercise:
         headline = t("render.exercise") + " " + headline
         footer += t("render.exercise_footer")
@@ -113,7 +106,7 @@ def receipt_choices(t: Translator, alert_id: int) -> tuple[Choice, ...]:
 def closed_copy(t: Translator, alert: Alert, category: Category, how: str,
                 closed_local: datetime, original_local: datetime) -> Outgoing:
     """What a delivered copy becomes when its alert ends or expires."""
-    banner = t(f"render.closed_{how}", time=when(closed_local))
+    banner = t(f"render.closed_{how}", time=t.when(closed_local))
     if category.protected:  # missing persons: the description and photo go
         return Outgoing(banner + "\n" + t("render.redacted", number=alert.parent_id or alert.id),
                         tone=Tone.QUIET)
@@ -130,13 +123,15 @@ def alert_summary(t: Translator, reference: Reference, alert: Alert, facts: Aler
         lines.append(t("render.followup_of", number=alert.parent_id))
     lines += [
         t("render.category", label=category.label),
-        t("render.perimeter", perimeter=alert.perimeter, count=len(facts.commune_names),
+        t("render.perimeter", perimeter=alert.perimeter,
+          communes=t("quantity.communes", count=len(facts.commune_names)),
           names=names_line(t, facts.commune_names)),
         t("render.audience", labels=community_labels(
             reference, facts.communities, alert.all_communities, t)),
-        t("render.facts_at", time=when(facts_local)),
-        t("render.reach", subscribers=facts.reach.subscribers, groups=facts.reach.groups,
-          population=thousands(facts.population)),
+        t("render.facts_at", time=t.when(facts_local)),
+        t("render.reach", subscribers=t("quantity.subscribers", count=facts.reach.subscribers),
+          groups=t("quantity.groups", count=facts.reach.groups),
+          population=t("quantity.inhabitants", count=facts.population)),
     ]
     if facts.stale:
         age = _minutes(category.max_fact_age)
@@ -160,7 +155,7 @@ def preview(t: Translator, summary: str, alert: Alert, as_delivered: Outgoing) -
 def approval_request(t: Translator, summary: str, alert: Alert, requested_local: datetime,
                      as_delivered: Outgoing, status_line: str) -> tuple[str, str]:
     head = t("render.request_title", number=alert.id, who=alert.requested_by,
-             time=when(requested_local))
+             time=t.when(requested_local))
     hint = t("render.request_hint", number=alert.id)
     text = "\n".join([head, summary, "", as_delivered.text, "", status_line, hint])
     markup = "\n".join([
@@ -170,39 +165,52 @@ def approval_request(t: Translator, summary: str, alert: Alert, requested_local:
     return text, markup
 
 
+def sent_on(alert: Alert) -> datetime:
+    """The moment a copy gives as its own: when its broadcast started — for a scheduled
+    message the day it goes (each week's, for a weekly one), not the day it was approved."""
+    return alert.broadcast_started_at or alert.send_at or alert.decided_at or alert.created_at
+
+
 def duration(t: Translator, seconds: float) -> str:
-    figure = f"{seconds:.1f}" if seconds >= 1 else f"{seconds:.2f}"
-    return figure.replace(".", ",") if t.language == "fr" else figure
+    return t.number(seconds, 1 if seconds >= 1 else 2)
 
 
 MAIN_ACTION = {"recall": "delete", "expiry": "edit", "redact": "edit"}  # others: "send"
+REPORT = {"recall": "render.report_recall", "expiry": "render.report_expiry",
+          "update": "render.report_update", "all_clear": "render.report_all_clear",
+          "closing": "render.report_all_clear", "redact": "render.report_redact"}
+# What the main action's sent / failed / blocked counts are called, by kind (recall, expiry
+# and redaction delete or edit copies); others: "quantity.sent", "failed", "blocked".
+COUNTED = {"recall": ("quantity.copies_deleted", "quantity.not_deleted",
+                      "quantity.recipients_gone"),
+           "expiry": ("quantity.copies_expired", "quantity.not_edited", "quantity.blocked"),
+           "redact": ("quantity.copies_redacted", "quantity.not_edited", "quantity.blocked")}
+SENT = ("quantity.sent", "quantity.failed", "quantity.blocked")
 
 
 def rate(t: Translator, done: int, seconds: float) -> str:
-    figure = f"{done / seconds:.1f}" if seconds > 0 else "—"
-    return figure.replace(".", ",") if t.language == "fr" else figure
+    return t.number(done / seconds, 1) if seconds > 0 else "—"
 
 
 def progress(t: Translator, alert: Alert, counts: DeliveryCounts, seconds: float,
              limits: str) -> str:
     done = counts.total - counts.pending - counts.sending
     percent = 100 * done // counts.total if counts.total else 100
-    return t("render.progress", number=alert.id, done=done, total=counts.total,
-             percent=percent, sent=counts.sent, rate=rate(t, counts.sent, seconds),
+    return t("render.progress", number=alert.id, done=t.number(done),
+             total=t.number(counts.total), percent=percent,
+             sent=t("quantity.sent", count=counts.sent), rate=rate(t, counts.sent, seconds),
              limits=limits, seconds=duration(t, seconds))
 
 
 def report(t: Translator, alert: Alert, counts: DeliveryCounts, seconds: float,
            limits: str = "") -> str:
     """``counts`` are those of the kind's main action (see MAIN_ACTION)."""
-    key = {"recall": "render.report_recall", "expiry": "render.report_expiry",
-           "update": "render.report_update", "all_clear": "render.report_all_clear",
-           "closing": "render.report_all_clear", "redact": "render.report_redact"}.get(
-        alert.kind, "render.report")
-    lines = [t(key, number=alert.id, parent=alert.parent_id or alert.id, sent=counts.sent,
-               failed=counts.failed, blocked=counts.blocked, dropped=counts.dropped,
-               total=counts.total, seconds=duration(t, seconds))]
-    if counts.sent and seconds > 0:
+    sent, failed, blocked = COUNTED.get(alert.kind, SENT)
+    lines = [t(REPORT.get(alert.kind, "render.report"), number=alert.id,
+               parent=alert.parent_id or alert.id, sent=t(sent, count=counts.sent),
+               failed=t(failed, count=counts.failed), blocked=t(blocked, count=counts.blocked),
+               total=t.number(counts.total), seconds=duration(t, seconds))]
+    if counts.sent >= RATE_FROM and seconds > 0:
         lines.append(t("render.report_rate", rate=rate(t, counts.sent, seconds), limits=limits))
     if counts.maybe_duplicates:
         lines.append(t("render.report_duplicates", count=counts.maybe_duplicates))

@@ -30,7 +30,7 @@ from datetime import datetime, timedelta
 from bot.broadcast.outbox import resolve_more
 from bot.broadcast.pacing import Pacer
 from bot.config import PlatformRateLimits
-from bot.context import Services
+from bot.context import Services, staff_translator
 from bot.domain import ChatRef, EditTracked, Effects, Notify, Outgoing, ToOfficers
 from bot.enums import AlertStatus, DeliveryAction, SendOutcome
 from bot.i18n import Translator
@@ -42,6 +42,7 @@ from bot.render import (
     progress,
     receipt_choices,
     report,
+    sent_on,
 )
 from bot.storage.alerts import Alert
 from bot.storage.deliveries import Delivery
@@ -94,11 +95,12 @@ class Dispatcher:
         self._wake = {platform: asyncio.Event() for platform in transports}
         self._resolve_wake = asyncio.Event()
         self.pacers = {p: Pacer(self.limits(p), services.clock) for p in transports}
-        self._rendered: dict[tuple[int, str], Outgoing] = {}
+        # Each copy is written in its recipient's language: (alert, action, language).
+        self._rendered: dict[tuple[int, str, str], Outgoing] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self._finish_checked = float("-inf")  # event-loop time of the last finish_completed
         self._senders_went = asyncio.Event()  # a worker claimed since the last wake()
-        self._t = Translator(services.catalog, services.config.language)
+        self._staff = staff_translator(services)  # progress and reports
 
     def limits(self, platform: str) -> PlatformRateLimits:
         limits = getattr(self.services.config.rate_limits, platform, None)
@@ -237,10 +239,10 @@ class Dispatcher:
     async def _prepare(self, rows: list[Delivery]) -> None:
         """Render the batch's messages now, while it holds no pacer slot: the first batch
         of a broadcast does not then wait for the database behind a resolver chunk."""
-        for alert_id, action in {(row.alert_id, row.action) for row in rows
-                                 if row.action != DeliveryAction.DELETE} - self._rendered.keys():
+        for key in {self._key(row) for row in rows
+                    if row.action != DeliveryAction.DELETE} - self._rendered.keys():
             with contextlib.suppress(Exception):  # met again, and reported, row by row
-                self._rendered[(alert_id, action)] = await self._render(alert_id, action)
+                self._rendered[key] = await self._render(*key)
 
     async def _idle(self, platform: str) -> None:
         """Until news (the event is cleared before each claim, so nothing is missed) or
@@ -376,25 +378,29 @@ class Dispatcher:
 
     # -- what is sent --------------------------------------------------------------------
 
+    def _key(self, row: Delivery) -> tuple[int, str, str]:
+        return row.alert_id, row.action, row.language or self.services.config.language
+
     async def _message(self, row: Delivery) -> Outgoing:
-        key = (row.alert_id, row.action)
+        key = self._key(row)
         if key not in self._rendered:
-            self._rendered[key] = await self._render(row.alert_id, row.action)
+            self._rendered[key] = await self._render(*key)
         message = self._rendered[key]
         if row.action != DeliveryAction.SEND:
             return message
         if row.recipient_kind == "subscriber" and row.reply_to_message_id is None:
-            message = replace(message, choices=receipt_choices(self._t, row.alert_id))
+            t = Translator(self.services.catalog, key[2])
+            message = replace(message, choices=receipt_choices(t, row.alert_id))
         return replace(message, reply_to=row.reply_to_message_id)
 
-    async def _render(self, alert_id: int, action: str) -> Outgoing:
+    async def _render(self, alert_id: int, action: str, language: str) -> Outgoing:
         stores = self.services.stores
         alert = await stores.alerts.get(alert_id)
         assert alert is not None
         category = self.services.reference.categories[alert.category]
-        moment = self.services.local(alert.decided_at or alert.created_at)
+        t = Translator(self.services.catalog, language)
         if action == "send":
-            return delivered_alert(self._t, alert, category, moment)
+            return delivered_alert(t, alert, category, self.services.local(sent_on(alert)))
         parent = await stores.alerts.get(alert.parent_id or alert.id)
         assert parent is not None
         # The copy edited may be the alert's or one of its updates' (a protected alert's
@@ -403,8 +409,8 @@ class Dispatcher:
         assert root is not None
         how = "ended" if root.closed == "ended" else "expired"
         closed = self.services.local(root.closed_at or alert.decided_at or alert.created_at)
-        original = self.services.local(parent.decided_at or parent.created_at)
-        return closed_copy(self._t, parent, category, how, closed, original)
+        original = self.services.local(sent_on(parent))
+        return closed_copy(t, parent, category, how, closed, original)
 
     # -- resolution, progress, reports -------------------------------------------------------
 
@@ -452,7 +458,7 @@ class Dispatcher:
             counts = await stores.deliveries.counts(alert.id, MAIN_ACTION.get(alert.kind, "send"))
             if counts.total < PROGRESS_FROM:
                 continue
-            message = Outgoing(progress(self._t, alert, counts, self._elapsed(alert),
+            message = Outgoing(progress(self._staff, alert, counts, self._elapsed(alert),
                                         self._limit_text(alert)))
             if await stores.alerts.posts(PROGRESS, alert.id):
                 await self.perform(Effects.of(EditTracked(PROGRESS, alert.id, message)))
@@ -465,7 +471,9 @@ class Dispatcher:
         return max((finished - started).total_seconds(), 0.0)
 
     def _limit_text(self, alert: Alert) -> str:
-        return ", ".join(f"{p} {self.pacers[p].rate:g}/s" for p in self.pacers)
+        staff = self._staff
+        return ", ".join(f"{p} {staff.number(self.pacers[p].rate, 2, trim=True)}/s"
+                         for p in self.pacers)
 
     async def finish_completed(self) -> None:
         """Close broadcasts with nothing left to send, and report each exactly once."""
@@ -483,10 +491,10 @@ class Dispatcher:
         alert = await stores.alerts.get(alert_id)
         assert alert is not None
         counts = await stores.deliveries.counts(alert_id, MAIN_ACTION.get(alert.kind, "send"))
-        text = report(self._t, alert, counts, self._elapsed(alert), self._limit_text(alert))
+        text = report(self._staff, alert, counts, self._elapsed(alert), self._limit_text(alert))
         message = Outgoing(text)
-        for action in ("send", "edit"):
-            self._rendered.pop((alert_id, action), None)
+        for key in [key for key in self._rendered if key[0] == alert_id]:
+            del self._rendered[key]
         self._copies_out.discard(alert_id)
         effects = Effects.of(ToOfficers(message))
         if await stores.alerts.posts(PROGRESS, alert_id):

@@ -25,7 +25,8 @@ async def register_group(ctx: Context, args: str) -> Effects:
     await ctx.audit("group.registered", chat=str(chat), perimeter=perimeter.text,
                     communities=keys)
     labels = ", ".join(ctx.reference.communities[k].label for k in keys)
-    return ctx.answer("group.registered", perimeter=shown, count=len(perimeter.communes),
+    return ctx.answer("group.registered", perimeter=shown,
+                      communes=ctx.t("quantity.communes", count=len(perimeter.communes)),
                       communities=labels or ctx.t("render.everyone"))
 
 

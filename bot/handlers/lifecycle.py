@@ -11,7 +11,6 @@ from bot.context import Context
 from bot.domain import ChatRef, EditTracked, Effects, Notify, Outgoing
 from bot.enums import AlertKind, AlertStatus
 from bot.limits import TIP_TEXT_CHARS
-from bot.render import when
 from bot.roles import Action, speaks_for_alert
 from bot.storage.alerts import Alert
 
@@ -101,7 +100,7 @@ async def end(ctx: Context, args: str) -> Effects:
 
 
 async def _end(ctx: Context, alert: Alert, how: str) -> Ending | Effects:
-    ending = await end_alert(ctx.services, ctx.t, alert, how, ctx.who, ctx.incoming.chat,
+    ending = await end_alert(ctx.services, ctx.staff_t, alert, how, ctx.who, ctx.incoming.chat,
                              ctx.now)
     if ending is None:
         return ctx.answer("lifecycle.already_closed", number=alert.id, closed="")
@@ -136,7 +135,7 @@ async def _withdraw_pending(ctx: Context, alert: Alert) -> Effects:
     await ctx.audit("alert.withdrawn", alert.id)
     withdrawn = await ctx.stores.alerts.get(alert.id)
     assert withdrawn is not None
-    request = await officers_request(ctx, ctx.t, withdrawn, ctx.t(
+    request = await officers_request(ctx, ctx.staff_t, withdrawn, ctx.staff_t(
         "lifecycle.withdrawn_status", who=ctx.who))
     return Effects.of(EditTracked(REQUEST, alert.id, request)) + ctx.answer(
         "lifecycle.withdrawn", number=alert.id)
@@ -151,17 +150,20 @@ async def journal(ctx: Context, args: str) -> Effects:
     lines = [ctx.t("lifecycle.journal_title", number=alert.id, category=alert.category,
                    perimeter=alert.perimeter)]
     for status, actor, at in await ctx.stores.alerts.transitions(alert.id):
-        lines.append(f"{when(ctx.local(at))} · {ctx.t(f'status.{status}')} · {actor}")
+        lines.append(f"{ctx.t.when(ctx.local(at))} · {ctx.t(f'status.{status}')} · {actor}")
     for approval in await ctx.stores.alerts.approvals(alert.id):
         lines.append(ctx.t(f"lifecycle.journal_{approval.decision}", who=approval.officer,
-                           time=when(ctx.local(approval.decided_at))))
+                           time=ctx.t.when(ctx.local(approval.decided_at))))
     for child in await ctx.stores.alerts.children(alert.id):
         lines.append(ctx.t("lifecycle.journal_child", number=child.id,
                            kind=ctx.t(f"lifecycle.kind.{child.kind}"),
                            status=ctx.t(f"status.{child.status}")))
     counts = await ctx.stores.deliveries.counts(alert.id)
-    lines.append(ctx.t("lifecycle.journal_counts", sent=counts.sent, failed=counts.failed,
-                       blocked=counts.blocked, receipts=counts.acknowledged))
+    t = ctx.t
+    lines.append(t("lifecycle.journal_counts", sent=t("quantity.sent", count=counts.sent),
+                   failed=t("quantity.failed", count=counts.failed),
+                   blocked=t("quantity.blocked", count=counts.blocked),
+                   receipts=t("quantity.receipts", count=counts.acknowledged)))
     return ctx.text("\n".join(lines))
 
 

@@ -151,8 +151,9 @@ async def my_data(ctx: Context, args: str) -> Effects:
         return subscriber
     data = await export_subscriber(ctx.services, subscriber)
     effects = ctx.message(Outgoing(
-        ctx.t("subscriber.my_data", alerts=len(data["alerts_received"]),
-              communes=len(data["communes"])),
+        ctx.t("subscriber.my_data",
+              alerts=ctx.t("quantity.alerts_received", count=len(data["alerts_received"])),
+              communes=ctx.t("quantity.communes", count=len(data["communes"]))),
         attachment=Attachment("mes-donnees.json", "application/json", export_json(data))))
     await ctx.audit("subscriber.data_exported")
     return effects
