@@ -102,7 +102,7 @@ class BotApp:
         await self.log_audit_head()
         menus = self.core.command_menus()
         for transport in self.transports.values():
-            await transport.start(self.core.handle)
+            await transport.start(self.core.handle, self.core.from_staff)
             await transport.publish_commands(menus)
         await self.core.dispatcher.start()
         await self.core.replies.start()  # first, what a previous run left unsent

@@ -23,6 +23,7 @@ from bot.domain import (
     ChatRef,
     CommandMenu,
     Effects,
+    Identity,
     Incoming,
     Notify,
     Outgoing,
@@ -41,6 +42,7 @@ from bot.middleware import (
     with_repair_notice,
 )
 from bot.privacy import purge
+from bot.roles import Role
 from bot.router import Router
 from bot.throttle import Throttle
 from bot.transports.base import Transport
@@ -100,7 +102,7 @@ class Core:
 
     async def _apply(self, incoming: Incoming, replaced: int) -> Effects | None:
         """The event's transaction; None when it was handled before."""
-        async with self.services.db.transaction():
+        async with self.services.db.transaction(), self.services.stores.conversations.memo():
             if not await self._first_time(incoming):
                 log.debug("skipping event %s:%s, handled already", incoming.chat.platform,
                           incoming.event_id)
@@ -115,7 +117,8 @@ class Core:
         """The handler's changes were rolled back: record the event anyway (a replay
         would fail again) with the apology, and a refused outbox in the audit trail."""
         try:
-            async with self.services.db.transaction():
+            async with (self.services.db.transaction(),
+                        self.services.stores.conversations.memo()):
                 await self._first_time(incoming)
                 ctx = await Context.of(self.services, incoming, replaced)
                 if isinstance(error, UnapprovedText):
@@ -165,3 +168,9 @@ class Core:
         if expired:
             await self.runner.after_commit(NO_EFFECTS)
         return len(expired)
+
+    def from_staff(self, sender: Identity, chat: ChatRef) -> bool:
+        """Whether an event comes from staff: said in an officers' channel, or by someone
+        with a role. The transports' lanes (bot/lanes.py) take these before the public's."""
+        return (chat in self.runner.officers_channels()
+                or bool(self.services.roles.roles_of(sender) - {Role.SUBSCRIBER}))

@@ -35,7 +35,8 @@ def build_transports(config: Config, services: Services) -> dict[str, Transport]
             from bot.transports.telegram import TelegramTransport
 
             transports[platform] = TelegramTransport(
-                config.telegram, connections=telegram_connections(config))
+                config.telegram, connections=telegram_connections(config),
+                state=TransportState(services.db, "telegram"))
         elif platform == "matrix":
             from bot.transports.matrix import MatrixTransport
 

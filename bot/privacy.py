@@ -43,8 +43,9 @@ async def _erase(services: Services, subscriber: Subscriber) -> None:
             "UPDATE tips SET chat_id = ?, subscriber_id = NULL, body = '', latitude = NULL,"
             " longitude = NULL WHERE subscriber_id = ? OR (platform = ? AND chat_id = ?)",
             (ERASED, subscriber.id, subscriber.platform, subscriber.chat_id))
-        await db.execute("DELETE FROM conversations WHERE identity = ?",
-                         (f"{subscriber.platform}:{subscriber.platform_user_id}",))
+        # Through the store: an event's handling may have this conversation in memory.
+        await services.stores.conversations.delete(
+            f"{subscriber.platform}:{subscriber.platform_user_id}")
         await services.stores.subscribers.delete(subscriber)
 
 

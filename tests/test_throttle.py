@@ -41,3 +41,30 @@ def test_forgetting_changes_no_verdict() -> None:
         person = f"telegram:{step * step % 11 if step < 200 else step % 2}"
         assert forgetting.admit(person, now) == remembering.admit(person, now), step
     assert len(forgetting) < len(remembering)
+
+
+def test_memory_stays_bounded_after_100000_people() -> None:
+    """A press launch: 100,000 distinct people at 300 a second, each once. The table
+    holds at most the people of two refill periods (30 s: the window, plus the time until
+    the next prune), never everyone ever seen."""
+    import tracemalloc
+
+    throttle = Throttle(per_minute=20, burst=10)  # the shipped defaults: refills in 30 s
+    rate = 300  # people per second
+    window = 2 * 30 * rate
+    tracemalloc.start()
+    try:
+        largest, peak_after_first_wave = 0, 0
+        for person in range(100_000):
+            now = START + timedelta(seconds=person / rate)
+            throttle.admit(f"telegram:{person}", now)
+            largest = max(largest, len(throttle))
+            if person == 2 * window:
+                tracemalloc.reset_peak()
+        peak_after_first_wave = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert largest <= window + 1, largest
+    assert peak_after_first_wave < 8_000_000, peak_after_first_wave  # ~22 MB if never pruned
+    throttle.admit("telegram:late", START + timedelta(hours=1))
+    assert len(throttle) == 1

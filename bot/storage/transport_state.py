@@ -22,3 +22,14 @@ class TransportState:
             " VALUES (?, ?, ?, datetime('now')) ON CONFLICT (platform, key)"
             " DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
             (self.platform, key, value))
+
+    async def delete(self, key: str) -> None:
+        await self.db.execute("DELETE FROM transport_state WHERE platform = ? AND key = ?",
+                              (self.platform, key))
+
+    async def starting_with(self, prefix: str) -> list[tuple[str, str]]:
+        """Every (key, value) whose key starts with ``prefix``, in key order."""
+        rows = await self.db.fetchall(
+            "SELECT key, value FROM transport_state WHERE platform = ? AND substr(key, 1, ?) = ?"
+            " ORDER BY key", (self.platform, len(prefix), prefix))
+        return [(str(row["key"]), str(row["value"])) for row in rows]

@@ -10,6 +10,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Sequence
 
 from bot.domain import ChatRef, CommandMenu, Incoming, Outgoing
+from bot.lanes import StaffTest, nobody
 
 IncomingHandler = Callable[[Incoming], Awaitable[None]]
 
@@ -68,8 +69,11 @@ class Transport(ABC):
     platform: str
 
     @abstractmethod
-    async def start(self, on_incoming: IncomingHandler) -> None:
-        """Begin receiving; every event becomes an ``Incoming`` passed to the handler."""
+    async def start(self, on_incoming: IncomingHandler, staff: StaffTest = nobody) -> None:
+        """Begin receiving; every event becomes an ``Incoming`` passed to the handler.
+        ``staff`` says which events go first (``bot.lanes``): a transport that receives
+        several at once hands them to the handler concurrently across chats, in order
+        within each chat, staff's before the public's."""
 
     @abstractmethod
     async def stop(self) -> None: ...

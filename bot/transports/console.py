@@ -16,6 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from bot.domain import Attachment, ChatKind, ChatRef, Identity, Incoming, Outgoing
+from bot.lanes import StaffTest, nobody
 from bot.transports.base import IncomingHandler, Transport
 from bot.transports.numbered import NumberedChoices, render_choices
 
@@ -45,7 +46,7 @@ class ConsoleTransport(Transport):
         self._events = itertools.count(1)
         self.received: dict[str, list[str]] = {}  # chat id → texts, for the scripted demo
 
-    async def start(self, on_incoming: IncomingHandler) -> None:
+    async def start(self, on_incoming: IncomingHandler, staff: StaffTest = nobody) -> None:
         self.on_incoming = on_incoming
 
     async def stop(self) -> None:

@@ -1,12 +1,13 @@
 """The Matrix transport, on matrix-nio: a sync loop in, room messages out.
 
-* Sync: the ``next_batch`` token lives in the database (``transport_state``) and is
-  written after each sync's events were handled, so a restart misses nothing said while
-  the bot was down. A crash before it is written replays the sync: harmless, since the
-  core skips every event id it has handled (its inbox), so the order of "reply, then
-  save the token" no longer matters for exactly-once. Without a token (first
-  start, new database) the first sync skips the timelines and nothing older than the
-  start is ever taken as a command.
+* Sync: each sync's events go to the lanes (``bot.lanes``: concurrently across rooms, in
+  order within a room, staff's first) and the next sync starts at once, while they are
+  handled. The ``next_batch`` token lives in the database (``transport_state``) and is
+  written once a sync's events and every earlier sync's were handled, so a restart misses
+  nothing said while the bot was down. A crash before it is written replays those syncs:
+  harmless, since the core skips every event id it has handled (its inbox). Without a
+  token (first start, new database) the first sync skips the timelines and nothing older
+  than the start is ever taken as a command.
 * Rooms: DMs (invites marked ``is_direct``) are accepted and recorded in the bot's
   ``m.direct``; other invites only from an admin; the rest are declined. Joins and
   leaves run in their own task, because Synapse rate-limits them like messages.
@@ -22,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import io
 import json
 import logging
@@ -36,6 +38,7 @@ import nio
 from bot.buttons import ApprovalButton, decode
 from bot.config import MatrixConfig
 from bot.domain import Attachment, ChatKind, ChatRef, Choice, Identity, Incoming, Outgoing
+from bot.lanes import Lanes, StaffTest, lane_of, nobody
 from bot.storage.transport_state import TransportState
 from bot.transports.base import (
     DeliveryError,
@@ -86,7 +89,7 @@ FIRST_BACKOFF_S, MAX_BACKOFF_S = 1.0, 60.0
 # counts as out of reach (a sync of many events takes a while to handle, and a failed one
 # waits its backoff before the next).
 SYNC_SILENCE_S = 60.0
-STOP_GRACE_S = 30.0  # how long stop() lets a sync being handled finish (then its token is kept)
+STOP_GRACE_S = 30.0  # how long stop() lets the syncs being handled finish (their tokens kept)
 MEMBERSHIP_NETWORK_ATTEMPTS = 5
 DEVICE_NAME = "alerte-bot"
 
@@ -108,8 +111,10 @@ class MatrixTransport(Transport):
 
     def __init__(self, config: MatrixConfig, state: TransportState,
                  is_admin: Callable[[Identity], bool], *,
-                 sync_timeout_ms: int = SYNC_TIMEOUT_MS) -> None:
+                 sync_timeout_ms: int = SYNC_TIMEOUT_MS, lanes: Lanes | None = None) -> None:
         self.config = config
+        self.lanes = lanes or Lanes(name="matrix")
+        self._staff: StaffTest = nobody
         self.state = state
         self.is_admin = is_admin
         self.user_id = config.user_id
@@ -128,14 +133,18 @@ class MatrixTransport(Transport):
         self._jobs: asyncio.Queue[MembershipJob] = asyncio.Queue()
         self._queued: set[str] = set()
         self._direct_lock = asyncio.Lock()
-        self._busy = False
+        # Saves each sync's token once its events and the earlier syncs' are handled.
+        self._confirming: asyncio.Task[None] | None = None
         self._stopping = False
         self._synced_at = 0.0  # time.monotonic() of the last successful sync
 
     # -- lifecycle ------------------------------------------------------------------
 
-    async def start(self, on_incoming: IncomingHandler) -> None:
+    async def start(self, on_incoming: IncomingHandler, staff: StaffTest = nobody) -> None:
         self._on_incoming = on_incoming
+        self._staff = staff
+        self.lanes.reopen()
+        self._confirming = None
         self._started_ms = now_ms()
         self._stopping = False
         self._since = None
@@ -161,10 +170,14 @@ class MatrixTransport(Transport):
         self._stopping = True
         sync_task, self._sync_task = self._sync_task, None
         if sync_task is not None:
-            if self._busy:  # let the sync being handled finish, so its token is saved
-                with contextlib.suppress(TimeoutError, asyncio.CancelledError):
-                    await asyncio.wait_for(asyncio.shield(sync_task), STOP_GRACE_S)
-            await _cancel(sync_task)
+            await _cancel(sync_task)  # no further sync; one in flight is simply not read
+            # Let the syncs being handled finish, so that their tokens are saved.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._handled(), STOP_GRACE_S)
+        await self.lanes.close()  # what is left is replayed at the next start
+        confirming, self._confirming = self._confirming, None
+        if confirming is not None:
+            await _cancel(confirming)
         worker, self._worker_task = self._worker_task, None
         if worker is not None:
             await _cancel(worker)
@@ -183,17 +196,15 @@ class MatrixTransport(Transport):
     # -- sync -------------------------------------------------------------------------
 
     async def _sync_forever(self) -> None:
-        """Sync, handle, remember the token; any failure is logged and retried."""
+        """Sync, hand the events to the lanes, sync again; any failure is logged and
+        retried. A backlog waits at the homeserver while the lanes are full."""
         backoff = FIRST_BACKOFF_S
         while not self._stopping:
             try:
+                await self.lanes.room(TIMELINE_LIMIT)
                 response = await self._sync_once()
                 self._synced_at = time.monotonic()
-                self._busy = True
-                try:
-                    await self._handle_sync(response)
-                finally:
-                    self._busy = False
+                self._take_sync(response)
                 backoff = FIRST_BACKOFF_S
             except asyncio.CancelledError:
                 raise
@@ -207,7 +218,7 @@ class MatrixTransport(Transport):
                 backoff = min(backoff * 2, MAX_BACKOFF_S)
 
     async def _sync_once(self) -> Any:
-        if self.ready.is_set():
+        if self._since is not None:
             response = await self.client.sync(timeout=self.sync_timeout_ms, since=self._since,
                                               sync_filter=SYNC_FILTER)
         else:
@@ -227,7 +238,10 @@ class MatrixTransport(Transport):
         return await self.client.sync(timeout=0, since=token, full_state=True,
                                       sync_filter=FIRST_FILTER if token is None else SYNC_FILTER)
 
-    async def _handle_sync(self, response: Any) -> None:
+    def _take_sync(self, response: Any) -> None:
+        """Rooms and invitations at once; the events into the lanes, the token saved once
+        they are handled (``_confirm``)."""
+        first = self._since is None
         self._absorb_account_data(response.account_data_events)
         rooms = response.rooms
         self.rooms.joined.update(rooms.join)
@@ -237,38 +251,72 @@ class MatrixTransport(Transport):
                 self._consider_invite(room_id, info.invite_state)
             except Exception:  # one odd invitation must not stop the others
                 log.exception("matrix: could not consider an invitation")
-        for room_id, info in [*rooms.join.items(), *rooms.leave.items()]:
-            await self._handle_timeline(room_id, info.timeline.events)
-        if not self.ready.is_set():
+        handling = [done for room_id, info in [*rooms.join.items(), *rooms.leave.items()]
+                    for done in self._take_timeline(room_id, info.timeline.events)]
+        if first:
             self._join_officers_room_if_needed()
-        # Only now: a crash before this line replays this sync, never skips it; the
-        # events replayed are skipped by the core's inbox (their ids were recorded with
-        # their effects), so a replay changes nothing twice.
-        await self.state.set(NEXT_BATCH, response.next_batch)
-        self._since = response.next_batch
+        self._since = response.next_batch  # the next sync goes on from here at once
+        previous = self._confirming
+        self._confirming = asyncio.create_task(
+            self._confirm(previous, response.next_batch, handling), name="matrix-confirm")
+
+    async def _confirm(self, previous: asyncio.Task[None] | None, token: str,
+                       handling: list[asyncio.Future[None]]) -> None:
+        """Save ``token`` once this sync's events and the earlier syncs' are handled.
+        Only now: a crash before replays these syncs, never skips them; the events replayed
+        are skipped by the core's inbox (their ids were recorded with their effects)."""
+        if previous is not None:
+            await previous  # cancelled (a stop dropped its events): so is this one
+        if handling:
+            await asyncio.wait(handling)
+        if any(done.cancelled() for done in handling):
+            # Dropped by a stop: neither this token nor a later one may be saved.
+            raise asyncio.CancelledError
+        try:
+            await self.state.set(NEXT_BATCH, token)
+        except Exception:  # the next sync's token will do; meanwhile a restart replays more
+            log.exception("matrix: could not save the sync token")
         self.ready.set()
+
+    async def _handled(self) -> None:
+        """Until every sync taken so far is handled and its token saved."""
+        await self.lanes.join()
+        if self._confirming is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.shield(self._confirming)
 
     def _absorb_account_data(self, events: list[Any]) -> None:
         for event in events:
             if getattr(event, "type", None) == "m.direct":
                 self.rooms.set_direct(getattr(event, "content", None))
 
-    async def _handle_timeline(self, room_id: str, events: list[Any]) -> None:
+    def _take_timeline(self, room_id: str, events: list[Any]) -> list[asyncio.Future[None]]:
+        """Each event into its room's lane; read there (a number answers the choices the
+        room was shown last, so it is read after the earlier events were answered)."""
         sources = [event.source for event in events
                    if isinstance(getattr(event, "source", None), dict)
                    and not isinstance(event, nio.BadEvent | nio.UnknownBadEvent)]
+        handling = []
         for source in sources[first_fresh_index(sources, self.user_id):]:
             timestamp = source.get("origin_server_ts")
             if isinstance(timestamp, int) and timestamp < self._not_before_ms:
                 continue  # said before this first start: history, never a command
-            try:
-                heard = heard_from(source, self.user_id)
-                if heard is not None:
-                    await self._on_heard(room_id, heard, source.get("event_id"))
-            except Exception:
-                # Skip it: failing the sync would replay every event before it, forever.
-                log.exception("matrix: could not read event %s in %s",
-                              source.get("event_id"), self._in_logs(room_id))
+            sender = source.get("sender")
+            lane = lane_of(self._staff, Identity(PLATFORM, str(sender)),
+                           ChatRef(PLATFORM, room_id))
+            handling.append(self.lanes.put(room_id, lane,
+                                           functools.partial(self._on_event, room_id, source)))
+        return handling
+
+    async def _on_event(self, room_id: str, source: dict[str, Any]) -> None:
+        try:
+            heard = heard_from(source, self.user_id)
+            if heard is not None:
+                await self._on_heard(room_id, heard, source.get("event_id"))
+        except Exception:
+            # Skip it: failing the sync would replay every event before it, forever.
+            log.exception("matrix: could not read event %s in %s",
+                          source.get("event_id"), self._in_logs(room_id))
 
     # -- what people did --------------------------------------------------------------
 
@@ -408,8 +456,13 @@ class MatrixTransport(Transport):
         if job.direct:
             await self._mark_direct(job.inviter, job.room_id)
         if job.inviter:  # a group re-invited after a kick becomes active again
-            await self._deliver(self._incoming(job.room_id, self._kind(job.room_id),
-                                               job.inviter, membership="joined"))
+            incoming = self._incoming(job.room_id, self._kind(job.room_id), job.inviter,
+                                      membership="joined")
+            lane = lane_of(self._staff, incoming.sender, incoming.chat)
+            # In the room's lane, after what was said there; not awaited as such: a stop
+            # that drops it must not end this worker.
+            await asyncio.wait([self.lanes.put(job.room_id, lane,
+                                               functools.partial(self._deliver, incoming))])
 
     async def _patiently(self, what: str, call: Callable[[], Awaitable[Any]]) -> Any:
         """Run a join/leave until it succeeds: waits out rate limits (Synapse counts

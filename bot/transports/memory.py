@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 
 from bot.clock import Clock
 from bot.domain import ChatRef, Outgoing
+from bot.lanes import StaffTest, nobody
 from bot.transports.base import DeliveryError, IncomingHandler, PermanentError, Transport
 
 
@@ -38,7 +39,7 @@ class MemoryTransport(Transport):
         self.send_times: list[tuple[float, str]] = []  # (monotonic, chat id): pacing tests
         self._ids = itertools.count(1)
 
-    async def start(self, on_incoming: IncomingHandler) -> None:
+    async def start(self, on_incoming: IncomingHandler, staff: StaffTest = nobody) -> None:
         self.on_incoming = on_incoming
 
     async def stop(self) -> None:

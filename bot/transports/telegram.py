@@ -2,12 +2,19 @@
 
 PTB's ``Application`` is used only for what it does well: parsing updates, the HTTP
 connection pool. It is started piecewise (``initialize``/``start``), never with
-``run_polling``, which would take over the event loop and its signal handlers. Long polling
-is the transport's own loop (``_poll_forever``): it confirms an update only once the core
-handled it, where PTB's Updater confirms a batch as soon as it is queued. In webhook mode the
-bot's own aiohttp server (``telegram_webhook``) receives the updates and answers Telegram
-once each was handled. Every update goes through one handler that turns it into an
-``Incoming`` (``telegram_updates``) and never lets an exception out.
+``run_polling``, which would take over the event loop and its signal handlers.
+
+Receiving: every update becomes an ``Incoming`` (``telegram_updates``) and goes to the
+lanes (``bot.lanes``): handled concurrently across chats, in order within a chat, staff's
+first. Long polling is the transport's own loop (``_poll_forever``), on aiohttp like every
+other request, up to 100 updates per call. Telegram forgets every update below the offset
+of the next getUpdates, so that offset only passes updates that are handled or written to
+the spool (``transport_state``, one row per poll): the loop can read past a backlog (and
+see an officer's update behind 2,000 people's) without a crash losing anything. At start
+the spool's updates are handled first; those handled already are skipped by the core's
+inbox. PTB's Updater, by contrast, confirms a batch as soon as it is queued. In webhook
+mode the bot's own aiohttp server (``telegram_webhook``) receives the updates and answers
+Telegram once each was handled.
 
 Sending renders ``Outgoing`` (``telegram_render``) and translates PTB's errors into the typed
 errors of ``bot.transports.base`` (``telegram_errors``). The transport never retries a whole
@@ -25,7 +32,7 @@ import logging
 import re
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -34,7 +41,6 @@ from telegram import (
     BotCommandScope,
     BotCommandScopeAllPrivateChats,
     BotCommandScopeChat,
-    CallbackQuery,
     InlineKeyboardMarkup,
     ReplyParameters,
     Update,
@@ -42,13 +48,17 @@ from telegram import (
 from telegram.error import BadRequest, InvalidToken, TelegramError
 from telegram.ext import Application, ApplicationBuilder, ContextTypes, ExtBot
 
+from bot.buttons import ConversationButton, decode
 from bot.config import ConfigError, TelegramConfig
 from bot.domain import ChatRef, Choice, CommandMenu, Incoming, Outgoing, Tone
+from bot.lanes import Lane, Lanes, StaffTest, lane_of, nobody
 from bot.limits import (
     TELEGRAM_COMMAND_DESCRIPTION_CHARS,
     TELEGRAM_MAX_COMMANDS,
     TELEGRAM_TEXT_CHARS,
 )
+from bot.lru import Lru
+from bot.storage.transport_state import TransportState
 from bot.transports.base import (
     ChatMoved,
     DeliveryError,
@@ -90,6 +100,13 @@ POOL_TIMEOUT = 10.0  # seconds
 CONTINUATION_ATTEMPTS = 3
 CONTINUATION_MAX_WAIT = 30.0  # seconds
 POLL_MAX_BACKOFF = 30.0  # seconds between getUpdates retries at most
+POLL_LIMIT = 100  # updates per getUpdates: Telegram's maximum
+# How much longer than the long poll's wait a getUpdates may take before it counts as lost.
+POLL_READ_MARGIN = 10.0  # seconds
+SPOOL = "spool:"  # transport_state keys of updates confirmed to Telegram before handling
+# Without a backlog, updates in hand are waited for this long before the next getUpdates
+# rather than spooled: a spool write and its deletion per poll cost more than they save.
+SPOOL_AFTER = 0.1  # seconds
 REMEMBERED_KEYBOARDS = 256  # serialised keyboards kept (one per broadcast in progress)
 COMMAND_NAME = re.compile(r"[a-z0-9_]{1,32}")
 WEBHOOK_SECRET = re.compile(r"[A-Za-z0-9_-]{1,256}")
@@ -99,12 +116,26 @@ WEBHOOK_MAX_CONNECTIONS = 40
 LOOPBACK_NAMES = frozenset({"localhost"})
 
 
+@dataclass(slots=True)
+class _Taken:
+    """An update received; ``done`` is its handling (None: nothing to handle)."""
+
+    update_id: int
+    data: dict[str, Any]
+    done: asyncio.Future[None] | None
+
+
 class TelegramTransport(Transport):
     platform = PLATFORM
 
-    def __init__(self, config: TelegramConfig, connections: int = CONNECTION_POOL_SIZE) -> None:
+    def __init__(self, config: TelegramConfig, connections: int = CONNECTION_POOL_SIZE,
+                 state: TransportState | None = None, lanes: Lanes | None = None) -> None:
         self.config = config
         self.connections = connections  # HTTP connections for everything but getUpdates
+        # The spool; without it (tests, tools) the loop waits for every update it took to
+        # be handled before the next getUpdates confirms them.
+        self.state = state
+        self.lanes = lanes or Lanes(name="telegram")
         self.username = ""  # learned from getMe at start
         # Follows an upgrade of the officers' group to a supergroup until the config is fixed.
         self.officers_chat_id = config.officers_chat_id
@@ -115,18 +146,25 @@ class TelegramTransport(Transport):
         self._webhook: WebhookServer | None = None
         self._on_incoming: IncomingHandler | None = None
         self._recent = RecentSends()
-        self._keyboards: dict[tuple[Choice, ...], str] = {}
+        self._keyboards: Lru[tuple[Choice, ...], str] = Lru(REMEMBERED_KEYBOARDS)
+        self._staff: StaffTest = nobody
         self._poller: asyncio.Task[None] | None = None
         self._stopping = False  # stop() asked the polling loop to end
-        self._handling = False  # the polling loop is handling an update
+        self._offset: int | None = None  # the next getUpdates' offset
+        self._seen = 0  # the highest update id taken, so that none is taken twice
+        self._unspooled: list[_Taken] = []  # taken since the last spooling
+        self._backlog = False  # the last getUpdates was full: more waits at Telegram
+        self._janitors: set[asyncio.Task[None]] = set()  # spool rows waiting to be deleted
 
     # -- lifecycle ----------------------------------------------------------------------
 
-    async def start(self, on_incoming: IncomingHandler) -> None:
+    async def start(self, on_incoming: IncomingHandler, staff: StaffTest = nobody) -> None:
         check_config(self.config)
         # httpx logs every request URL at INFO, and the URL carries the bot token.
         logging.getLogger("httpx").setLevel(logging.WARNING)
         self._on_incoming = on_incoming
+        self._staff = staff
+        self.lanes.reopen()
         app = self._build()
         await self._initialize(app)
         self._app = app
@@ -143,9 +181,11 @@ class TelegramTransport(Transport):
             builder = (ApplicationBuilder().token(self.config.token)
                        .base_url(self.config.base_url).base_file_url(self.config.base_file_url)
                        # The bot's requests on aiohttp (telegram_http: ~10× httpx's
-                       # throughput); getUpdates keeps PTB's own httpx request.
+                       # throughput), getUpdates too, on a connection of its own.
                        .request(AiohttpRequest(connection_pool_size=self.connections,
                                                pool_timeout=POOL_TIMEOUT))
+                       .get_updates_request(AiohttpRequest(connection_pool_size=1,
+                                                           pool_timeout=POOL_TIMEOUT))
                        .job_queue(None))  # the bot has its own scheduler
             app = builder.build()
         except InvalidToken as error:  # an empty or malformed token, refused before any request
@@ -186,32 +226,127 @@ class TelegramTransport(Transport):
         self._poller = asyncio.create_task(self._poll_forever(app), name="telegram-poll")
 
     async def _poll_forever(self, app: TelegramApp) -> None:
-        """Long polling, confirming an update (the next getUpdates offset) only once it
-        was handled: PTB's Updater confirms a batch as soon as it is queued, so a crash
-        would lose the updates still queued. A crash here replays the unconfirmed updates,
-        which the core's inbox skips when they were handled already."""
-        offset: int | None = None
+        """Long polling into the lanes. Before each getUpdates (whose offset confirms every
+        update taken so far), the updates not handled yet are spooled; without a spool,
+        the loop waits for them instead. A crash thus replays what was not handled (from
+        Telegram or the spool), and the core's inbox skips what was."""
+        self._offset, self._seen, self._unspooled = None, 0, []
+        await self._resume_spool(app)
         failures = 0
         while not self._stopping:
+            await self.lanes.room(POLL_LIMIT)  # a backlog waits at Telegram, not in memory
             try:
-                updates = await app.bot.get_updates(offset=offset,
-                                                    timeout=self.config.poll_timeout,
-                                                    allowed_updates=ALLOWED_UPDATES)
+                await self._secure_taken()
+                batch = await self._get_updates(app, max(min(POLL_LIMIT, self.lanes.free()), 1))
             except Exception as error:  # the loop must outlive any failure but a stop
                 _polling_failed(error)
                 failures += 1
                 await asyncio.sleep(min(2.0 ** (failures - 1), POLL_MAX_BACKOFF))
                 continue
             failures = 0
-            for update in updates:
-                if self._stopping:
-                    break
-                self._handling = True
-                try:
-                    await self._handle_update(update)
-                finally:
-                    self._handling = False
-                offset = update.update_id + 1
+            self._backlog = len(batch) >= POLL_LIMIT
+            for data in batch:
+                taken = self._take(app, data)
+                if taken.done is not None:
+                    self._unspooled.append(taken)
+                self._offset = max(self._offset or 0, taken.update_id + 1)
+
+    async def _get_updates(self, app: TelegramApp, limit: int) -> list[dict[str, Any]]:
+        """The raw updates (parsed one by one in ``_take``: one malformed update must not
+        stop the others, as PTB's ``get_updates`` would)."""
+        data = {"offset": self._offset, "limit": limit, "timeout": self.config.poll_timeout,
+                "allowed_updates": list(ALLOWED_UPDATES)}
+        result = await app.bot._post("getUpdates", data,
+                                     read_timeout=self.config.poll_timeout + POLL_READ_MARGIN)
+        if not isinstance(result, list):
+            raise TelegramError(f"getUpdates answered {type(result).__name__}, not a list")
+        return [item for item in result if isinstance(item, dict)]
+
+    async def _secure_taken(self) -> None:
+        """Make the next getUpdates safe: every update it will confirm is handled, or in
+        the spool (one row for all of them, deleted once they are all handled).
+
+        With a backlog at Telegram the updates in hand are spooled at once, so that the
+        loop reads on (an officer's update may be behind); otherwise they are given
+        ``SPOOL_AFTER`` to be handled first (without a spool, all the time they need)."""
+        waiting = [taken for taken in self._unspooled
+                   if taken.done is not None and not taken.done.done()]
+        if waiting and not (self._backlog and self.state is not None):
+            handling = [taken.done for taken in waiting if taken.done is not None]
+            await asyncio.wait(handling, timeout=None if self.state is None else SPOOL_AFTER)
+            waiting = [taken for taken in waiting
+                       if taken.done is not None and not taken.done.done()]
+        if waiting and self.state is not None:
+            key = f"{SPOOL}{waiting[0].update_id:020d}"
+            await self.state.set(key, json.dumps([taken.data for taken in waiting]))
+            self._unspool_when_handled(key, waiting)
+        self._unspooled = []
+
+    async def _resume_spool(self, app: TelegramApp) -> None:
+        """The updates a previous run confirmed to Telegram but had not handled, first."""
+        if self.state is None:
+            return
+        for key, value in await self.state.starting_with(SPOOL):
+            try:
+                batch = json.loads(value)
+            except ValueError:
+                log.error("telegram: spooled updates %s unreadable; dropped", key)
+                batch = []
+            taken = [self._take(app, data) for data in batch if isinstance(data, dict)]
+            self._unspool_when_handled(key, taken)
+        if self._seen:
+            log.info("telegram: %d spooled updates resumed", self.lanes.pending)
+
+    def _unspool_when_handled(self, key: str, taken: list[_Taken]) -> None:
+        task = asyncio.create_task(self._unspool(key, [t.done for t in taken if t.done]),
+                                   name="telegram-unspool")
+        self._janitors.add(task)
+        task.add_done_callback(self._janitors.discard)
+
+    async def _unspool(self, key: str, handling: list[asyncio.Future[None]]) -> None:
+        if handling:
+            await asyncio.wait(handling)
+        if any(done.cancelled() for done in handling):
+            return  # dropped by a stop: the next start handles them
+        assert self.state is not None
+        try:
+            await self.state.delete(key)
+        except Exception:  # left in the spool: replayed and skipped at the next start
+            log.exception("telegram: could not delete spooled updates %s", key)
+
+    def _take(self, app: TelegramApp, data: dict[str, Any]) -> _Taken:
+        """Read one raw update and put it in its chat's lane."""
+        update_id = data.get("update_id")
+        if not isinstance(update_id, int) or isinstance(update_id, bool):
+            log.warning("telegram: an update without a numeric update_id was ignored")
+            return _Taken(self._seen, data, None)
+        if update_id <= self._seen:  # spooled by the previous run, and sent again
+            return _Taken(update_id, data, None)
+        self._seen = update_id
+        try:
+            update = Update.de_json(data, app.bot)
+        except Exception as error:  # whatever PTB makes of a malformed object
+            log.warning("telegram: update %d unreadable (%s); ignored", update_id,
+                        type(error).__name__)
+            return _Taken(update_id, data, None)
+        done = self._put(update)
+        return _Taken(update_id, data, done)
+
+    def _put(self, update: Update) -> asyncio.Future[None] | None:
+        """Into the lanes: the update's chat is its key, and staff go first."""
+        incoming = self._incoming(update)
+        # Only ids are kept while the update waits, not PTB's objects: a backlog of
+        # thousands is held in memory.
+        update_id = update.update_id
+        query = None if update.callback_query is None else update.callback_query.id
+        if incoming is not None:
+            lane = lane_of(self._staff, incoming.sender, incoming.chat)
+            return self.lanes.put(incoming.chat, lane,
+                                  lambda: self._handle(update_id, incoming, query))
+        if query is not None:  # a press the core ignores still stops spinning
+            return self.lanes.put(("answer", update_id), Lane.PUBLIC,
+                                  lambda: self._answer(query))
+        return None
 
     async def _receive_by_webhook(self, app: TelegramApp) -> None:
         """Listen first, then call setWebhook: Telegram may push at once.
@@ -253,15 +388,23 @@ class TelegramTransport(Transport):
         except Exception as error:  # whatever PTB makes of a malformed object
             raise UnreadableUpdate(f"update {update_id} unreadable ({type(error).__name__})"
                                    ) from None
-        await self._handle_update(update)
+        await self.lanes.room()  # Telegram's connections wait while the lanes are full
+        done = self._put(update)
+        if done is not None:
+            await done  # cancelled by a stop: no 200, Telegram pushes it again
 
     async def stop(self) -> None:
         app = self._app
         if app is None:
             return
         try:
-            await self._stop_webhook()  # first: it lets the updates being handled finish
             await self._stop_polling()
+            # The updates being handled finish; those waiting are dropped (Telegram or the
+            # spool has them for the next start), which also ends the webhook's requests.
+            await self.lanes.close()
+            if self._janitors:
+                await asyncio.wait(set(self._janitors))
+            await self._stop_webhook()
             if app.running:
                 await app.stop()
         finally:
@@ -269,13 +412,13 @@ class TelegramTransport(Transport):
             await app.shutdown()
 
     async def _stop_polling(self) -> None:
-        """An update being handled is finished (then confirmed at the next start)."""
+        """No further getUpdates: one in flight is cancelled (what it would have brought
+        stays unconfirmed at Telegram)."""
         task, self._poller = self._poller, None
         if task is None:
             return
         self._stopping = True
-        if not self._handling:
-            task.cancel()
+        task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
 
@@ -298,21 +441,39 @@ class TelegramTransport(Transport):
 
     # -- receiving ----------------------------------------------------------------------
 
-    async def _handle_update(self, update: Update) -> None:
-        """Every update; nothing raised may stop the polling loop."""
+    def _incoming(self, update: Update) -> Incoming | None:
+        """The core's view of an update, taken in the order Telegram sent them (an
+        officers' group that moved is followed before the next update is read)."""
         try:
-            if update.callback_query is not None:
-                # Answered first and whatever happens next: otherwise the person's button
-                # spins for seconds. The core's reply arrives as a message.
-                await _answer(update.callback_query)
             incoming = to_incoming(update, self.username, self.officers_chat_id)
-            if incoming is None:
-                return
-            self._notice_chat_event(incoming)
+            if incoming is not None:
+                self._notice_chat_event(incoming)
+            return incoming
+        except Exception:
+            log.exception("telegram: update %s could not be read", update.update_id)
+            return None
+
+    async def _handle(self, update_id: int, incoming: Incoming, query: str | None) -> None:
+        """One update, in its lane; nothing raised may stop the lanes."""
+        # The button stops spinning at once, whatever happens next; the core's reply
+        # arrives as a message.
+        answering = None if query is None else asyncio.create_task(self._answer(query))
+        try:
             if self._on_incoming is not None:
                 await self._on_incoming(incoming)
         except Exception:
-            log.exception("telegram: update %s could not be handled", update.update_id)
+            log.exception("telegram: update %s could not be handled", update_id)
+        finally:
+            if answering is not None:
+                await answering
+
+    async def _answer(self, query_id: str) -> None:
+        try:
+            await self._bot().answer_callback_query(query_id)
+        except TelegramError as error:  # too old (bot was down) or already answered
+            log.warning("telegram: could not answer a button press: %s", error)
+        except RuntimeError:  # stopped meanwhile
+            pass
 
     def _notice_chat_event(self, incoming: Incoming) -> None:
         """Log what an operator needs to know: new groups' ids, the officers' group moving."""
@@ -375,17 +536,19 @@ class TelegramTransport(Transport):
 
     def _keyboard_json(self, choices: tuple[Choice, ...]) -> str | None:
         """The inline keyboard as the JSON sendMessage takes (what PTB would encode), built
-        once per set of choices: a broadcast gives every recipient the same buttons."""
+        once per set of choices: a broadcast gives every recipient the same buttons.
+
+        A conversation's buttons carry the step's fresh nonce: such a keyboard is never
+        shown twice, so it is built and not remembered (it would only push out those that
+        are reused)."""
         if not choices:
             return None
         encoded = self._keyboards.get(choices)
         if encoded is None:
             markup = keyboard(choices)  # raises PermanentError for an invalid keyboard
             encoded = None if markup is None else json.dumps(markup.to_dict())
-            if encoded is not None:
-                if len(self._keyboards) >= REMEMBERED_KEYBOARDS:
-                    self._keyboards.clear()
-                self._keyboards[choices] = encoded
+            if encoded is not None and not _single_use(choices):
+                self._keyboards.put(choices, encoded)
         return encoded
 
     async def _send_continuation(self, chat_id: str, part: Part, message: Outgoing) -> int:
@@ -560,12 +723,6 @@ def _fit(chunks: list[Part], available: int) -> list[Part]:
     return [*chunks[:available - 1], Part(tail[:TELEGRAM_TEXT_CHARS - 1].rstrip() + "…", None)]
 
 
-async def _answer(query: CallbackQuery) -> None:
-    try:
-        await query.answer()
-    except TelegramError as error:  # too old (bot was down) or already answered
-        log.warning("telegram: could not answer a button press: %s", error)
-
 
 def _polling_failed(error: Exception) -> None:
     """One line per failure of the Bot API (the loop retries); a traceback for the rest."""
@@ -573,6 +730,11 @@ def _polling_failed(error: Exception) -> None:
         log.warning("telegram: getUpdates failed (%s); retrying", error)
     else:
         log.error("telegram: getUpdates failed; retrying", exc_info=error)
+
+
+def _single_use(choices: tuple[Choice, ...]) -> bool:
+    """Whether the keyboard holds a conversation's buttons (valid with one nonce only)."""
+    return any(isinstance(decode(choice.data), ConversationButton) for choice in choices)
 
 
 def _chat(chat_id: str) -> int | str:

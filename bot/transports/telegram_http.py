@@ -35,6 +35,8 @@ from telegram._utils.types import ODVInput
 from telegram.error import NetworkError, TimedOut
 from telegram.request import BaseRequest, RequestData
 
+from bot.lru import Lru
+
 FORM = {"Content-Type": "application/x-www-form-urlencoded"}
 LONG_VALUE = 64  # characters: values at least this long have their encoding remembered
 REMEMBERED_VALUES = 64
@@ -63,7 +65,7 @@ class AiohttpRequest(BaseRequest):
         self._defaults = self._timeout(read_timeout, write_timeout, connect_timeout,
                                        pool_timeout)
         self._session: aiohttp.ClientSession | None = None
-        self._encoded: dict[str, str] = {}
+        self._encoded: Lru[str, str] = Lru(REMEMBERED_VALUES)
 
     @property
     def read_timeout(self) -> float | None:
@@ -140,10 +142,9 @@ class AiohttpRequest(BaseRequest):
                 parts.append(f"{quote_plus(name)}={quote_plus(value)}")
                 continue
             encoded = self._encoded.get(value)
-            if encoded is None:
-                if len(self._encoded) >= REMEMBERED_VALUES:
-                    self._encoded.clear()
-                encoded = self._encoded[value] = quote_plus(value)
+            if encoded is None:  # each prompt's keyboard passes through; a broadcast's stays
+                encoded = quote_plus(value)
+                self._encoded.put(value, encoded)
             parts.append(f"{quote_plus(name)}={encoded}")
         return "&".join(parts).encode("ascii")
 
