@@ -399,7 +399,9 @@ async def _approve(ctx: Context, alert: Alert, override_stale: bool,
         await ctx.stores.alerts.set_prosecutor_ref(alert.id, prosecutor_ref)
     if override_stale:
         await ctx.stores.alerts.set_stale_override(alert.id)
-    await ctx.audit("approval.approved", alert.id, override_stale=override_stale)
+    # The prosecutor's reference is part of the decision: the trail keeps who gave which.
+    reference = {"prosecutor_ref": prosecutor_ref} if prosecutor_ref else {}
+    await ctx.audit("approval.approved", alert.id, override_stale=override_stale, **reference)
     approvals = [a for a in await ctx.stores.alerts.approvals(alert.id) if a.decision == "approve"]
     if len(approvals) < alert.required_approvals:
         return await _partial_approval(ctx, alert, len(approvals))

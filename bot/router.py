@@ -114,7 +114,12 @@ class Router:
             return misplaced
         if not ctx.may(command.action):
             await ctx.audit("command.refused", command=command.name)
-            return ctx.answer("core.not_allowed", name=command.name)
+            # A member of the public is told plainly whom the command is for (no warning
+            # that their attempt is recorded: they did nothing wrong); staff, that it
+            # belongs to another role.
+            staff = ctx.roles - {Role.SUBSCRIBER}
+            return ctx.answer("core.not_allowed" if staff else "core.staff_only",
+                              name=command.name)
         if not command.keeps_conversation:
             await ctx.stores.conversations.delete(ctx.who)
         return await command.handler(ctx, args)

@@ -62,7 +62,9 @@ async def manage_role(ctx: Context, args: str) -> Effects:
                         + ctx.t("roles.usage"))
     role = GRANTABLE[role_name]
     if revoke and ctx.role_book.configured(identity, role):
-        return ctx.answer("roles.in_config", identity=identity)
+        # The file this bot was started with, wherever it is (alerte-bot --config PATH).
+        return ctx.answer("roles.in_config", identity=identity, section=f"{role_name}s",
+                          file=ctx.config.source or ctx.t("roles.config_file"))
     return await _apply_role(ctx, identity, role_name, revoke)
 
 

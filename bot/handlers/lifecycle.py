@@ -154,6 +154,8 @@ async def journal(ctx: Context, args: str) -> Effects:
     for approval in await ctx.stores.alerts.approvals(alert.id):
         lines.append(ctx.t(f"lifecycle.journal_{approval.decision}", who=approval.officer,
                            time=ctx.t.when(ctx.local(approval.decided_at))))
+    if alert.prosecutor_ref:  # given at approval (/valider N parquet <référence>)
+        lines.append(ctx.t("lifecycle.journal_prosecutor", reference=alert.prosecutor_ref))
     for child in await ctx.stores.alerts.children(alert.id):
         lines.append(ctx.t("lifecycle.journal_child", number=child.id,
                            kind=ctx.t(f"lifecycle.kind.{child.kind}"),
