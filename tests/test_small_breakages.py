@@ -7,6 +7,7 @@ import dataclasses
 import json
 from pathlib import Path
 
+from bot.transports.base import PermanentError
 from tests.harness import OFFICERS, TestBot, test_config
 
 OPERATOR, OFFICER, OFFICER2, ADMIN = "telegram:100", "telegram:200", "telegram:201", "telegram:900"
@@ -119,3 +120,22 @@ async def test_a_missing_person_journal_shows_its_reference_too(bot: TestBot) ->
     await bot.say(OFFICER, "/valider 1 parquet PR-70-2026/7", chat=OFFICERS)
     assert "autorisation du parquet : PR-70-2026/7" in await bot.say(
         OFFICER, "/journal 1", chat=OFFICERS)
+
+
+async def test_a_data_file_the_platform_refuses_is_said_not_silenced(bot: TestBot) -> None:
+    await bot.enroll(ALICE, "commercant", "Vesoul")
+    telegram = bot.transports["telegram"]
+    telegram.failures["1"].append(PermanentError("Request Entity Too Large"))
+    await bot.say(ALICE, "/mesdonnees")
+    await bot.core.core.replies.drain()
+    last = telegram.posted["1"][-1].message
+    assert last.attachment is None
+    assert last.text.startswith("Désolé : cette messagerie a refusé le fichier de vos données")
+    # Refused again, the notice is not repeated for ever; the next request works.
+    telegram.failures["1"] += [PermanentError("no"), PermanentError("no")]
+    before = len(telegram.posted["1"])
+    await bot.say(ALICE, "/mesdonnees")
+    await bot.core.core.replies.drain()
+    assert len(telegram.posted["1"]) == before and not telegram.failures["1"]
+    await bot.say(ALICE, "/mesdonnees")
+    assert telegram.posted["1"][-1].message.attachment is not None

@@ -124,7 +124,8 @@ def _message_json(message: Outgoing) -> dict[str, Any]:
                 "filename": attachment.filename, "mime_type": attachment.mime_type,
                 "data": base64.b64encode(attachment.data).decode("ascii")},
             "deferred": None if message.deferred is None else dataclasses.asdict(
-                message.deferred)}
+                message.deferred),
+            "if_file_fails": message.if_file_fails}
 
 
 def _message(data: dict[str, Any]) -> Outgoing:
@@ -135,7 +136,23 @@ def _message(data: dict[str, Any]) -> Outgoing:
     return Outgoing(data["text"], data["html"],
                     tuple(Choice(label, choice) for label, choice in data["choices"]),
                     Tone(data["tone"]), data["reply_to"], attachment,
-                    None if deferred is None else Deferred(**deferred))
+                    None if deferred is None else Deferred(**deferred),
+                    data.get("if_file_fails"))
+
+
+def _notice_instead(row: ReplyRow) -> Post | None:
+    """The text-only post that replaces a refused file, if its message has one."""
+    try:
+        stored = decode(row.effect)
+    except Exception:
+        return None
+    if not isinstance(stored, Post):
+        return None
+    message = stored.message
+    if message.if_file_fails is None or (message.attachment is None and message.deferred is None):
+        return None  # no notice, or already the notice (refused too: nothing more to say)
+    return Post(stored.chat, Outgoing(message.if_file_fails, reply_to=message.reply_to),
+                stored.track)
 
 
 def _keys(stored: Stored) -> set[tuple[str, ...]]:
@@ -275,7 +292,9 @@ class ReplySender:
             message_ids = await self._perform(stored)
         except RateLimited as error:
             await self._again(row, error.retry_after, str(error))
-        except (PermanentError, RecipientGone, ChatMoved) as error:  # trying again won't do
+        except PermanentError as error:  # trying again won't do
+            await self._give_up(row, str(error))
+        except (RecipientGone, ChatMoved) as error:  # nobody there to tell either
             log.warning("could not deliver reply=%d error=%s", row.id, error)
             await replies.mark_failed(row.id, str(error))
         except DeliveryError as error:  # TransientError
@@ -292,13 +311,26 @@ class ReplySender:
     async def _again(self, row: ReplyRow, delay: float, error: str) -> None:
         replies = self.services.stores.replies
         if row.attempts + 1 >= MAX_ATTEMPTS:
-            log.warning("could not deliver reply=%d error=%s; given up", row.id, error)
-            await replies.mark_failed(row.id, error)
+            await self._give_up(row, error)
             return
         log.warning("could not deliver reply=%d error=%s; again in %g s", row.id, error, delay)
         await replies.retry_later(row.id, self.services.clock.now() + timedelta(seconds=delay),
                                   error)
         self.wake()  # the loop recomputes when the next row is due
+
+    async def _give_up(self, row: ReplyRow, error: str) -> None:
+        """A row that will not go: failed, or — a file the person asked for — turned into
+        its text notice (``Outgoing.if_file_fails``), sent in its place and order."""
+        replies = self.services.stores.replies
+        notice = _notice_instead(row)
+        if notice is None:
+            log.warning("could not deliver reply=%d error=%s; given up", row.id, error)
+            await replies.mark_failed(row.id, error)
+            return
+        log.warning("could not deliver reply=%d with its file error=%s; its notice instead",
+                    row.id, error)
+        await replies.replace(row.id, encode(notice), self.services.clock.now(), error)
+        self.wake()
 
     async def _remember(self, track: tuple[str, int], message_ids: MessageIds,
                         now: datetime) -> None:

@@ -174,7 +174,8 @@ async def my_data(ctx: Context, args: str) -> Effects:
         ctx.t("subscriber.my_data",
               alerts=ctx.t("quantity.alerts_received", count=len(data["alerts_received"])),
               communes=ctx.t("quantity.communes", count=len(data["communes"]))),
-        attachment=Attachment("mes-donnees.json", "application/json", export_json(data))))
+        attachment=Attachment("mes-donnees.json", "application/json", export_json(data)),
+        if_file_fails=ctx.t("subscriber.my_data_unsent")))
     await ctx.audit("subscriber.data_exported")
     return effects
 

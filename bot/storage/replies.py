@@ -64,6 +64,13 @@ class ReplyStore:
             "UPDATE replies SET next_try_at = ?, attempts = attempts + 1, last_error = ?"
             " WHERE id = ?", (stamp(next_try), error[:500], reply_id))
 
+    async def replace(self, reply_id: int, effect: str, now: datetime, error: str) -> None:
+        """Another effect in the row's place (and so in its chat's order), due now, with
+        its own attempts."""
+        await self.db.execute(
+            "UPDATE replies SET effect = ?, next_try_at = ?, attempts = 0, last_error = ?"
+            " WHERE id = ?", (effect, stamp(now), error[:500], reply_id))
+
     async def mark_failed(self, reply_id: int, error: str) -> None:
         await self.db.execute(
             "UPDATE replies SET status = 'failed', effect = NULL, attempts = attempts + 1,"
