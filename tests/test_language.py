@@ -162,6 +162,9 @@ async def test_an_english_tip_reaches_french_officers_in_french(bot: TestBot) ->
     forwarded = bot.officers()[-1]
     assert forwarded.startswith("ℹ️ Information n°1 sur l'alerte n°1, de l'abonné n°1 : ")
     assert "White van seen" in forwarded and "Répondre : /repondre 1" in forwarded
+    assert "envoyée" in await bot.say(OFFICER, "/repondre 1 Merci, une patrouille passe",
+                                      chat=OFFICERS)
+    assert bot.inbox(BOB)[-1].startswith("Answer from the gendarmerie to your information #1")
 
 
 @pytest.fixture

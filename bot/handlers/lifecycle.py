@@ -10,6 +10,7 @@ from bot.commands import Command
 from bot.context import Context
 from bot.domain import ChatRef, EditTracked, Effects, Notify, Outgoing
 from bot.enums import AlertKind, AlertStatus
+from bot.i18n import Translator
 from bot.limits import TIP_TEXT_CHARS
 from bot.roles import Action, speaks_for_alert
 from bot.storage.alerts import Alert
@@ -180,8 +181,12 @@ async def answer_tip(ctx: Context, args: str) -> Effects:
     text = match.group(2).strip()[:TIP_TEXT_CHARS]
     await ctx.stores.tips.mark_answered(tip.id, ctx.now)
     await ctx.audit("tip.answered", tip.alert_id, tip=tip.id)
+    # In the language of the person who gave the tip, not the officer's.
+    language = await ctx.stores.subscribers.language_of(tip.subscriber_id) \
+        if tip.subscriber_id is not None else None
+    theirs = Translator(ctx.catalog, language or ctx.config.language)
     answer = Notify(ChatRef(tip.platform, tip.chat_id), Outgoing(
-        ctx.t("tip.answer", tip=tip.id, number=tip.alert_id, text=text)))
+        theirs("tip.answer", tip=tip.id, number=tip.alert_id, text=text)))
     return Effects.of(answer) + ctx.answer("tip.answered", tip=tip.id)
 
 
