@@ -46,6 +46,10 @@ class FrozenClock(Clock):
         self._now += delta
 
     def set(self, moment: datetime) -> None:
+        """Move the wall clock anywhere; monotonic time never goes back (a real one
+        does not when the wall clock is set back either)."""
+        if moment < self._now:
+            self._slept += (self._now - moment).total_seconds()
         self._now = moment
 
 

@@ -94,7 +94,8 @@ class ApprovalConfig:
 class PlatformRateLimits:
     global_per_second: float = 30.0
     per_chat_per_second: float = 1.0
-    per_group_per_minute: float = 20.0
+    per_group_per_minute: float = 20.0  # a group may take a minute's worth at once
+    per_chat_burst: int = 3  # messages one private chat may get at once, then its rate
 
 
 @dataclass(frozen=True)
@@ -104,7 +105,7 @@ class RateLimitsConfig:
         default_factory=lambda: PlatformRateLimits(50.0, 5.0, 300.0)
     )
     console: PlatformRateLimits = field(
-        default_factory=lambda: PlatformRateLimits(1000.0, 1000.0, 60000.0)
+        default_factory=lambda: PlatformRateLimits(1000.0, 1000.0, 60000.0, 1000)
     )
 
 

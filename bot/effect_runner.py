@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from bot.broadcast.dispatcher import Dispatcher
+from bot.broadcast.pacing import pacers_for
 from bot.broadcast.replies import ReplySender, rows_of
 from bot.context import Services
 from bot.domain import ChatRef, Effects, Incoming
@@ -23,8 +24,10 @@ class EffectRunner:
                  metrics: Metrics) -> None:
         self.services = services
         self.transports = transports
-        self.replies = ReplySender(services, transports)
-        self.dispatcher = Dispatcher(services, transports, self.perform, metrics)
+        # One pacer per platform for alert copies and replies alike (replies go first).
+        pacers = pacers_for(services.config.rate_limits, transports, services.clock)
+        self.replies = ReplySender(services, transports, pacers, metrics)
+        self.dispatcher = Dispatcher(services, transports, self.perform, metrics, pacers)
 
     def officers_channels(self) -> list[ChatRef]:
         return [chat for t in self.transports.values() for chat in t.officers_channels()]

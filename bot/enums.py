@@ -54,6 +54,17 @@ class SendOutcome(StrEnum):
     MOVED = "moved"
 
 
+class ReplyDrop(StrEnum):
+    """Why a reply (or its edit of one tracked post) was given up: logged and counted."""
+
+    GONE = "gone"  # the recipient blocked the bot, left, or no longer exists
+    REFUSED = "refused"  # the platform refused this message for good (a bad request)
+    ATTEMPTS = "attempts"  # still failing (network, server) after every attempt
+    NO_TRANSPORT = "no_transport"  # its platform is not running
+    NO_FILE = "no_file"  # its file (a map) could not be drawn: the message goes without
+    UNREADABLE = "unreadable"  # its stored form could not be read back (a bug)
+
+
 class Decision(StrEnum):
     APPROVE = "approve"
     REJECT = "reject"

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
+from bot.enums import ReplyDrop
+
 # Seconds from an alert's approval (or its scheduled time) to its first copy accepted by a
 # platform: normally well under a second; minutes mean the outbox was stuck.
 LATENCY_BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0)
@@ -30,6 +32,12 @@ class Metrics:
     def handler_failed(self) -> None:
         """Handling an event raised: the person got the internal-error reply."""
 
+    def reply_rate_limited(self, platform: str) -> None:
+        """The platform answered a reply with a 429: the reply waits in the outbox."""
+
+    def reply_dropped(self, platform: str, reason: ReplyDrop) -> None:
+        """A reply, or its edit of one tracked post, was given up (and logged)."""
+
 
 class PrometheusMetrics(Metrics):
     def __init__(self) -> None:
@@ -47,6 +55,13 @@ class PrometheusMetrics(Metrics):
         self.errors = Counter("alerte_handler_errors",
                               "Events whose handling raised (answered with an internal error)",
                               registry=self.registry)
+        self.replies_limited = Counter(
+            "alerte_replies_rate_limited", "Replies the platform answered with a 429 (each "
+            "waits in the reply outbox and goes later)", ["platform"], registry=self.registry)
+        self.replies_dropped = Counter(
+            "alerte_replies_dropped", "Replies (or edits of tracked posts) given up, by reason "
+            f"({', '.join(reason.value for reason in ReplyDrop)})", ["platform", "reason"],
+            registry=self.registry)
 
     def delivered(self, platform: str, outcome: str, count: int = 1) -> None:
         self.deliveries.labels(platform, outcome).inc(count)
@@ -59,3 +74,9 @@ class PrometheusMetrics(Metrics):
 
     def handler_failed(self) -> None:
         self.errors.inc()
+
+    def reply_rate_limited(self, platform: str) -> None:
+        self.replies_limited.labels(platform).inc()
+
+    def reply_dropped(self, platform: str, reason: ReplyDrop) -> None:
+        self.replies_dropped.labels(platform, reason.value).inc()

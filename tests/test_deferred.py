@@ -82,7 +82,7 @@ async def test_a_map_left_pending_by_a_crash_is_drawn_at_restart(bot: TestBot) -
     await bot.say(OPERATOR, "/alerte crue Vesoul : La Saône déborde")
     assert not [p for p in bot.transports["telegram"].posted[OFFICERS] if p.message.attachment]
     await bot.restart()
-    await bot.core.core.replies.drain()
+    await bot.core.core.replies.flush()
     maps = [p.message.attachment for p in bot.transports["telegram"].posted[OFFICERS]
             if p.message.attachment]
     assert [m.filename for m in maps] == ["carte-alerte-1.png"]

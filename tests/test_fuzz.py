@@ -1203,6 +1203,7 @@ async def _reset(bot: TestBot) -> None:
     await db.execute("PRAGMA foreign_keys = ON")
     for transport in bot.transports.values():
         transport.posted.clear()
+    bot.core.core.replies.forget()  # its rows are gone, and their ids will be given again
     bot.clock.set(START)
 
 

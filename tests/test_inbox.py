@@ -54,7 +54,7 @@ async def test_replies_left_unsent_go_at_the_next_start(bot: TestBot) -> None:
     assert bot.inbox(OPERATOR) == []  # the preview waits in the reply outbox
     await bot.restart()
     bot.advance(seconds=2)  # the retry's back-off
-    await bot.core.core.replies.drain()  # what the sender's loop does in the background
+    await bot.core.core.replies.flush()  # what the sender's loop does in the background
     assert any("Alerte n°1" in text for text in bot.inbox(OPERATOR))
     assert await alerts(bot) == 1
 
@@ -65,7 +65,7 @@ async def test_a_rate_limited_reply_waits_and_then_goes(bot: TestBot) -> None:
     await bot.say(OPERATOR, "/aide")
     assert bot.inbox(OPERATOR) == []
     bot.advance(seconds=3)
-    await bot.core.core.replies.drain()
+    await bot.core.core.replies.flush()
     assert "Commandes" in bot.inbox(OPERATOR)[0]
     sent = await bot.core.services.db.fetchall("SELECT status, effect FROM replies")
     assert [tuple(row) for row in sent] == [("sent", None)]  # the text is not kept

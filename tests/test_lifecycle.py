@@ -255,6 +255,18 @@ async def test_receipts_and_tips(bot: TestBot) -> None:
     assert "1 accusé de réception" in await bot.say(OPERATOR, "/journal 1")
 
 
+async def test_a_receipt_pressed_before_its_copy_is_recorded_as_sent_counts(
+        bot: TestBot) -> None:
+    # The copy is on the phone while the dispatcher still holds its row 'sending' (outcomes
+    # are recorded a batch at a time): a quick press is a receipt, not a stale button.
+    await bot.enroll(ALICE, "commercant", "Vesoul")
+    await bot.say(OPERATOR, "/alerte cambriolage Vesoul : Vitrine forcée")
+    await bot.say(OFFICER, "/valider 1", chat=OFFICERS)
+    rows = await bot.core.core.dispatcher._claim("telegram", 10)
+    assert [row.status for row in rows] == ["sending"]
+    assert "réception de l'alerte n°1 notée" in await bot.press_data(ALICE, "ack:1")
+
+
 async def test_receipts_from_a_group_the_alert_reached(bot: TestBot) -> None:
     await bot.say("telegram:900", "/groupe Vesoul", chat="-5")
     await broadcast(bot)

@@ -197,6 +197,21 @@ async def test_handler_errors_are_counted(bot: TestBot, monkeypatch: pytest.Monk
     assert value(found, "alerte_handler_errors_total") == 1
 
 
+async def test_replies_rate_limited_or_given_up_are_counted(bot: TestBot) -> None:
+    telegram = bot.transports["telegram"]
+    telegram.failures["1"] = [RecipientGone("bot was blocked by the user")]
+    telegram.failures["2"] = [RateLimited(1, chat_only=True)]
+    await bot.say("telegram:1", "/aide")
+    await bot.say("telegram:2", "/aide")
+    found = samples((await get(bot, "/metrics"))[1])
+    assert value(found, "alerte_replies_dropped_total", platform="telegram", reason="gone") == 1
+    assert value(found, "alerte_replies_rate_limited_total", platform="telegram") == 1
+    bot.advance(seconds=1)
+    await bot.core.core.replies.flush()  # the rate-limited one went: nothing more dropped
+    found = samples((await get(bot, "/metrics"))[1])
+    assert sum(v for (name, _), v in found.items() if name == "alerte_replies_dropped_total") == 1
+
+
 async def test_two_bots_never_share_a_figure(bot: TestBot, tmp_path: Path) -> None:
     monitoring = MonitoringConfig(listen="127.0.0.1:0")
     other = await TestBot(test_config(tmp_path / "other.sqlite3",

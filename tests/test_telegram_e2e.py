@@ -474,9 +474,10 @@ async def test_long_texts_are_split_and_edited_part_by_part(tg: Telegram) -> Non
 
 async def test_broadcast_meets_flood_limits_blocked_users_and_a_migrated_group(
         tmp_path: Path) -> None:
-    # Telegram's limits, but a private bucket of 2: the operator, also a subscriber, gets the
-    # "approved" notice and the alert back to back, a genuine per-chat 429.
-    async with TelegramDouble(TOKEN, BOT_NAME, limits=RateLimits(private_burst=2)) as double:
+    # Telegram's limits, but a private bucket of 1, stricter than the bot's pacing (3 at
+    # once): the operator, also a subscriber, gets the "approved" notice and the alert back
+    # to back, a genuine per-chat 429.
+    async with TelegramDouble(TOKEN, BOT_NAME, limits=RateLimits(private_burst=1)) as double:
         populate(double)
         subscribers = list(range(5000, 5040))
         for user_id in subscribers[:-1]:
@@ -557,6 +558,54 @@ async def broadcast_under_pressure(tg: Telegram, subscribers: list[int], gone: l
     assert stats.rate_limited["injected"] == 6 and stats.rate_limited["private"] >= 1
     assert counters["rate_limited_chat"] >= 1 and counters["rate_limited_global"] >= 6
     assert stats.count_403 == len(gone) and migrations == 1
+
+
+async def test_receipts_pressed_during_a_broadcast_share_its_budget(tmp_path: Path) -> None:
+    # Telegram's limits with a global bucket of 5 instead of 30: the broadcast alone fits (the
+    # bot sends 3 at once at most, then 30/s), but ~6 acknowledgements a second on top of it
+    # would be refused at once if they did not share the broadcast's budget.
+    subscribers = list(range(5000, 5060))
+    receipts = subscribers[::5]  # 20 % press « Reçu » as soon as their copy arrives
+    async with TelegramDouble(TOKEN, BOT_NAME, limits=RateLimits(global_burst=5)) as double:
+        populate(double)
+        for user_id in subscribers:
+            double.user(user_id, f"Abonné {user_id}")
+        double.group(-1001777, "Artisans", kind="supergroup", members=[ADMIN])
+        tg = Telegram(double, e2e_config(tmp_path / "bot.sqlite3", double))
+        await seed(await tg.build(), subscribers)
+        await tg.start()
+        try:
+            request = await tg.request("/alerte cambriolage Vesoul pour commercant : Vitrine")
+            pressing = asyncio.create_task(press_receipts_as_copies_arrive(tg, receipts))
+            await tg.approve(request, expect="validée")
+            pressed = await asyncio.wait_for(pressing, timeout=30)
+            for user_id, copy in pressed.items():
+                await tg.next_record(user_id, "réception de l'alerte n°1 notée", after=copy,
+                                     timeout=10)
+            report = await tg.report(timeout=30)
+            assert tg.services is not None
+            acknowledged = await tg.services.db.fetchval(
+                "SELECT count(*) FROM deliveries WHERE acknowledged_at IS NOT NULL")
+        finally:
+            await tg.stop()
+    total = len(subscribers) + 2  # the two registered groups
+    assert f"{total} envoyé(s), 0 échec(s), 0 bloqué(s) sur {total}" in report
+    assert acknowledged == len(receipts)
+    assert double.stats.count_429 == 0, dict(double.stats.rate_limited)
+
+
+async def press_receipts_as_copies_arrive(tg: Telegram, people: list[int]) -> dict[int, int]:
+    """Each presses « Reçu » on their copy as soon as it arrives; their copy's id each."""
+    pressed: dict[int, int] = {}
+    while len(pressed) < len(people):
+        for user_id in people:
+            copies = tg.delivered(user_id, "Vitrine")
+            if user_id not in pressed and copies:
+                record, data = tg.button(user_id, "Reçu")
+                await tg.double.press(user_id, user_id, record["message_id"], data)
+                pressed[user_id] = record["message_id"]
+        await asyncio.sleep(0.005)
+    return pressed
 
 
 async def test_files_reach_telegram_as_photo_and_documents(tg: Telegram) -> None:

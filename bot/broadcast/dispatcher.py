@@ -28,7 +28,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from bot.broadcast.outbox import resolve_more
-from bot.broadcast.pacing import Pacer
+from bot.broadcast.pacing import Pacer, Priority, pacers_for, platform_limits
 from bot.config import PlatformRateLimits
 from bot.context import Services, staff_translator
 from bot.domain import ChatRef, EditTracked, Effects, Notify, Outgoing, ToOfficers
@@ -84,7 +84,8 @@ class Outcome:
 
 class Dispatcher:
     def __init__(self, services: Services, transports: Mapping[str, Transport],
-                 perform: EffectsSink, metrics: Metrics | None = None) -> None:
+                 perform: EffectsSink, metrics: Metrics | None = None,
+                 pacers: Mapping[str, Pacer] | None = None) -> None:
         self.services = services
         self.transports = transports
         self.perform = perform
@@ -94,7 +95,9 @@ class Dispatcher:
         self._copies_out: set[int] = set()
         self._wake = {platform: asyncio.Event() for platform in transports}
         self._resolve_wake = asyncio.Event()
-        self.pacers = {p: Pacer(self.limits(p), services.clock) for p in transports}
+        # Shared with the reply sender (bot/effect_runner.py): replies take slots first.
+        self.pacers = dict(pacers) if pacers is not None else pacers_for(
+            services.config.rate_limits, transports, services.clock)
         # Each copy is written in its recipient's language: (alert, action, language).
         self._rendered: dict[tuple[int, str, str], Outgoing] = {}
         self._tasks: list[asyncio.Task[None]] = []
@@ -103,8 +106,7 @@ class Dispatcher:
         self._staff = staff_translator(services)  # progress and reports
 
     def limits(self, platform: str) -> PlatformRateLimits:
-        limits = getattr(self.services.config.rate_limits, platform, None)
-        return limits if isinstance(limits, PlatformRateLimits) else PlatformRateLimits()
+        return platform_limits(self.services.config.rate_limits, platform)
 
     def in_flight(self, platform: str) -> int:
         return self.services.config.broadcast.in_flight_for(self.limits(platform))
@@ -265,7 +267,7 @@ class Dispatcher:
     async def _deliver(self, platform: str, row: Delivery) -> Outcome:
         pacer = self.pacers[platform]
         try:
-            await pacer.acquire(row.chat_id, row.recipient_kind == "group")
+            await pacer.acquire(row.chat_id, row.recipient_kind == "group", Priority.BULK)
             message_id = await self._perform(platform, row)
         except RateLimited as error:
             (pacer.delay_chat(row.chat_id, error.retry_after) if error.chat_only

@@ -59,14 +59,15 @@ SUBSCRIBER_SLICE = """
 
 # The copy of an alert delivered to a chat, found through the chat's recipient (the outbox
 # is keyed by recipient; CROSS JOIN keeps SQLite on that key). Parameters: platform, chat
-# twice, then the alert, platform, chat.
+# twice, then the alert, platform, chat. 'sending' counts: the copy may be on the phone
+# before the dispatcher records its batch, and a quick « Reçu » is a receipt all the same.
 DELIVERED_TO_CHAT = """
     FROM (SELECT 'subscriber' AS kind, id FROM subscribers WHERE platform = ? AND chat_id = ?
           UNION ALL
           SELECT 'group', id FROM chat_groups WHERE platform = ? AND chat_id = ?) r
     CROSS JOIN deliveries d ON d.alert_id = ? AND d.recipient_kind = r.kind
          AND d.recipient_id = r.id AND d.action = 'send'
-    WHERE d.status = 'sent' AND d.platform = ? AND d.chat_id = ?
+    WHERE d.status IN ('sent', 'sending') AND d.platform = ? AND d.chat_id = ?
 """
 
 INSERT_ROWS = ("INSERT OR IGNORE INTO deliveries (alert_id, recipient_kind, recipient_id,"
