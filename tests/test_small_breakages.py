@@ -7,7 +7,8 @@ import dataclasses
 import json
 from pathlib import Path
 
-from bot.transports.base import PermanentError
+from bot.broadcast.replies import MAX_ATTEMPTS
+from bot.transports.base import PermanentError, RecipientGone, TransientError
 from tests.harness import OFFICERS, TestBot, test_config
 
 OPERATOR, OFFICER, OFFICER2, ADMIN = "telegram:100", "telegram:200", "telegram:201", "telegram:900"
@@ -139,3 +140,20 @@ async def test_a_data_file_the_platform_refuses_is_said_not_silenced(bot: TestBo
     assert len(telegram.posted["1"]) == before and not telegram.failures["1"]
     await bot.say(ALICE, "/mesdonnees")
     assert telegram.posted["1"][-1].message.attachment is not None
+
+
+async def test_a_data_file_that_keeps_failing_ends_in_its_notice(bot: TestBot) -> None:
+    await bot.enroll(ALICE, "commercant", "Vesoul")
+    telegram = bot.transports["telegram"]
+    telegram.failures["1"] += [TransientError("502 Bad Gateway") for _ in range(MAX_ATTEMPTS)]
+    await bot.say(ALICE, "/mesdonnees")
+    for _ in range(MAX_ATTEMPTS):
+        bot.advance(seconds=60)
+        await bot.core.core.replies.flush()
+    assert telegram.posted["1"][-1].message.text.startswith("Désolé : cette messagerie")
+    # Someone who blocked the bot is told nothing: there is nobody to tell.
+    telegram.failures["1"].append(RecipientGone("blocked"))
+    before = telegram.send_count
+    await bot.say(ALICE, "/mesdonnees")
+    await bot.core.core.replies.flush()
+    assert telegram.send_count == before + 1
