@@ -204,3 +204,11 @@ def test_staff_language_is_checked(tmp_path: Path) -> None:
     path.write_text("staff_language: de\n", encoding="utf-8")
     with pytest.raises(ConfigError, match="staff_language: expected fr, en or empty"):
         load_config(path)
+
+
+async def test_staff_command_menus_are_in_the_staff_language(english_staff: TestBot) -> None:
+    menus = {menu.audience: dict(menu.commands)
+             for menu in english_staff.core.core.command_menus()}
+    assert menus["everyone"]["start"].startswith("s'inscrire")
+    assert menus["officers"]["valider"].startswith("approve alert N")
+    assert menus[OFFICER]["start"].startswith("sign up")
