@@ -589,7 +589,7 @@ async def test_receipts_pressed_during_a_broadcast_share_its_budget(tmp_path: Pa
         finally:
             await tg.stop()
     total = len(subscribers) + 2  # the two registered groups
-    assert f"{total} envoyé(s), 0 échec(s), 0 bloqué(s) sur {total}" in report
+    assert f"{total} envoyés, 0 échec, 0 bloqué sur {total}" in report
     assert acknowledged == len(receipts)
     assert double.stats.count_429 == 0, dict(double.stats.rate_limited)
 
