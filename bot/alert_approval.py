@@ -6,7 +6,9 @@ import json
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
+from zoneinfo import ZoneInfo
 
+from bot.alert_copy import alert_place, delivered_alert
 from bot.broadcast.outbox import start_broadcast
 from bot.buttons import ApprovalButton, button
 from bot.config import Config
@@ -28,15 +30,11 @@ from bot.geo.perimeter import Perimeter, parse_perimeter
 from bot.i18n import Translator
 from bot.limits import ALERT_TEXT_CHARS, REASON_CHARS
 from bot.maps import MapLegend
+from bot.people import display_name
+from bot.place import areas_from_json, areas_to_json, named_first, place_text
 from bot.reference import Category, Reference
-from bot.render import (
-    AlertFacts,
-    alert_summary,
-    approval_request,
-    delivered_alert,
-    perimeter_label,
-    preview,
-)
+from bot.render import AlertFacts, alert_summary, approval_request, preview
+from bot.roles import Role
 from bot.storage.alerts import Alert, NewAlert
 
 REQUEST = "approval_request"
@@ -62,6 +60,7 @@ class AlertDraft:
     facts_at: datetime
     body: str
     exercise: bool = False
+    facts_stated: bool = True  # the operator said when (« depuis 14:30 », the guided step)
 
 
 def parse_alert_command(lookups: Lookups, args: str, now: datetime) -> AlertDraft:
@@ -84,7 +83,7 @@ def parse_alert_command(lookups: Lookups, args: str, now: datetime) -> AlertDraf
     keys, everyone = parse_communities(lookups.reference, communities_text or "tous",
                                        category.all_communities)
     return AlertDraft(category, perimeter, keys, everyone, facts_at, require_body(body),
-                      exercise=exercise is not None)
+                      exercise=exercise is not None, facts_stated=since is not None)
 
 
 def _split_body(rest: str) -> tuple[str, str]:
@@ -202,7 +201,8 @@ async def submit(ctx: Context, draft: AlertDraft, send_at: datetime | None = Non
         request_platform=ctx.incoming.chat.platform, request_chat_id=ctx.incoming.chat.chat_id,
         required_approvals=draft.category.required_approvals,
         expires_at=(send_at or ctx.now) + draft.category.default_expiry,
-        exercise=draft.exercise, send_at=send_at, schedule_id=schedule_id)
+        exercise=draft.exercise, send_at=send_at, schedule_id=schedule_id,
+        facts_stated=draft.facts_stated)
     return await _create_and_request(ctx, new, draft.perimeter)
 
 
@@ -214,7 +214,8 @@ async def _create_and_request(ctx: Context, new: NewAlert,
                     perimeter=alert.perimeter, communes=len(new.communes))
     summary = await summarize(ctx, ctx.t, alert)
     category = ctx.reference.categories[alert.category]
-    as_delivered = delivered_alert(ctx.t, alert, category, ctx.local(ctx.now))
+    as_delivered = delivered_alert(ctx.t, alert, category, ctx.config.signature, ctx.now,
+                                   ctx.timezone)
     staff = ctx.staff_t
     request = await officers_request(ctx, staff, alert, staff("approval.waiting"))
     effects = ctx.text(preview(ctx.t, summary, alert, as_delivered)) + Effects.of(
@@ -275,17 +276,20 @@ async def _follow_up_row(records: Records, parent: Alert, kind: AlertKind, body:
         exercise=parent.exercise)
 
 
-def shown_perimeter(lookups: Lookups, perimeter: Perimeter) -> str:
-    """The perimeter as alerts, lists and reports show it, in the bot's language (like
-    the categories' labels); the canonical text stays in ``perimeter_json``."""
-    return perimeter_label(Translator(lookups.catalog, lookups.config.language), perimeter)
+def shown_perimeter(lookups: Lookups, perimeter: Perimeter, counted: bool = True) -> str:
+    """The perimeter in words (bot/place.py) as lists and reports show it, in the bot's
+    language (like the categories' labels); the canonical text stays in ``perimeter_json``
+    with its areas, which copies word in each reader's language."""
+    return place_text(Translator(lookups.catalog, lookups.config.language), perimeter.areas,
+                      counted)
 
 
 def perimeter_json(perimeter: Perimeter) -> str:
     return json.dumps({"text": perimeter.text, "center": perimeter.center,
                        "radius_m": perimeter.radius_m,
                        "polygon": None if perimeter.polygon_wgs84 is None
-                       else perimeter.polygon_wgs84.wkt}, ensure_ascii=False)
+                       else perimeter.polygon_wgs84.wkt,
+                       "areas": areas_to_json(perimeter.areas)}, ensure_ascii=False)
 
 
 async def summarize(records: Records, t: Translator, alert: Alert) -> str:
@@ -293,11 +297,12 @@ async def summarize(records: Records, t: Translator, alert: Alert) -> str:
     communes = await stores.alerts.communes(alert.id)
     communities = await stores.alerts.communities(alert.id)
     reach = await stores.deliveries.reach(communes, communities, alert.all_communities)
-    names = sorted(c.name for c in filter(None, map(geo.by_insee, communes)))
+    names = named_first(areas_from_json(alert.perimeter_json), communes, geo)
     category = records.reference.categories[alert.category]
     stale = (alert.status == "pending" and not alert.stale_override
              and is_stale(category, alert.facts_at, records.clock.now()))
-    facts = AlertFacts(names, communities, reach, geo.population(communes), stale)
+    facts = AlertFacts(alert_place(t, alert, counted=False), names, communities, reach,
+                       geo.population(communes), stale)
     return alert_summary(t, records.reference, alert, facts, records.local(alert.facts_at))
 
 
@@ -306,10 +311,12 @@ async def officers_request(records: Records, t: Translator, alert: Alert,
     category = records.reference.categories[alert.category]
     summary = await summarize(records, t, alert)
     # As it will read: a scheduled message gives the day it goes.
-    as_delivered = delivered_alert(t, alert, category,
-                                   records.local(alert.send_at or records.clock.now()))
+    as_delivered = delivered_alert(t, alert, category, records.config.signature,
+                                   alert.send_at or records.clock.now(),
+                                   ZoneInfo(records.config.timezone))
+    who = await display_name(records, t, alert.requested_by, Role.OPERATOR)
     text, markup = approval_request(t, summary, alert, records.local(alert.created_at),
-                                    as_delivered, status_line)
+                                    as_delivered, status_line, who)
     choices: tuple[Choice, ...] = ()
     if alert.status == "pending":
         choices = (button(t("approval.approve_button"), ApprovalButton(alert.id, True)),
@@ -411,7 +418,7 @@ async def _approve(ctx: Context, alert: Alert, override_stale: bool,
 async def _partial_approval(ctx: Context, alert: Alert, count: int) -> Effects:
     staff = ctx.staff_t
     status = staff("approval.partial", count=count, required=alert.required_approvals,
-                   who=ctx.who)
+                   who=await display_name(ctx, staff, ctx.who))
     request = await officers_request(ctx, staff, alert, status)
     return ctx.answer("approval.partial_ack", number=alert.id, count=count,
                       required=alert.required_approvals) + Effects.of(
@@ -427,7 +434,8 @@ async def _launch(ctx: Context, alert: Alert) -> Effects:
     if approved.status == "approved":  # scheduled for later
         return await _scheduled_approval(ctx, approved)
     staff = ctx.staff_t
-    status = staff("approval.approved_by", who=ctx.who, time=staff.time(ctx.local(ctx.now)),
+    who = await display_name(ctx, staff, ctx.who)
+    status = staff("approval.approved_by", who=who, time=staff.time(ctx.local(ctx.now)),
                    recipients=staff("quantity.recipients", count=recipients))
     request = await officers_request(ctx, staff, approved, status)
     told = Effects.of(EditTracked(REQUEST, alert.id, request), _tell_requester(ctx, alert, staff(
@@ -440,7 +448,8 @@ async def _launch(ctx: Context, alert: Alert) -> Effects:
 async def _scheduled_approval(ctx: Context, alert: Alert) -> Effects:
     assert alert.send_at is not None
     staff, moment = ctx.staff_t, ctx.local(alert.send_at)
-    status = staff("approval.scheduled_by", who=ctx.who, time=staff.when(moment))
+    status = staff("approval.scheduled_by", who=await display_name(ctx, staff, ctx.who),
+                   time=staff.when(moment))
     request = await officers_request(ctx, staff, alert, status)
     told = Effects.of(EditTracked(REQUEST, alert.id, request), _tell_requester(ctx, alert, staff(
         "approval.requester_scheduled", number=alert.id, time=staff.when(moment))))
@@ -457,7 +466,8 @@ async def _reject(ctx: Context, alert: Alert, reason: str | None) -> Effects:
     await ctx.audit("approval.rejected", alert.id, reason=motive)
     rejected = await ctx.stores.alerts.get(alert.id)
     assert rejected is not None
-    status = staff("approval.rejected_by", who=ctx.who, reason=motive)
+    status = staff("approval.rejected_by", who=await display_name(ctx, staff, ctx.who),
+                   reason=motive)
     request = await officers_request(ctx, staff, rejected, status)
     told = Effects.of(EditTracked(REQUEST, alert.id, request), _tell_requester(ctx, alert, staff(
         "approval.requester_rejected", number=alert.id, reason=motive)))

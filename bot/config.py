@@ -20,6 +20,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import yaml
 
 from bot.domain import PLATFORM_ID_EXAMPLES, is_platform_id
+from bot.limits import STAFF_NAME_CHARS
 from bot.resources import bundled, bundled_name, is_bundled
 from bot.yamltext import AliasRefused, load_yaml
 
@@ -47,6 +48,8 @@ class RolesConfig:
     admins: list[str] = field(default_factory=list)
     operators: list[str] = field(default_factory=list)
     officers: list[str] = field(default_factory=list)
+    # PLATFORM:ID → the name other staff read (« Capitaine Martin »), before any display name
+    names: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -169,6 +172,9 @@ class Config:
     staff_language: str = ""  # the officers' channels and staff notices; empty: language
     timezone: str = "Europe/Paris"
     consent_version: str = "2026-11"
+    # The issuer's signature at the foot of every copy (a later issue makes it one per
+    # organisation): a single value, handed to the rendering (bot/alert_copy.py).
+    signature: str = "Gendarmerie"
     communities: str = "bundled:communities.yaml"
     categories: str = "bundled:categories.yaml"
     geo: GeoConfig = field(default_factory=GeoConfig)
@@ -354,6 +360,15 @@ def _check_semantics(config: Config, path: Path) -> None:
                     f"{path}: roles.{role}[{index}]: {identity!r} is not PLATFORM:ID with the "
                     f"platform's user id ({PLATFORM_ID_EXAMPLES}; the numeric Telegram id, "
                     "not @username; the full Matrix id, not a display name)")
+    for identity, name in config.roles.names.items():
+        if not is_platform_id(identity):
+            raise ConfigError(f"{path}: roles.names.{identity}: not PLATFORM:ID "
+                              f"({PLATFORM_ID_EXAMPLES})")
+        if not name.strip() or len(name) > STAFF_NAME_CHARS:
+            raise ConfigError(f"{path}: roles.names.{identity}: a name of 1 to {STAFF_NAME_CHARS}"
+                              " characters")
+    if not config.signature.strip() or len(config.signature) > STAFF_NAME_CHARS:
+        raise ConfigError(f"{path}: signature: 1 to {STAFF_NAME_CHARS} characters")
     _check_bundled_files(config, path)
     try:
         ZoneInfo(config.timezone)

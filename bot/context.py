@@ -26,6 +26,7 @@ from bot.storage.lock import ServingLock
 from bot.storage.replies import ReplyStore
 from bot.storage.roles import RoleStore
 from bot.storage.schedules import ScheduleStore
+from bot.storage.staff_names import StaffNameStore
 from bot.storage.stats import StatsStore
 from bot.storage.subscribers import Subscriber, SubscriberStore
 from bot.storage.tips import TipStore
@@ -45,12 +46,14 @@ class Stores:
     inbox: InboxStore
     replies: ReplyStore
     stats: StatsStore
+    staff_names: StaffNameStore
 
     @classmethod
     def on(cls, db: Database, keys: Keys) -> Stores:
         return cls(SubscriberStore(db), GroupStore(db), AlertStore(db), DeliveryStore(db),
                    ConversationStore(db), AuditStore(db, keys), ScheduleStore(db), TipStore(db),
-                   RoleStore(db), InboxStore(db), ReplyStore(db), StatsStore(db))
+                   RoleStore(db), InboxStore(db), ReplyStore(db), StatsStore(db),
+                   StaffNameStore(db))
 
 
 @dataclass
@@ -77,6 +80,11 @@ class Services:
 
     def local(self, moment: datetime) -> datetime:
         return moment.astimezone(self.timezone)
+
+    @property
+    def role_book(self) -> RoleBook:
+        """Who holds which role (the same name as ``Context``'s, for ``Records``)."""
+        return self.roles
 
 
 class Lookups(Protocol):
@@ -108,13 +116,17 @@ def staff_translator(lookups: Lookups) -> Translator:
 
 
 class Records(Lookups, Protocol):
-    """Lookups, the stores and the clock: what describing an alert reads."""
+    """Lookups, the stores, the clock and who holds which role: what describing an alert
+    reads (people are named, bot/people.py)."""
 
     @property
     def stores(self) -> Stores: ...
 
     @property
     def clock(self) -> Clock: ...
+
+    @property
+    def role_book(self) -> RoleBook: ...
 
 
 @dataclass

@@ -39,6 +39,7 @@ from bot.middleware import (
     input_limit,
     offered_choices,
     repair_notice,
+    staff_name,
     with_repair_notice,
 )
 from bot.privacy import purge
@@ -60,7 +61,7 @@ class Core:
         settings = services.config.throttle
         throttle = Throttle(settings.messages_per_minute, settings.burst)
         self.pipeline = chain([
-            FloodControl(throttle), repair_notice, offered_choices, input_limit,
+            FloodControl(throttle), repair_notice, offered_choices, input_limit, staff_name,
             ConsentCheck(self.router.registry, self.router.flows["reconsent"]),
         ], self.router.route)
         self._lock = asyncio.Lock()

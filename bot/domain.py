@@ -101,6 +101,10 @@ class Incoming:
     # The platform's id of the event (Telegram update_id, Matrix event_id, a console
     # sequence): the core handles each id once (inbox), however often it is delivered.
     event_id: str | None = None
+    # What the platform calls the sender (Telegram first and last name, Matrix display
+    # name): a label for staff to read each other by (bot/people.py), never used for a
+    # role — anyone can take any display name.
+    sender_name: str = ""
 
     @property
     def about_chat(self) -> bool:
@@ -128,13 +132,14 @@ def repaired(incoming: Incoming) -> tuple[Incoming, int]:
     """``incoming`` with text the bot can store; the count is for what the person typed."""
     text, count = repaired_text(incoming.text)
     title = repaired_text(incoming.chat_title)[0]
+    sender_name = repaired_text(incoming.sender_name)[0]
     choice = None if incoming.choice is None else repaired_text(incoming.choice)[0]
     attachment = incoming.attachment
     if attachment is not None:
         attachment = dataclasses.replace(attachment,
                                          filename=repaired_text(attachment.filename)[0])
     cleaned = dataclasses.replace(incoming, text=text, chat_title=title, choice=choice,
-                                  attachment=attachment)
+                                  attachment=attachment, sender_name=sender_name)
     return (incoming, 0) if cleaned == incoming else (cleaned, count)
 
 

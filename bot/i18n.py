@@ -137,6 +137,9 @@ class Translator:
     def time(self, moment: datetime) -> str:
         return self._format(moment, "format.time")
 
+    def day(self, moment: datetime) -> str:
+        return self._format(moment, "format.day")
+
     def _format(self, moment: datetime, key: str) -> str:
         # The pattern (CLDR syntax) is part of the catalogue, like the words around it.
         return str(format_datetime(moment, self(key), locale=_locale(self.language)))

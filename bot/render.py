@@ -1,4 +1,5 @@
-"""How alerts, previews, approval requests and reports read, in text and in HTML.
+"""How previews, approval requests and reports read, in text and in HTML; the copy
+recipients receive is bot/alert_copy.py's.
 
 Every fragment typed by a person goes through ``html.escape`` before it is put in
 HTML: the HTML rendering is what Telegram and Matrix display.
@@ -10,11 +11,9 @@ import html
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from bot.buttons import ReceiptButton, TipButton, button
-from bot.domain import Choice, Outgoing, Tone
-from bot.geo.perimeter import DrawnZone, Perimeter
+from bot.domain import Outgoing
 from bot.i18n import Translator
-from bot.reference import Category, Reference
+from bot.reference import Reference
 from bot.storage.alerts import Alert
 from bot.storage.deliveries import DeliveryCounts, Reach
 
@@ -26,7 +25,8 @@ RATE_FROM = 100  # messages: below, an average rate says nothing (two sends in 4
 class AlertFacts:
     """What a preview or a request shows besides the alert itself."""
 
-    commune_names: list[str]
+    place: str  # the perimeter in words (bot/place.py)
+    commune_names: list[str]  # the communes the operator named first (place.named_first)
     communities: list[str]
     reach: Reach
     population: int
@@ -46,75 +46,6 @@ def community_labels(reference: Reference, keys: list[str], all_communities: boo
     return ", ".join(reference.communities[k].label for k in keys if k in reference.communities)
 
 
-def perimeter_label(t: Translator, perimeter: Perimeter) -> str:
-    """Each part as typed, except GeoJSON: « zone tracée autour de Gray (14 communes) »."""
-    return ", ".join(_shown_part(t, part) for part in perimeter.shown or perimeter.parts)
-
-
-def _shown_part(t: Translator, part: str | DrawnZone) -> str:
-    if isinstance(part, str):
-        return part
-    if part.communes == 1:
-        return t("render.drawn_zone_one", near=part.near)
-    return t("render.drawn_zone", near=part.near, count=part.communes)
-
-
-def _tone(category: Category) -> Tone:
-    if category.protected:
-        return Tone.PROTECTED
-    return Tone.QUIET if category.severity == "low" else Tone.NORMAL
-
-
-def _compose(headline: str, body: str, footer: str, tone: Tone) -> Outgoing:
-    text = f"{headline}\n\n{body}\n\n{footer}" if body else f"{headline}\n\n{footer}"
-    markup = f"<b>{html.escape(headline)}</b>\n\n"
-    markup += f"{html.escape(body)}\n\n" if body else ""
-    return Outgoing(text, markup + f"<i>{html.escape(footer)}</i>", tone=tone)
-
-
-def delivered_alert(t: Translator, alert: Alert, category: Category,
-                    local_time: datetime) -> Outgoing:
-    """The message recipients receive, for an alert or a follow-up (update, all-clear)."""
-    number = alert.parent_id or alert.id
-    ending = t("render.all_clear_headline", category=category.label, number=number)
-    headline = {
-        "update": t("render.update_headline", category=category.label, number=number),
-        "all_clear": ending, "closing": ending,
-    }.get(alert.kind, t("render.alert_headline", category=category.label,
-                        perimeter=alert.perimeter))
-    footer = t("render.alert_footer", number=number, time=t.when(local_time))
-    if alert.exercise:
-        headline = t("render.exercise") + " " + headline
-        footer += t("render.exercise_footer")
-    return _compose(headline, spoken_body(t, alert), footer, _tone(category))
-
-
-def spoken_body(t: Translator, alert: Alert) -> str:
-    """The text of a message: the operator's, or for an all-clear without one the bot's
-    own words (stored empty, so the outbox can tell it carries no operator text)."""
-    if alert.kind == "all_clear" and not alert.body:
-        return t("lifecycle.default_end")
-    return alert.body
-
-
-def receipt_choices(t: Translator, alert_id: int) -> tuple[Choice, ...]:
-    """Buttons on a delivered alert; the core checks the presser really received it."""
-    return (button(t("render.receipt_button"), ReceiptButton(alert_id)),
-            button(t("render.tip_button"), TipButton(alert_id)))
-
-
-def closed_copy(t: Translator, alert: Alert, category: Category, how: str,
-                closed_local: datetime, original_local: datetime) -> Outgoing:
-    """What a delivered copy becomes when its alert ends or expires."""
-    banner = t(f"render.closed_{how}", time=t.when(closed_local))
-    if category.protected:  # missing persons: the description and photo go
-        return Outgoing(banner + "\n" + t("render.redacted", number=alert.parent_id or alert.id),
-                        tone=Tone.QUIET)
-    original = delivered_alert(t, alert, category, original_local)
-    return Outgoing(f"{banner}\n\n{original.text}",
-                    f"<b>{html.escape(banner)}</b>\n\n<s>{original.html}</s>", tone=Tone.QUIET)
-
-
 def alert_summary(t: Translator, reference: Reference, alert: Alert, facts: AlertFacts,
                   facts_local: datetime) -> str:
     category = reference.categories[alert.category]
@@ -123,7 +54,7 @@ def alert_summary(t: Translator, reference: Reference, alert: Alert, facts: Aler
         lines.append(t("render.followup_of", number=alert.parent_id))
     lines += [
         t("render.category", label=category.label),
-        t("render.perimeter", perimeter=alert.perimeter,
+        t("render.perimeter", perimeter=facts.place,
           communes=t("quantity.communes", count=len(facts.commune_names)),
           names=names_line(t, facts.commune_names)),
         t("render.audience", labels=community_labels(
@@ -153,9 +84,9 @@ def preview(t: Translator, summary: str, alert: Alert, as_delivered: Outgoing) -
 
 
 def approval_request(t: Translator, summary: str, alert: Alert, requested_local: datetime,
-                     as_delivered: Outgoing, status_line: str) -> tuple[str, str]:
-    head = t("render.request_title", number=alert.id, who=alert.requested_by,
-             time=t.when(requested_local))
+                     as_delivered: Outgoing, status_line: str, who: str) -> tuple[str, str]:
+    """``who``: the requester as people read them (bot/people.py), never their id."""
+    head = t("render.request_title", number=alert.id, who=who, time=t.when(requested_local))
     hint = t("render.request_hint", number=alert.id)
     text = "\n".join([head, summary, "", as_delivered.text, "", status_line, hint])
     markup = "\n".join([

@@ -26,15 +26,20 @@ async def audited(bot: TestBot, action: str) -> int:
 async def test_preview_shows_communes_reach_and_text(bot: TestBot) -> None:
     await bot.enroll("telegram:1", "commercant", "Vesoul")
     await bot.enroll("matrix:@bob:test", "commercant", "Noidans-lès-Vesoul")
+    bot.platform_names[OPERATOR] = "Adjudant Durand"
     preview = await bot.say(OPERATOR, ALERT)
     assert "Alerte n°1 — aperçu" in preview
     assert "Catégorie : Cambriolage" in preview
-    assert "Vesoul+5km — 32 communes : " in preview
+    assert "Périmètre : Vesoul et 5 km alentour — 32 communes : " in preview
+    # The communes typed first, then the most populous: the operator sees the target.
+    assert "32 communes : Vesoul, Échenoz-la-Méline, Vaivre-et-Montoille, Noidans-lès-Vesoul," \
+        in preview
     assert "Portée : 2 abonnés, 0 groupe," in preview
     assert "Vitrine forcée rue Carnot" in preview
     assert "Public : Commerçants" in preview
     request = bot.officers()[-2]  # the map follows it
-    assert "Demande de diffusion n°1 — par telegram:100" in request
+    assert "Demande de diffusion n°1 — par Adjudant Durand, le 24/11 à 14:00" in request
+    assert "telegram:100" not in request
     assert bot.officers("matrix")[-2] == request
     assert await status(bot) == "pending"
 
@@ -95,12 +100,12 @@ async def test_geojson_alert_reads_as_a_zone_around_a_commune(bot: TestBot) -> N
     assert "aperçu" in preview
     count = len(await bot.core.services.stores.alerts.communes(1))
     assert count > 1
-    assert f"🚨 Vol — zone tracée autour de Gray ({count} communes)" in preview
+    assert f"⚠️ Vol — zone tracée autour de Gray ({count} communes)" in preview
     assert "coordinates" not in preview
     await bot.say(OFFICER, "/valider 1", chat=OFFICERS)
     await bot.drain()
     delivered = bot.inbox("telegram:1")[-1]
-    assert delivered.startswith(f"🚨 Vol — zone tracée autour de Gray ({count} communes)")
+    assert delivered.startswith(f"⚠️ Vol — zone tracée autour de Gray ({count} communes)")
     assert len(delivered) < 300
     assert "zone tracée autour de Gray" in await bot.say(OPERATOR, "/alertes")
 
@@ -126,10 +131,12 @@ async def test_approval_broadcasts_and_reports(bot: TestBot) -> None:
     await bot.enroll("telegram:2", "agriculteur", "Vesoul")
     await bot.enroll("telegram:3", "commercant", "Gray")
     await bot.say(OPERATOR, ALERT)
+    bot.platform_names[OFFICER] = "Martin Dupont"  # Telegram's first and last name
     reply = await bot.press(OFFICER, "Valider", chat=OFFICERS)
     assert "diffusion à 1 destinataire" in reply
-    assert "Validée par telegram:200" in bot.transports["telegram"].posted[OFFICERS][0].current.text
-    assert "Validée par" in bot.transports["matrix"].posted[OFFICERS][0].current.text
+    for platform in ("telegram", "matrix"):  # the same words in every officers' channel
+        request = bot.transports[platform].posted[OFFICERS][0].current.text
+        assert "Validée par Martin Dupont" in request
     assert "validée" in bot.inbox(OPERATOR)[-1]
     await bot.drain()
     assert "Vitrine forcée rue Carnot" in bot.inbox("telegram:1")[-1]
@@ -177,7 +184,8 @@ async def test_rejection_needs_a_reason_and_tells_the_requester(bot: TestBot) ->
     assert "refusée" in await bot.say(OFFICER, "/refuser 1 faits non confirmés", chat=OFFICERS)
     assert await status(bot) == "rejected"
     assert "refusée : faits non confirmés" in bot.inbox(OPERATOR)[-1]
-    assert "Refusée par telegram:200" in bot.transports["telegram"].posted[OFFICERS][0].current.text
+    # Nobody named this officer (no configured name, no platform name): their role.
+    assert "Refusée par un officier" in bot.transports["telegram"].posted[OFFICERS][0].current.text
     assert bot.transports["telegram"].posted[OFFICERS][0].current.choices == ()
 
 
@@ -223,6 +231,7 @@ async def test_facts_before_midnight_mean_yesterday(bot: TestBot) -> None:
     bot.advance(hours=10, minutes=10)  # 00:10 in Paris
     reply = await bot.say(OPERATOR, "/alerte vol Vesoul depuis 23:50 : Vol")
     assert "Faits : le 24/11 à 23:50" in reply
+    assert "Faits : hier vers 23:50 (il y a 20 min)" in reply  # the copy's own words
     assert "Faits de plus" not in reply
 
 

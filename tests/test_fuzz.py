@@ -1220,7 +1220,9 @@ def _incoming(bot: TestBot, say: Say) -> Incoming:
                     text=say.text, choice=say.choice, location=say.location,
                     chat_title="" if kind is ChatKind.PRIVATE else f"Groupe {chat}",
                     unsupported=say.unsupported, membership=say.membership,
-                    moved_to=say.moved_to)
+                    moved_to=say.moved_to,
+                    # Any text may be a display name too (staff's are kept: bot/people.py).
+                    sender_name=say.text[-100:])
 
 
 def _pressed(bot: TestBot, press: Press) -> Say:

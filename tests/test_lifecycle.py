@@ -132,11 +132,13 @@ async def test_an_update_still_pending_at_the_end_never_goes_out(bot: TestBot) -
 
 
 async def test_withdraw_pending_by_its_requester_only(bot: TestBot) -> None:
+    bot.platform_names[OPERATOR] = "Adjudant Durand"
     await bot.say(OPERATOR, ALERT)
     assert "Seul l'auteur" in await bot.say(OFFICER, "/retirer 1", chat=OFFICERS)
     assert "retirée" in await bot.say(OPERATOR, "/retirer 1")
     assert await status(bot, 1) == ("withdrawn", None)
-    assert "Retirée par telegram:100" in bot.transports["telegram"].posted[OFFICERS][0].current.text
+    assert "Retirée par Adjudant Durand" in \
+        bot.transports["telegram"].posted[OFFICERS][0].current.text
     assert "n'est plus en attente" in await bot.say(OFFICER, "/valider 1", chat=OFFICERS)
 
 
@@ -287,13 +289,16 @@ async def test_exercise_is_marked_everywhere(bot: TestBot) -> None:
 
 async def test_journal_lists_the_whole_history(bot: TestBot) -> None:
     await bot.enroll(ALICE, "commercant", "Vesoul")
+    bot.platform_names.update({OPERATOR: "Adjudant Durand", OFFICER: "Capitaine Martin"})
     await broadcast(bot)
     await bot.say(OPERATOR, "/fin 1")
     await bot.drain()
     journal = await bot.say(OFFICER, "/journal 1", chat=OFFICERS)
-    for expected in ("en attente de validation", "validée", "diffusée", "validation par "
-                     "telegram:200", "n°2 : fin d'alerte", "1 envoyé, 0 échec"):
+    for expected in ("en attente de validation · Adjudant Durand",
+                     "validée · Capitaine Martin", "diffusée · le bot",
+                     "validation par Capitaine Martin", "n°2 : fin d'alerte", "1 envoyé, 0 échec"):
         assert expected in journal, expected
+    assert "telegram:" not in journal and "system" not in journal  # ids: the audit trail
 
 
 async def test_stats_keep_exercises_apart(bot: TestBot) -> None:

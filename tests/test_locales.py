@@ -10,6 +10,7 @@ from bot.i18n import Catalog
 
 BOT = Path(__file__).resolve().parent.parent / "bot"
 AREAS = ("core", "conversation", "help", "enroll", "places", "subscriber", "alert", "alerts",
+         "copy", "place", "people",
          "status", "approval", "render", "guided", "group", "perimeter", "lifecycle",
          "schedule", "tip", "receipt", "stats", "consent", "roles", "throttle", "maps", "cap",
          "capcmd", "format", "quantity")

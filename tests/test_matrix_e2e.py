@@ -39,6 +39,8 @@ pytestmark = pytest.mark.synapse
 
 JsonDict = dict[str, Any]
 ALERT = "!alerte cambriolage Vesoul+5km pour commercant : Vitrine forcée rue Carnot"
+OPERATOR_NAME, OFFICER_NAME = "Adjudant Durand", "Capitaine Martin"
+OFFICER2_NAME = "Lieutenant Petit"
 VESOUL = "70550"  # INSEE code
 _prefixes = itertools.count(1)
 
@@ -77,6 +79,10 @@ async def register_cast(server: SynapseServer) -> Cast:
     accounts: dict[str, Any] = dict(zip(names, users, strict=True))
     cast = Cast(server, **accounts)
     await server.exempt(cast.bot)
+    # Staff read each other by these names (their memberships carry them), never by id.
+    await asyncio.gather(*(mx.set_display_name(user, name) for user, name in (
+        (cast.officer, OFFICER_NAME), (cast.officer2, OFFICER2_NAME),
+        (cast.operator, OPERATOR_NAME))))
     return cast
 
 
@@ -351,8 +357,9 @@ async def test_alert_approved_by_reaction_reaches_dms_and_a_group(cast: Cast,
     assert await alert_status(bot) == "pending"
     ack = await react(cast, cast.officer, request["event_id"], "✅️", "diffusion à 3")
     assert "n°1" in ack
-    edit = await request_edited(cast, request["event_id"],
-                                f"Validée par matrix:{cast.officer.user_id}")
+    assert body_of(request).startswith(f"Demande de diffusion n°1 — par {OPERATOR_NAME}, le ")
+    edit = await request_edited(cast, request["event_id"], f"Validée par {OFFICER_NAME}")
+    assert "matrix:" not in body_of(request) + edit["content"]["m.new_content"]["body"]
     assert "Valider" not in edit["content"]["m.new_content"]["body"]  # no choices any more
     for user, room in ((cast.citizen, shop), (cast.stranger, shop2)):
         await until(partial(_containing, cast, user, room, "Vitrine forcée rue Carnot"))
@@ -392,9 +399,9 @@ async def test_approval_by_command_rejection_by_reaction_and_ignored_reactions(
     await say(cast, cast.clerk, room, "!valider 1", "réservée")
     await say(cast, cast.operator, room, "!valider 1", "un autre officier")
     await say(cast, cast.officer2, room, "!valider 1", "diffusion à 0")
-    await request_edited(cast, first["event_id"], f"Validée par matrix:{cast.officer2.user_id}")
+    await request_edited(cast, first["event_id"], f"Validée par {OFFICER2_NAME}")
     await react(cast, cast.officer, second["event_id"], "❌", "refusée")
-    await request_edited(cast, second["event_id"], f"Refusée par matrix:{cast.officer.user_id}")
+    await request_edited(cast, second["event_id"], f"Refusée par {OFFICER_NAME}")
     await until(lambda: _status_is(bot, 1, "done"))
     assert await alert_status(bot, 2) == "rejected"
     await until(lambda: _containing(cast, cast.operator, desk, "n°2 a été refusée"))

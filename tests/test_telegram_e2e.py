@@ -52,9 +52,11 @@ def e2e_config(database: Path, double: TelegramDouble) -> Config:
 
 
 def populate(double: TelegramDouble) -> None:
-    for user_id, name in ((OPERATOR, "Opérateur"), (OFFICER, "Officier"), (OFFICER2, "Officière"),
-                          (ADMIN, "Admin"), (MEMBER, "Membre"), (ALICE, "Alice"), (BOB, "Bob")):
+    for user_id, name in ((OPERATOR, "Opérateur"), (OFFICER2, "Officière"), (ADMIN, "Admin"),
+                          (MEMBER, "Membre"), (ALICE, "Alice"), (BOB, "Bob")):
         double.user(user_id, name)
+    # Staff are shown by their Telegram first and last name, never their id.
+    double.user(OFFICER, "Capitaine", last_name="Martin")
     double.group(OFFICERS, "Officiers de permanence", kind="supergroup",
                  members=[OPERATOR, OFFICER, OFFICER2, MEMBER])
     double.group(TOWN, "Commerçants de Vesoul", members=[ADMIN, MEMBER, ALICE])
@@ -355,8 +357,10 @@ async def test_one_line_alert_approved_by_button_edits_the_request(tg: Telegram)
     assert "n'est plus en attente" in await tg.next_text(OFFICERS, "plus en attente", mark)
     for tap in taps:
         await tg.answered(tap)
-    decided = await tg.next_record(OFFICERS, "Validée par telegram:200",
+    decided = await tg.next_record(OFFICERS, "Validée par Capitaine Martin",
                                    after=request["message_id"] - 1)
+    assert str(request["text"]).startswith("Demande de diffusion n°1 — par Opérateur, le ")
+    assert "telegram:" not in str(decided["text"]) + str(request["text"])
     assert decided["message_id"] == request["message_id"]  # edited in place
     assert decided["reply_markup"] is None and len(decided["edits"]) == 1
     assert "est validée" in await tg.next_text(OPERATOR, "est validée")

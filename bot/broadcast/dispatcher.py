@@ -27,6 +27,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
+from bot.alert_copy import closed_copy, delivered_alert, receipt_choices
 from bot.broadcast.outbox import resolve_more
 from bot.broadcast.pacing import Pacer, Priority, pacers_for, platform_limits
 from bot.config import PlatformRateLimits
@@ -35,15 +36,7 @@ from bot.domain import ChatRef, EditTracked, Effects, Notify, Outgoing, ToOffice
 from bot.enums import AlertStatus, DeliveryAction, SendOutcome
 from bot.i18n import Translator
 from bot.metrics import Metrics
-from bot.render import (
-    MAIN_ACTION,
-    closed_copy,
-    delivered_alert,
-    progress,
-    receipt_choices,
-    report,
-    sent_on,
-)
+from bot.render import MAIN_ACTION, progress, report, sent_on
 from bot.storage.alerts import Alert
 from bot.storage.deliveries import Delivery
 from bot.transports.base import (
@@ -401,8 +394,9 @@ class Dispatcher:
         assert alert is not None
         category = self.services.reference.categories[alert.category]
         t = Translator(self.services.catalog, language)
+        signature, zone = self.services.config.signature, self.services.timezone
         if action == "send":
-            return delivered_alert(t, alert, category, self.services.local(sent_on(alert)))
+            return delivered_alert(t, alert, category, signature, sent_on(alert), zone)
         parent = await stores.alerts.get(alert.parent_id or alert.id)
         assert parent is not None
         # The copy edited may be the alert's or one of its updates' (a protected alert's
@@ -410,9 +404,8 @@ class Dispatcher:
         root = await stores.alerts.get(parent.parent_id or parent.id)
         assert root is not None
         how = "ended" if root.closed == "ended" else "expired"
-        closed = self.services.local(root.closed_at or alert.decided_at or alert.created_at)
-        original = self.services.local(sent_on(parent))
-        return closed_copy(t, parent, category, how, closed, original)
+        closed = root.closed_at or alert.decided_at or alert.created_at
+        return closed_copy(t, parent, category, how, closed, signature, sent_on(parent), zone)
 
     # -- resolution, progress, reports -------------------------------------------------------
 

@@ -384,6 +384,17 @@ class CommuneLayer:
             return None
         return self._communes[hits[0]]
 
+    def nearest(self, lat: float, lon: float, among: Iterable[str]) -> Commune | None:
+        """The commune of ``among`` (INSEE codes) that holds the point, else the closest to
+        it (a point just over the département's edge); None if ``among`` is empty."""
+        point = self._point_l93(lat, lon)
+        positions = sorted({self._position(code) for code in among})
+        if not positions:
+            return None
+        distances = shapely.distance(self._l93[positions], point)
+        # Lowest distance, then lowest INSEE code (positions are sorted by it): stable.
+        return self._communes[positions[int(np.argmin(distances))]]
+
     def within_distance_of_point(self, lat: float, lon: float, meters: float) -> set[str]:
         """INSEE codes of the communes whose polygon is within ``meters`` of the point."""
         distance = _check_distance(meters)

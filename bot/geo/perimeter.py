@@ -19,11 +19,11 @@ and its ``params`` fill it.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import math
 import re
 from dataclasses import dataclass
+from enum import Enum
 from pathlib import Path
 
 import shapely
@@ -40,7 +40,8 @@ __all__ = [
     "MAX_FILE_BYTES",
     "MAX_PARTS",
     "MAX_TEXT_LENGTH",
-    "DrawnZone",
+    "Area",
+    "AreaKind",
     "Perimeter",
     "PerimeterError",
     "parse_perimeter",
@@ -81,13 +82,27 @@ class PerimeterError(UserFacingError):
     ``params["part"]`` names the failing part."""
 
 
-@dataclass(frozen=True)
-class DrawnZone:
-    """A polygon typed as GeoJSON, as people read it: thousands of coordinates mean
-    nothing to a recipient, « zone tracée autour de Gray (14 communes) » does."""
+class AreaKind(Enum):
+    COMMUNE = "commune"  # one commune, named or given by its INSEE code
+    POSTAL_CODE = "postal_code"  # every commune of a postal code
+    DEPARTEMENT = "departement"  # a whole département
+    POINT = "point"  # around a point
+    ZONE = "zone"  # a drawn polygon (GeoJSON text or file)
 
-    near: str  # the commune under the polygon's centroid, else the most populous one
-    communes: int
+
+@dataclass(frozen=True)
+class Area:
+    """One part of a perimeter as people read it, not as it was typed: thousands of
+    coordinates or ``47.62,6.15+2km`` mean nothing to a recipient, « zone tracée autour de
+    Gray (14 communes) » or « secteur de Noidans-lès-Vesoul, rayon 2 km » do. The words
+    themselves are the rendering's (bot/place.py), in each reader's language."""
+
+    kind: AreaKind
+    near: str = ""  # name of the commune that names the part ("" for a département)
+    near_insee: str = ""
+    code: str = ""  # the postal code or the département code
+    radius_m: float | None = None
+    communes: int = 0  # communes this part reaches
 
 
 @dataclass(frozen=True)
@@ -98,7 +113,7 @@ class Perimeter:
     radius_m: float | None  # radius of a single-part perimeter, if it has one
     polygon_wgs84: BaseGeometry | None  # union of the polygon parts (lon, lat), if any
     parts: tuple[str, ...]  # canonical text of each part
-    shown: tuple[str | DrawnZone, ...] = ()  # each part as people read it (see DrawnZone)
+    areas: tuple[Area, ...] = ()  # each part as people read it (see Area)
 
 
 @dataclass(frozen=True)
@@ -108,7 +123,7 @@ class _Part:
     center: tuple[float, float] | None = None
     radius_m: float | None = None
     polygon: BaseGeometry | None = None
-    shown: str | DrawnZone | None = None  # None: the text reads well as it is
+    area: Area = Area(AreaKind.COMMUNE)
 
 
 def _show(text: str) -> str:
@@ -267,7 +282,8 @@ def _commune_label(layer: CommuneLayer, commune: Commune) -> str:
 
 
 def _communes_part(
-    layer: CommuneLayer, label: str, communes: list[Commune], meters: float | None
+    layer: CommuneLayer, label: str, communes: list[Commune], meters: float | None,
+    postal_code: str = "",
 ) -> _Part:
     codes = [c.insee for c in communes]
     if meters is not None:
@@ -275,7 +291,12 @@ def _communes_part(
     else:
         found = frozenset(codes)
     center = layer.reference_point(codes[0]) if len(codes) == 1 else None
-    return _Part(_with_radius(label, meters), found, center, meters)
+    # A postal code is named after its most populous commune (70000: Vesoul).
+    near = max(communes, key=lambda c: (c.population or 0, c.insee)) if postal_code \
+        else communes[0]
+    kind = AreaKind.POSTAL_CODE if postal_code else AreaKind.COMMUNE
+    area = Area(kind, near.name, near.insee, postal_code, meters, len(found))
+    return _Part(_with_radius(label, meters), found, center, meters, area=area)
 
 
 def _point_part(token: _Token, layer: CommuneLayer, meters: float | None) -> _Part:
@@ -289,7 +310,10 @@ def _point_part(token: _Token, layer: CommuneLayer, meters: float | None) -> _Pa
     if not found:
         raise PerimeterError("perimeter.point_outside", part=_show(token.raw))
     text = f"{_format_coordinate(lat)},{_format_coordinate(lon)}+{_format_radius(meters)}"
-    return _Part(text, frozenset(found), (lat, lon), meters)
+    near = layer.nearest(lat, lon, found)
+    area = Area(AreaKind.POINT, near.name if near else "", near.insee if near else "", "",
+                meters, len(found))
+    return _Part(text, frozenset(found), (lat, lon), meters, area=area)
 
 
 def _code_part(token: _Token, layer: CommuneLayer, meters: float | None) -> _Part:
@@ -299,7 +323,7 @@ def _code_part(token: _Token, layer: CommuneLayer, meters: float | None) -> _Par
         return _communes_part(layer, _commune_label(layer, commune), [commune], meters)
     communes = layer.by_postal_code(code)
     if communes:
-        return _communes_part(layer, code, communes, meters)
+        return _communes_part(layer, code, communes, meters, postal_code=code)
     raise PerimeterError("perimeter.unknown_code", part=_show(token.raw), code=code)
 
 
@@ -339,7 +363,9 @@ def _departement_part(
         )
     if meters is not None:
         communes = layer.within_distance_of_communes(communes, meters)
-    return _Part(_with_radius(f"dep:{code}", meters), frozenset(communes), None, meters)
+    area = Area(AreaKind.DEPARTEMENT, code=code, radius_m=meters, communes=len(communes))
+    return _Part(_with_radius(f"dep:{code}", meters), frozenset(communes), None, meters,
+                 area=area)
 
 
 def _polygon_from_geojson(value: object, part: str) -> BaseGeometry:
@@ -413,7 +439,9 @@ def _polygon_part(
         ) from None
     if not found:
         raise PerimeterError("perimeter.polygon_no_commune", part=part)
-    return _Part(_with_radius(label, meters), frozenset(found), None, meters, polygon)
+    near = _zone_name(layer, polygon, frozenset(found))
+    area = Area(AreaKind.ZONE, near.name, near.insee, "", meters, len(found))
+    return _Part(_with_radius(label, meters), frozenset(found), None, meters, polygon, area)
 
 
 def _file_part(
@@ -478,8 +506,7 @@ def _parse_token(
     if token.kind == "json":
         part = _show(token.raw)
         polygon = _polygon_from_geojson(token.value, part)
-        drawn = _polygon_part(polygon, shapely.to_geojson(polygon), part, layer, meters)
-        return dataclasses.replace(drawn, shown=_drawn_zone(layer, polygon, drawn.communes))
+        return _polygon_part(polygon, shapely.to_geojson(polygon), part, layer, meters)
     body = token.body
     if not body:
         raise PerimeterError("perimeter.bad_part", part=_show(token.raw))
@@ -498,7 +525,7 @@ def _parse_token(
     return _name_part(token, layer, meters)
 
 
-def _drawn_zone(layer: CommuneLayer, polygon: BaseGeometry, communes: frozenset[str]) -> DrawnZone:
+def _zone_name(layer: CommuneLayer, polygon: BaseGeometry, communes: frozenset[str]) -> Commune:
     """Name the zone after the commune under its centroid when that one is targeted (a
     ring-shaped zone's centroid can fall outside it), else the most populous target."""
     centroid = polygon.centroid
@@ -509,7 +536,7 @@ def _drawn_zone(layer: CommuneLayer, polygon: BaseGeometry, communes: frozenset[
     if under is None or under.insee not in communes:
         targets = [c for c in map(layer.by_insee, sorted(communes)) if c is not None]
         under = max(targets, key=lambda c: c.population or 0)
-    return DrawnZone(under.name, len(communes))
+    return under
 
 
 # ---------------------------------------------------------------------------- entry point
@@ -567,5 +594,5 @@ def parse_perimeter(
         radius_m=single.radius_m if single else None,
         polygon_wgs84=polygon,
         parts=tuple(p.text for p in parts),
-        shown=tuple(p.text if p.shown is None else p.shown for p in parts),
+        areas=tuple(p.area for p in parts),
     )

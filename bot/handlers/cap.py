@@ -7,6 +7,7 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
+from bot.alert_copy import spoken_body
 from bot.cap import CapError, CapReference, CapSettings, alert_to_cap, cap_alert_from_alert
 from bot.cap import cap_to_draft as read_cap
 from bot.commands import Command, small_number
@@ -15,7 +16,6 @@ from bot.conversations.cap_draft import CAP_DRAFT
 from bot.domain import Attachment, Effects, Outgoing
 from bot.geo.perimeter import PerimeterError, parse_perimeter
 from bot.limits import CAP_DOCUMENT_BYTES
-from bot.render import spoken_body
 from bot.roles import Action
 from bot.storage.alerts import Alert
 

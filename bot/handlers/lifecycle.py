@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 from bot.alert_approval import REQUEST, AlertInputError, follow_up, officers_request, require_body
+from bot.alert_copy import alert_place
 from bot.closing import Ending, end_alert
 from bot.commands import Command
 from bot.context import Context
@@ -12,11 +13,15 @@ from bot.domain import ChatRef, EditTracked, Effects, Notify, Outgoing
 from bot.enums import AlertKind, AlertStatus
 from bot.i18n import Translator
 from bot.limits import TIP_TEXT_CHARS
-from bot.roles import Action, speaks_for_alert
+from bot.people import display_name
+from bot.roles import Action, Role, speaks_for_alert
 from bot.storage.alerts import Alert
 
 NUMBER_AND_TEXT = re.compile(r"^n?°?\s*(\d{1,9})\s*(?::(.*))?$", re.IGNORECASE | re.DOTALL)
 BROADCAST = ("broadcasting", "done")
+# Who makes each change of an alert's state, to name an unnamed person by that role.
+ACTING_AS = {"pending": Role.OPERATOR, "withdrawn": Role.OPERATOR,
+             "approved": Role.OFFICER, "rejected": Role.OFFICER}
 
 
 async def _target(ctx: Context, args: str, usage: str) -> tuple[Alert, str] | Effects:
@@ -136,8 +141,10 @@ async def _withdraw_pending(ctx: Context, alert: Alert) -> Effects:
     await ctx.audit("alert.withdrawn", alert.id)
     withdrawn = await ctx.stores.alerts.get(alert.id)
     assert withdrawn is not None
-    request = await officers_request(ctx, ctx.staff_t, withdrawn, ctx.staff_t(
-        "lifecycle.withdrawn_status", who=ctx.who))
+    staff = ctx.staff_t
+    request = await officers_request(ctx, staff, withdrawn, staff(
+        "lifecycle.withdrawn_status", who=await display_name(ctx, staff, ctx.who,
+                                                             Role.OPERATOR)))
     return Effects.of(EditTracked(REQUEST, alert.id, request)) + ctx.answer(
         "lifecycle.withdrawn", number=alert.id)
 
@@ -149,11 +156,14 @@ async def journal(ctx: Context, args: str) -> Effects:
         return found
     alert = found[0]
     lines = [ctx.t("lifecycle.journal_title", number=alert.id, category=alert.category,
-                   perimeter=alert.perimeter)]
+                   perimeter=alert_place(ctx.t, alert, counted=False))]
     for status, actor, at in await ctx.stores.alerts.transitions(alert.id):
-        lines.append(f"{ctx.t.when(ctx.local(at))} · {ctx.t(f'status.{status}')} · {actor}")
+        # Named, in the role the change is made in; the id is in the audit trail.
+        who = await display_name(ctx, ctx.t, actor, ACTING_AS.get(status))
+        lines.append(f"{ctx.t.when(ctx.local(at))} · {ctx.t(f'status.{status}')} · {who}")
     for approval in await ctx.stores.alerts.approvals(alert.id):
-        lines.append(ctx.t(f"lifecycle.journal_{approval.decision}", who=approval.officer,
+        lines.append(ctx.t(f"lifecycle.journal_{approval.decision}",
+                           who=await display_name(ctx, ctx.t, approval.officer),
                            time=ctx.t.when(ctx.local(approval.decided_at))))
     if alert.prosecutor_ref:  # given at approval (/valider N parquet <référence>)
         lines.append(ctx.t("lifecycle.journal_prosecutor", reference=alert.prosecutor_ref))

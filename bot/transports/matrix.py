@@ -335,7 +335,8 @@ class MatrixTransport(Transport):
 
     def _incoming(self, room_id: str, kind: ChatKind, sender: str, **fields: Any) -> Incoming:
         return Incoming(sender=Identity(PLATFORM, sender), chat=ChatRef(PLATFORM, room_id),
-                        chat_kind=kind, chat_title=self._title(room_id), **fields)
+                        chat_kind=kind, chat_title=self._title(room_id),
+                        sender_name=self._member_name(room_id, sender), **fields)
 
     def _left(self, room_id: str, kind: ChatKind, heard: Heard) -> Incoming | None:
         if heard.left == self.user_id:
@@ -400,6 +401,14 @@ class MatrixTransport(Transport):
     def _title(self, room_id: str) -> str:
         name = getattr(self._nio_room(room_id), "display_name", None)
         return name if isinstance(name, str) and name else room_id
+
+    def _member_name(self, room_id: str, user_id: str) -> str:
+        """The sender's display name in the room's member state (kept by nio from the
+        syncs), "" when they set none."""
+        users = getattr(self._nio_room(room_id), "users", None)
+        member = users.get(user_id) if isinstance(users, dict) else None
+        name = getattr(member, "display_name", None)
+        return name if isinstance(name, str) else ""
 
     def _nio_room(self, room_id: str) -> Any:
         return None if self.client is None else self.client.rooms.get(room_id)
