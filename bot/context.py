@@ -9,7 +9,18 @@ from zoneinfo import ZoneInfo
 
 from bot.clock import Clock
 from bot.config import Config
-from bot.domain import ChatKind, Choice, Effects, Identity, Incoming, Outgoing, Reply
+from bot.domain import (
+    NO_EFFECTS,
+    ChatKind,
+    ChatRef,
+    Choice,
+    Effects,
+    Identity,
+    Incoming,
+    Notify,
+    Outgoing,
+    Reply,
+)
 from bot.geo.communes import CommuneLayer
 from bot.i18n import Catalog, Translator
 from bot.keys import Keys
@@ -151,7 +162,7 @@ class Context:
         """The sender's context, in the language of the chat: the staff language in an
         officers' channel; elsewhere a subscriber's own, else the one their open
         conversation (an enrollment) was started in, else the staff language for staff
-        and the bot's for anyone else."""
+        and the bot's for anyone else; worded for the platform the event came from."""
         sender = incoming.sender
         found = await services.stores.subscribers.get(sender.platform, sender.user_id)
         staff = staff_translator(services).language
@@ -164,7 +175,8 @@ class Context:
                 else services.config.language
         if incoming.chat_kind is ChatKind.OFFICERS:
             language = staff
-        return cls(services, incoming, found, Translator(services.catalog, language), repaired)
+        t = Translator(services.catalog, language, incoming.chat.platform)
+        return cls(services, incoming, found, t, repaired)
 
     @property
     def staff_t(self) -> Translator:
@@ -242,6 +254,19 @@ class Context:
     def message(self, message: Outgoing) -> Effects:
         """A reply given whole (with an attachment, say)."""
         return Effects.of(Reply(message))
+
+    def privately(self, key: str, **params: object) -> Effects:
+        """An answer for the sender alone: here in a private chat; from a group or the
+        officers' channel, in their private chat with the bot if they have one, else
+        none — never where everyone would read it (a refused ✅ press is no one else's
+        business, and they typed no command to be told about)."""
+        if self.is_private:
+            return self.answer(key, **params)
+        found = self.subscriber
+        if found is None or found.status == "blocked":
+            return NO_EFFECTS
+        return Effects.of(Notify(ChatRef(found.platform, found.chat_id),
+                                 Outgoing(self.t(key, **params))))
 
     async def audit(self, action: str, alert_id: int | None = None, **detail: object) -> None:
         """Staff are named; anyone else is recorded under a pseudonym (right to erasure)."""

@@ -60,6 +60,7 @@ from bot.domain import (
     ToOfficers,
 )
 from bot.enums import ReplyDrop
+from bot.i18n import COMMAND_MARK, commands_for
 from bot.metrics import Metrics
 from bot.roles import Role
 from bot.storage.alerts import PostedMessage
@@ -175,6 +176,16 @@ def _notice_instead(stored: Stored | None) -> Post | None:
         return None  # no notice, or already the notice (refused too: nothing more to say)
     return Post(stored.chat, Outgoing(message.if_file_fails, reply_to=message.reply_to),
                 stored.track)
+
+
+def for_platform(message: Outgoing, platform: str) -> Outgoing:
+    """A message written for several platforms (``ANY_PLATFORM``: the officers'
+    channels), its commands as people type them on ``platform``."""
+    if COMMAND_MARK not in message.text and COMMAND_MARK not in (message.html or ""):
+        return message
+    return dataclasses.replace(message, text=commands_for(message.text, platform),
+                               html=None if message.html is None else commands_for(
+                                   message.html, platform))
 
 
 def _keys(stored: Stored) -> set[tuple[str, ...]]:
@@ -540,7 +551,7 @@ class ReplySender:
         if transport is None:
             return Dropped(chat.platform, ReplyDrop.NO_TRANSPORT,
                            f"no transport for {chat.platform}")
-        message = await self._attach(post.message)
+        message = await self._attach(for_platform(post.message, chat.platform))
         await self._turn(chat, self._priority(chat))
         try:
             message_id = await transport.send(chat.chat_id, message)
@@ -568,7 +579,8 @@ class ReplySender:
             await self._turn(chat, Priority.STAFF)
             try:
                 if isinstance(effect, EditTracked):
-                    await transport.edit(post.chat_id, post.message_id, effect.message)
+                    await transport.edit(post.chat_id, post.message_id,
+                                         for_platform(effect.message, post.platform))
                 else:
                     await transport.delete(post.chat_id, post.message_id)
             except RateLimited as error:
