@@ -50,10 +50,10 @@ from tests.telegram_double import Record, TelegramDouble
 
 ALERT = "/alerte crue dep:70 : Montée des eaux de la Saône, évacuez les berges"
 MAP_CAPTION = "Carte de l'alerte n°1"  # the caption of the request's map (render.map_caption)
-_NUMBER = r"(\d[\d  ]*)"  # French formatting may group digits with (narrow) spaces
-REPORT = re.compile(rf"Rapport alerte n°1 : {_NUMBER} envoyé\(s\), {_NUMBER} échec\(s\), "
-                    rf"{_NUMBER} bloqué\(s\) sur {_NUMBER}")
-DUPLICATES = re.compile(rf"Dont {_NUMBER} envoi\(s\) repris")
+_NUMBER = r"(\d[\d\u202f\u00a0 ]*)"  # French groups digits with a narrow no-break space
+REPORT = re.compile(rf"Rapport alerte n°1 : {_NUMBER} envoyés?, {_NUMBER} échecs?, "
+                    rf"{_NUMBER} bloqués? sur {_NUMBER}")
+DUPLICATES = re.compile(rf"Dont {_NUMBER} envois? repris")
 
 
 def dep70() -> list[str]:

@@ -187,6 +187,9 @@ class Outgoing:
     reply_to: str | None = None
     attachment: Attachment | None = None
     deferred: Deferred | None = None  # an attachment still to draw; never seen by transports
+    # Sent instead, as text alone, when the platform refuses the file for good (a data
+    # export): the person asked for it and must not be left in silence.
+    if_file_fails: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

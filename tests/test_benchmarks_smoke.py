@@ -104,7 +104,7 @@ async def test_matrix_fan_out_reaches_every_room(synapse: SynapseServer) -> None
 
     result = await matrix.fan_out(12, 1, server=synapse, prefix="smoke")
     assert result.bot_sent == [12] and set(result.bare_sent) == {12}
-    assert "12 envoyé(s), 0 échec(s), 0 bloqué(s) sur 12" in result.reports[0]
+    assert "12 envoyés, 0 échec, 0 bloqué sur 12" in result.reports[0]
     summary = result.summary()
     assert summary["ratio"] > 0 and summary["ratio_same_event"] > 0
 

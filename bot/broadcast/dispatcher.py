@@ -31,12 +31,12 @@ from bot.alert_copy import closed_copy, delivered_alert, receipt_choices
 from bot.broadcast.outbox import resolve_more
 from bot.broadcast.pacing import Pacer, Priority, pacers_for, platform_limits
 from bot.config import PlatformRateLimits
-from bot.context import Services
+from bot.context import Services, staff_translator
 from bot.domain import ChatRef, EditTracked, Effects, Notify, Outgoing, ToOfficers
 from bot.enums import AlertStatus, DeliveryAction, SendOutcome
 from bot.i18n import Translator
 from bot.metrics import Metrics
-from bot.render import MAIN_ACTION, progress, report
+from bot.render import MAIN_ACTION, progress, report, sent_on
 from bot.storage.alerts import Alert
 from bot.storage.deliveries import Delivery
 from bot.transports.base import (
@@ -100,13 +100,14 @@ class Dispatcher:
         # Shared with the reply sender (bot/effect_runner.py): replies take slots first.
         self.pacers = dict(pacers) if pacers is not None else pacers_for(
             services.config.rate_limits, transports, services.clock)
-        self._rendered: dict[tuple[int, str], Outgoing] = {}
-        # Per alert: its rendered send, and that with a subscriber's receipt buttons.
-        self._receipted: dict[int, tuple[Outgoing, Outgoing]] = {}
+        # Each copy is written in its recipient's language: (alert, action, language).
+        self._rendered: dict[tuple[int, str, str], Outgoing] = {}
+        # Per alert and language: its rendered send, and that with a subscriber's buttons.
+        self._receipted: dict[tuple[int, str], tuple[Outgoing, Outgoing]] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self._finish_checked = float("-inf")  # event-loop time of the last finish_completed
         self._senders_went = asyncio.Event()  # a worker claimed since the last wake()
-        self._t = Translator(services.catalog, services.config.language)
+        self._staff = staff_translator(services)  # progress and reports
 
     def limits(self, platform: str) -> PlatformRateLimits:
         return platform_limits(self.services.config.rate_limits, platform)
@@ -244,10 +245,10 @@ class Dispatcher:
     async def _prepare(self, rows: list[Delivery]) -> None:
         """Render the batch's messages now, while it holds no pacer slot: the first batch
         of a broadcast does not then wait for the database behind a resolver chunk."""
-        for alert_id, action in {(row.alert_id, row.action) for row in rows
-                                 if row.action != DeliveryAction.DELETE} - self._rendered.keys():
+        for key in {self._key(row) for row in rows
+                    if row.action != DeliveryAction.DELETE} - self._rendered.keys():
             with contextlib.suppress(Exception):  # met again, and reported, row by row
-                self._rendered[(alert_id, action)] = await self._render(alert_id, action)
+                self._rendered[key] = await self._render(*key)
 
     async def _idle(self, platform: str) -> None:
         """Until news (the event is cleared before each claim, so nothing is missed) or
@@ -382,35 +383,40 @@ class Dispatcher:
 
     # -- what is sent --------------------------------------------------------------------
 
+    def _key(self, row: Delivery) -> tuple[int, str, str]:
+        return row.alert_id, row.action, row.language or self.services.config.language
+
     async def _message(self, row: Delivery) -> Outgoing:
-        key = (row.alert_id, row.action)
+        key = self._key(row)
         if key not in self._rendered:
-            self._rendered[key] = await self._render(row.alert_id, row.action)
+            self._rendered[key] = await self._render(*key)
         message = self._rendered[key]
         if row.action != DeliveryAction.SEND:
             return message
         if row.recipient_kind == "subscriber" and row.reply_to_message_id is None:
-            return self._with_receipt(row.alert_id, message)
+            return self._with_receipt(row.alert_id, key[2], message)
         return replace(message, reply_to=row.reply_to_message_id)
 
-    def _with_receipt(self, alert_id: int, message: Outgoing) -> Outgoing:
-        """A subscriber's copy, with its receipt buttons: one per alert, not per message
-        (encoding and checking the buttons' data was a tenth of the per-message CPU)."""
-        rendered, copy = self._receipted.get(alert_id, (None, None))
+    def _with_receipt(self, alert_id: int, language: str, message: Outgoing) -> Outgoing:
+        """A subscriber's copy, with its receipt buttons: one per alert and language, not
+        per message (encoding and checking the buttons' data was a tenth of the
+        per-message CPU)."""
+        rendered, copy = self._receipted.get((alert_id, language), (None, None))
         if rendered is not message or copy is None:
-            copy = replace(message, choices=receipt_choices(self._t, alert_id))
-            self._receipted[alert_id] = (message, copy)
+            t = Translator(self.services.catalog, language)
+            copy = replace(message, choices=receipt_choices(t, alert_id))
+            self._receipted[(alert_id, language)] = (message, copy)
         return copy
 
-    async def _render(self, alert_id: int, action: str) -> Outgoing:
+    async def _render(self, alert_id: int, action: str, language: str) -> Outgoing:
         stores = self.services.stores
         alert = await stores.alerts.get(alert_id)
         assert alert is not None
         category = self.services.reference.categories[alert.category]
+        t = Translator(self.services.catalog, language)
         signature, zone = self.services.config.signature, self.services.timezone
-        moment = alert.decided_at or alert.created_at
         if action == "send":
-            return delivered_alert(self._t, alert, category, signature, moment, zone)
+            return delivered_alert(t, alert, category, signature, sent_on(alert), zone)
         parent = await stores.alerts.get(alert.parent_id or alert.id)
         assert parent is not None
         # The copy edited may be the alert's or one of its updates' (a protected alert's
@@ -419,8 +425,7 @@ class Dispatcher:
         assert root is not None
         how = "ended" if root.closed == "ended" else "expired"
         closed = root.closed_at or alert.decided_at or alert.created_at
-        original = parent.decided_at or parent.created_at
-        return closed_copy(self._t, parent, category, how, closed, signature, original, zone)
+        return closed_copy(t, parent, category, how, closed, signature, sent_on(parent), zone)
 
     # -- resolution, progress, reports -------------------------------------------------------
 
@@ -466,7 +471,7 @@ class Dispatcher:
             counts = await stores.deliveries.counts(alert.id, MAIN_ACTION.get(alert.kind, "send"))
             if counts.total < PROGRESS_FROM:
                 continue
-            message = Outgoing(progress(self._t, alert, counts, self._elapsed(alert),
+            message = Outgoing(progress(self._staff, alert, counts, self._elapsed(alert),
                                         self._limit_text(alert)))
             if await stores.alerts.posts(PROGRESS, alert.id):
                 await self.perform(Effects.of(EditTracked(PROGRESS, alert.id, message)))
@@ -479,7 +484,9 @@ class Dispatcher:
         return max((finished - started).total_seconds(), 0.0)
 
     def _limit_text(self, alert: Alert) -> str:
-        return ", ".join(f"{p} {self.pacers[p].rate:g}/s" for p in self.pacers)
+        staff = self._staff
+        return ", ".join(f"{p} {staff.number(self.pacers[p].rate, 2, trim=True)}/s"
+                         for p in self.pacers)
 
     async def finish_completed(self) -> None:
         """Close broadcasts with nothing left to send, and report each exactly once."""
@@ -497,11 +504,12 @@ class Dispatcher:
         alert = await stores.alerts.get(alert_id)
         assert alert is not None
         counts = await stores.deliveries.counts(alert_id, MAIN_ACTION.get(alert.kind, "send"))
-        text = report(self._t, alert, counts, self._elapsed(alert), self._limit_text(alert))
+        text = report(self._staff, alert, counts, self._elapsed(alert), self._limit_text(alert))
         message = Outgoing(text)
-        for action in ("send", "edit"):
-            self._rendered.pop((alert_id, action), None)
-        self._receipted.pop(alert_id, None)
+        for key in [key for key in self._rendered if key[0] == alert_id]:
+            del self._rendered[key]
+        for receipted in [key for key in self._receipted if key[0] == alert_id]:
+            del self._receipted[receipted]
         self._copies_out.discard(alert_id)
         effects = Effects.of(ToOfficers(message))
         if await stores.alerts.posts(PROGRESS, alert_id):

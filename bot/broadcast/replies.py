@@ -154,7 +154,8 @@ def _message_json(message: Outgoing) -> dict[str, Any]:
                 "filename": attachment.filename, "mime_type": attachment.mime_type,
                 "data": base64.b64encode(attachment.data).decode("ascii")},
             "deferred": None if message.deferred is None else dataclasses.asdict(
-                message.deferred)}
+                message.deferred),
+            "if_file_fails": message.if_file_fails}
 
 
 def _message(data: dict[str, Any]) -> Outgoing:
@@ -167,7 +168,19 @@ def _message(data: dict[str, Any]) -> Outgoing:
                     Tone(data["tone"]), data["reply_to"], attachment,
                     None if deferred is None else Deferred(
                         DeferredKind(deferred["kind"]), deferred["filename"],
-                        deferred["mime_type"], deferred["recipe"]))
+                        deferred["mime_type"], deferred["recipe"]),
+                    data.get("if_file_fails"))
+
+
+def _notice_instead(stored: Stored | None) -> Post | None:
+    """The text-only post that replaces a refused file, if its message has one."""
+    if not isinstance(stored, Post):
+        return None
+    message = stored.message
+    if message.if_file_fails is None or (message.attachment is None and message.deferred is None):
+        return None  # no notice, or already the notice (refused too: nothing more to say)
+    return Post(stored.chat, Outgoing(message.if_file_fails, reply_to=message.reply_to),
+                stored.track)
 
 
 def for_platform(message: Outgoing, platform: str) -> Outgoing:
@@ -507,6 +520,11 @@ class ReplySender:
                     await self._remember(row.stored.track, outcome.posts, now)
                 await replies.mark_sent(row.id, [p.message_id for p in outcome.posts], now)
             self._forget(row)
+        elif isinstance(outcome, Dropped) and (notice := self._instead(row, outcome)):
+            log.warning("reply=%d refused with its file platform=%s error=%s; its notice "
+                        "instead", row.id, outcome.platform, outcome.error)
+            await replies.replace(row.id, encode(notice), now, outcome.error)
+            row.stored, row.attempts, row.due = notice, 0, now  # same chat: same chain
         elif isinstance(outcome, Dropped):
             log.warning("reply=%d given up platform=%s reason=%s error=%s", row.id,
                         outcome.platform, outcome.reason.value, outcome.error)
@@ -527,6 +545,13 @@ class ReplySender:
             self._unchain(row)
             row.stored, row.keys = outcome.post, frozenset(_keys(outcome.post))
             self._chain(row)
+
+    @staticmethod
+    def _instead(row: _Row, dropped: Dropped) -> Post | None:
+        """A file the person asked for (a data export) that will not go is followed by its
+        text notice (``Outgoing.if_file_fails``), in the row's place: never silence. Not
+        when the person is gone: there is nobody to tell."""
+        return None if dropped.reason is ReplyDrop.GONE else _notice_instead(row.stored)
 
     async def _remember(self, track: tuple[str, int], posts: MessageIds,
                         now: datetime) -> None:
