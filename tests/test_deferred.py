@@ -196,7 +196,7 @@ async def test_the_data_export_is_made_after_commit(
         bot: TestBot, monkeypatch: pytest.MonkeyPatch) -> None:
     await bot.enroll(ALICE, "citoyen", "Vesoul")
     calls = record_builds(bot, monkeypatch, "export_json")
-    assert "1 commune(s), 0 alerte(s)" in await bot.say(ALICE, "/mesdonnees")
+    assert "(1 commune, 0 alerte reçue)" in await bot.say(ALICE, "/mesdonnees")
     assert calls == [(False, False, False)]
     export = last_attachment(bot, "1001")
     assert (export.filename, export.mime_type) == ("mes-donnees.json", "application/json")
