@@ -6,8 +6,10 @@ import json
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
+from zoneinfo import ZoneInfo
 
-from bot.broadcast.outbox import start_broadcast
+from bot.alert_copy import alert_place, delivered_alert
+from bot.broadcast.outbox import open_outbox, start_broadcast
 from bot.buttons import ApprovalButton, button
 from bot.config import Config
 from bot.context import Context, Lookups, Records, Services
@@ -25,20 +27,16 @@ from bot.domain import (
 from bot.enums import AlertKind, AlertStatus
 from bot.errors import UserFacingError
 from bot.geo.perimeter import Perimeter, parse_perimeter
-from bot.i18n import Translator
+from bot.i18n import ANY_PLATFORM, Translator
 from bot.limits import ALERT_TEXT_CHARS, REASON_CHARS
 from bot.maps import MapLegend
+from bot.people import display_name
+from bot.place import areas_from_json, areas_to_json, named_first, place_text
 from bot.reference import Category, Reference
-from bot.render import (
-    AlertFacts,
-    alert_summary,
-    approval_request,
-    delivered_alert,
-    perimeter_label,
-    preview,
-    when,
-)
+from bot.render import AlertFacts, alert_summary, approval_request, preview
+from bot.roles import Role
 from bot.storage.alerts import Alert, NewAlert
+from bot.storage.deliveries import Reach
 
 REQUEST = "approval_request"
 MAP = "map"  # tracked: a protected alert's map is deleted when the alert ends
@@ -63,6 +61,7 @@ class AlertDraft:
     facts_at: datetime
     body: str
     exercise: bool = False
+    facts_stated: bool = True  # the operator said when (« depuis 14:30 », the guided step)
 
 
 def parse_alert_command(lookups: Lookups, args: str, now: datetime) -> AlertDraft:
@@ -85,7 +84,7 @@ def parse_alert_command(lookups: Lookups, args: str, now: datetime) -> AlertDraf
     keys, everyone = parse_communities(lookups.reference, communities_text or "tous",
                                        category.all_communities)
     return AlertDraft(category, perimeter, keys, everyone, facts_at, require_body(body),
-                      exercise=exercise is not None)
+                      exercise=exercise is not None, facts_stated=since is not None)
 
 
 def _split_body(rest: str) -> tuple[str, str]:
@@ -203,7 +202,8 @@ async def submit(ctx: Context, draft: AlertDraft, send_at: datetime | None = Non
         request_platform=ctx.incoming.chat.platform, request_chat_id=ctx.incoming.chat.chat_id,
         required_approvals=draft.category.required_approvals,
         expires_at=(send_at or ctx.now) + draft.category.default_expiry,
-        exercise=draft.exercise, send_at=send_at, schedule_id=schedule_id)
+        exercise=draft.exercise, send_at=send_at, schedule_id=schedule_id,
+        facts_stated=draft.facts_stated)
     return await _create_and_request(ctx, new, draft.perimeter)
 
 
@@ -215,8 +215,10 @@ async def _create_and_request(ctx: Context, new: NewAlert,
                     perimeter=alert.perimeter, communes=len(new.communes))
     summary = await summarize(ctx, ctx.t, alert)
     category = ctx.reference.categories[alert.category]
-    as_delivered = delivered_alert(ctx.t, alert, category, ctx.local(ctx.now))
-    request = await officers_request(ctx, ctx.t, alert, ctx.t("approval.waiting"))
+    as_delivered = delivered_alert(ctx.t, alert, category, ctx.config.signature, ctx.now,
+                                   ctx.timezone)
+    staff = ctx.staff_t
+    request = await officers_request(ctx, staff, alert, staff("approval.waiting"))
     effects = ctx.text(preview(ctx.t, summary, alert, as_delivered)) + Effects.of(
         ToOfficers(request, track=(REQUEST, alert.id)))
     if perimeter is not None:
@@ -230,11 +232,12 @@ async def _map(ctx: Context, alert: Alert, label: str, perimeter: Perimeter) -> 
     figures read here; a failure to draw never holds an alert back (nothing is sent)."""
     reach = await ctx.stores.deliveries.reach(perimeter.communes, await ctx.stores.alerts
                                               .communities(alert.id), alert.all_communities)
-    legend = MapLegend(ctx.t("render.map_title", number=alert.id, category=label),
+    staff = ctx.staff_t  # the map goes to the officers' channels
+    legend = MapLegend(staff("render.map_title", number=alert.id, category=label),
                        alert.perimeter[:80], len(perimeter.communes), reach.subscribers,
                        reach.groups, ctx.geo.population(perimeter.communes))
-    return Outgoing(ctx.t("render.map_caption", number=alert.id),
-                    deferred=map_recipe(f"carte-alerte-{alert.id}.png", ctx.t.language,
+    return Outgoing(staff("render.map_caption", number=alert.id),
+                    deferred=map_recipe(f"carte-alerte-{alert.id}.png", staff.language,
                                         perimeter, legend))
 
 
@@ -274,39 +277,51 @@ async def _follow_up_row(records: Records, parent: Alert, kind: AlertKind, body:
         exercise=parent.exercise)
 
 
-def shown_perimeter(lookups: Lookups, perimeter: Perimeter) -> str:
-    """The perimeter as alerts, lists and reports show it, in the bot's language (like
-    the categories' labels); the canonical text stays in ``perimeter_json``."""
-    return perimeter_label(Translator(lookups.catalog, lookups.config.language), perimeter)
+def shown_perimeter(lookups: Lookups, perimeter: Perimeter, counted: bool = True) -> str:
+    """The perimeter in words (bot/place.py) as lists and reports show it, in the bot's
+    language (like the categories' labels); the canonical text stays in ``perimeter_json``
+    with its areas, which copies word in each reader's language."""
+    return place_text(Translator(lookups.catalog, lookups.config.language), perimeter.areas,
+                      counted)
 
 
 def perimeter_json(perimeter: Perimeter) -> str:
     return json.dumps({"text": perimeter.text, "center": perimeter.center,
                        "radius_m": perimeter.radius_m,
                        "polygon": None if perimeter.polygon_wgs84 is None
-                       else perimeter.polygon_wgs84.wkt}, ensure_ascii=False)
+                       else perimeter.polygon_wgs84.wkt,
+                       "areas": areas_to_json(perimeter.areas)}, ensure_ascii=False)
 
 
-async def summarize(records: Records, t: Translator, alert: Alert) -> str:
+async def summarize(records: Records, t: Translator, alert: Alert,
+                    reach: Reach | None = None) -> str:
+    """``reach``: when the caller counted it in this transaction already."""
     stores, geo = records.stores, records.geo
     communes = await stores.alerts.communes(alert.id)
     communities = await stores.alerts.communities(alert.id)
-    reach = await stores.deliveries.reach(communes, communities, alert.all_communities)
-    names = sorted(c.name for c in filter(None, map(geo.by_insee, communes)))
+    if reach is None:
+        reach = await stores.deliveries.reach(communes, communities, alert.all_communities)
+    names = named_first(areas_from_json(alert.perimeter_json), communes, geo)
     category = records.reference.categories[alert.category]
     stale = (alert.status == "pending" and not alert.stale_override
              and is_stale(category, alert.facts_at, records.clock.now()))
-    facts = AlertFacts(names, communities, reach, geo.population(communes), stale)
+    facts = AlertFacts(alert_place(t, alert, counted=False), names, communities, reach,
+                       geo.population(communes), stale)
     return alert_summary(t, records.reference, alert, facts, records.local(alert.facts_at))
 
 
 async def officers_request(records: Records, t: Translator, alert: Alert,
-                           status_line: str) -> Outgoing:
+                           status_line: str, reach: Reach | None = None) -> Outgoing:
+    t = t.on(ANY_PLATFORM)  # one text for every officers' channel: commands as each types them
     category = records.reference.categories[alert.category]
-    summary = await summarize(records, t, alert)
-    as_delivered = delivered_alert(t, alert, category, records.local(records.clock.now()))
+    summary = await summarize(records, t, alert, reach)
+    # As it will read: a scheduled message gives the day it goes.
+    as_delivered = delivered_alert(t, alert, category, records.config.signature,
+                                   alert.send_at or records.clock.now(),
+                                   ZoneInfo(records.config.timezone))
+    who = await display_name(records, t, alert.requested_by, Role.OPERATOR)
     text, markup = approval_request(t, summary, alert, records.local(alert.created_at),
-                                    as_delivered, status_line)
+                                    as_delivered, status_line, who)
     choices: tuple[Choice, ...] = ()
     if alert.status == "pending":
         choices = (button(t("approval.approve_button"), ApprovalButton(alert.id, True)),
@@ -354,11 +369,11 @@ async def _past_deadline(ctx: Context, alert: Alert) -> Effects:
     """A decision after the deadline (the bot was down, or the clock has not ticked yet)
     finds the alert expired, exactly as the clock would have left it: checked here, in
     the decision's transaction, not only by the clock."""
-    expired = await expire_unapproved(ctx, ctx.t, alert, ctx.now)
+    expired = await expire_unapproved(ctx, ctx.staff_t, alert, ctx.now)
     await ctx.audit("approval.refused_expired", alert.id)
     deadline = approval_deadline(ctx.config, alert)
     return expired + ctx.answer("approval.expired", number=alert.id,
-                                time=when(ctx.local(deadline)))
+                                time=ctx.t.when(ctx.local(deadline)))
 
 
 async def expire_unapproved(records: Records, t: Translator, alert: Alert,
@@ -396,7 +411,9 @@ async def _approve(ctx: Context, alert: Alert, override_stale: bool,
         await ctx.stores.alerts.set_prosecutor_ref(alert.id, prosecutor_ref)
     if override_stale:
         await ctx.stores.alerts.set_stale_override(alert.id)
-    await ctx.audit("approval.approved", alert.id, override_stale=override_stale)
+    # The prosecutor's reference is part of the decision: the trail keeps who gave which.
+    reference = {"prosecutor_ref": prosecutor_ref} if prosecutor_ref else {}
+    await ctx.audit("approval.approved", alert.id, override_stale=override_stale, **reference)
     approvals = [a for a in await ctx.stores.alerts.approvals(alert.id) if a.decision == "approve"]
     if len(approvals) < alert.required_approvals:
         return await _partial_approval(ctx, alert, len(approvals))
@@ -404,9 +421,10 @@ async def _approve(ctx: Context, alert: Alert, override_stale: bool,
 
 
 async def _partial_approval(ctx: Context, alert: Alert, count: int) -> Effects:
-    status = ctx.t("approval.partial", count=count, required=alert.required_approvals,
-                   who=ctx.who)
-    request = await officers_request(ctx, ctx.t, alert, status)
+    staff = ctx.staff_t
+    status = staff("approval.partial", count=count, required=alert.required_approvals,
+                   who=await display_name(ctx, staff, ctx.who))
+    request = await officers_request(ctx, staff, alert, status)
     return ctx.answer("approval.partial_ack", number=alert.id, count=count,
                       required=alert.required_approvals) + Effects.of(
         EditTracked(REQUEST, alert.id, request))
@@ -415,41 +433,49 @@ async def _partial_approval(ctx: Context, alert: Alert, count: int) -> Effects:
 async def _launch(ctx: Context, alert: Alert) -> Effects:
     await ctx.stores.alerts.transition(alert.id, AlertStatus.PENDING, AlertStatus.APPROVED,
                                        ctx.who, ctx.now)
-    recipients = await start_broadcast(ctx.services, alert.id, ctx.now)
+    opened = await open_outbox(ctx.services, alert.id, ctx.now)
+    recipients = opened.rows
     approved = await ctx.stores.alerts.get(alert.id)
     assert approved is not None
     if approved.status == "approved":  # scheduled for later
         return await _scheduled_approval(ctx, approved)
-    status = ctx.t("approval.approved_by", who=ctx.who, time=ctx.local(
-        ctx.now).strftime("%H:%M"), recipients=recipients)
-    request = await officers_request(ctx, ctx.t, approved, status)
-    told = Effects.of(EditTracked(REQUEST, alert.id, request), _tell_requester(ctx, alert, ctx.t(
-        "approval.requester_approved", number=alert.id, recipients=recipients)),
-                      wake_dispatcher=True)
-    return told + ctx.answer("approval.approved_ack", number=alert.id, recipients=recipients)
+    staff = ctx.staff_t
+    who = await display_name(ctx, staff, ctx.who)
+    status = staff("approval.approved_by", who=who, time=staff.time(ctx.local(ctx.now)),
+                   recipients=staff("quantity.recipients", count=recipients))
+    request = await officers_request(ctx, staff, approved, status, opened.reach)
+    told = Effects.of(EditTracked(REQUEST, alert.id, request), _tell_requester(ctx, alert, staff(
+        "approval.requester_approved", number=alert.id,
+        recipients=staff("quantity.recipients", count=recipients))), wake_dispatcher=True)
+    return told + ctx.answer("approval.approved_ack", number=alert.id,
+                             recipients=ctx.t("quantity.recipients", count=recipients))
 
 
 async def _scheduled_approval(ctx: Context, alert: Alert) -> Effects:
     assert alert.send_at is not None
-    moment = when(ctx.local(alert.send_at))
-    status = ctx.t("approval.scheduled_by", who=ctx.who, time=moment)
-    request = await officers_request(ctx, ctx.t, alert, status)
-    told = Effects.of(EditTracked(REQUEST, alert.id, request), _tell_requester(ctx, alert, ctx.t(
-        "approval.requester_scheduled", number=alert.id, time=moment)))
-    return told + ctx.answer("approval.scheduled_ack", number=alert.id, time=moment)
+    staff, moment = ctx.staff_t, ctx.local(alert.send_at)
+    status = staff("approval.scheduled_by", who=await display_name(ctx, staff, ctx.who),
+                   time=staff.when(moment))
+    request = await officers_request(ctx, staff, alert, status)
+    told = Effects.of(EditTracked(REQUEST, alert.id, request), _tell_requester(ctx, alert, staff(
+        "approval.requester_scheduled", number=alert.id, time=staff.when(moment))))
+    return told + ctx.answer("approval.scheduled_ack", number=alert.id,
+                             time=ctx.t.when(moment))
 
 
 async def _reject(ctx: Context, alert: Alert, reason: str | None) -> Effects:
-    motive = (reason or "").strip()[:REASON_CHARS] or ctx.t("approval.no_reason")
+    staff = ctx.staff_t
+    motive = (reason or "").strip()[:REASON_CHARS] or staff("approval.no_reason")
     await ctx.stores.alerts.add_approval(alert.id, ctx.who, "reject", motive, False, ctx.now)
     await ctx.stores.alerts.transition(alert.id, AlertStatus.PENDING, AlertStatus.REJECTED,
                                        ctx.who, ctx.now, reason=motive)
     await ctx.audit("approval.rejected", alert.id, reason=motive)
     rejected = await ctx.stores.alerts.get(alert.id)
     assert rejected is not None
-    status = ctx.t("approval.rejected_by", who=ctx.who, reason=motive)
-    request = await officers_request(ctx, ctx.t, rejected, status)
-    told = Effects.of(EditTracked(REQUEST, alert.id, request), _tell_requester(ctx, alert, ctx.t(
+    status = staff("approval.rejected_by", who=await display_name(ctx, staff, ctx.who),
+                   reason=motive)
+    request = await officers_request(ctx, staff, rejected, status)
+    told = Effects.of(EditTracked(REQUEST, alert.id, request), _tell_requester(ctx, alert, staff(
         "approval.requester_rejected", number=alert.id, reason=motive)))
     return told + ctx.answer("approval.rejected_ack", number=alert.id)
 

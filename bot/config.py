@@ -20,6 +20,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import yaml
 
 from bot.domain import PLATFORM_ID_EXAMPLES, is_platform_id
+from bot.limits import STAFF_NAME_CHARS
 from bot.resources import bundled, bundled_name, is_bundled
 from bot.yamltext import AliasRefused, load_yaml
 
@@ -47,6 +48,8 @@ class RolesConfig:
     admins: list[str] = field(default_factory=list)
     operators: list[str] = field(default_factory=list)
     officers: list[str] = field(default_factory=list)
+    # PLATFORM:ID → the name other staff read (« Capitaine Martin »), before any display name
+    names: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -158,12 +161,20 @@ class MonitoringConfig:
         return host, int(port)
 
 
+# Set by load_config from where the file is, never written in it.
+FROM_LOADING = frozenset({"base_dir", "source"})
+
+
 @dataclass(frozen=True)
 class Config:
     database: str = "var/bot.sqlite3"
     language: str = "fr"
+    staff_language: str = ""  # the officers' channels and staff notices; empty: language
     timezone: str = "Europe/Paris"
     consent_version: str = "2026-11"
+    # The issuer's signature at the foot of every copy (a later issue makes it one per
+    # organisation): a single value, handed to the rendering (bot/alert_copy.py).
+    signature: str = "Gendarmerie"
     communities: str = "bundled:communities.yaml"
     categories: str = "bundled:categories.yaml"
     geo: GeoConfig = field(default_factory=GeoConfig)
@@ -180,6 +191,7 @@ class Config:
     secret_key: str = ""  # keys the audit trail (bot/keys.py); from the environment
     monitoring: MonitoringConfig = field(default_factory=MonitoringConfig)
     base_dir: str = "."
+    source: str = ""  # the file read (load_config): named where people are told to edit it
 
     def resolve(self, configured: str) -> Path:
         """A path of the configuration: ``bundled:NAME`` is a file shipped with the bot;
@@ -201,7 +213,8 @@ def load_config(path: Path, environ: typing.Mapping[str, str] | None = None) -> 
     _check_semantics(config, path)
     # Relative paths are read from the file's own folder, so the bot behaves the same
     # whatever directory it is started from.
-    return dataclasses.replace(config, base_dir=str(path.resolve().parent))
+    return dataclasses.replace(config, base_dir=str(path.resolve().parent),
+                               source=str(path))
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:
@@ -265,7 +278,7 @@ def _build(cls: type[Any], data: Any, path: Path, key: str) -> Any:
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: {key or 'top level'}: expected a mapping")
     hints = typing.get_type_hints(cls)
-    known = {f.name for f in dataclasses.fields(cls) if f.name != "base_dir"}
+    known = {f.name for f in dataclasses.fields(cls) if f.name not in FROM_LOADING}
     for name in data:
         if name not in known:
             full = _join(key, str(name))
@@ -347,6 +360,15 @@ def _check_semantics(config: Config, path: Path) -> None:
                     f"{path}: roles.{role}[{index}]: {identity!r} is not PLATFORM:ID with the "
                     f"platform's user id ({PLATFORM_ID_EXAMPLES}; the numeric Telegram id, "
                     "not @username; the full Matrix id, not a display name)")
+    for identity, name in config.roles.names.items():
+        if not is_platform_id(identity):
+            raise ConfigError(f"{path}: roles.names.{identity}: not PLATFORM:ID "
+                              f"({PLATFORM_ID_EXAMPLES})")
+        if not name.strip() or len(name) > STAFF_NAME_CHARS:
+            raise ConfigError(f"{path}: roles.names.{identity}: a name of 1 to {STAFF_NAME_CHARS}"
+                              " characters")
+    if not config.signature.strip() or len(config.signature) > STAFF_NAME_CHARS:
+        raise ConfigError(f"{path}: signature: 1 to {STAFF_NAME_CHARS} characters")
     _check_bundled_files(config, path)
     try:
         ZoneInfo(config.timezone)
@@ -354,6 +376,9 @@ def _check_semantics(config: Config, path: Path) -> None:
         raise ConfigError(f"{path}: timezone: unknown time zone {config.timezone!r}") from None
     if config.language not in ("fr", "en"):
         raise ConfigError(f"{path}: language: expected fr or en, got {config.language!r}")
+    if config.staff_language not in ("", "fr", "en"):
+        raise ConfigError(f"{path}: staff_language: expected fr, en or empty, got "
+                          f"{config.staff_language!r}")
     if config.telegram.enabled and not config.telegram.token:
         raise ConfigError(f"{path}: telegram.token: required when telegram.enabled is true")
     if config.telegram.mode not in ("polling", "webhook"):

@@ -9,7 +9,18 @@ from zoneinfo import ZoneInfo
 
 from bot.clock import Clock
 from bot.config import Config
-from bot.domain import ChatKind, Choice, Effects, Identity, Incoming, Outgoing, Reply
+from bot.domain import (
+    NO_EFFECTS,
+    ChatKind,
+    ChatRef,
+    Choice,
+    Effects,
+    Identity,
+    Incoming,
+    Notify,
+    Outgoing,
+    Reply,
+)
 from bot.geo.communes import CommuneLayer
 from bot.i18n import Catalog, Translator
 from bot.keys import Keys
@@ -26,6 +37,7 @@ from bot.storage.lock import ServingLock
 from bot.storage.replies import ReplyStore
 from bot.storage.roles import RoleStore
 from bot.storage.schedules import ScheduleStore
+from bot.storage.staff_names import StaffNameStore
 from bot.storage.stats import StatsStore
 from bot.storage.subscribers import BY_USER, Subscriber, SubscriberStore
 from bot.storage.tips import TipStore
@@ -45,12 +57,14 @@ class Stores:
     inbox: InboxStore
     replies: ReplyStore
     stats: StatsStore
+    staff_names: StaffNameStore
 
     @classmethod
     def on(cls, db: Database, keys: Keys) -> Stores:
         return cls(SubscriberStore(db), GroupStore(db), AlertStore(db), DeliveryStore(db),
                    ConversationStore(db), AuditStore(db, keys), ScheduleStore(db), TipStore(db),
-                   RoleStore(db), InboxStore(db), ReplyStore(db), StatsStore(db))
+                   RoleStore(db), InboxStore(db), ReplyStore(db), StatsStore(db),
+                   StaffNameStore(db))
 
 
 @dataclass
@@ -77,6 +91,11 @@ class Services:
 
     def local(self, moment: datetime) -> datetime:
         return moment.astimezone(self.timezone)
+
+    @property
+    def role_book(self) -> RoleBook:
+        """Who holds which role (the same name as ``Context``'s, for ``Records``)."""
+        return self.roles
 
 
 async def _sender(services: Services, sender: Identity,
@@ -114,14 +133,26 @@ class Lookups(Protocol):
     def local(self, moment: datetime) -> datetime: ...
 
 
+def staff_translator(lookups: Lookups) -> Translator:
+    """What staff read — the officers' channels (requests, decisions, reports, tips) and
+    the notices to the operator who asked — in the configured staff language, whoever's
+    event produced it (an English subscriber's tip reaches French officers in French)."""
+    config = lookups.config
+    return Translator(lookups.catalog, config.staff_language or config.language)
+
+
 class Records(Lookups, Protocol):
-    """Lookups, the stores and the clock: what describing an alert reads."""
+    """Lookups, the stores, the clock and who holds which role: what describing an alert
+    reads (people are named, bot/people.py)."""
 
     @property
     def stores(self) -> Stores: ...
 
     @property
     def clock(self) -> Clock: ...
+
+    @property
+    def role_book(self) -> RoleBook: ...
 
 
 @dataclass
@@ -143,14 +174,29 @@ class Context:
 
     @classmethod
     async def of(cls, services: Services, incoming: Incoming, repaired: int = 0) -> Context:
-        """The sender's context, in their language: a subscriber's, else the one their
-        open conversation (an enrollment) was started in, else the bot's."""
-        found, state = await _sender(services, incoming.sender)
-        language = found.language if found else services.config.language
+        """The sender's context, in the language of the chat: the staff language in an
+        officers' channel; elsewhere a subscriber's own, else the one their open
+        conversation (an enrollment) was started in, else the staff language for staff
+        and the bot's for anyone else; worded for the platform the event came from."""
+        sender = incoming.sender
+        found, state = await _sender(services, sender)
+        staff = staff_translator(services).language
+        language = found.language if found else None
         if found is None:
-            state = state or await services.stores.conversations.get(str(incoming.sender))
-            language = state.language if state else language
-        return cls(services, incoming, found, Translator(services.catalog, language), repaired)
+            state = state or await services.stores.conversations.get(str(sender))
+            language = state.language if state else None
+        if language is None:
+            language = staff if services.roles.roles_of(sender) - {Role.SUBSCRIBER} \
+                else services.config.language
+        if incoming.chat_kind is ChatKind.OFFICERS:
+            language = staff
+        t = Translator(services.catalog, language, incoming.chat.platform)
+        return cls(services, incoming, found, t, repaired)
+
+    @property
+    def staff_t(self) -> Translator:
+        """For what goes to the officers' channels and to a requester (``staff_translator``)."""
+        return staff_translator(self.services)
 
     @property
     def identity(self) -> Identity:
@@ -223,6 +269,19 @@ class Context:
     def message(self, message: Outgoing) -> Effects:
         """A reply given whole (with an attachment, say)."""
         return Effects.of(Reply(message))
+
+    def privately(self, key: str, **params: object) -> Effects:
+        """An answer for the sender alone: here in a private chat; from a group or the
+        officers' channel, in their private chat with the bot if they have one, else
+        none — never where everyone would read it (a refused ✅ press is no one else's
+        business, and they typed no command to be told about)."""
+        if self.is_private:
+            return self.answer(key, **params)
+        found = self.subscriber
+        if found is None or found.status == "blocked":
+            return NO_EFFECTS
+        return Effects.of(Notify(ChatRef(found.platform, found.chat_id),
+                                 Outgoing(self.t(key, **params))))
 
     async def audit(self, action: str, alert_id: int | None = None, **detail: object) -> None:
         """Staff are named; anyone else is recorded under a pseudonym (right to erasure)."""

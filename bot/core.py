@@ -16,7 +16,7 @@ from bot.alert_deadlines import tick
 from bot.broadcast.dispatcher import Dispatcher
 from bot.broadcast.outbox import UnapprovedText, record_refusal
 from bot.broadcast.replies import ReplySender
-from bot.context import Context, Services
+from bot.context import Context, Services, staff_translator
 from bot.domain import (
     NO_EFFECTS,
     ChatRef,
@@ -38,6 +38,7 @@ from bot.middleware import (
     input_limit,
     offered_choices,
     repair_notice,
+    staff_name,
     with_repair_notice,
 )
 from bot.privacy import purge
@@ -46,7 +47,7 @@ from bot.router import Router
 from bot.storage.database import Queued
 from bot.throttle import Throttle
 from bot.transports.base import Transport
-from bot.waits import Turns
+from bot.turns import Turns
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +62,7 @@ class Core:
         settings = services.config.throttle
         throttle = Throttle(settings.messages_per_minute, settings.burst)
         self.pipeline = chain([
-            FloodControl(throttle), repair_notice, offered_choices, input_limit,
+            FloodControl(throttle), repair_notice, offered_choices, input_limit, staff_name,
             ConsentCheck(self.router.registry, self.router.flows["reconsent"]),
         ], self.router.route)
         # Events overlap (their transactions take turns on the database); clock jobs
@@ -77,9 +78,10 @@ class Core:
         return self.runner.replies
 
     def command_menus(self) -> list[CommandMenu]:
-        """The router's menus, described in the bot's language."""
+        """The router's menus: the public's in the bot's language, staff's in theirs."""
         t = Translator(self.services.catalog, self.services.config.language)
-        return self.router.command_menus(self.services.roles.people(), t)
+        return self.router.command_menus(self.services.roles.people(), t,
+                                         staff_translator(self.services))
 
     # -- incoming ---------------------------------------------------------------
 
@@ -165,7 +167,7 @@ class Core:
         stores, now = self.services.stores, self.services.clock.now()
         expired = await stores.conversations.expired(now)
         for state in expired:
-            t = Translator(self.services.catalog, state.language)
+            t = Translator(self.services.catalog, state.language, state.platform)
             notice = Notify(ChatRef(state.platform, state.chat_id),
                             Outgoing(t(f"conversation.timed_out.{state.kind}")))
             async with self.services.db.transaction():  # closed once, told at least once

@@ -1,7 +1,12 @@
-"""Files drawn after commit: an event's transaction writes what to draw (a recipe, read
-in the transaction), the reply sender draws it in a worker thread, outside the core's
-lock, and sends it. A crash before sending leaves the recipe in the reply outbox: it is
-drawn and sent at restart, from the same data."""
+"""Files built after commit: an event's transaction reads the data a file is made from and
+writes it as a recipe (plain JSON) in the reply outbox; the reply sender builds the file in
+a worker thread, outside the core's lock, and sends it. A crash before sending leaves the
+recipe in the outbox: the file is built and sent at restart, the same file, from the same
+data (nothing is read from the database again).
+
+Three kinds (``DeferredKind``): the approval request's map (Pillow, 0.1-0.2 s), ``/cap``'s
+CAP document (geometry and schema validation) and ``/mesdonnees``' data file.
+"""
 
 from __future__ import annotations
 
@@ -10,13 +15,18 @@ from typing import Any
 
 from shapely import wkt
 
+from bot.cap import CapSource, alert_to_cap, cap_alert_from_source
 from bot.context import Services
 from bot.domain import Deferred
+from bot.enums import DeferredKind
 from bot.geo.perimeter import Perimeter
 from bot.i18n import Translator
 from bot.maps import MapLegend, render_map
+from bot.privacy import export_json
 
-MAP = "map"
+MAP = DeferredKind.MAP
+CAP_FILENAME = "alerte-{number}.cap.xml"
+MY_DATA_FILENAME = "mes-donnees.json"
 
 
 def map_recipe(filename: str, language: str, perimeter: Perimeter,
@@ -37,6 +47,34 @@ def map_recipe(filename: str, language: str, perimeter: Perimeter,
     return Deferred(MAP, filename, "image/png", json.dumps(recipe, ensure_ascii=False))
 
 
+def cap_recipe(language: str, source: CapSource) -> Deferred:
+    """``/cap N``'s document: the alert's data as read in the transaction (``CapSource``)."""
+    recipe = {"language": language, "source": source.as_data()}
+    return Deferred(DeferredKind.CAP, CAP_FILENAME.format(number=source.alert_id),
+                    "application/xml", json.dumps(recipe, ensure_ascii=False))
+
+
+def my_data_recipe(language: str, data: dict[str, Any]) -> Deferred:
+    """``/mesdonnees``' file: what the transaction read about the person (personal data:
+    the outbox clears it once sent, docs/data-register.md)."""
+    recipe = {"language": language, "data": data}
+    return Deferred(DeferredKind.MY_DATA, MY_DATA_FILENAME, "application/json",
+                    json.dumps(recipe, ensure_ascii=False))
+
+
+def is_picture(kind: DeferredKind) -> bool:
+    """Maps are drawn on a thread of their own (Pillow's fonts are not thread-safe), the
+    documents on another, so that an answer with a document never queues behind a batch
+    of maps."""
+    return kind is DeferredKind.MAP
+
+
+def is_shared(kind: DeferredKind) -> bool:
+    """A map goes to every officers' channel: drawn once, kept for the other rows. A
+    document goes to one chat and is forgotten once sent (a data export is personal)."""
+    return kind is DeferredKind.MAP
+
+
 def _perimeter(data: dict[str, Any]) -> Perimeter:
     center = data["center"]
     return Perimeter(
@@ -47,12 +85,29 @@ def _perimeter(data: dict[str, Any]) -> Perimeter:
         parts=tuple(data["parts"]))
 
 
-def draw(services: Services, deferred: Deferred) -> bytes:
-    """The file's bytes; CPU work, run in a worker thread (never on the event loop)."""
-    if deferred.kind != MAP:
-        raise ValueError(f"nothing draws a {deferred.kind!r}")
+def build(services: Services, deferred: Deferred) -> bytes:
+    """The file's bytes; CPU work, run in a worker thread (never on the event loop, never
+    in a transaction)."""
     recipe = json.loads(deferred.recipe)
-    perimeter = _perimeter(recipe["perimeter"])
-    return render_map(services.geo, targeted=perimeter.communes, perimeter=perimeter,
-                      legend=MapLegend(**recipe["legend"]),
-                      translate=Translator(services.catalog, recipe["language"]))
+    match deferred.kind:
+        case DeferredKind.MAP:
+            perimeter = _perimeter(recipe["perimeter"])
+            return render_map(services.geo, targeted=perimeter.communes, perimeter=perimeter,
+                              legend=MapLegend(**recipe["legend"]),
+                              translate=Translator(services.catalog, recipe["language"]))
+        case DeferredKind.CAP:
+            source = CapSource.from_data(recipe["source"])
+            return alert_to_cap(cap_alert_from_source(source, services.geo))
+        case DeferredKind.MY_DATA:
+            return export_json(recipe["data"])
+    raise ValueError(f"nothing builds a {deferred.kind!r}")
+
+
+def instead_of(services: Services, deferred: Deferred) -> str | None:
+    """What to send when the file could not be built: nothing for a map (it must never
+    hold anything back; the request went in its own message), the apology the command
+    would have had when the document was built in the handler."""
+    if deferred.kind is DeferredKind.MAP:
+        return None
+    language = json.loads(deferred.recipe)["language"]
+    return Translator(services.catalog, language)("core.internal_error")

@@ -7,6 +7,8 @@ import re
 from dataclasses import dataclass
 from enum import Enum
 
+from bot.enums import DeferredKind
+
 # Roles are bound to what the platform itself says about the sender, never to a name the
 # person chose: a Telegram @username or a Matrix display name can be taken by anyone.
 PLATFORM_ID = re.compile(
@@ -72,14 +74,15 @@ class Attachment:
 
 @dataclass(frozen=True, slots=True)
 class Deferred:
-    """A file drawn after commit, outside the event's lock (bot/deferred.py): what to draw
-    (``recipe``, JSON read in the event's transaction), never bytes; the reply sender
-    draws it and sends the message with it as its attachment."""
+    """A file built after commit, outside the event's lock (bot/deferred.py): a map, a CAP
+    document, a data export. What to build (``recipe``, JSON of the data read in the
+    event's transaction), never bytes; the reply sender builds it in a worker thread and
+    sends the message with it as its attachment."""
 
-    kind: str  # "map"
+    kind: DeferredKind
     filename: str
     mime_type: str
-    recipe: str  # JSON; with the kind, all the drawing needs (no database read later)
+    recipe: str  # JSON; with the kind, all the building needs (no database read later)
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,6 +104,10 @@ class Incoming:
     # The platform's id of the event (Telegram update_id, Matrix event_id, a console
     # sequence): the core handles each id once (inbox), however often it is delivered.
     event_id: str | None = None
+    # What the platform calls the sender (Telegram first and last name, Matrix display
+    # name): a label for staff to read each other by (bot/people.py), never used for a
+    # role — anyone can take any display name.
+    sender_name: str = ""
 
     @property
     def about_chat(self) -> bool:
@@ -128,13 +135,14 @@ def repaired(incoming: Incoming) -> tuple[Incoming, int]:
     """``incoming`` with text the bot can store; the count is for what the person typed."""
     text, count = repaired_text(incoming.text)
     title = repaired_text(incoming.chat_title)[0]
+    sender_name = repaired_text(incoming.sender_name)[0]
     choice = None if incoming.choice is None else repaired_text(incoming.choice)[0]
     attachment = incoming.attachment
     if attachment is not None:
         attachment = dataclasses.replace(attachment,
                                          filename=repaired_text(attachment.filename)[0])
     cleaned = dataclasses.replace(incoming, text=text, chat_title=title, choice=choice,
-                                  attachment=attachment)
+                                  attachment=attachment, sender_name=sender_name)
     return (incoming, 0) if cleaned == incoming else (cleaned, count)
 
 
@@ -179,6 +187,9 @@ class Outgoing:
     reply_to: str | None = None
     attachment: Attachment | None = None
     deferred: Deferred | None = None  # an attachment still to draw; never seen by transports
+    # Sent instead, as text alone, when the platform refuses the file for good (a data
+    # export): the person asked for it and must not be left in silence.
+    if_file_fails: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -29,6 +29,7 @@ CAP_DOCUMENT_BYTES = 256_000  # an imported CAP document
 COMMUNES_PER_SUBSCRIBER = 30
 PLACES_PER_MESSAGE = 20
 PLACE_NAME_CHARS = 100
+STAFF_NAME_CHARS = 64  # a staff member's name (configured or a platform display name)
 
 # -- What the bot stores or shows ------------------------------------------------------------
 DELIVERY_ERROR_CHARS = 500  # deliveries.last_error

@@ -16,6 +16,7 @@ from bot.conversations.engine import Flow, remember_offered
 from bot.domain import NO_EFFECTS, Effects
 from bot.enums import Verdict
 from bot.limits import INPUT_CHARS
+from bot.people import remember_platform_name
 from bot.roles import Role
 from bot.throttle import Throttle
 
@@ -85,6 +86,15 @@ async def input_limit(ctx: Context, after: Next) -> Effects:
     if ctx.incoming.about_chat or len(ctx.incoming.text) <= INPUT_CHARS:
         return await after(ctx)
     return ctx.answer("core.too_long", max=INPUT_CHARS) if ctx.is_private else NO_EFFECTS
+
+
+async def staff_name(ctx: Context, after: Next) -> Effects:
+    """A staff member's platform display name is kept at their first message with a role,
+    before the handler runs: what it answers already names them (bot/people.py)."""
+    if ctx.incoming.sender_name:
+        await remember_platform_name(ctx.services, ctx.identity, ctx.incoming.sender_name,
+                                     ctx.now)
+    return await after(ctx)
 
 
 class ConsentCheck:

@@ -14,6 +14,7 @@ from typing import Any
 
 from bot.clock import stamp
 from bot.context import Services
+from bot.people import forget_names
 from bot.storage.database import Database
 from bot.storage.subscribers import Subscriber
 
@@ -43,9 +44,12 @@ async def _erase(services: Services, subscriber: Subscriber) -> None:
             "UPDATE tips SET chat_id = ?, subscriber_id = NULL, body = '', latitude = NULL,"
             " longitude = NULL WHERE subscriber_id = ? OR (platform = ? AND chat_id = ?)",
             (ERASED, subscriber.id, subscriber.platform, subscriber.chat_id))
+        identity = f"{subscriber.platform}:{subscriber.platform_user_id}"
         # Through the store: an event's handling may have this conversation in memory.
-        await services.stores.conversations.delete(
-            f"{subscriber.platform}:{subscriber.platform_user_id}")
+        await services.stores.conversations.delete(identity)
+        # A staff member who is also a subscriber: their platform name goes too (it comes
+        # back at their next message while they hold a role, as the register says).
+        await forget_names(services, [identity])
         await services.stores.subscribers.delete(subscriber)
 
 
@@ -145,7 +149,7 @@ def export_json(data: dict[str, Any]) -> bytes:
 async def purge(services: Services, now: datetime) -> dict[str, int]:
     """The retention rules of the data register, run by the clock once a day."""
     settings, db = services.config.privacy, services.db
-    counts = {"blocked": 0, "paused": 0, "message_ids": 0}
+    counts = {"blocked": 0, "paused": 0, "message_ids": 0, "staff_names": 0}
     # Not counted in the audit: ids of events handled and of replies sent, kept a week.
     await services.stores.inbox.prune(now)
     await services.stores.replies.prune(now)
@@ -163,6 +167,9 @@ async def purge(services: Services, now: datetime) -> dict[str, int]:
         "  SELECT a.id FROM alerts a LEFT JOIN alerts p ON p.id = a.parent_id"
         "  WHERE coalesce(p.closed_at, a.closed_at) <= ?)",
         (ERASED, stamp(now - timedelta(days=settings.message_ids_retention_days))))
+    # Staff names are kept while the person holds a role (the configuration may have
+    # dropped them since the last start) and is not named by the configuration.
+    counts["staff_names"] = await forget_names(services)
     if any(counts.values()):
         await services.stores.audit.record(now, "system", "privacy.purge", None, **counts)
     await forget_in_files(db)

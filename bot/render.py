@@ -1,4 +1,5 @@
-"""How alerts, previews, approval requests and reports read, in text and in HTML.
+"""How previews, approval requests and reports read, in text and in HTML; the copy
+recipients receive is bot/alert_copy.py's.
 
 Every fragment typed by a person goes through ``html.escape`` before it is put in
 HTML: the HTML rendering is what Telegram and Matrix display.
@@ -10,34 +11,26 @@ import html
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from bot.buttons import ReceiptButton, TipButton, button
-from bot.domain import Choice, Outgoing, Tone
-from bot.geo.perimeter import DrawnZone, Perimeter
+from bot.domain import Outgoing
 from bot.i18n import Translator
-from bot.reference import Category, Reference
+from bot.reference import Reference
 from bot.storage.alerts import Alert
 from bot.storage.deliveries import DeliveryCounts, Reach
 
 MAX_NAMES_SHOWN = 12
+RATE_FROM = 100  # messages: below, an average rate says nothing (two sends in 4 ms: 500/s)
 
 
 @dataclass(frozen=True)
 class AlertFacts:
     """What a preview or a request shows besides the alert itself."""
 
-    commune_names: list[str]
+    place: str  # the perimeter in words (bot/place.py)
+    commune_names: list[str]  # the communes the operator named first (place.named_first)
     communities: list[str]
     reach: Reach
     population: int
     stale: bool
-
-
-def when(moment: datetime) -> str:
-    return moment.strftime("%d/%m à %H:%M")
-
-
-def thousands(number: int) -> str:
-    return f"{number:,}".replace(",", "\u202f")
 
 
 def names_line(t: Translator, names: list[str]) -> str:
@@ -53,75 +46,6 @@ def community_labels(reference: Reference, keys: list[str], all_communities: boo
     return ", ".join(reference.communities[k].label for k in keys if k in reference.communities)
 
 
-def perimeter_label(t: Translator, perimeter: Perimeter) -> str:
-    """Each part as typed, except GeoJSON: « zone tracée autour de Gray (14 communes) »."""
-    return ", ".join(_shown_part(t, part) for part in perimeter.shown or perimeter.parts)
-
-
-def _shown_part(t: Translator, part: str | DrawnZone) -> str:
-    if isinstance(part, str):
-        return part
-    if part.communes == 1:
-        return t("render.drawn_zone_one", near=part.near)
-    return t("render.drawn_zone", near=part.near, count=part.communes)
-
-
-def _tone(category: Category) -> Tone:
-    if category.protected:
-        return Tone.PROTECTED
-    return Tone.QUIET if category.severity == "low" else Tone.NORMAL
-
-
-def _compose(headline: str, body: str, footer: str, tone: Tone) -> Outgoing:
-    text = f"{headline}\n\n{body}\n\n{footer}" if body else f"{headline}\n\n{footer}"
-    markup = f"<b>{html.escape(headline)}</b>\n\n"
-    markup += f"{html.escape(body)}\n\n" if body else ""
-    return Outgoing(text, markup + f"<i>{html.escape(footer)}</i>", tone=tone)
-
-
-def delivered_alert(t: Translator, alert: Alert, category: Category,
-                    local_time: datetime) -> Outgoing:
-    """The message recipients receive, for an alert or a follow-up (update, all-clear)."""
-    number = alert.parent_id or alert.id
-    ending = t("render.all_clear_headline", category=category.label, number=number)
-    headline = {
-        "update": t("render.update_headline", category=category.label, number=number),
-        "all_clear": ending, "closing": ending,
-    }.get(alert.kind, t("render.alert_headline", category=category.label,
-                        perimeter=alert.perimeter))
-    footer = t("render.alert_footer", number=number, time=when(local_time))
-    if alert.exercise:
-        headline = t("render.exercise") + " " + headline
-        footer += t("render.exercise_footer")
-    return _compose(headline, spoken_body(t, alert), footer, _tone(category))
-
-
-def spoken_body(t: Translator, alert: Alert) -> str:
-    """The text of a message: the operator's, or for an all-clear without one the bot's
-    own words (stored empty, so the outbox can tell it carries no operator text)."""
-    if alert.kind == "all_clear" and not alert.body:
-        return t("lifecycle.default_end")
-    return alert.body
-
-
-def receipt_choices(t: Translator, alert_id: int) -> tuple[Choice, ...]:
-    """Buttons on a delivered alert; the core checks the presser really received it."""
-    return (button(t("render.receipt_button"), ReceiptButton(alert_id)),
-            button(t("render.tip_button"), TipButton(alert_id)))
-
-
-def closed_copy(t: Translator, alert: Alert, category: Category, how: str,
-                closed_local: datetime, original_local: datetime) -> Outgoing:
-    """What a delivered copy becomes when its alert ends or expires."""
-    banner = t(f"render.closed_{how}", time=when(closed_local))
-    if category.protected:  # missing persons: the description and photo go
-        return Outgoing(banner + "\n" + t("render.redacted", number=alert.parent_id or alert.id),
-                        tone=Tone.QUIET)
-    original = delivered_alert(t, alert, category, original_local)
-    return Outgoing(f"{banner}\n\n{original.text}",
-                    f"<b>{html.escape(banner)}</b>\n\n<s>{original.html}</s>", tone=Tone.QUIET)
-
-
 def alert_summary(t: Translator, reference: Reference, alert: Alert, facts: AlertFacts,
                   facts_local: datetime) -> str:
     category = reference.categories[alert.category]
@@ -130,13 +54,15 @@ def alert_summary(t: Translator, reference: Reference, alert: Alert, facts: Aler
         lines.append(t("render.followup_of", number=alert.parent_id))
     lines += [
         t("render.category", label=category.label),
-        t("render.perimeter", perimeter=alert.perimeter, count=len(facts.commune_names),
+        t("render.perimeter", perimeter=facts.place,
+          communes=t("quantity.communes", count=len(facts.commune_names)),
           names=names_line(t, facts.commune_names)),
         t("render.audience", labels=community_labels(
             reference, facts.communities, alert.all_communities, t)),
-        t("render.facts_at", time=when(facts_local)),
-        t("render.reach", subscribers=facts.reach.subscribers, groups=facts.reach.groups,
-          population=thousands(facts.population)),
+        t("render.facts_at", time=t.when(facts_local)),
+        t("render.reach", subscribers=t("quantity.subscribers", count=facts.reach.subscribers),
+          groups=t("quantity.groups", count=facts.reach.groups),
+          population=t("quantity.inhabitants", count=facts.population)),
     ]
     if facts.stale:
         age = _minutes(category.max_fact_age)
@@ -158,51 +84,66 @@ def preview(t: Translator, summary: str, alert: Alert, as_delivered: Outgoing) -
 
 
 def approval_request(t: Translator, summary: str, alert: Alert, requested_local: datetime,
-                     as_delivered: Outgoing, status_line: str) -> tuple[str, str]:
-    head = t("render.request_title", number=alert.id, who=alert.requested_by,
-             time=when(requested_local))
-    hint = t("render.request_hint", number=alert.id)
-    text = "\n".join([head, summary, "", as_delivered.text, "", status_line, hint])
+                     as_delivered: Outgoing, status_line: str, who: str) -> tuple[str, str]:
+    """``who``: the requester as people read them (bot/people.py), never their id."""
+    head = t("render.request_title", number=alert.id, who=who, time=t.when(requested_local))
+    # How to decide, only while there is something to decide: a decided request shows
+    # its decision, not commands that would now be refused.
+    hint = [t("render.request_hint", number=alert.id)] if alert.status == "pending" else []
+    text = "\n".join([head, summary, "", as_delivered.text, "", status_line, *hint])
     markup = "\n".join([
         f"<b>{html.escape(head)}</b>", html.escape(summary), "",
         f"<blockquote>{as_delivered.html or html.escape(as_delivered.text)}</blockquote>",
-        "", f"<b>{html.escape(status_line)}</b>", html.escape(hint)])
+        "", f"<b>{html.escape(status_line)}</b>", *map(html.escape, hint)])
     return text, markup
 
 
+def sent_on(alert: Alert) -> datetime:
+    """The moment a copy gives as its own: when its broadcast started — for a scheduled
+    message the day it goes (each week's, for a weekly one), not the day it was approved."""
+    return alert.broadcast_started_at or alert.send_at or alert.decided_at or alert.created_at
+
+
 def duration(t: Translator, seconds: float) -> str:
-    figure = f"{seconds:.1f}" if seconds >= 1 else f"{seconds:.2f}"
-    return figure.replace(".", ",") if t.language == "fr" else figure
+    return t.number(seconds, 1 if seconds >= 1 else 2)
 
 
 MAIN_ACTION = {"recall": "delete", "expiry": "edit", "redact": "edit"}  # others: "send"
+REPORT = {"recall": "render.report_recall", "expiry": "render.report_expiry",
+          "update": "render.report_update", "all_clear": "render.report_all_clear",
+          "closing": "render.report_all_clear", "redact": "render.report_redact"}
+# What the main action's sent / failed / blocked counts are called, by kind (recall, expiry
+# and redaction delete or edit copies); others: "quantity.sent", "failed", "blocked".
+COUNTED = {"recall": ("quantity.copies_deleted", "quantity.not_deleted",
+                      "quantity.recipients_gone"),
+           "expiry": ("quantity.copies_expired", "quantity.not_edited", "quantity.blocked"),
+           "redact": ("quantity.copies_redacted", "quantity.not_edited", "quantity.blocked")}
+SENT = ("quantity.sent", "quantity.failed", "quantity.blocked")
 
 
 def rate(t: Translator, done: int, seconds: float) -> str:
-    figure = f"{done / seconds:.1f}" if seconds > 0 else "—"
-    return figure.replace(".", ",") if t.language == "fr" else figure
+    return t.number(done / seconds, 1) if seconds > 0 else "—"
 
 
 def progress(t: Translator, alert: Alert, counts: DeliveryCounts, seconds: float,
              limits: str) -> str:
     done = counts.total - counts.pending - counts.sending
     percent = 100 * done // counts.total if counts.total else 100
-    return t("render.progress", number=alert.id, done=done, total=counts.total,
-             percent=percent, sent=counts.sent, rate=rate(t, counts.sent, seconds),
+    return t("render.progress", number=alert.id, done=t.number(done),
+             total=t.number(counts.total), percent=percent,
+             sent=t("quantity.sent", count=counts.sent), rate=rate(t, counts.sent, seconds),
              limits=limits, seconds=duration(t, seconds))
 
 
 def report(t: Translator, alert: Alert, counts: DeliveryCounts, seconds: float,
            limits: str = "") -> str:
     """``counts`` are those of the kind's main action (see MAIN_ACTION)."""
-    key = {"recall": "render.report_recall", "expiry": "render.report_expiry",
-           "update": "render.report_update", "all_clear": "render.report_all_clear",
-           "closing": "render.report_all_clear", "redact": "render.report_redact"}.get(
-        alert.kind, "render.report")
-    lines = [t(key, number=alert.id, parent=alert.parent_id or alert.id, sent=counts.sent,
-               failed=counts.failed, blocked=counts.blocked, dropped=counts.dropped,
-               total=counts.total, seconds=duration(t, seconds))]
-    if counts.sent and seconds > 0:
+    sent, failed, blocked = COUNTED.get(alert.kind, SENT)
+    lines = [t(REPORT.get(alert.kind, "render.report"), number=alert.id,
+               parent=alert.parent_id or alert.id, sent=t(sent, count=counts.sent),
+               failed=t(failed, count=counts.failed), blocked=t(blocked, count=counts.blocked),
+               total=t.number(counts.total), seconds=duration(t, seconds))]
+    if counts.sent >= RATE_FROM and seconds > 0:
         lines.append(t("render.report_rate", rate=rate(t, counts.sent, seconds), limits=limits))
     if counts.maybe_duplicates:
         lines.append(t("render.report_duplicates", count=counts.maybe_duplicates))

@@ -114,7 +114,12 @@ class Router:
             return misplaced
         if not ctx.may(command.action):
             await ctx.audit("command.refused", command=command.name)
-            return ctx.answer("core.not_allowed", name=command.name)
+            # A member of the public is told plainly whom the command is for (no warning
+            # that their attempt is recorded: they did nothing wrong); staff, that it
+            # belongs to another role.
+            staff = ctx.roles - {Role.SUBSCRIBER}
+            return ctx.answer("core.not_allowed" if staff else "core.staff_only",
+                              name=command.name)
         if not command.keeps_conversation:
             await ctx.stores.conversations.delete(ctx.who)
         return await command.handler(ctx, args)
@@ -147,7 +152,7 @@ class Router:
 
     async def _stale_choice(self, ctx: Context, data: str) -> Effects:
         await ctx.audit("choice.stale", data=data[:CALLBACK_DATA_BYTES])
-        return ctx.answer("core.stale_choice")
+        return ctx.privately("core.stale_choice")
 
     async def _on_receipt_choice(self, ctx: Context, pressed: ReceiptButton | TipButton,
                                  alert_id: int) -> Effects:
@@ -163,15 +168,15 @@ class Router:
             received = noted is not None
         if not received:
             await ctx.audit("choice.stale", alert_id, data=encode(pressed))
-            return ctx.answer("core.stale_choice")
+            return ctx.privately("core.stale_choice")
         if isinstance(pressed, TipButton):
             return await self.flows["tip"].begin(ctx, alert_id=alert_id)
         return ctx.answer("receipt.noted" if noted else "receipt.already", number=alert_id)
 
     async def _on_approval_choice(self, ctx: Context, alert_id: int, approve: bool) -> Effects:
-        if not ctx.may(Action.DECIDE_ALERT):
+        if not ctx.may(Action.DECIDE_ALERT):  # a ✅ pressed or a reaction, not a command
             await ctx.audit("approval.refused_role", alert_id)
-            return ctx.answer("core.not_allowed", name="valider")
+            return ctx.privately("approval.press_refused")
         return await decide(ctx, alert_id, approve, reason=None)
 
     async def _continue(self, ctx: Context, state: ConversationState, answer: Answer) -> Effects:
@@ -188,16 +193,18 @@ class Router:
         lines += [ctx.t(command.help_key) for command in self.registry.visible_to(ctx.roles)]
         return ctx.text("\n".join(lines))
 
-    def command_menus(self, people: Mapping[str, frozenset[Role]],
-                      t: Translator) -> list[CommandMenu]:
+    def command_menus(self, people: Mapping[str, frozenset[Role]], t: Translator,
+                      staff: Translator | None = None) -> list[CommandMenu]:
         """Menus per audience: everyone sees subscriber commands; each person with a role
         (``people``) and each officers' channel sees theirs. Built from the registry, never
-        by hand; described in the bot's language (``t``)."""
+        by hand; described in the bot's language (``t``), staff's in the staff language."""
+        staff = staff or t
         menus = [CommandMenu("everyone", self._menu(frozenset({Role.SUBSCRIBER}), t, True))]
         officer_roles = frozenset({Role.OFFICER})
-        menus.append(CommandMenu("officers", self._menu(officer_roles, t, private=False)))
+        menus.append(CommandMenu("officers", self._menu(officer_roles, staff, private=False)))
         for identity, roles in people.items():
-            menus.append(CommandMenu(identity, self._menu(roles | {Role.SUBSCRIBER}, t, True)))
+            menus.append(CommandMenu(identity, self._menu(roles | {Role.SUBSCRIBER}, staff,
+                                                          True)))
         return menus
 
     def _menu(self, roles: frozenset[Role], t: Translator,

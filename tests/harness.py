@@ -69,6 +69,9 @@ class TestBot:
         self.transports = {p: MemoryTransport(p, OFFICERS, self.clock) for p in platforms}
         self.app: BotApp | None = None
         self._event_ids = itertools.count(1)  # across restarts, as a platform's are
+        # The display name each platform gives a person (Telegram's first and last name,
+        # Matrix's display name), sent with everything they do; none by default.
+        self.platform_names: dict[str, str] = {}
 
     async def start(self) -> TestBot:
         services = await build_services(self.config, self.clock, shared_layer(),
@@ -101,6 +104,8 @@ class TestBot:
         chat = incoming.chat.chat_id
         before = len(transport.posted[chat])
         await self.core.core.handle(incoming)
+        # handle() leaves files (maps, exports) to the reply sender's loop: wait for them.
+        await self.core.core.replies.flush()
         return [post.message for post in transport.posted[chat][before:]]
 
     async def say(self, who: str, text: str, chat: str | None = None) -> str:
@@ -139,6 +144,7 @@ class TestBot:
             ChatKind.OFFICERS if chat == OFFICERS else ChatKind.GROUP)
         return Incoming(sender=identity, chat=ChatRef(identity.platform, chat or identity.user_id),
                         chat_kind=kind, chat_title=chat or "", event_id=str(next(self._event_ids)),
+                        sender_name=self.platform_names.get(who, ""),
                         **content)  # type: ignore[arg-type]
 
     def inbox(self, who: str) -> list[str]:

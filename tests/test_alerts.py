@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
+import pytest
+
+from bot.storage.deliveries import Reach
 from tests.harness import OFFICERS, TestBot
 
 OPERATOR = "telegram:100"  # also an officer: may approve others' alerts, never their own
@@ -26,16 +30,24 @@ async def audited(bot: TestBot, action: str) -> int:
 async def test_preview_shows_communes_reach_and_text(bot: TestBot) -> None:
     await bot.enroll("telegram:1", "commercant", "Vesoul")
     await bot.enroll("matrix:@bob:test", "commercant", "Noidans-lès-Vesoul")
+    bot.platform_names[OPERATOR] = "Adjudant Durand"
     preview = await bot.say(OPERATOR, ALERT)
     assert "Alerte n°1 — aperçu" in preview
     assert "Catégorie : Cambriolage" in preview
-    assert "Vesoul+5km — " in preview and "commune(s)" in preview
-    assert "Portée : 2 abonné(s), 0 groupe(s)" in preview
+    assert "Périmètre : Vesoul et 5 km alentour — 32 communes : " in preview
+    # The communes typed first, then the most populous: the operator sees the target.
+    assert "32 communes : Vesoul, Échenoz-la-Méline, Vaivre-et-Montoille, Noidans-lès-Vesoul," \
+        in preview
+    assert "Portée : 2 abonnés, 0 groupe," in preview
     assert "Vitrine forcée rue Carnot" in preview
     assert "Public : Commerçants" in preview
     request = bot.officers()[-2]  # the map follows it
-    assert "Demande de diffusion n°1 — par telegram:100" in request
-    assert bot.officers("matrix")[-2] == request
+    assert "Demande de diffusion n°1 — par Adjudant Durand, le 24/11 à 14:00" in request
+    assert "telegram:100" not in request
+    # The same request on Matrix, its commands as Element users type them.
+    assert request.endswith("/valider 1 · /refuser 1 <motif>")
+    assert bot.officers("matrix")[-2] == request.replace("/valider", "!valider").replace(
+        "/refuser", "!refuser")
     assert await status(bot) == "pending"
 
 
@@ -95,12 +107,12 @@ async def test_geojson_alert_reads_as_a_zone_around_a_commune(bot: TestBot) -> N
     assert "aperçu" in preview
     count = len(await bot.core.services.stores.alerts.communes(1))
     assert count > 1
-    assert f"🚨 Vol — zone tracée autour de Gray ({count} communes)" in preview
+    assert f"⚠️ Vol — zone tracée autour de Gray ({count} communes)" in preview
     assert "coordinates" not in preview
     await bot.say(OFFICER, "/valider 1", chat=OFFICERS)
     await bot.drain()
     delivered = bot.inbox("telegram:1")[-1]
-    assert delivered.startswith(f"🚨 Vol — zone tracée autour de Gray ({count} communes)")
+    assert delivered.startswith(f"⚠️ Vol — zone tracée autour de Gray ({count} communes)")
     assert len(delivered) < 300
     assert "zone tracée autour de Gray" in await bot.say(OPERATOR, "/alertes")
 
@@ -111,7 +123,7 @@ async def test_geojson_perimeter_takes_pour_like_the_others(bot: TestBot) -> Non
     zone = square_around(47.445, 5.59, 0.01)
     preview = await bot.say(OPERATOR, f"/alerte vol {zone} pour commercant : Vol de gasoil")
     assert "aperçu" in preview and "Public : Commerçants" in preview, preview
-    assert "Portée : 1 abonné(s)" in preview
+    assert "Portée : 1 abonné," in preview
     assert await bot.core.services.stores.alerts.communities(1) == ["commercant"]
     alert = await bot.core.services.stores.alerts.get(1)
     assert alert is not None and alert.body == "Vol de gasoil"
@@ -126,17 +138,19 @@ async def test_approval_broadcasts_and_reports(bot: TestBot) -> None:
     await bot.enroll("telegram:2", "agriculteur", "Vesoul")
     await bot.enroll("telegram:3", "commercant", "Gray")
     await bot.say(OPERATOR, ALERT)
+    bot.platform_names[OFFICER] = "Martin Dupont"  # Telegram's first and last name
     reply = await bot.press(OFFICER, "Valider", chat=OFFICERS)
     assert "diffusion à 1 destinataire" in reply
-    assert "Validée par telegram:200" in bot.transports["telegram"].posted[OFFICERS][0].current.text
-    assert "Validée par" in bot.transports["matrix"].posted[OFFICERS][0].current.text
+    for platform in ("telegram", "matrix"):  # the same words in every officers' channel
+        request = bot.transports[platform].posted[OFFICERS][0].current.text
+        assert "Validée par Martin Dupont" in request
     assert "validée" in bot.inbox(OPERATOR)[-1]
     await bot.drain()
     assert "Vitrine forcée rue Carnot" in bot.inbox("telegram:1")[-1]
     assert not any("Vitrine" in t for t in bot.inbox("telegram:2") + bot.inbox("telegram:3"))
     assert await status(bot) == "done"
     report = bot.officers()[-1]
-    assert "Rapport alerte n°1 : 1 envoyé(s), 0 échec(s), 0 bloqué(s) sur 1" in report
+    assert "Rapport alerte n°1 : 1 envoyé, 0 échec, 0 bloqué sur 1" in report
     assert report in bot.inbox(OPERATOR)
     transitions = await bot.core.services.stores.alerts.transitions(1)
     assert [t[0] for t in transitions] == ["pending", "approved", "broadcasting", "done"]
@@ -153,10 +167,27 @@ async def test_requester_cannot_approve_own_alert(bot: TestBot) -> None:
 async def test_non_officer_button_press_is_refused(bot: TestBot) -> None:
     await bot.say(OPERATOR, ALERT)
     data = bot.choice_data(OFFICER, "Valider", chat=OFFICERS)
-    assert "réservée" in await bot.press_data("telegram:1", data, chat=OFFICERS)
+    # A press is not a command they typed: nothing said in the channel about it.
+    assert await bot.press_data("telegram:1", data, chat=OFFICERS) == ""
     assert "réservée" in await bot.say("telegram:1", "/valider 1", chat=OFFICERS)
     assert await status(bot) == "pending"
     assert await audited(bot, "approval.refused_role") == 1
+
+
+async def test_a_refused_press_is_answered_privately_or_not_at_all(bot: TestBot) -> None:
+    await bot.enroll("telegram:1", "commercant", "Vesoul")
+    await bot.say(OPERATOR, ALERT)
+    approve = bot.choice_data(OFFICER, "Valider", chat=OFFICERS)
+    channel = len(bot.officers())
+    assert await bot.press_data("telegram:1", approve, chat=OFFICERS) == ""
+    assert "Seuls les officiers" in bot.inbox("telegram:1")[-1]  # in their own chat
+    assert await bot.press_data("telegram:1", "garbage", chat=OFFICERS) == ""
+    assert "n'est plus valable" in bot.inbox("telegram:1")[-1]
+    assert await bot.press_data("telegram:7", approve, chat=OFFICERS) == ""  # no chat: silence
+    assert len(bot.officers()) == channel  # nothing said in the officers' channel
+    assert "réservée" not in "\n".join(bot.officers())
+    assert await audited(bot, "approval.refused_role") == 2
+    assert await status(bot) == "pending"
 
 
 async def test_decisions_on_missing_or_finished_alerts(bot: TestBot) -> None:
@@ -177,7 +208,8 @@ async def test_rejection_needs_a_reason_and_tells_the_requester(bot: TestBot) ->
     assert "refusée" in await bot.say(OFFICER, "/refuser 1 faits non confirmés", chat=OFFICERS)
     assert await status(bot) == "rejected"
     assert "refusée : faits non confirmés" in bot.inbox(OPERATOR)[-1]
-    assert "Refusée par telegram:200" in bot.transports["telegram"].posted[OFFICERS][0].current.text
+    # Nobody named this officer (no configured name, no platform name): their role.
+    assert "Refusée par un officier" in bot.transports["telegram"].posted[OFFICERS][0].current.text
     assert bot.transports["telegram"].posted[OFFICERS][0].current.choices == ()
 
 
@@ -223,6 +255,7 @@ async def test_facts_before_midnight_mean_yesterday(bot: TestBot) -> None:
     bot.advance(hours=10, minutes=10)  # 00:10 in Paris
     reply = await bot.say(OPERATOR, "/alerte vol Vesoul depuis 23:50 : Vol")
     assert "Faits : le 24/11 à 23:50" in reply
+    assert "Faits : hier vers 23:50 (il y a 20 min)" in reply  # the copy's own words
     assert "Faits de plus" not in reply
 
 
@@ -230,8 +263,8 @@ async def test_guided_alert(bot: TestBot) -> None:
     await bot.enroll("telegram:1", "artisan", "Gray")
     assert "catégorie" in await bot.say(OPERATOR, "/alerte")
     assert "périmètre" in await bot.press(OPERATOR, "Escroquerie")
-    assert "Vouliez-vous dire : Gray" in await bot.say(OPERATOR, "Grai")
-    assert "communautés" in await bot.say(OPERATOR, "Gray+2km")
+    assert "« Grai » : commune introuvable" in await bot.say(OPERATOR, "Grai+2km")
+    assert "communautés" in await bot.press(OPERATOR, "Gray — 70100")
     await bot.press(OPERATOR, "Artisans")
     assert "Depuis quand" in await bot.press(OPERATOR, "Valider")
     assert "Heure non comprise" in await bot.say(OPERATOR, "ce matin")
@@ -239,7 +272,7 @@ async def test_guided_alert(bot: TestBot) -> None:
     assert "Vérifiez" in await bot.say(OPERATOR, "Faux billets de 50 € chez les artisans")
     preview = await bot.press(OPERATOR, "Soumettre")
     assert "Alerte n°1 — aperçu" in preview and "Public : Artisans" in preview
-    assert "Portée : 1 abonné(s)" in preview
+    assert "Portée : 1 abonné," in preview
 
 
 async def test_guided_alert_refuses_a_forged_community(bot: TestBot) -> None:
@@ -280,3 +313,25 @@ async def test_group_registration_and_delivery(bot: TestBot) -> None:
     assert "Vitrine forcée" in bot.transports["telegram"].texts("-500")[-1]
     assert not any("Vitrine" in t for t in bot.transports["telegram"].texts("-502"))
     assert "Groupe retiré" in await bot.say(ADMIN, "/degroupe", chat="-500")
+
+
+async def test_an_approval_counts_its_recipients_once(
+        bot: TestBot, monkeypatch: pytest.MonkeyPatch) -> None:
+    await bot.enroll("telegram:1", "commercant", "Vesoul")
+    await bot.enroll("matrix:@bob:test", "commercant", "Noidans-lès-Vesoul")
+    await bot.say(OPERATOR, ALERT)
+    store = bot.core.services.stores.deliveries
+    counted: list[Reach] = []
+    real = store.reach
+
+    async def reach(*args: Any, **kwargs: Any) -> Reach:
+        counted.append(await real(*args, **kwargs))
+        return counted[-1]
+
+    monkeypatch.setattr(store, "reach", reach)
+    assert "diffusion à 2 destinataire" in await bot.say(OFFICER, "/valider 1", chat=OFFICERS)
+    # Each count reads every matching subscriber: the officers' request, edited with the
+    # decision, shows the reach the outbox counted.
+    assert counted == [Reach(2, 0)]
+    request = next(text for text in bot.officers() if "Demande de diffusion n°1" in text)
+    assert "Portée : 2 abonnés, 0 groupe" in request and "Validée par" in request

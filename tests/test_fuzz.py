@@ -1220,7 +1220,9 @@ def _incoming(bot: TestBot, say: Say) -> Incoming:
                     text=say.text, choice=say.choice, location=say.location,
                     chat_title="" if kind is ChatKind.PRIVATE else f"Groupe {chat}",
                     unsupported=say.unsupported, membership=say.membership,
-                    moved_to=say.moved_to)
+                    moved_to=say.moved_to,
+                    # Any text may be a display name too (staff's are kept: bot/people.py).
+                    sender_name=say.text[-100:])
 
 
 def _pressed(bot: TestBot, press: Press) -> Say:
@@ -1302,6 +1304,7 @@ class Player:
         incoming = _incoming(self.bot, say)
         before = _posts(self.bot)
         await self.bot.core.core.handle(incoming)  # must never raise
+        await self.bot.core.core.replies.flush()  # files (maps, exports) go after handle()
         self.check_logged(say)
         new = [(key, post.current.text) for key, count in _posts(self.bot).items()
                for post in self.bot.transports[key[0]].posted[key[1]][before.get(key, 0):]]

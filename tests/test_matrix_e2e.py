@@ -39,6 +39,8 @@ pytestmark = pytest.mark.synapse
 
 JsonDict = dict[str, Any]
 ALERT = "!alerte cambriolage Vesoul+5km pour commercant : Vitrine forcée rue Carnot"
+OPERATOR_NAME, OFFICER_NAME = "Adjudant Durand", "Capitaine Martin"
+OFFICER2_NAME = "Lieutenant Petit"
 VESOUL = "70550"  # INSEE code
 _prefixes = itertools.count(1)
 
@@ -77,6 +79,10 @@ async def register_cast(server: SynapseServer) -> Cast:
     accounts: dict[str, Any] = dict(zip(names, users, strict=True))
     cast = Cast(server, **accounts)
     await server.exempt(cast.bot)
+    # Staff read each other by these names (their memberships carry them), never by id.
+    await asyncio.gather(*(mx.set_display_name(user, name) for user, name in (
+        (cast.officer, OFFICER_NAME), (cast.officer2, OFFICER2_NAME),
+        (cast.operator, OPERATOR_NAME))))
     return cast
 
 
@@ -293,6 +299,41 @@ async def test_dm_enrollment_with_numbered_answers(cast: Cast, bot: RunningBot) 
     assert subscriber.status == "active"
 
 
+async def test_vesouk_flow_answered_by_typed_numbers(cast: Cast, bot: RunningBot) -> None:
+    """« Vesouk, 70000, Saint-Loup »: three short questions, one at a time, each with its
+    own numbered choices, answered by typing a number as Element users do."""
+    room = await open_dm(cast, cast.citizen)
+    welcome = await say(cast, cast.citizen, room, "!start", "Acceptez-vous")
+    assert "désinscrire à tout moment avec !stop" in welcome
+    communities = await say(cast, cast.citizen, room, "J’accepte", "Quelles communautés")
+    assert "Répondez par leur numéro" in communities and "Touchez" not in communities
+    selection = await say(cast, cast.citizen, room, number_of(communities, "Commerçants"),
+                          "Sélection")
+    await say(cast, cast.citizen, room, number_of(selection, "Valider"), "Quelles communes")
+    first = await say(cast, cast.citizen, room, "Vesouk, 70000, Saint-Loup", "Vouliez-vous")
+    assert first == ("« Vesouk » : commune introuvable. Vouliez-vous dire :\n"
+                     "(Encore 2 après celle-ci.)\n\n"
+                     "  1. Vesoul — 70000\n  2. Aucune de celles-ci")
+    second = await say(cast, cast.citizen, room, "1", "Le code postal 70000")
+    assert second.startswith("✔ Vesoul — 70000\nLe code postal 70000 couvre")
+    assert ". Vesoul — 70000\n" not in second  # chosen already: not offered again
+    third = await say(cast, cast.citizen, room, number_of(second, "Noidans-lès-Vesoul"),
+                      "Saint-Loup")
+    assert third.startswith("✔ Noidans-lès-Vesoul — 70000\n« Saint-Loup » : commune")
+    assert "— 48" not in third  # no Lozère village for a Haute-Saône subscriber
+    done = await say(cast, cast.citizen, room, number_of(third, "Saint-Loup-sur-Semouse"),
+                     "Communes retenues")
+    summary = await say(cast, cast.citizen, room, number_of(done, "Terminer"),
+                        "Confirmez-vous")
+    assert "Vesoul — 70000, Noidans-lès-Vesoul — 70000, Saint-Loup-sur-Semouse — 70800" \
+        in summary
+    await say(cast, cast.citizen, room, "oui", "C'est fait")
+    subscriber = await bot.services.stores.subscribers.get("matrix", cast.citizen.user_id)
+    assert subscriber is not None
+    profile = await bot.services.stores.subscribers.profile(subscriber)
+    assert set(profile.communes) == {VESOUL, "70388", "70467"}
+
+
 async def _in_direct_rooms(cast: Cast, room: str) -> bool:
     """The bot recorded the DM in its m.direct account data, under the person."""
     return room in (await mx.direct_rooms(cast.bot)).get(cast.citizen.user_id, [])
@@ -301,9 +342,11 @@ async def _in_direct_rooms(cast: Cast, room: str) -> bool:
 async def test_commands_chatter_and_unreadable_content_in_a_dm(cast: Cast,
                                                                bot: RunningBot) -> None:
     room = await open_dm(cast, cast.citizen)
-    assert "/valider" not in await say(cast, cast.citizen, room, "!aide", "Commandes disponibles")
+    help_text = await say(cast, cast.citizen, room, "!aide", "Commandes disponibles")
+    assert "valider" not in help_text
+    assert "!stop — " in help_text and "/stop" not in help_text  # as Element users type it
     await say(cast, cast.citizen, room, "/aide", "Commandes disponibles")
-    await say(cast, cast.citizen, room, "!inconnue", "Commande inconnue : /inconnue")
+    await say(cast, cast.citizen, room, "!inconnue", "Commande inconnue : !inconnue")
     await say(cast, cast.citizen, room, "bonjour", "Je n'ai pas compris")
     image = await mx.send_event(cast.citizen, room, "m.room.message",
                                 {"msgtype": "m.image", "body": "photo.jpg", "url": "mxc://x/y"})
@@ -342,24 +385,31 @@ async def test_alert_approved_by_reaction_reaches_dms_and_a_group(cast: Cast,
     await say(cast, cast.admin, group, "!groupe Vesoul+10km pour commercant", "Groupe inscrit")
     desk = await open_dm(cast, cast.operator)
     preview = await say(cast, cast.operator, desk, ALERT, "aperçu")
-    assert "Portée : 2 abonné(s), 1 groupe(s)" in preview
+    assert "Portée : 2 abonnés, 1 groupe," in preview
     request = await request_event(cast, 1)
     assert request["content"]["body"].endswith("  1. ✅ Valider\n  2. ❌ Refuser")
-    # Officers approve with a reaction; others are refused, the requester too.
-    await react(cast, cast.clerk, request["event_id"], "✅", "réservée")
+    # Officers approve with a reaction; others are refused, the requester too. The
+    # clerk typed no command: nothing is said about their ✅ before the whole room.
+    await until(lambda: _containing(cast, cast.officer, cast.officers_room, "Carte de l'alerte"))
+    clerk = await mx.send_reaction(cast.clerk, cast.officers_room, request["event_id"], "✅")
+    await assert_nothing_answered(cast, cast.clerk, cast.officers_room, clerk)
     await react(cast, cast.operator, request["event_id"], "✅", "un autre officier")
     assert await alert_status(bot) == "pending"
     ack = await react(cast, cast.officer, request["event_id"], "✅️", "diffusion à 3")
     assert "n°1" in ack
-    edit = await request_edited(cast, request["event_id"],
-                                f"Validée par matrix:{cast.officer.user_id}")
-    assert "Valider" not in edit["content"]["m.new_content"]["body"]  # no choices any more
+    assert body_of(request).startswith(f"Demande de diffusion n°1 — par {OPERATOR_NAME}, le ")
+    assert body_of(request).count("!valider 1 · !refuser 1 <motif>") == 1
+    edit = await request_edited(cast, request["event_id"], f"Validée par {OFFICER_NAME}")
+    decided = edit["content"]["m.new_content"]["body"]
+    assert "matrix:" not in body_of(request) + decided
+    assert "Valider" not in decided  # no choices any more
+    assert "!valider" not in decided and "!refuser" not in decided  # nor commands
     for user, room in ((cast.citizen, shop), (cast.stranger, shop2)):
         await until(partial(_containing, cast, user, room, "Vitrine forcée rue Carnot"))
     group_alert = await until(lambda: _containing(cast, cast.admin, group, "Vitrine forcée"))
     assert group_alert["content"]["format"] == "org.matrix.custom.html"
     report = await until(lambda: _containing(cast, cast.officer, cast.officers_room, "Rapport"))
-    assert "Rapport alerte n°1 : 3 envoyé(s), 0 échec(s), 0 bloqué(s) sur 3" in body_of(report)
+    assert "Rapport alerte n°1 : 3 envoyés, 0 échec, 0 bloqué sur 3" in body_of(report)
     await until(lambda: _containing(cast, cast.operator, desk, "Rapport alerte n°1"))
     assert not await _containing(cast, cast.neighbour, farm, "Vitrine forcée")
     await until(lambda: _status_is(bot, 1, "done"))
@@ -392,9 +442,9 @@ async def test_approval_by_command_rejection_by_reaction_and_ignored_reactions(
     await say(cast, cast.clerk, room, "!valider 1", "réservée")
     await say(cast, cast.operator, room, "!valider 1", "un autre officier")
     await say(cast, cast.officer2, room, "!valider 1", "diffusion à 0")
-    await request_edited(cast, first["event_id"], f"Validée par matrix:{cast.officer2.user_id}")
+    await request_edited(cast, first["event_id"], f"Validée par {OFFICER2_NAME}")
     await react(cast, cast.officer, second["event_id"], "❌", "refusée")
-    await request_edited(cast, second["event_id"], f"Refusée par matrix:{cast.officer.user_id}")
+    await request_edited(cast, second["event_id"], f"Refusée par {OFFICER_NAME}")
     await until(lambda: _status_is(bot, 1, "done"))
     assert await alert_status(bot, 2) == "rejected"
     await until(lambda: _containing(cast, cast.operator, desk, "n°2 a été refusée"))
@@ -416,7 +466,7 @@ async def test_invitations_groups_and_departures(cast: Cast, bot: RunningBot) ->
     await say(cast, cast.citizen, group, "!start", "s'utilise en conversation privée")
     posts = await bot_posts(cast, cast.citizen, group, start)
     assert [body_of(p) for p in posts] == [
-        "La commande /start s'utilise en conversation privée avec le bot."]
+        "La commande !start s'utilise en conversation privée avec le bot."]
     await say(cast, cast.citizen, group, "!groupe Vesoul", "réservée")
     await say(cast, cast.admin, group, "!groupe Vesoul", "Groupe inscrit")
     groups = bot.services.stores.groups
@@ -589,7 +639,7 @@ async def test_burst_of_deliveries_through_default_rate_limits(
         report = await until(lambda: next(
             (t for t in desk.texts("officers") if t.startswith("Rapport")), None), timeout=90)
         elapsed = time.monotonic() - started
-        assert f"{BURST} envoyé(s), 0 échec(s), 0 bloqué(s) sur {BURST}" in report
+        assert f"{BURST} envoyés, 0 échec, 0 bloqué sur {BURST}" in report
         received = await asyncio.gather(*(bot_posts(cast, p, r) for p, r in zip(
             people, rooms, strict=True)))
         assert [len(posts) for posts in received] == [1] * BURST

@@ -8,13 +8,14 @@ from pathlib import Path
 
 import pytest
 import yaml
-from shapely.geometry import box, mapping
+from shapely.geometry import Point, box, mapping
 
-from bot.geo.communes import CommuneLayer
+from bot.geo.communes import CommuneLayer, to_l93
 from bot.geo.perimeter import (
     MAX_PARTS,
     MAX_TEXT_LENGTH,
-    DrawnZone,
+    Area,
+    AreaKind,
     Perimeter,
     PerimeterError,
     parse_perimeter,
@@ -198,11 +199,38 @@ def test_polygon_and_commune_list(layer: CommuneLayer) -> None:
 
 def test_polygons_are_shown_as_a_zone_around_a_commune(layer: CommuneLayer) -> None:
     around = parse(SQUARE_AROUND_VESOUL, layer)
-    assert around.shown == (DrawnZone("Vesoul", len(around.communes)),)
+    assert around.areas == (Area(AreaKind.ZONE, "Vesoul", VESOUL, communes=len(around.communes)),)
     mixed = parse(f"Gray, {SQUARE_IN_VESOUL}+1km", layer)
-    assert mixed.shown[0] == "Gray" and isinstance(mixed.shown[1], DrawnZone)
-    assert mixed.shown[1].near == "Vesoul"
-    assert parse("Vesoul+5km, dep:48", layer).shown == ("Vesoul+5km", "dep:48")
+    assert mixed.areas[0] == Area(AreaKind.COMMUNE, "Gray", GRAY, communes=1)
+    assert (mixed.areas[1].kind, mixed.areas[1].near, mixed.areas[1].radius_m) == (
+        AreaKind.ZONE, "Vesoul", 1000)
+
+
+def test_every_part_says_what_it_is_for_the_words_of_the_copy(layer: CommuneLayer) -> None:
+    """What bot/place.py words: each kind of part, the commune that names it, its radius."""
+    around, departement, postal, point = parse(
+        "Vesoul+5km, dep:48, 70000, 47.6135,6.1299+2km", layer).areas
+    assert around == Area(AreaKind.COMMUNE, "Vesoul", VESOUL, "", 5000,
+                          len(parse("Vesoul+5km", layer).communes))
+    assert (departement.kind, departement.code, departement.near) == (
+        AreaKind.DEPARTEMENT, "48", "")
+    assert (postal.kind, postal.code, postal.near) == (AreaKind.POSTAL_CODE, "70000", "Vesoul")
+    assert (point.kind, point.near, point.radius_m) == (AreaKind.POINT, "Noidans-lès-Vesoul", 2000)
+    by_code = parse("70550", layer).areas[0]
+    assert (by_code.kind, by_code.near) == (AreaKind.COMMUNE, "Vesoul")
+
+
+def test_a_point_outside_every_commune_is_named_after_the_nearest(layer: CommuneLayer) -> None:
+    # In the Doubs, north of Besançon, just south of Haute-Saône: no commune of the layer
+    # holds it, the radius reaches some.
+    lat, lon = 47.30, 6.05
+    assert layer.at_point(lat, lon) is None
+    point = parse(f"{lat},{lon}+8km", layer)
+    nearest = point.areas[0].near_insee
+    assert nearest in point.communes
+    here = to_l93(Point(lon, lat))
+    distances = {code: layer.geometry_l93(code).distance(here) for code in point.communes}
+    assert distances[nearest] == min(distances.values())
 
 
 def test_zone_whose_centroid_is_not_targeted_is_named_after_its_largest_commune(
@@ -213,7 +241,7 @@ def test_zone_whose_centroid_is_not_targeted_is_named_after_its_largest_commune(
         mapping(box(5.590, 47.445, 5.592, 47.447))["coordinates"]]}
     perimeter = parse(json.dumps(two), layer)
     assert perimeter.communes == frozenset({VESOUL, GRAY})
-    assert perimeter.shown == (DrawnZone("Vesoul", 2),)  # the more populous of the two
+    assert perimeter.areas == (Area(AreaKind.ZONE, "Vesoul", VESOUL, communes=2),)  # more populous
 
 
 def test_polygon_file(layer: CommuneLayer, tmp_path: Path) -> None:
@@ -324,10 +352,10 @@ def test_unknown_commune_suggestions_are_ranked(layer: CommuneLayer) -> None:
     with pytest.raises(PerimeterError) as info:
         parse("Vesoulx+5km", layer)
     assert info.value.params["part"] == "Vesoulx+5km"
-    assert info.value.params["suggestions"].startswith("Vesoul (70550)")
+    assert info.value.params["suggestions"].startswith("Vesoul — 70000")
     with pytest.raises(PerimeterError) as info:
         parse("Noidans", layer)
-    assert "Noidans-lès-Vesoul (70388)" in info.value.params["suggestions"]
+    assert "Noidans-lès-Vesoul — 70000" in info.value.params["suggestions"]
 
 
 def test_ambiguous_name_lists_codes(tmp_path: Path) -> None:
@@ -349,8 +377,8 @@ def test_ambiguous_name_lists_codes(tmp_path: Path) -> None:
         parse_perimeter("St Martin", homonyms)
     assert info.value.key == "perimeter.ambiguous_commune"
     candidates = info.value.params["candidates"]
-    assert "Saint-Martin (INSEE 48901, CP 48100)" in candidates
-    assert "Saint-Martin (INSEE 70901, CP 70100)" in candidates
+    assert "Saint-Martin — 48100 (INSEE 48901)" in candidates
+    assert "Saint-Martin — 70100 (INSEE 70901)" in candidates
     # retyping the INSEE code works, and its canonical form stays the code
     p = parse_perimeter("70901", homonyms)
     assert p.communes == frozenset({"70901"}) and p.text == "70901"

@@ -52,9 +52,11 @@ def e2e_config(database: Path, double: TelegramDouble) -> Config:
 
 
 def populate(double: TelegramDouble) -> None:
-    for user_id, name in ((OPERATOR, "Opérateur"), (OFFICER, "Officier"), (OFFICER2, "Officière"),
-                          (ADMIN, "Admin"), (MEMBER, "Membre"), (ALICE, "Alice"), (BOB, "Bob")):
+    for user_id, name in ((OPERATOR, "Opérateur"), (OFFICER2, "Officière"), (ADMIN, "Admin"),
+                          (MEMBER, "Membre"), (ALICE, "Alice"), (BOB, "Bob")):
         double.user(user_id, name)
+    # Staff are shown by their Telegram first and last name, never their id.
+    double.user(OFFICER, "Capitaine", last_name="Martin")
     double.group(OFFICERS, "Officiers de permanence", kind="supergroup",
                  members=[OPERATOR, OFFICER, OFFICER2, MEMBER])
     double.group(TOWN, "Commerçants de Vesoul", members=[ADMIN, MEMBER, ALICE])
@@ -232,9 +234,10 @@ async def test_enrollment_by_buttons(tg: Telegram) -> None:
     await tg.press(ALICE, "Commerçants", expect="Sélection")
     assert "Commerçants, Agriculteurs" in await tg.press(ALICE, "Agriculteurs", expect="Sélection")
     assert "Quelles communes" in await tg.press(ALICE, "Valider ✔", expect="communes")
-    # Three replies (70100 is ambiguous, the candidates, the list so far): wait for the last.
-    assert "Vesoul (70000)" in await tg.say(ALICE, "Vesoul, 70100", expect="Communes retenues")
-    assert "Gray (70100)" in await tg.press(ALICE, "Gray (70100)", expect="Communes retenues")
+    # One reply: Vesoul kept, and the one question 70100 raises, with its own buttons.
+    question = await tg.say(ALICE, "Vesoul, 70100", expect="Laquelle")
+    assert question.startswith("✔ Vesoul — 70000\nLe code postal 70100 couvre")
+    assert "Gray — 70100" in await tg.press(ALICE, "Gray — 70100", expect="Communes retenues")
     assert "Récapitulatif" in await tg.press(ALICE, "Terminer ✔", expect="Récapitulatif")
     assert "C'est fait" in await tg.press(ALICE, "Confirmer", expect="C'est fait")
     assert await tg.profile(ALICE) == (["70279", "70550"], ["agriculteur", "commercant"],
@@ -250,7 +253,7 @@ async def test_enrollment_by_typed_text_and_shared_location(tg: Telegram) -> Non
     await tg.say(ALICE, "valider", expect="Quelles communes")
     mark = tg.mark(ALICE)
     await tg.double.send_location(ALICE, 47.6236, 6.1550)  # the centre of Vesoul
-    assert "Vesoul (70000)" in await tg.next_text(ALICE, "Communes retenues", after=mark)
+    assert "Vesoul — 70000" in await tg.next_text(ALICE, "Communes retenues", after=mark)
     await tg.say(ALICE, "terminer", expect="Récapitulatif")
     await tg.say(ALICE, "oui", expect="C'est fait")
     assert await tg.profile(ALICE) == (["70550"], ["citoyen", "equide"], "active")
@@ -258,7 +261,7 @@ async def test_enrollment_by_typed_text_and_shared_location(tg: Telegram) -> Non
 
 async def test_direct_commands(tg: Telegram) -> None:
     await tg.enroll(ALICE)
-    assert "Vesoul (70000)" in await tg.say(ALICE, "/communes", expect="Vos communes")
+    assert "Vesoul — 70000" in await tg.say(ALICE, "/communes", expect="Vos communes")
     assert "Gray" in await tg.say(ALICE, "/communes +Gray", expect="Vos communes")
     reply = await tg.say(ALICE, "/communes Vesoul", expect="Vos communes")
     assert "Gray" not in reply
@@ -345,7 +348,12 @@ async def test_one_line_alert_approved_by_button_edits_the_request(tg: Telegram)
     request = await tg.request()
     assert keyboard_rows(request) == [["✅ Valider", "❌ Refuser"]]
     assert request["parse_mode"] == "HTML"
-    assert "réservée" in await tg.approve(request, MEMBER, expect="réservée")
+    # A member's press: answered (the button stops spinning), never before the channel.
+    await tg.double.wait_for_message(OFFICERS, lambda r: r["kind"] == "photo")  # the map
+    mark = tg.mark(OFFICERS)
+    await tg.answered(await tg.double.press(MEMBER, OFFICERS, request["message_id"],
+                                            tg.button(OFFICERS, "Valider")[1]))
+    assert await tg.since(MEMBER, mark, OFFICERS) == []
     assert "un autre officier" in await tg.approve(request, OPERATOR, expect="un autre officier")
     # A double tap: both presses leave before the keyboard disappears; one decision only.
     mark, data = tg.mark(OFFICERS), tg.button(OFFICERS, "Valider")[1]
@@ -355,12 +363,14 @@ async def test_one_line_alert_approved_by_button_edits_the_request(tg: Telegram)
     assert "n'est plus en attente" in await tg.next_text(OFFICERS, "plus en attente", mark)
     for tap in taps:
         await tg.answered(tap)
-    decided = await tg.next_record(OFFICERS, "Validée par telegram:200",
+    decided = await tg.next_record(OFFICERS, "Validée par Capitaine Martin",
                                    after=request["message_id"] - 1)
+    assert str(request["text"]).startswith("Demande de diffusion n°1 — par Opérateur, le ")
+    assert "telegram:" not in str(decided["text"]) + str(request["text"])
     assert decided["message_id"] == request["message_id"]  # edited in place
     assert decided["reply_markup"] is None and len(decided["edits"]) == 1
     assert "est validée" in await tg.next_text(OPERATOR, "est validée")
-    assert "1 envoyé(s), 0 échec(s), 0 bloqué(s) sur 1" in await tg.report()
+    assert "1 envoyé, 0 échec, 0 bloqué sur 1" in await tg.report()
     assert len(tg.delivered(ALICE, "Vitrine forcée rue Carnot")) == 1
     assert tg.delivered(BOB, "Vitrine") == []
     assert len(tg.double.callback_answers) == 4
@@ -369,8 +379,8 @@ async def test_one_line_alert_approved_by_button_edits_the_request(tg: Telegram)
 async def test_guided_alert(tg: Telegram) -> None:
     assert "catégorie" in await tg.say(OPERATOR, "/alerte", expect="catégorie")
     assert "périmètre" in await tg.press(OPERATOR, "Escroquerie", expect="périmètre")
-    assert "Vouliez-vous dire : Gray" in await tg.say(OPERATOR, "Grai", expect="Vouliez")
-    assert "communautés" in await tg.say(OPERATOR, "Gray+2km", expect="communautés")
+    assert "« Grai » : commune" in await tg.say(OPERATOR, "Grai+2km", expect="Vouliez")
+    assert "communautés" in await tg.press(OPERATOR, "Gray — 70100", expect="communautés")
     await tg.press(OPERATOR, "Artisans", expect="")
     assert "Depuis quand" in await tg.press(OPERATOR, "Valider ✔", expect="Depuis quand")
     assert "Texte" in await tg.press(OPERATOR, "Maintenant", expect="Texte")
@@ -412,7 +422,7 @@ async def test_group_registration_and_delivery(tg: Telegram) -> None:
     group = await tg.stores.groups.get("telegram", str(TOWN))
     assert group is not None and group.title == "Commerçants de Vesoul"
     await tg.approve(await tg.request(), expect="validée")
-    assert "1 envoyé(s)" in await tg.report()
+    assert "1 envoyé," in await tg.report()
     assert len(tg.delivered(TOWN, "Vitrine forcée")) == 1
 
 
@@ -543,7 +553,7 @@ async def broadcast_under_pressure(tg: Telegram, subscribers: list[int], gone: l
              if (copies := len(tg.delivered(chat, "Vitrine forcée"))) != (chat not in gone)}
     assert wrong == {}  # every reachable chat served exactly once, the others never
     total = len(subscribers) + 1 + 2
-    assert f"{total - len(gone)} envoyé(s), 0 échec(s), {len(gone)} bloqué(s) sur {total}" \
+    assert f"{total - len(gone)} envoyés, 0 échec, {len(gone)} bloqués sur {total}" \
         in report
     for user_id in gone:
         assert (await tg.profile(user_id))[2] == "blocked"
@@ -589,7 +599,7 @@ async def test_receipts_pressed_during_a_broadcast_share_its_budget(tmp_path: Pa
         finally:
             await tg.stop()
     total = len(subscribers) + 2  # the two registered groups
-    assert f"{total} envoyé(s), 0 échec(s), 0 bloqué(s) sur {total}" in report
+    assert f"{total} envoyés, 0 échec, 0 bloqué sur {total}" in report
     assert acknowledged == len(receipts)
     assert double.stats.count_429 == 0, dict(double.stats.rate_limited)
 

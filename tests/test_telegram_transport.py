@@ -302,8 +302,8 @@ async def test_updates_become_incoming(transport: TelegramTransport, double: Tel
                                        received: Received) -> None:
     await double.send_text(ALICE, f"/aide@{BOT_NAME}", GROUP)
     group = await received.next()
-    assert (group.chat_kind, group.chat.chat_id, group.chat_title) == (
-        ChatKind.GROUP, str(GROUP), "Mairie")
+    assert (group.chat_kind, group.chat.chat_id, group.chat_title, group.sender_name) == (
+        ChatKind.GROUP, str(GROUP), "Mairie", "Alice")  # the name staff are shown by
     await double.send_text(ALICE, "bavardage", OFFICERS)
     assert (await received.next()).chat_kind is ChatKind.OFFICERS
     await double.send_voice(ALICE)

@@ -27,22 +27,16 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
+from bot.alert_copy import closed_copy, delivered_alert, receipt_choices
 from bot.broadcast.outbox import resolve_more
 from bot.broadcast.pacing import Pacer, Priority, pacers_for, platform_limits
 from bot.config import PlatformRateLimits
-from bot.context import Services
+from bot.context import Services, staff_translator
 from bot.domain import ChatRef, EditTracked, Effects, Notify, Outgoing, ToOfficers
 from bot.enums import AlertStatus, DeliveryAction, SendOutcome
 from bot.i18n import Translator
 from bot.metrics import Metrics
-from bot.render import (
-    MAIN_ACTION,
-    closed_copy,
-    delivered_alert,
-    progress,
-    receipt_choices,
-    report,
-)
+from bot.render import MAIN_ACTION, progress, report, sent_on
 from bot.storage.alerts import Alert
 from bot.storage.deliveries import Delivery
 from bot.transports.base import (
@@ -52,7 +46,6 @@ from bot.transports.base import (
     RecipientGone,
     Transport,
 )
-from bot.waits import until_set
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +62,15 @@ FINISH_EVERY = 0.5
 # it takes the database for a chunk of recipients (a long transaction), so the first
 # messages of an approved alert leave at once; it waits at most this long (seconds).
 SENDERS_FIRST = 1.0
+
+
+async def _wait(event: asyncio.Event, timeout: float) -> None:
+    """Until ``event`` is set or ``timeout`` seconds have passed. Not asyncio.wait_for: on
+    Python 3.11 an event set just before the task is cancelled makes it swallow the
+    cancellation, and stop() waits for ever (tests/test_broadcast.py)."""
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(timeout):
+            await event.wait()
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,11 +100,14 @@ class Dispatcher:
         # Shared with the reply sender (bot/effect_runner.py): replies take slots first.
         self.pacers = dict(pacers) if pacers is not None else pacers_for(
             services.config.rate_limits, transports, services.clock)
-        self._rendered: dict[tuple[int, str], Outgoing] = {}
+        # Each copy is written in its recipient's language: (alert, action, language).
+        self._rendered: dict[tuple[int, str, str], Outgoing] = {}
+        # Per alert and language: its rendered send, and that with a subscriber's buttons.
+        self._receipted: dict[tuple[int, str], tuple[Outgoing, Outgoing]] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self._finish_checked = float("-inf")  # event-loop time of the last finish_completed
         self._senders_went = asyncio.Event()  # a worker claimed since the last wake()
-        self._t = Translator(services.catalog, services.config.language)
+        self._staff = staff_translator(services)  # progress and reports
 
     def limits(self, platform: str) -> PlatformRateLimits:
         return platform_limits(self.services.config.rate_limits, platform)
@@ -240,17 +245,17 @@ class Dispatcher:
     async def _prepare(self, rows: list[Delivery]) -> None:
         """Render the batch's messages now, while it holds no pacer slot: the first batch
         of a broadcast does not then wait for the database behind a resolver chunk."""
-        for alert_id, action in {(row.alert_id, row.action) for row in rows
-                                 if row.action != DeliveryAction.DELETE} - self._rendered.keys():
+        for key in {self._key(row) for row in rows
+                    if row.action != DeliveryAction.DELETE} - self._rendered.keys():
             with contextlib.suppress(Exception):  # met again, and reported, row by row
-                self._rendered[(alert_id, action)] = await self._render(alert_id, action)
+                self._rendered[key] = await self._render(*key)
 
     async def _idle(self, platform: str) -> None:
         """Until news (the event is cleared before each claim, so nothing is missed) or
         the next retry is due."""
         event = self._wake[platform]
         timeout = await self._seconds_until_due(platform)
-        await until_set(event, timeout)
+        await _wait(event, timeout)
         self.pacers[platform].forget_idle_chats()
 
     async def _seconds_until_due(self, platform: str) -> float:
@@ -378,25 +383,40 @@ class Dispatcher:
 
     # -- what is sent --------------------------------------------------------------------
 
+    def _key(self, row: Delivery) -> tuple[int, str, str]:
+        return row.alert_id, row.action, row.language or self.services.config.language
+
     async def _message(self, row: Delivery) -> Outgoing:
-        key = (row.alert_id, row.action)
+        key = self._key(row)
         if key not in self._rendered:
-            self._rendered[key] = await self._render(row.alert_id, row.action)
+            self._rendered[key] = await self._render(*key)
         message = self._rendered[key]
         if row.action != DeliveryAction.SEND:
             return message
         if row.recipient_kind == "subscriber" and row.reply_to_message_id is None:
-            message = replace(message, choices=receipt_choices(self._t, row.alert_id))
+            return self._with_receipt(row.alert_id, key[2], message)
         return replace(message, reply_to=row.reply_to_message_id)
 
-    async def _render(self, alert_id: int, action: str) -> Outgoing:
+    def _with_receipt(self, alert_id: int, language: str, message: Outgoing) -> Outgoing:
+        """A subscriber's copy, with its receipt buttons: one per alert and language, not
+        per message (encoding and checking the buttons' data was a tenth of the
+        per-message CPU)."""
+        rendered, copy = self._receipted.get((alert_id, language), (None, None))
+        if rendered is not message or copy is None:
+            t = Translator(self.services.catalog, language)
+            copy = replace(message, choices=receipt_choices(t, alert_id))
+            self._receipted[(alert_id, language)] = (message, copy)
+        return copy
+
+    async def _render(self, alert_id: int, action: str, language: str) -> Outgoing:
         stores = self.services.stores
         alert = await stores.alerts.get(alert_id)
         assert alert is not None
         category = self.services.reference.categories[alert.category]
-        moment = self.services.local(alert.decided_at or alert.created_at)
+        t = Translator(self.services.catalog, language)
+        signature, zone = self.services.config.signature, self.services.timezone
         if action == "send":
-            return delivered_alert(self._t, alert, category, moment)
+            return delivered_alert(t, alert, category, signature, sent_on(alert), zone)
         parent = await stores.alerts.get(alert.parent_id or alert.id)
         assert parent is not None
         # The copy edited may be the alert's or one of its updates' (a protected alert's
@@ -404,9 +424,8 @@ class Dispatcher:
         root = await stores.alerts.get(parent.parent_id or parent.id)
         assert root is not None
         how = "ended" if root.closed == "ended" else "expired"
-        closed = self.services.local(root.closed_at or alert.decided_at or alert.created_at)
-        original = self.services.local(parent.decided_at or parent.created_at)
-        return closed_copy(self._t, parent, category, how, closed, original)
+        closed = root.closed_at or alert.decided_at or alert.created_at
+        return closed_copy(t, parent, category, how, closed, signature, sent_on(parent), zone)
 
     # -- resolution, progress, reports -------------------------------------------------------
 
@@ -414,7 +433,7 @@ class Dispatcher:
         """Write the rest of each broadcast's recipients, chunk by chunk."""
         while True:
             try:
-                await until_set(self._senders_went, SENDERS_FIRST)
+                await _wait(self._senders_went, SENDERS_FIRST)
                 busy = await self.resolve_once()
             except asyncio.CancelledError:
                 raise
@@ -424,7 +443,7 @@ class Dispatcher:
                 continue
             if not busy:
                 self._resolve_wake.clear()
-                await until_set(self._resolve_wake, 30.0)
+                await _wait(self._resolve_wake, 30.0)
 
     async def resolve_once(self) -> bool:
         pending = await self.services.stores.alerts.resolving()
@@ -452,7 +471,7 @@ class Dispatcher:
             counts = await stores.deliveries.counts(alert.id, MAIN_ACTION.get(alert.kind, "send"))
             if counts.total < PROGRESS_FROM:
                 continue
-            message = Outgoing(progress(self._t, alert, counts, self._elapsed(alert),
+            message = Outgoing(progress(self._staff, alert, counts, self._elapsed(alert),
                                         self._limit_text(alert)))
             if await stores.alerts.posts(PROGRESS, alert.id):
                 await self.perform(Effects.of(EditTracked(PROGRESS, alert.id, message)))
@@ -465,7 +484,9 @@ class Dispatcher:
         return max((finished - started).total_seconds(), 0.0)
 
     def _limit_text(self, alert: Alert) -> str:
-        return ", ".join(f"{p} {self.pacers[p].rate:g}/s" for p in self.pacers)
+        staff = self._staff
+        return ", ".join(f"{p} {staff.number(self.pacers[p].rate, 2, trim=True)}/s"
+                         for p in self.pacers)
 
     async def finish_completed(self) -> None:
         """Close broadcasts with nothing left to send, and report each exactly once."""
@@ -483,10 +504,12 @@ class Dispatcher:
         alert = await stores.alerts.get(alert_id)
         assert alert is not None
         counts = await stores.deliveries.counts(alert_id, MAIN_ACTION.get(alert.kind, "send"))
-        text = report(self._t, alert, counts, self._elapsed(alert), self._limit_text(alert))
+        text = report(self._staff, alert, counts, self._elapsed(alert), self._limit_text(alert))
         message = Outgoing(text)
-        for action in ("send", "edit"):
-            self._rendered.pop((alert_id, action), None)
+        for key in [key for key in self._rendered if key[0] == alert_id]:
+            del self._rendered[key]
+        for receipted in [key for key in self._receipted if key[0] == alert_id]:
+            del self._receipted[receipted]
         self._copies_out.discard(alert_id)
         effects = Effects.of(ToOfficers(message))
         if await stores.alerts.posts(PROGRESS, alert_id):

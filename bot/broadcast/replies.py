@@ -19,12 +19,15 @@ again, holding back the later rows of its chat, without counting an attempt: att
 real failures only (network, server), and after ``MAX_ATTEMPTS`` the reply is given up.
 Every reply given up is logged at WARNING with why, and counted (``Metrics.reply_dropped``).
 
-``drain()`` returns once the rows its task wrote are sent, given up or waiting for a later
-turn: an event's handler waits for its own replies, never behind another chat's.
+A message whose file is still to build (a map, a CAP document, a data export:
+``Outgoing.deferred``, bot/deferred.py) is built in a worker thread, outside the core's lock:
+until it is built its row waits, and so do the later rows of its chat, while the rows to
+other chats go; the row starts when its file is done.
 
-A message whose file is still to draw (a map: ``Outgoing.deferred``) is drawn in a worker
-thread, outside the core's lock: until it is drawn its row waits, and so do the later rows
-of its chat, while the rows to other chats go.
+``drain()`` returns once the rows its task wrote are sent, given up, waiting for a later
+turn or for their file: an event's handler waits for its own replies, never behind another
+chat's, nor for a file (its own may be queued behind others' maps). ``flush()`` waits for
+the files too (tools and tests).
 """
 
 from __future__ import annotations
@@ -45,7 +48,7 @@ from typing import Any
 
 from bot.broadcast.pacing import Pacer, Priority, pacers_for
 from bot.context import Services
-from bot.deferred import draw
+from bot.deferred import build, instead_of, is_picture, is_shared
 from bot.domain import (
     Attachment,
     ChatRef,
@@ -61,7 +64,8 @@ from bot.domain import (
     Tone,
     ToOfficers,
 )
-from bot.enums import ReplyDrop
+from bot.enums import DeferredKind, ReplyDrop
+from bot.i18n import COMMAND_MARK, commands_for
 from bot.metrics import Metrics
 from bot.roles import Role
 from bot.storage.alerts import PostedMessage
@@ -75,7 +79,6 @@ from bot.transports.base import (
     TransientError,
     Transport,
 )
-from bot.waits import until_set
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +86,7 @@ BATCH = 200  # rows read from the outbox at a time
 MAX_ATTEMPTS = 5  # a reply still failing after this many tries is given up (and logged)
 MAX_BACKOFF = 60.0  # seconds
 IDLE_WAIT = 30.0  # seconds between looks when nothing is due (wake() interrupts it)
-DRAWINGS_KEPT = 16  # drawn files kept for the other rows of the same recipe
+DRAWINGS_KEPT = 16  # drawn maps kept for the other rows of the same recipe
 # A reply whose turn is further than this (seconds: the platform paused after a 429, its
 # chat delayed by one) waits in the outbox instead of in memory; nearer turns (a chat's or
 # a group's interval) are waited for in the task.
@@ -153,7 +156,8 @@ def _message_json(message: Outgoing) -> dict[str, Any]:
                 "filename": attachment.filename, "mime_type": attachment.mime_type,
                 "data": base64.b64encode(attachment.data).decode("ascii")},
             "deferred": None if message.deferred is None else dataclasses.asdict(
-                message.deferred)}
+                message.deferred),
+            "if_file_fails": message.if_file_fails}
 
 
 def _message(data: dict[str, Any]) -> Outgoing:
@@ -164,7 +168,31 @@ def _message(data: dict[str, Any]) -> Outgoing:
     return Outgoing(data["text"], data["html"],
                     tuple(Choice(label, choice) for label, choice in data["choices"]),
                     Tone(data["tone"]), data["reply_to"], attachment,
-                    None if deferred is None else Deferred(**deferred))
+                    None if deferred is None else Deferred(
+                        DeferredKind(deferred["kind"]), deferred["filename"],
+                        deferred["mime_type"], deferred["recipe"]),
+                    data.get("if_file_fails"))
+
+
+def _notice_instead(stored: Stored | None) -> Post | None:
+    """The text-only post that replaces a refused file, if its message has one."""
+    if not isinstance(stored, Post):
+        return None
+    message = stored.message
+    if message.if_file_fails is None or (message.attachment is None and message.deferred is None):
+        return None  # no notice, or already the notice (refused too: nothing more to say)
+    return Post(stored.chat, Outgoing(message.if_file_fails, reply_to=message.reply_to),
+                stored.track)
+
+
+def for_platform(message: Outgoing, platform: str) -> Outgoing:
+    """A message written for several platforms (``ANY_PLATFORM``: the officers'
+    channels), its commands as people type them on ``platform``."""
+    if COMMAND_MARK not in message.text and COMMAND_MARK not in (message.html or ""):
+        return message
+    return dataclasses.replace(message, text=commands_for(message.text, platform),
+                               html=None if message.html is None else commands_for(
+                                   message.html, platform))
 
 
 def _keys(stored: Stored) -> set[tuple[str, ...]]:
@@ -221,7 +249,7 @@ class _Park(Exception):
 
 
 class _NoFile(Exception):
-    """The message's file could not be drawn."""
+    """The message's file could not be built."""
 
 
 @dataclass(eq=False, slots=True)
@@ -260,8 +288,10 @@ class ReplySender:
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._stopped = False
-        # One drawing at a time, off the event loop (Pillow's fonts are not thread-safe).
-        self._executor = ThreadPoolExecutor(1, thread_name_prefix="draw")
+        # Off the event loop, one file at a time per thread: maps on one, documents on
+        # another (bot/deferred.py, is_picture).
+        self._executors = {True: ThreadPoolExecutor(1, thread_name_prefix="draw"),
+                           False: ThreadPoolExecutor(1, thread_name_prefix="build")}
         self._drawings: OrderedDict[Deferred, asyncio.Future[bytes]] = OrderedDict()
         # The rows written in this process come straight from their transaction's commit;
         # the outbox is read at start (a previous run's) and when woken (rows due again).
@@ -272,7 +302,8 @@ class ReplySender:
         self._task = asyncio.create_task(self._loop(), name="replies")
 
     async def stop(self) -> None:
-        """Rows in flight stay pending in the outbox: the next start sends them."""
+        """Rows in flight stay pending in the outbox: the next start sends them. Files not
+        begun are called off (a stopped bot would go on drawing maps)."""
         self._stopped = True
         tasks = [t for t in (self._task, *(r.task for r in self._rows.values())) if t]
         self._task = None
@@ -281,6 +312,9 @@ class ReplySender:
         for task in tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        for executor in self._executors.values():
+            executor.shutdown(wait=False, cancel_futures=True)
+        self._drawings.clear()
 
     def wake(self) -> None:
         self._wake.set()
@@ -297,7 +331,11 @@ class ReplySender:
             except Exception:
                 log.exception("sending replies failed; retrying in 1 s")
                 timeout = 1.0
-            await until_set(self._wake, timeout)
+            # Not asyncio.wait_for: on Python 3.11 a wake() just before stop() made it
+            # swallow the cancellation, and stop() waited for ever (tested).
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(timeout):
+                    await self._wake.wait()
 
     def _seconds_until_due(self) -> float:
         now = self.services.clock.now()
@@ -310,30 +348,32 @@ class ReplySender:
 
     async def drain(self, rows: Iterable[int] | None = None) -> None:
         """Start every row that can go; return once ``rows`` (by default those this task
-        wrote since its last drain) are sent, given up, or waiting for a later turn."""
-        await self._settle(set(take_written() if rows is None else rows))
+        wrote since its last drain) are sent, given up, or waiting for a later turn or for
+        a file being built (the row starts when its file is done)."""
+        await self._settle(set(take_written() if rows is None else rows), files=False)
 
     async def flush(self) -> None:
-        """The same for every row due now (tools and tests)."""
+        """Every row due now, files included (tools and tests)."""
         await self._read()
         now = self.services.clock.now()
-        await self._settle({row.id for row in self._rows.values() if row.due <= now})
+        await self._settle({row.id for row in self._rows.values() if row.due <= now},
+                           files=True)
 
-    async def _settle(self, ids: set[int]) -> None:
+    async def _settle(self, ids: set[int], files: bool) -> None:
         while True:
             self._start_ready()
             waits: set[asyncio.Future[Any]] = set()
             seen: set[int] = set()
             for row_id in ids:
                 if (row := self._rows.get(row_id)) is not None:
-                    waits |= self._holding(row, seen)
+                    waits |= self._holding(row, seen, files)
             if not waits:
                 return
             await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
 
-    def _holding(self, row: _Row, seen: set[int]) -> set[asyncio.Future[Any]]:
-        """What ``row`` is waiting for now: its send, its drawing, or the rows before it
-        in its chains; nothing when it waits in the outbox for a later turn."""
+    def _holding(self, row: _Row, seen: set[int], files: bool) -> set[asyncio.Future[Any]]:
+        """What ``row`` is waiting for now: its send, its file (``files``), or the rows
+        before it in its chains; nothing when it waits in the outbox for a later turn."""
         if row.id in seen:
             return set()
         seen.add(row.id)
@@ -343,12 +383,12 @@ class ReplySender:
             return set()
         drawing = self._drawing_of(row)
         if drawing is not None and not drawing.done():
-            return {drawing}
+            return {drawing} if files else set()
         found: set[asyncio.Future[Any]] = set()
         for key in row.keys:
             chain = self._chains[key]
             for earlier in chain[:chain.index(row.id)]:
-                found |= self._holding(self._rows[earlier], seen)
+                found |= self._holding(self._rows[earlier], seen, files)
         return found
 
     # -- the rows in memory ----------------------------------------------------------------
@@ -489,6 +529,11 @@ class ReplySender:
                     await self._remember(row.stored.track, outcome.posts, now)
                 await replies.mark_sent(row.id, [p.message_id for p in outcome.posts], now)
             self._forget(row)
+        elif isinstance(outcome, Dropped) and (notice := self._instead(row, outcome)):
+            log.warning("reply=%d refused with its file platform=%s error=%s; its notice "
+                        "instead", row.id, outcome.platform, outcome.error)
+            await replies.replace(row.id, encode(notice), now, outcome.error)
+            row.stored, row.attempts, row.due = notice, 0, now  # same chat: same chain
         elif isinstance(outcome, Dropped):
             log.warning("reply=%d given up platform=%s reason=%s error=%s", row.id,
                         outcome.platform, outcome.reason.value, outcome.error)
@@ -510,6 +555,13 @@ class ReplySender:
             row.stored, row.keys = outcome.post, frozenset(_keys(outcome.post))
             self._chain(row)
 
+    @staticmethod
+    def _instead(row: _Row, dropped: Dropped) -> Post | None:
+        """A file the person asked for (a data export) that will not go is followed by its
+        text notice (``Outgoing.if_file_fails``), in the row's place: never silence. Not
+        when the person is gone: there is nobody to tell."""
+        return None if dropped.reason is ReplyDrop.GONE else _notice_instead(row.stored)
+
     async def _remember(self, track: tuple[str, int], posts: MessageIds,
                         now: datetime) -> None:
         purpose, alert_id = track
@@ -520,11 +572,12 @@ class ReplySender:
 
     async def _post(self, post: Post) -> Outcome:
         chat = post.chat
+        # First: a personal file is let go, whatever happens next.
+        message = await self._attach(for_platform(post.message, chat.platform))
         transport = self.transports.get(chat.platform)
         if transport is None:
             return Dropped(chat.platform, ReplyDrop.NO_TRANSPORT,
                            f"no transport for {chat.platform}")
-        message = await self._attach(post.message)
         await self._turn(chat, self._priority(chat))
         try:
             message_id = await transport.send(chat.chat_id, message)
@@ -552,7 +605,8 @@ class ReplySender:
             await self._turn(chat, Priority.STAFF)
             try:
                 if isinstance(effect, EditTracked):
-                    await transport.edit(post.chat_id, post.message_id, effect.message)
+                    await transport.edit(post.chat_id, post.message_id,
+                                         for_platform(effect.message, post.platform))
                 else:
                     await transport.delete(post.chat_id, post.message_id)
             except RateLimited as error:
@@ -608,15 +662,14 @@ class ReplySender:
     # -- files -----------------------------------------------------------------------------
 
     def _drawing_of(self, row: _Row) -> asyncio.Future[bytes] | None:
-        """The drawing of the row's file, begun now if not yet; None without a file."""
+        """The building of the row's file, begun now if not yet; None without a file."""
         stored = row.stored
         deferred = stored.message.deferred if isinstance(stored, Post) else None
-        if deferred is None:
+        if deferred is None or self._stopped:
             return None
         future = self._drawings.get(deferred)
         if future is None:
-            loop = asyncio.get_running_loop()
-            future = loop.run_in_executor(self._executor, draw, self.services, deferred)
+            future = self._build(deferred)
             future.add_done_callback(lambda _: self._start_ready())
             self._drawings[deferred] = future
             done = [key for key, f in self._drawings.items() if f.done()]
@@ -624,22 +677,32 @@ class ReplySender:
                 del self._drawings[key]
         return future
 
+    def _build(self, deferred: Deferred) -> asyncio.Future[bytes]:
+        executor = self._executors[is_picture(deferred.kind)]
+        return asyncio.get_running_loop().run_in_executor(executor, build, self.services,
+                                                          deferred)
+
     async def _attach(self, message: Outgoing) -> Outgoing:
-        """The message with its drawn file as attachment; a file that could not be drawn
-        is not sent (a map must never hold anything back)."""
+        """The message with its built file as attachment. A map that could not be drawn
+        is not sent (it must never hold anything back); a document that could not be
+        built is replaced by the apology its command would have had."""
         deferred = message.deferred
         if deferred is None:
             return message
         future = self._drawings.get(deferred)
-        if future is None:  # forgotten since: draw it again
-            future = asyncio.get_running_loop().run_in_executor(
-                self._executor, draw, self.services, deferred)
-            self._drawings[deferred] = future
+        if future is None:  # forgotten since: build it again
+            future = self._drawings[deferred] = self._build(deferred)
         try:
             data = await future
         except Exception as error:
-            log.exception("%s could not be drawn", deferred.filename)
-            raise _NoFile(f"{deferred.filename} could not be drawn") from error
+            log.exception("%s could not be built", deferred.filename)
+            apology = instead_of(self.services, deferred)
+            if apology is None:
+                raise _NoFile(f"{deferred.filename} could not be built") from error
+            return dataclasses.replace(message, text=apology, html=None, deferred=None)
+        finally:
+            if not is_shared(deferred.kind):  # personal: not kept in memory once sent
+                self._drawings.pop(deferred, None)
         return dataclasses.replace(message, deferred=None, attachment=Attachment(
             deferred.filename, deferred.mime_type, data))
 

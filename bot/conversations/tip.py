@@ -16,6 +16,7 @@ from bot.conversations.engine import (
     open_conversation,
 )
 from bot.domain import Effects, Outgoing, ToOfficers
+from bot.i18n import ANY_PLATFORM
 from bot.limits import TIP_TEXT_CHARS
 from bot.storage.conversations import ConversationState
 
@@ -63,8 +64,10 @@ class TipFlow(Flow):
         tip_id = await ctx.stores.tips.add(alert_id, subscriber, chat.platform, chat.chat_id,
                                            text, location, ctx.now)
         await ctx.audit("tip.received", alert_id, tip=tip_id)
-        where = ctx.t("tip.location", lat=f"{location[0]:.5f}", lon=f"{location[1]:.5f}") \
+        # The officers' language, not the subscriber's; one text for every officers' channel.
+        staff = ctx.staff_t.on(ANY_PLATFORM)
+        where = staff("tip.location", lat=f"{location[0]:.5f}", lon=f"{location[1]:.5f}") \
             if location else ""
-        forwarded = ctx.t("tip.forwarded", tip=tip_id, number=alert_id,
+        forwarded = staff("tip.forwarded", tip=tip_id, number=alert_id,
                           subscriber=subscriber or "?", text=text or "—", location=where)
         return Effects.of(ToOfficers(Outgoing(forwarded))) + ctx.answer("tip.thanks", tip=tip_id)

@@ -57,6 +57,14 @@ class Commune:
     postal_codes: tuple[str, ...]
     population: int | None
 
+    def label(self, postal_code: str | None = None) -> str:
+        """The commune as everyone reads it, with the one code people know, its postal
+        code: « Vesoul — 70000 » (``postal_code`` if it is one of its own, say the one a
+        question is about; the INSEE code only for a commune without postal code)."""
+        codes = self.postal_codes
+        code = postal_code if postal_code in codes else codes[0] if codes else self.insee
+        return f"{self.name} — {code}"
+
 
 @dataclass(frozen=True, slots=True)
 class NameSearch:
@@ -383,6 +391,17 @@ class CommuneLayer:
         if not hits:
             return None
         return self._communes[hits[0]]
+
+    def nearest(self, lat: float, lon: float, among: Iterable[str]) -> Commune | None:
+        """The commune of ``among`` (INSEE codes) that holds the point, else the closest to
+        it (a point just over the département's edge); None if ``among`` is empty."""
+        point = self._point_l93(lat, lon)
+        positions = sorted({self._position(code) for code in among})
+        if not positions:
+            return None
+        distances = shapely.distance(self._l93[positions], point)
+        # Lowest distance, then lowest INSEE code (positions are sorted by it): stable.
+        return self._communes[positions[int(np.argmin(distances))]]
 
     def within_distance_of_point(self, lat: float, lon: float, meters: float) -> set[str]:
         """INSEE codes of the communes whose polygon is within ``meters`` of the point."""

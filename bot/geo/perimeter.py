@@ -4,7 +4,7 @@ A perimeter is a list of parts separated by ``,`` or ``;``; the communes of all 
 united. Each part is one of::
 
     Vesoul                    a commune name (accents, case, St/Saint, articles optional)
-    70550                     an INSEE code, or else a postal code (all its communes)
+    70000                     a postal code (all its communes), or else an INSEE code
     dep:70                    a whole département
     47.62,6.15+5km            a point (latitude,longitude, decimal points) with a radius
     {"type": "Polygon", ...}  GeoJSON text (Polygon, MultiPolygon, Feature, FeatureCollection)
@@ -19,11 +19,11 @@ and its ``params`` fill it.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import math
 import re
 from dataclasses import dataclass
+from enum import Enum
 from pathlib import Path
 
 import shapely
@@ -40,9 +40,12 @@ __all__ = [
     "MAX_FILE_BYTES",
     "MAX_PARTS",
     "MAX_TEXT_LENGTH",
-    "DrawnZone",
+    "Area",
+    "AreaKind",
+    "CommuneDoubt",
     "Perimeter",
     "PerimeterError",
+    "grammar_label",
     "parse_perimeter",
 ]
 
@@ -81,13 +84,40 @@ class PerimeterError(UserFacingError):
     ``params["part"]`` names the failing part."""
 
 
-@dataclass(frozen=True)
-class DrawnZone:
-    """A polygon typed as GeoJSON, as people read it: thousands of coordinates mean
-    nothing to a recipient, « zone tracée autour de Gray (14 communes) » does."""
+class CommuneDoubt(PerimeterError):
+    """A commune name the grammar cannot settle alone: not found but close to some, or
+    borne by several communes. A conversation asks which one was meant (``candidates``,
+    best first) and puts its ``grammar_label`` where the name was (``span``, the name's
+    start and end in the text parsed); a one-line command shows the message."""
 
-    near: str  # the commune under the polygon's centroid, else the most populous one
-    communes: int
+    def __init__(self, key: str, span: tuple[int, int], communes: tuple[Commune, ...],
+                 **params: object) -> None:
+        super().__init__(key, **params)
+        self.span = span
+        self.candidates = communes
+
+
+class AreaKind(Enum):
+    COMMUNE = "commune"  # one commune, named or given by its INSEE code
+    POSTAL_CODE = "postal_code"  # every commune of a postal code
+    DEPARTEMENT = "departement"  # a whole département
+    POINT = "point"  # around a point
+    ZONE = "zone"  # a drawn polygon (GeoJSON text or file)
+
+
+@dataclass(frozen=True)
+class Area:
+    """One part of a perimeter as people read it, not as it was typed: thousands of
+    coordinates or ``47.62,6.15+2km`` mean nothing to a recipient, « zone tracée autour de
+    Gray (14 communes) » or « secteur de Noidans-lès-Vesoul, rayon 2 km » do. The words
+    themselves are the rendering's (bot/place.py), in each reader's language."""
+
+    kind: AreaKind
+    near: str = ""  # name of the commune that names the part ("" for a département)
+    near_insee: str = ""
+    code: str = ""  # the postal code or the département code
+    radius_m: float | None = None
+    communes: int = 0  # communes this part reaches
 
 
 @dataclass(frozen=True)
@@ -98,7 +128,7 @@ class Perimeter:
     radius_m: float | None  # radius of a single-part perimeter, if it has one
     polygon_wgs84: BaseGeometry | None  # union of the polygon parts (lon, lat), if any
     parts: tuple[str, ...]  # canonical text of each part
-    shown: tuple[str | DrawnZone, ...] = ()  # each part as people read it (see DrawnZone)
+    areas: tuple[Area, ...] = ()  # each part as people read it (see Area)
 
 
 @dataclass(frozen=True)
@@ -108,7 +138,7 @@ class _Part:
     center: tuple[float, float] | None = None
     radius_m: float | None = None
     polygon: BaseGeometry | None = None
-    shown: str | DrawnZone | None = None  # None: the text reads well as it is
+    area: Area = Area(AreaKind.COMMUNE)
 
 
 def _show(text: str) -> str:
@@ -133,8 +163,9 @@ def _format_coordinate(value: float) -> str:
 
 
 def _describe(commune: Commune) -> str:
-    postal = ", ".join(commune.postal_codes) or "-"
-    return f"{commune.name} (INSEE {commune.insee}, CP {postal})"
+    """A homonym, with what tells it from the others: its postal code, and the INSEE
+    code to type, labelled as such."""
+    return f"{commune.label()} (INSEE {commune.insee})"
 
 
 # ---------------------------------------------------------------------------- tokenizer
@@ -148,6 +179,7 @@ class _Token:
     radius: str | None  # the text after "+", None when no "+"
     coords: tuple[str, str] | None = None
     value: object = None  # decoded JSON
+    start: int = 0  # where the part begins in the text (a plain part: its body)
 
 
 def _read_radius(text: str, pos: int) -> tuple[str, int]:
@@ -223,7 +255,8 @@ def _tokenize(text: str) -> list[_Token]:
         radius = None
         if pos < length and text[pos] == "+":
             radius, pos = _read_radius(text, pos + 1)
-        tokens.append(_Token(text[start:pos].strip(), "plain", body.strip(), radius))
+        tokens.append(_Token(text[start:pos].strip(), "plain", body.strip(), radius,
+                             start=start))
     return tokens
 
 
@@ -260,14 +293,16 @@ def _with_radius(suffix: str, meters: float | None) -> str:
     return suffix if meters is None else f"{suffix}+{_format_radius(meters)}"
 
 
-def _commune_label(layer: CommuneLayer, commune: Commune) -> str:
-    """The commune's name if it reads back unambiguously, else its INSEE code."""
+def grammar_label(layer: CommuneLayer, commune: Commune) -> str:
+    """How a perimeter names the commune: its name if it reads back unambiguously, else
+    its INSEE code."""
     found = layer.search(commune.name, limit=0).exact
     return commune.name if len(found) == 1 else commune.insee
 
 
 def _communes_part(
-    layer: CommuneLayer, label: str, communes: list[Commune], meters: float | None
+    layer: CommuneLayer, label: str, communes: list[Commune], meters: float | None,
+    postal_code: str = "",
 ) -> _Part:
     codes = [c.insee for c in communes]
     if meters is not None:
@@ -275,7 +310,12 @@ def _communes_part(
     else:
         found = frozenset(codes)
     center = layer.reference_point(codes[0]) if len(codes) == 1 else None
-    return _Part(_with_radius(label, meters), found, center, meters)
+    # A postal code is named after its most populous commune (70000: Vesoul).
+    near = max(communes, key=lambda c: (c.population or 0, c.insee)) if postal_code \
+        else communes[0]
+    kind = AreaKind.POSTAL_CODE if postal_code else AreaKind.COMMUNE
+    area = Area(kind, near.name, near.insee, postal_code, meters, len(found))
+    return _Part(_with_radius(label, meters), found, center, meters, area=area)
 
 
 def _point_part(token: _Token, layer: CommuneLayer, meters: float | None) -> _Part:
@@ -289,17 +329,22 @@ def _point_part(token: _Token, layer: CommuneLayer, meters: float | None) -> _Pa
     if not found:
         raise PerimeterError("perimeter.point_outside", part=_show(token.raw))
     text = f"{_format_coordinate(lat)},{_format_coordinate(lon)}+{_format_radius(meters)}"
-    return _Part(text, frozenset(found), (lat, lon), meters)
+    near = layer.nearest(lat, lon, found)
+    area = Area(AreaKind.POINT, near.name if near else "", near.insee if near else "", "",
+                meters, len(found))
+    return _Part(text, frozenset(found), (lat, lon), meters, area=area)
 
 
 def _code_part(token: _Token, layer: CommuneLayer, meters: float | None) -> _Part:
     code = token.body.upper()
-    commune = layer.by_insee(code)
-    if commune is not None:
-        return _communes_part(layer, _commune_label(layer, commune), [commune], meters)
+    # A postal code first: it is the code people know, and 70310 (Faucogney's postal
+    # code) must not mean Lure, whose INSEE code it also is.
     communes = layer.by_postal_code(code)
     if communes:
-        return _communes_part(layer, code, communes, meters)
+        return _communes_part(layer, code, communes, meters, postal_code=code)
+    commune = layer.by_insee(code)
+    if commune is not None:
+        return _communes_part(layer, grammar_label(layer, commune), [commune], meters)
     raise PerimeterError("perimeter.unknown_code", part=_show(token.raw), code=code)
 
 
@@ -307,18 +352,23 @@ def _name_part(token: _Token, layer: CommuneLayer, meters: float | None) -> _Par
     result = layer.search(token.body, limit=MAX_SUGGESTIONS)
     if len(result.exact) == 1:
         commune = result.exact[0]
-        return _communes_part(layer, _commune_label(layer, commune), [commune], meters)
+        return _communes_part(layer, grammar_label(layer, commune), [commune], meters)
+    span = (token.start, token.start + len(token.body))
     if result.exact:
-        raise PerimeterError(
+        raise CommuneDoubt(
             "perimeter.ambiguous_commune",
+            span,
+            tuple(result.exact),
             part=_show(token.raw),
             candidates="; ".join(_describe(c) for c in result.exact),
         )
     if result.suggestions:
-        raise PerimeterError(
+        raise CommuneDoubt(
             "perimeter.unknown_commune",
+            span,
+            tuple(result.suggestions),
             part=_show(token.raw),
-            suggestions=", ".join(f"{c.name} ({c.insee})" for c in result.suggestions),
+            suggestions=", ".join(c.label() for c in result.suggestions),
         )
     raise PerimeterError("perimeter.unknown_commune_no_suggestion", part=_show(token.raw))
 
@@ -339,7 +389,9 @@ def _departement_part(
         )
     if meters is not None:
         communes = layer.within_distance_of_communes(communes, meters)
-    return _Part(_with_radius(f"dep:{code}", meters), frozenset(communes), None, meters)
+    area = Area(AreaKind.DEPARTEMENT, code=code, radius_m=meters, communes=len(communes))
+    return _Part(_with_radius(f"dep:{code}", meters), frozenset(communes), None, meters,
+                 area=area)
 
 
 def _polygon_from_geojson(value: object, part: str) -> BaseGeometry:
@@ -413,7 +465,9 @@ def _polygon_part(
         ) from None
     if not found:
         raise PerimeterError("perimeter.polygon_no_commune", part=part)
-    return _Part(_with_radius(label, meters), frozenset(found), None, meters, polygon)
+    near = _zone_name(layer, polygon, frozenset(found))
+    area = Area(AreaKind.ZONE, near.name, near.insee, "", meters, len(found))
+    return _Part(_with_radius(label, meters), frozenset(found), None, meters, polygon, area)
 
 
 def _file_part(
@@ -478,8 +532,7 @@ def _parse_token(
     if token.kind == "json":
         part = _show(token.raw)
         polygon = _polygon_from_geojson(token.value, part)
-        drawn = _polygon_part(polygon, shapely.to_geojson(polygon), part, layer, meters)
-        return dataclasses.replace(drawn, shown=_drawn_zone(layer, polygon, drawn.communes))
+        return _polygon_part(polygon, shapely.to_geojson(polygon), part, layer, meters)
     body = token.body
     if not body:
         raise PerimeterError("perimeter.bad_part", part=_show(token.raw))
@@ -498,7 +551,7 @@ def _parse_token(
     return _name_part(token, layer, meters)
 
 
-def _drawn_zone(layer: CommuneLayer, polygon: BaseGeometry, communes: frozenset[str]) -> DrawnZone:
+def _zone_name(layer: CommuneLayer, polygon: BaseGeometry, communes: frozenset[str]) -> Commune:
     """Name the zone after the commune under its centroid when that one is targeted (a
     ring-shaped zone's centroid can fall outside it), else the most populous target."""
     centroid = polygon.centroid
@@ -509,7 +562,7 @@ def _drawn_zone(layer: CommuneLayer, polygon: BaseGeometry, communes: frozenset[
     if under is None or under.insee not in communes:
         targets = [c for c in map(layer.by_insee, sorted(communes)) if c is not None]
         under = max(targets, key=lambda c: c.population or 0)
-    return DrawnZone(under.name, len(communes))
+    return under
 
 
 # ---------------------------------------------------------------------------- entry point
@@ -567,5 +620,5 @@ def parse_perimeter(
         radius_m=single.radius_m if single else None,
         polygon_wgs84=polygon,
         parts=tuple(p.text for p in parts),
-        shown=tuple(p.text if p.shown is None else p.shown for p in parts),
+        areas=tuple(p.area for p in parts),
     )

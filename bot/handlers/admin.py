@@ -7,6 +7,7 @@ from bot.commands import Command
 from bot.context import Context
 from bot.domain import Effects, is_platform_id
 from bot.errors import UserFacingError
+from bot.people import forget_names
 from bot.roles import GRANTABLE, Action
 
 
@@ -19,13 +20,14 @@ async def register_group(ctx: Context, args: str) -> Effects:
         keys = _communities(ctx, communities or "")
     except UserFacingError as error:
         return ctx.text(ctx.t(error.key, **error.params) + "\n" + ctx.t("group.usage"))
-    chat, shown = ctx.incoming.chat, shown_perimeter(ctx, perimeter)
+    chat, shown = ctx.incoming.chat, shown_perimeter(ctx, perimeter, counted=False)
     await ctx.stores.groups.register(chat.platform, chat.chat_id, ctx.incoming.chat_title,
                                      shown, sorted(perimeter.communes), keys, ctx.who, ctx.now)
     await ctx.audit("group.registered", chat=str(chat), perimeter=perimeter.text,
                     communities=keys)
     labels = ", ".join(ctx.reference.communities[k].label for k in keys)
-    return ctx.answer("group.registered", perimeter=shown, count=len(perimeter.communes),
+    return ctx.answer("group.registered", perimeter=shown,
+                      communes=ctx.t("quantity.communes", count=len(perimeter.communes)),
                       communities=labels or ctx.t("render.everyone"))
 
 
@@ -61,7 +63,9 @@ async def manage_role(ctx: Context, args: str) -> Effects:
                         + ctx.t("roles.usage"))
     role = GRANTABLE[role_name]
     if revoke and ctx.role_book.configured(identity, role):
-        return ctx.answer("roles.in_config", identity=identity)
+        # The file this bot was started with, wherever it is (alerte-bot --config PATH).
+        return ctx.answer("roles.in_config", identity=identity, section=f"{role_name}s",
+                          file=ctx.config.source or ctx.t("roles.config_file"))
     return await _apply_role(ctx, identity, role_name, revoke)
 
 
@@ -70,6 +74,7 @@ async def _apply_role(ctx: Context, identity: str, role_name: str, revoke: bool)
     if revoke:
         changed = await store.revoke(identity, role_name)
         ctx.role_book.revoke(identity, role)
+        await forget_names(ctx.services)  # kept only while the person holds a role
     else:
         changed = await store.grant(identity, role_name, ctx.who, ctx.now)
         ctx.role_book.grant(identity, role)

@@ -5,18 +5,23 @@ from __future__ import annotations
 import re
 
 from bot.alert_approval import REQUEST, AlertInputError, follow_up, officers_request, require_body
+from bot.alert_copy import alert_place
 from bot.closing import Ending, end_alert
 from bot.commands import Command
 from bot.context import Context
 from bot.domain import ChatRef, EditTracked, Effects, Notify, Outgoing
 from bot.enums import AlertKind, AlertStatus
+from bot.i18n import Translator
 from bot.limits import TIP_TEXT_CHARS
-from bot.render import when
-from bot.roles import Action, speaks_for_alert
+from bot.people import display_name
+from bot.roles import Action, Role, speaks_for_alert
 from bot.storage.alerts import Alert
 
 NUMBER_AND_TEXT = re.compile(r"^n?°?\s*(\d{1,9})\s*(?::(.*))?$", re.IGNORECASE | re.DOTALL)
 BROADCAST = ("broadcasting", "done")
+# Who makes each change of an alert's state, to name an unnamed person by that role.
+ACTING_AS = {"pending": Role.OPERATOR, "withdrawn": Role.OPERATOR,
+             "approved": Role.OFFICER, "rejected": Role.OFFICER}
 
 
 async def _target(ctx: Context, args: str, usage: str) -> tuple[Alert, str] | Effects:
@@ -101,7 +106,7 @@ async def end(ctx: Context, args: str) -> Effects:
 
 
 async def _end(ctx: Context, alert: Alert, how: str) -> Ending | Effects:
-    ending = await end_alert(ctx.services, ctx.t, alert, how, ctx.who, ctx.incoming.chat,
+    ending = await end_alert(ctx.services, ctx.staff_t, alert, how, ctx.who, ctx.incoming.chat,
                              ctx.now)
     if ending is None:
         return ctx.answer("lifecycle.already_closed", number=alert.id, closed="")
@@ -136,8 +141,10 @@ async def _withdraw_pending(ctx: Context, alert: Alert) -> Effects:
     await ctx.audit("alert.withdrawn", alert.id)
     withdrawn = await ctx.stores.alerts.get(alert.id)
     assert withdrawn is not None
-    request = await officers_request(ctx, ctx.t, withdrawn, ctx.t(
-        "lifecycle.withdrawn_status", who=ctx.who))
+    staff = ctx.staff_t
+    request = await officers_request(ctx, staff, withdrawn, staff(
+        "lifecycle.withdrawn_status", who=await display_name(ctx, staff, ctx.who,
+                                                             Role.OPERATOR)))
     return Effects.of(EditTracked(REQUEST, alert.id, request)) + ctx.answer(
         "lifecycle.withdrawn", number=alert.id)
 
@@ -149,19 +156,27 @@ async def journal(ctx: Context, args: str) -> Effects:
         return found
     alert = found[0]
     lines = [ctx.t("lifecycle.journal_title", number=alert.id, category=alert.category,
-                   perimeter=alert.perimeter)]
+                   perimeter=alert_place(ctx.t, alert, counted=False))]
     for status, actor, at in await ctx.stores.alerts.transitions(alert.id):
-        lines.append(f"{when(ctx.local(at))} · {ctx.t(f'status.{status}')} · {actor}")
+        # Named, in the role the change is made in; the id is in the audit trail.
+        who = await display_name(ctx, ctx.t, actor, ACTING_AS.get(status))
+        lines.append(f"{ctx.t.when(ctx.local(at))} · {ctx.t(f'status.{status}')} · {who}")
     for approval in await ctx.stores.alerts.approvals(alert.id):
-        lines.append(ctx.t(f"lifecycle.journal_{approval.decision}", who=approval.officer,
-                           time=when(ctx.local(approval.decided_at))))
+        lines.append(ctx.t(f"lifecycle.journal_{approval.decision}",
+                           who=await display_name(ctx, ctx.t, approval.officer),
+                           time=ctx.t.when(ctx.local(approval.decided_at))))
+    if alert.prosecutor_ref:  # given at approval (/valider N parquet <référence>)
+        lines.append(ctx.t("lifecycle.journal_prosecutor", reference=alert.prosecutor_ref))
     for child in await ctx.stores.alerts.children(alert.id):
         lines.append(ctx.t("lifecycle.journal_child", number=child.id,
                            kind=ctx.t(f"lifecycle.kind.{child.kind}"),
                            status=ctx.t(f"status.{child.status}")))
     counts = await ctx.stores.deliveries.counts(alert.id)
-    lines.append(ctx.t("lifecycle.journal_counts", sent=counts.sent, failed=counts.failed,
-                       blocked=counts.blocked, receipts=counts.acknowledged))
+    t = ctx.t
+    lines.append(t("lifecycle.journal_counts", sent=t("quantity.sent", count=counts.sent),
+                   failed=t("quantity.failed", count=counts.failed),
+                   blocked=t("quantity.blocked", count=counts.blocked),
+                   receipts=t("quantity.receipts", count=counts.acknowledged)))
     return ctx.text("\n".join(lines))
 
 
@@ -176,8 +191,12 @@ async def answer_tip(ctx: Context, args: str) -> Effects:
     text = match.group(2).strip()[:TIP_TEXT_CHARS]
     await ctx.stores.tips.mark_answered(tip.id, ctx.now)
     await ctx.audit("tip.answered", tip.alert_id, tip=tip.id)
+    # In the language of the person who gave the tip, not the officer's.
+    language = await ctx.stores.subscribers.language_of(tip.subscriber_id) \
+        if tip.subscriber_id is not None else None
+    theirs = Translator(ctx.catalog, language or ctx.config.language)
     answer = Notify(ChatRef(tip.platform, tip.chat_id), Outgoing(
-        ctx.t("tip.answer", tip=tip.id, number=tip.alert_id, text=text)))
+        theirs("tip.answer", tip=tip.id, number=tip.alert_id, text=text)))
     return Effects.of(answer) + ctx.answer("tip.answered", tip=tip.id)
 
 

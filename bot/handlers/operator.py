@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from bot.alert_approval import AlertInputError, parse_alert_command, submit
+from bot.alert_copy import alert_place
 from bot.commands import Command
 from bot.context import Context
 from bot.conversations.alert import GuidedAlertFlow
 from bot.domain import Effects
 from bot.geo.perimeter import PerimeterError
-from bot.render import when
 from bot.roles import Action
 
 GUIDED = GuidedAlertFlow()
@@ -33,8 +33,9 @@ async def alerts(ctx: Context, args: str) -> Effects:
     lines = [ctx.t("alerts.title")]
     for item in recent:
         lines.append(ctx.t("alerts.line", number=item.id, category=item.category,
-                           perimeter=item.perimeter, status=ctx.t(f"status.{item.status}"),
-                           time=when(ctx.local(item.created_at))))
+                           perimeter=alert_place(ctx.t, item),
+                           status=ctx.t(f"status.{item.status}"),
+                           time=ctx.t.when(ctx.local(item.created_at))))
     return ctx.text("\n".join(lines))
 
 

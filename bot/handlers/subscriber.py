@@ -7,17 +7,39 @@ from bot.context import Context
 from bot.conversations.enrollment import EnrollmentFlow, summary_text
 from bot.conversations.places import Resolution, describe_commune, resolve_places
 from bot.conversations.unsubscribe import UnsubscribeFlow
-from bot.domain import Attachment, Effects, Outgoing
+from bot.deferred import my_data_recipe
+from bot.domain import Effects, Outgoing
 from bot.i18n import LANGUAGES
-from bot.privacy import export_json, export_subscriber
+from bot.privacy import export_subscriber
 from bot.roles import Action
 from bot.storage.subscribers import Subscriber
 
 ENROLLMENT = EnrollmentFlow()
+CANDIDATES_LISTED = 8  # per doubtful place, in /communes's one-line answer
 UNSUBSCRIBE = UnsubscribeFlow()
 
 
 async def start(ctx: Context, args: str) -> Effects:
+    """``/start``, or ``/start <code>``: the code a link carried (Telegram's
+    t.me/<bot>?start=<code> sends it) or that someone typed."""
+    code = args.strip()
+    if not code:
+        return await _start(ctx)
+    recognised = await start_code(ctx, code)
+    if recognised is not None:
+        return recognised
+    # Not a code this bot issued (a mistyped or old link): said plainly, then the
+    # ordinary /start, so the person is never stuck. (A deep link's code is at most 64.)
+    return ctx.answer("subscriber.unknown_code", code=code[:64]) + await _start(ctx)
+
+
+async def start_code(ctx: Context, code: str) -> Effects | None:
+    """What a start code does, or None for a code this bot does not know. None issued
+    yet: invitation tokens (issue 17) are recognised here."""
+    return None
+
+
+async def _start(ctx: Context) -> Effects:
     if ctx.subscriber is None:
         return await ENROLLMENT.begin(ctx)
     profile = await ctx.stores.subscribers.profile(ctx.subscriber)
@@ -41,8 +63,8 @@ async def communes(ctx: Context, args: str) -> Effects:
     if not args:
         return _show_communes(ctx, current)
     mode, text = _edit_mode(args)
-    resolution = resolve_places(ctx.geo, ctx.t, text)
-    if resolution.problems:
+    resolution = resolve_places(ctx.geo, ctx.t, text, home=current)
+    if resolution.problems or resolution.questions:
         return _refuse_partial(ctx, resolution)
     codes = [c.insee for c in resolution.found]
     updated = _apply(mode, current, codes)
@@ -67,11 +89,17 @@ def _apply(mode: str, current: list[str], codes: list[str]) -> list[str]:
 
 
 def _refuse_partial(ctx: Context, resolution: Resolution) -> Effects:
-    """Apply nothing unless every place was understood: a half-applied list loses data."""
+    """Apply nothing unless every place was understood: a half-applied list loses data.
+    Each doubtful place is one line with what it may mean, as it can be typed back."""
     lines = [*resolution.problems]
-    if resolution.candidates:
-        lines.append(ctx.t("subscriber.candidates", list=", ".join(
-            f"{describe_commune(c)} → {c.insee}" for c in resolution.candidates)))
+    for question in resolution.questions:
+        shown = question.candidates[:CANDIDATES_LISTED]
+        labels = [question.label(c) for c in map(ctx.geo.by_insee, shown) if c is not None]
+        more = len(question.candidates) - len(shown)
+        lines.append(f"{question.text(ctx.t)} {', '.join(labels)}"
+                     + (ctx.t("places.and_more", count=more) if more > 0 else ""))
+    if resolution.questions:
+        lines.append(ctx.t("subscriber.retype_commune"))
     lines.append(ctx.t("subscriber.nothing_changed"))
     return ctx.text("\n".join(lines))
 
@@ -150,10 +178,13 @@ async def my_data(ctx: Context, args: str) -> Effects:
     if isinstance(subscriber, Effects):
         return subscriber
     data = await export_subscriber(ctx.services, subscriber)
+    # The file is made after commit, from what is read here (bot/deferred.py).
     effects = ctx.message(Outgoing(
-        ctx.t("subscriber.my_data", alerts=len(data["alerts_received"]),
-              communes=len(data["communes"])),
-        attachment=Attachment("mes-donnees.json", "application/json", export_json(data))))
+        ctx.t("subscriber.my_data",
+              alerts=ctx.t("quantity.alerts_received", count=len(data["alerts_received"])),
+              communes=ctx.t("quantity.communes", count=len(data["communes"]))),
+        deferred=my_data_recipe(ctx.t.language, data),
+        if_file_fails=ctx.t("subscriber.my_data_unsent")))
     await ctx.audit("subscriber.data_exported")
     return effects
 

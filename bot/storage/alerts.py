@@ -55,6 +55,7 @@ class Alert:
     send_at: datetime | None = None
     schedule_id: int | None = None
     closed_at: datetime | None = None
+    facts_stated: bool = False  # the operator said when the facts happened
 
     @classmethod
     def from_row(cls, row: Row) -> Alert:
@@ -68,7 +69,7 @@ class Alert:
             _moment(row["broadcast_started_at"]), _moment(row["completed_at"]),
             parse_stamp(row["expires_at"]), AlertKind(row["kind"]), row["parent_id"],
             bool(row["exercise"]), row["prosecutor_ref"], row["closed"], _moment(row["send_at"]),
-            row["schedule_id"], _moment(row["closed_at"]))
+            row["schedule_id"], _moment(row["closed_at"]), bool(row["facts_stated"]))
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +92,7 @@ class NewAlert:
     exercise: bool = False
     send_at: datetime | None = None
     schedule_id: int | None = None
+    facts_stated: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,14 +126,14 @@ class AlertStore:
                 "INSERT INTO alerts (category, perimeter, perimeter_json, all_communities, body,"
                 " facts_at, requested_by, request_platform, request_chat_id, status,"
                 " required_approvals, created_at, expires_at, kind, parent_id, exercise, send_at,"
-                " schedule_id)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?, ?, ?, ?, ?, ?, ?)",
+                " schedule_id, facts_stated)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (alert.category, alert.perimeter, alert.perimeter_json, int(alert.all_communities),
                  alert.body, stamp(alert.facts_at), alert.requested_by,
                  alert.request_platform, alert.request_chat_id, alert.required_approvals,
                  stamp(now), stamp(alert.expires_at), alert.kind, alert.parent_id,
                  int(alert.exercise), stamp(alert.send_at) if alert.send_at else None,
-                 alert.schedule_id))
+                 alert.schedule_id, int(alert.facts_stated)))
             await self.db.executemany(
                 "INSERT INTO alert_communes (alert_id, insee) VALUES (?, ?)",
                 [(alert_id, code) for code in sorted(alert.communes)])

@@ -335,7 +335,8 @@ class MatrixTransport(Transport):
 
     def _incoming(self, room_id: str, kind: ChatKind, sender: str, **fields: Any) -> Incoming:
         return Incoming(sender=Identity(PLATFORM, sender), chat=ChatRef(PLATFORM, room_id),
-                        chat_kind=kind, chat_title=self._title(room_id), **fields)
+                        chat_kind=kind, chat_title=self._title(room_id),
+                        sender_name=self._member_name(room_id, sender), **fields)
 
     def _left(self, room_id: str, kind: ChatKind, heard: Heard) -> Incoming | None:
         if heard.left == self.user_id:
@@ -400,6 +401,14 @@ class MatrixTransport(Transport):
     def _title(self, room_id: str) -> str:
         name = getattr(self._nio_room(room_id), "display_name", None)
         return name if isinstance(name, str) and name else room_id
+
+    def _member_name(self, room_id: str, user_id: str) -> str:
+        """The sender's display name in the room's member state (kept by nio from the
+        syncs), "" when they set none."""
+        users = getattr(self._nio_room(room_id), "users", None)
+        member = users.get(user_id) if isinstance(users, dict) else None
+        name = getattr(member, "display_name", None)
+        return name if isinstance(name, str) else ""
 
     def _nio_room(self, room_id: str) -> Any:
         return None if self.client is None else self.client.rooms.get(room_id)
@@ -539,7 +548,12 @@ class MatrixTransport(Transport):
     async def send(self, chat_id: str, message: Outgoing) -> str:
         """Returns every event's id (``join_ids``): the text's parts, then the file."""
         event_ids: list[str] = []
-        contents = message_contents(replace(message, reply_to=first_id(message.reply_to)))
+        # Numbered on from the last list the person has not answered yet; a request in
+        # the officers' room is answered by replying to it: its own numbers, from 1.
+        officers = chat_id == self.rooms.officers_room
+        first = 1 if officers else self.choices.first_number(chat_id)
+        contents = message_contents(replace(message, reply_to=first_id(message.reply_to)),
+                                    first=first)
         for content in contents:
             try:
                 event_ids.append(await self._room_send(chat_id, content))
@@ -550,7 +564,8 @@ class MatrixTransport(Transport):
                 log.warning("matrix: message to %s cut after %d of %d parts",
                             self._in_logs(chat_id), len(event_ids), len(contents))
                 break
-        self.choices.shown(chat_id, message.choices)
+        if not officers:
+            self.choices.shown(chat_id, message.choices)
         for event_id in {event_ids[0], event_ids[-1]}:  # edits aim at the first, ✅ at the last
             await self._remember_request(chat_id, event_id, message.choices)
         if message.attachment is not None:  # the text, then the file it introduces
@@ -579,7 +594,7 @@ class MatrixTransport(Transport):
         stays (Matrix splits only texts far longer than an alert)."""
         first = first_id(message_id) or message_id
         await self._room_send(chat_id, edit_content(first, message))
-        self.choices.shown(chat_id, message.choices)
+        self.choices.replaced(chat_id, message.choices)
         await self._remember_request(chat_id, first, message.choices)
 
     async def delete(self, chat_id: str, message_id: str) -> None:

@@ -66,7 +66,7 @@ def _incoming(user: User, chat: Chat, kind: ChatKind) -> Incoming:
     """Who, where; callers add the content with ``dataclasses.replace``."""
     title = "" if kind is ChatKind.PRIVATE else (chat.title or "")
     return Incoming(sender=Identity(PLATFORM, str(user.id)), chat=ChatRef(PLATFORM, str(chat.id)),
-                    chat_kind=kind, chat_title=title)
+                    chat_kind=kind, chat_title=title, sender_name=user.full_name)
 
 
 def _from_callback(query: CallbackQuery, officers_chat_id: int | None) -> Incoming | None:

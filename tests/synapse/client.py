@@ -124,6 +124,12 @@ async def direct_rooms(user: MatrixUser) -> JsonDict:
         raise
 
 
+async def set_display_name(user: MatrixUser, name: str) -> None:
+    """The user's profile name: what their room memberships carry from now on."""
+    await request(user, "PUT", f"{CLIENT_V3}/profile/{_q(user.user_id)}/displayname",
+                  {"displayname": name})
+
+
 async def join(user: MatrixUser, room_id: str) -> None:
     await request(user, "POST", f"{CLIENT_V3}/join/{_q(room_id)}", {})
 
