@@ -350,7 +350,11 @@ class ReplySender:
         """Start every row that can go; return once ``rows`` (by default those this task
         wrote since its last drain) are sent, given up, or waiting for a later turn or for
         a file being built (the row starts when its file is done)."""
-        await self._settle(set(take_written() if rows is None else rows), files=False)
+        mine = set(take_written() if rows is None else rows)
+        for row_id in mine:
+            if (row := self._rows.get(row_id)) is not None:
+                self._drawing_of(row)  # begun now, while the rows before it go
+        await self._settle(mine, files=False)
 
     async def flush(self) -> None:
         """Every row due now, files included (tools and tests)."""
@@ -409,10 +413,11 @@ class ReplySender:
                     return
 
     def _committed(self, rows: Sequence[ReplyRow]) -> None:
-        """Rows a transaction wrote, as it committed: nothing has read them yet."""
+        """Rows a transaction wrote, as it committed: nothing has read them yet. Their
+        files are begun by ``drain``, once the event let go of its turn."""
         for row in rows:
             if row.id not in self._rows:
-                self._add(row)
+                self._add(row, draw=False)
 
     def forget(self) -> None:
         """Drop what memory holds: the outbox was emptied by something else than this
@@ -424,7 +429,8 @@ class ReplySender:
         self._chains.clear()
         self._read_up_to = 0
 
-    def _add(self, found: ReplyRow) -> None:
+    def _add(self, found: ReplyRow, draw: bool = True) -> None:
+        """Keep the row; with ``draw``, begin its file now, while the rows before it go."""
         try:
             stored = decode(found.effect)
         except Exception as failure:  # recorded as given up when its turn comes
@@ -435,7 +441,8 @@ class ReplySender:
                        frozenset(_keys(stored)))
         self._rows[row.id] = row
         self._chain(row)
-        self._drawing_of(row)  # begun now, while the rows before it go
+        if draw:
+            self._drawing_of(row)
 
     def _chain(self, row: _Row) -> None:
         for key in row.keys:
