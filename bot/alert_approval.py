@@ -9,6 +9,7 @@ from datetime import UTC, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from bot.alert_copy import alert_place, delivered_alert
+from bot.alert_photos import attach_new, forget, summary_line
 from bot.broadcast.outbox import start_broadcast
 from bot.buttons import ApprovalButton, button
 from bot.config import Config
@@ -31,6 +32,7 @@ from bot.i18n import Translator
 from bot.limits import ALERT_TEXT_CHARS, REASON_CHARS
 from bot.maps import MapLegend
 from bot.people import display_name
+from bot.photos import Photo
 from bot.place import areas_from_json, areas_to_json, named_first, place_text
 from bot.reference import Category, Reference
 from bot.render import AlertFacts, alert_summary, approval_request, preview, when
@@ -192,7 +194,7 @@ class Submitted:
 
 
 async def submit(ctx: Context, draft: AlertDraft, send_at: datetime | None = None,
-                 schedule_id: int | None = None) -> Submitted:
+                 schedule_id: int | None = None, photo: Photo | None = None) -> Submitted:
     new = NewAlert(
         category=draft.category.key, perimeter=shown_perimeter(ctx, draft.perimeter),
         perimeter_json=perimeter_json(draft.perimeter), communes=draft.perimeter.communes,
@@ -203,22 +205,24 @@ async def submit(ctx: Context, draft: AlertDraft, send_at: datetime | None = Non
         expires_at=(send_at or ctx.now) + draft.category.default_expiry,
         exercise=draft.exercise, send_at=send_at, schedule_id=schedule_id,
         facts_stated=draft.facts_stated)
-    return await _create_and_request(ctx, new, draft.perimeter)
+    return await _create_and_request(ctx, new, draft.perimeter, photo)
 
 
-async def _create_and_request(ctx: Context, new: NewAlert,
-                              perimeter: Perimeter | None = None) -> Submitted:
-    """Store a pending alert (or update), show the requester a preview, ask the officers."""
+async def _create_and_request(ctx: Context, new: NewAlert, perimeter: Perimeter | None = None,
+                              photo: Photo | None = None) -> Submitted:
+    """Store a pending alert (or update), show the requester a preview, ask the officers
+    (the request, then its photo and its map)."""
     alert = await ctx.stores.alerts.create(new, ctx.now)
     await ctx.audit("alert.submitted", alert.id, category=alert.category, kind=alert.kind,
                     perimeter=alert.perimeter, communes=len(new.communes))
+    photo_post = await attach_new(ctx, alert, photo)
     summary = await summarize(ctx, ctx.t, alert)
     category = ctx.reference.categories[alert.category]
     as_delivered = delivered_alert(ctx.t, alert, category, ctx.config.signature, ctx.now,
                                    ctx.timezone)
     request = await officers_request(ctx, ctx.t, alert, ctx.t("approval.waiting"))
     effects = ctx.text(preview(ctx.t, summary, alert, as_delivered)) + Effects.of(
-        ToOfficers(request, track=(REQUEST, alert.id)))
+        ToOfficers(request, track=(REQUEST, alert.id))) + photo_post
     if perimeter is not None:
         map_message = await _map(ctx, alert, category.label, perimeter)
         effects += Effects.of(ToOfficers(map_message, track=(MAP, alert.id)))
@@ -301,7 +305,9 @@ async def summarize(records: Records, t: Translator, alert: Alert) -> str:
              and is_stale(category, alert.facts_at, records.clock.now()))
     facts = AlertFacts(alert_place(t, alert, counted=False), names, communities, reach,
                        geo.population(communes), stale)
-    return alert_summary(t, records.reference, alert, facts, records.local(alert.facts_at))
+    summary = alert_summary(t, records.reference, alert, facts, records.local(alert.facts_at))
+    photo = await summary_line(records, t, alert)
+    return f"{summary}\n{photo}" if photo else summary
 
 
 async def officers_request(records: Records, t: Translator, alert: Alert,
@@ -376,6 +382,7 @@ async def expire_unapproved(records: Records, t: Translator, alert: Alert,
                                           "system", now):
         return NO_EFFECTS
     await stores.audit.record(now, "system", "alert.expired_unapproved", alert.id)
+    await forget(records, alert.id)
     expired = await stores.alerts.get(alert.id)
     assert expired is not None
     request = await officers_request(records, t, expired, t("lifecycle.unapproved_status"))
@@ -453,6 +460,7 @@ async def _reject(ctx: Context, alert: Alert, reason: str | None) -> Effects:
     await ctx.stores.alerts.transition(alert.id, AlertStatus.PENDING, AlertStatus.REJECTED,
                                        ctx.who, ctx.now, reason=motive)
     await ctx.audit("approval.rejected", alert.id, reason=motive)
+    await forget(ctx, alert.id)
     rejected = await ctx.stores.alerts.get(alert.id)
     assert rejected is not None
     status = ctx.t("approval.rejected_by", who=await display_name(ctx, ctx.t, ctx.who),

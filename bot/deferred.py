@@ -1,7 +1,11 @@
-"""Files drawn after commit: an event's transaction writes what to draw (a recipe, read
+"""Files made after commit: an event's transaction writes what to draw (a recipe, read
 in the transaction), the reply sender draws it in a worker thread, outside the core's
 lock, and sends it. A crash before sending leaves the recipe in the reply outbox: it is
-drawn and sent at restart, from the same data."""
+drawn and sent at restart, from the same data.
+
+An alert's photo is not drawn but read from the database when its post goes
+(``load_photo``): its bytes are stored once, with the alert, not in each officers'
+channel's reply row. A photo deleted meanwhile (the alert ended) is not sent."""
 
 from __future__ import annotations
 
@@ -11,12 +15,18 @@ from typing import Any
 from shapely import wkt
 
 from bot.context import Services
-from bot.domain import Deferred
+from bot.domain import Attachment, Deferred
 from bot.geo.perimeter import Perimeter
 from bot.i18n import Translator
 from bot.maps import MapLegend, render_map
+from bot.photos import Photo
 
 MAP = "map"
+PHOTO = "photo"
+
+
+class PhotoGone(LookupError):
+    """The alert's photo was deleted before its post went (the alert ended)."""
 
 
 def map_recipe(filename: str, language: str, perimeter: Perimeter,
@@ -56,3 +66,19 @@ def draw(services: Services, deferred: Deferred) -> bytes:
     return render_map(services.geo, targeted=perimeter.communes, perimeter=perimeter,
                       legend=MapLegend(**recipe["legend"]),
                       translate=Translator(services.catalog, recipe["language"]))
+
+
+def photo_recipe(alert_id: int, photo: Photo) -> Deferred:
+    """An alert's photo, to read from the database when its post goes."""
+    recipe = {"alert_id": alert_id, "sha256": photo.digest}
+    return Deferred(PHOTO, photo.attachment(alert_id).filename, photo.kind.mime_type,
+                    json.dumps(recipe))
+
+
+async def load_photo(services: Services, deferred: Deferred) -> Attachment:
+    """The photo a ``photo_recipe`` names, as it is stored now."""
+    recipe = json.loads(deferred.recipe)
+    photo = await services.stores.photos.get(int(recipe["alert_id"]))
+    if photo is None or photo.digest != recipe["sha256"]:
+        raise PhotoGone(f"the photo of alert {recipe['alert_id']} is no longer stored")
+    return photo.attachment(int(recipe["alert_id"]))

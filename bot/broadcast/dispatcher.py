@@ -45,6 +45,9 @@ from bot.transports.base import (
     RateLimited,
     RecipientGone,
     Transport,
+    file_parts,
+    join_ids,
+    text_parts,
 )
 
 log = logging.getLogger(__name__)
@@ -92,6 +95,7 @@ class Dispatcher:
         self.pacers = dict(pacers) if pacers is not None else pacers_for(
             services.config.rate_limits, transports, services.clock)
         self._rendered: dict[tuple[int, str], Outgoing] = {}
+        self._protected: dict[int, bool] = {}  # alert id → its category is protected
         self._tasks: list[asyncio.Task[None]] = []
         self._finish_checked = float("-inf")  # event-loop time of the last finish_completed
         self._senders_went = asyncio.Event()  # a worker claimed since the last wake()
@@ -299,16 +303,32 @@ class Dispatcher:
 
     async def _edit_or_delete(self, transport: Transport, row: Delivery,
                               message: Outgoing) -> None:
-        """A protected alert's copy that the platform will not edit (a photo, say) is
-        deleted instead: the person's description must not stay on anyone's phone."""
+        """A protected alert's photo is deleted (an image cannot become text) and its text
+        edited; a copy that the platform will not edit is deleted instead: the person's
+        face and description must not stay on anyone's phone."""
         target = row.target_message_id or ""
+        protected = await self._is_protected(row.alert_id)
+        if protected and (files := file_parts(target)):
+            await transport.delete(row.chat_id, join_ids(files))
+            target = join_ids(text_parts(target))
+            if not target:  # the photo carried the text as its caption: both are gone
+                return
         try:
             await transport.edit(row.chat_id, target, message)
         except PermanentError:
-            alert = await self.services.stores.alerts.get(row.alert_id)
-            if alert is None or not self.services.reference.categories[alert.category].protected:
+            if not protected:
                 raise
             await transport.delete(row.chat_id, target)
+
+    async def _is_protected(self, alert_id: int) -> bool:
+        """Known from rendering the row's message; read again after a restart."""
+        protected = self._protected.get(alert_id)
+        if protected is None:
+            alert = await self.services.stores.alerts.get(alert_id)
+            category = None if alert is None else self.services.reference.categories.get(
+                alert.category)
+            protected = self._protected[alert_id] = category is not None and category.protected
+        return protected
 
     async def _record(self, outcomes: list[Outcome]) -> None:
         """Every outcome of a batch in one transaction: one write per batch, not per row."""
@@ -390,8 +410,10 @@ class Dispatcher:
         category = self.services.reference.categories[alert.category]
         signature, zone = self.services.config.signature, self.services.timezone
         moment = alert.decided_at or alert.created_at
+        self._protected[alert_id] = category.protected
         if action == "send":
-            return delivered_alert(self._t, alert, category, signature, moment, zone)
+            copy = delivered_alert(self._t, alert, category, signature, moment, zone)
+            return await self._with_photo(alert, copy)
         parent = await stores.alerts.get(alert.parent_id or alert.id)
         assert parent is not None
         # The copy edited may be the alert's or one of its updates' (a protected alert's
@@ -402,6 +424,14 @@ class Dispatcher:
         closed = root.closed_at or alert.decided_at or alert.created_at
         original = parent.decided_at or parent.created_at
         return closed_copy(self._t, parent, category, how, closed, signature, original, zone)
+
+    async def _with_photo(self, alert: Alert, copy: Outgoing) -> Outgoing:
+        """The copy with the alert's photo, if it has one: read once per broadcast (the
+        rendered copy is kept), uploaded once per platform (bot/transports/uploads.py)."""
+        if alert.kind != "alert":
+            return copy
+        photo = await self.services.stores.photos.get(alert.id)
+        return copy if photo is None else replace(copy, attachment=photo.attachment(alert.id))
 
     # -- resolution, progress, reports -------------------------------------------------------
 
@@ -484,6 +514,7 @@ class Dispatcher:
         message = Outgoing(text)
         for action in ("send", "edit"):
             self._rendered.pop((alert_id, action), None)
+        self._protected.pop(alert_id, None)
         self._copies_out.discard(alert_id)
         effects = Effects.of(ToOfficers(message))
         if await stores.alerts.posts(PROGRESS, alert_id):

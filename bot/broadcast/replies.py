@@ -22,7 +22,8 @@ turn: an event's handler waits for its own replies, never behind another chat's.
 
 A message whose file is still to draw (a map: ``Outgoing.deferred``) is drawn in a worker
 thread, outside the core's lock: until it is drawn its row waits, and so do the later rows
-of its chat, while the rows to other chats go.
+of its chat, while the rows to other chats go. An alert's photo is read from the database
+the same way (bot/deferred.py), once for all the officers' channels.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ import asyncio
 import base64
 import bisect
 import contextlib
+import contextvars
 import dataclasses
 import json
 import logging
@@ -43,7 +45,7 @@ from typing import Any
 
 from bot.broadcast.pacing import Pacer, Priority, pacers_for
 from bot.context import Services
-from bot.deferred import draw
+from bot.deferred import PHOTO, PhotoGone, draw, load_photo
 from bot.domain import (
     Attachment,
     ChatRef,
@@ -259,7 +261,7 @@ class ReplySender:
         self._stopped = False
         # One drawing at a time, off the event loop (Pillow's fonts are not thread-safe).
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="draw")
-        self._drawings: OrderedDict[Deferred, asyncio.Future[bytes]] = OrderedDict()
+        self._drawings: OrderedDict[Deferred, asyncio.Future[Attachment]] = OrderedDict()
 
     async def start(self) -> None:
         """Send what a previous run left pending, then keep an eye on rows due later."""
@@ -598,7 +600,7 @@ class ReplySender:
 
     # -- files -----------------------------------------------------------------------------
 
-    def _drawing_of(self, row: _Row) -> asyncio.Future[bytes] | None:
+    def _drawing_of(self, row: _Row) -> asyncio.Future[Attachment] | None:
         """The drawing of the row's file, begun now if not yet; None without a file."""
         stored = row.stored
         deferred = stored.message.deferred if isinstance(stored, Post) else None
@@ -606,14 +608,23 @@ class ReplySender:
             return None
         future = self._drawings.get(deferred)
         if future is None:
-            loop = asyncio.get_running_loop()
-            future = loop.run_in_executor(self._executor, draw, self.services, deferred)
+            future = self._make(deferred)
             future.add_done_callback(lambda _: self._start_ready())
             self._drawings[deferred] = future
             done = [key for key, f in self._drawings.items() if f.done()]
             for key in done[:max(0, len(self._drawings) - DRAWINGS_KEPT)]:
                 del self._drawings[key]
         return future
+
+    def _make(self, deferred: Deferred) -> asyncio.Future[Attachment]:
+        """A map drawn in the worker thread; a photo read from the database, in a context
+        of its own (rows are read inside callers' contexts, which may be a transaction's:
+        the read must take the database's lock like any other)."""
+        loop = asyncio.get_running_loop()
+        if deferred.kind == PHOTO:
+            return loop.create_task(load_photo(self.services, deferred),
+                                    context=contextvars.Context())
+        return loop.run_in_executor(self._executor, _drawn, self.services, deferred)
 
     async def _attach(self, message: Outgoing) -> Outgoing:
         """The message with its drawn file as attachment; a file that could not be drawn
@@ -623,16 +634,22 @@ class ReplySender:
             return message
         future = self._drawings.get(deferred)
         if future is None:  # forgotten since: draw it again
-            future = asyncio.get_running_loop().run_in_executor(
-                self._executor, draw, self.services, deferred)
+            future = self._make(deferred)
             self._drawings[deferred] = future
         try:
-            data = await future
+            attachment = await future
+        except PhotoGone as gone:  # the alert ended meanwhile: its photo is not to be shown
+            log.info("%s", gone)
+            raise _NoFile(str(gone)) from gone
         except Exception as error:
             log.exception("%s could not be drawn", deferred.filename)
             raise _NoFile(f"{deferred.filename} could not be drawn") from error
-        return dataclasses.replace(message, deferred=None, attachment=Attachment(
-            deferred.filename, deferred.mime_type, data))
+        return dataclasses.replace(message, deferred=None, attachment=attachment)
+
+
+def _drawn(services: Services, deferred: Deferred) -> Attachment:
+    """A map, drawn (in the worker thread)."""
+    return Attachment(deferred.filename, deferred.mime_type, draw(services, deferred))
 
 
 def _reason(error: DeliveryError) -> ReplyDrop:

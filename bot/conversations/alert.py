@@ -1,6 +1,7 @@
 """Guided alert: category → perimeter → communities → facts time → text → confirm.
 
-Diagram: alert.mmd. It ends in the same submission as the one-line ``/alerte``.
+Diagram: alert.mmd. It ends in the same submission as the one-line ``/alerte``. A photo
+sent at any step is kept for it (bot/handlers/photos.py) and attached at submission.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from bot.alert_approval import (
     shown_perimeter,
     submit,
 )
+from bot.alert_photos import drop_kept, for_new_alert, kept_photo
 from bot.context import Context
 from bot.conversations.engine import (
     Answer,
@@ -35,6 +37,7 @@ from bot.conversations.engine import (
 )
 from bot.domain import Effects
 from bot.errors import UserFacingError
+from bot.photos import size_text
 from bot.storage.conversations import ConversationState
 
 T = TypeVar("T")
@@ -167,7 +170,7 @@ class GuidedAlertFlow(Flow):
         fields.facts_at = moment
         keep(state, fields)
         await move_to(ctx, state, "text")
-        return ctx.answer("guided.text")
+        return ctx.text(ctx.t("guided.text") + "\n" + ctx.t("photo.guided_hint"))
 
     def _facts_moment(self, ctx: Context, answer: Answer) -> datetime:
         if answer.value == "now" or answer.text.strip().lower() in {"maintenant", "now"}:
@@ -187,8 +190,12 @@ class GuidedAlertFlow(Flow):
         keep(state, fields)
         await move_to(ctx, state, "confirm")
         shown = fields.perimeter_shown or fields.perimeter
-        return ctx.text(ctx.t("guided.confirm", category=fields.category,
-                              perimeter=shown, body=fields.body),
+        summary = ctx.t("guided.confirm", category=fields.category, perimeter=shown,
+                        body=fields.body)
+        photo = await kept_photo(ctx)
+        if photo is not None:
+            summary += "\n" + ctx.t("photo.guided_attached", size=size_text(ctx.t, photo.size))
+        return ctx.text(summary,
                         (choice(state, ctx.t("guided.submit"), "submit"),
                          choice(state, ctx.t("guided.abandon"), "abandon")))
 
@@ -196,6 +203,7 @@ class GuidedAlertFlow(Flow):
                          answer: Answer) -> Effects:
         if answer.value == "abandon":
             await close_conversation(ctx)
+            await drop_kept(ctx)
             return ctx.answer("conversation.cancelled")
         if answer.value != "submit":
             await move_to(ctx, state, "confirm")
@@ -203,7 +211,8 @@ class GuidedAlertFlow(Flow):
                 choice(state, ctx.t("guided.submit"), "submit"),
                 choice(state, ctx.t("guided.abandon"), "abandon")))
         await close_conversation(ctx)
-        return (await submit(ctx, self._draft(ctx, state))).effects
+        photo, refused = await for_new_alert(ctx)  # the photo kept during the flow
+        return (await submit(ctx, self._draft(ctx, state), photo=photo)).effects + refused
 
     def _draft(self, ctx: Context, state: ConversationState) -> AlertDraft:
         fields = AlertState.from_json(state.data)

@@ -6,6 +6,7 @@ import re
 
 from bot.alert_approval import REQUEST, AlertInputError, follow_up, officers_request, require_body
 from bot.alert_copy import alert_place
+from bot.alert_photos import forget
 from bot.closing import Ending, end_alert
 from bot.commands import Command
 from bot.context import Context
@@ -139,6 +140,7 @@ async def _withdraw_pending(ctx: Context, alert: Alert) -> Effects:
                                               AlertStatus.WITHDRAWN, ctx.who, ctx.now):
         return ctx.answer("approval.not_pending", number=alert.id, status="")
     await ctx.audit("alert.withdrawn", alert.id)
+    await forget(ctx, alert.id)
     withdrawn = await ctx.stores.alerts.get(alert.id)
     assert withdrawn is not None
     request = await officers_request(ctx, ctx.t, withdrawn, ctx.t(
