@@ -24,18 +24,18 @@ channels and from every copy (bot/closing.py).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import timedelta
 
 from bot.context import Context, Records, Services
 from bot.deferred import photo_recipe
 from bot.domain import NO_EFFECTS, Attachment, Effects, Outgoing, ToOfficers
 from bot.i18n import Translator
+from bot.limits import PHOTO_KEPT
 from bot.photos import Photo, PhotoRefused, check_photo, problem_refusal, size_text, sniff
 from bot.privacy import forget_in_files
 from bot.storage.alerts import Alert
 
 PHOTO = "photo"  # the tracked post of an alert's photo in the officers' channels
-DRAFT_KEPT = timedelta(minutes=10)
+DRAFT_KEPT = PHOTO_KEPT
 GUIDED = "alert"  # the guided alert's conversation kind
 
 

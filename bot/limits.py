@@ -7,6 +7,8 @@ from here, so a limit changed is changed everywhere.
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 # -- Telegram Bot API ----------------------------------------------------------------------
 TELEGRAM_TEXT_CHARS = 4096  # sendMessage text, counted after entity parsing
 TELEGRAM_CAPTION_CHARS = 1024  # a photo's or document's caption
@@ -31,6 +33,7 @@ PERIMETER_PARTS = 50
 PERIMETER_FILE_BYTES = 2 * 1024 * 1024  # fichier:NAME.geojson
 CAP_DOCUMENT_BYTES = 256_000  # an imported CAP document
 PHOTO_BYTES = 5 * 1024 * 1024  # an alert's photo (under Telegram's 10 MB for sendPhoto)
+PHOTO_KEPT = timedelta(minutes=10)  # an operator's photo waiting for their next alert
 COMMUNES_PER_SUBSCRIBER = 30
 PLACES_PER_MESSAGE = 20
 PLACE_NAME_CHARS = 100
