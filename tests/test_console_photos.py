@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import io
 from collections.abc import AsyncIterator
 from pathlib import Path
 
