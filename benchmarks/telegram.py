@@ -270,10 +270,19 @@ class TelegramBench:
     async def request_and_approve(self, watch_resolution: bool = False) -> None:
         """The operator writes the alert; once its approval request is in the officers'
         group, the officer approves. Records the approval time."""
+        await self.request()
+        await self.approve(watch_resolution)
+
+    async def request(self) -> None:
+        """The operator writes the alert; returns once its approval request is in the
+        officers' group."""
         mark = int(self.double.world.chat(OFFICERS_CHAT).next_message_id) - 1
         await self.double.send_text(OPERATOR, ALERT)
         await self.until(lambda: self._officers_after(mark, "n°1") is not None, 60,
                          "no approval request")
+
+    async def approve(self, watch_resolution: bool = False) -> None:
+        """The officer's ``/valider 1`` in the officers' group; records the time."""
         self.result.approved_at = time.time()
         self._cpu_at_approval = self.process.cpu()
         self._double_cpu_at_approval = time.process_time()

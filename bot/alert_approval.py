@@ -28,7 +28,7 @@ from bot.domain import (
 from bot.enums import AlertKind, AlertStatus
 from bot.errors import UserFacingError
 from bot.geo.perimeter import Perimeter, parse_perimeter
-from bot.i18n import Translator
+from bot.i18n import ANY_PLATFORM, Translator
 from bot.limits import ALERT_TEXT_CHARS, REASON_CHARS
 from bot.maps import MapLegend
 from bot.people import display_name
@@ -312,6 +312,7 @@ async def summarize(records: Records, t: Translator, alert: Alert) -> str:
 
 async def officers_request(records: Records, t: Translator, alert: Alert,
                            status_line: str) -> Outgoing:
+    t = t.on(ANY_PLATFORM)  # one text for every officers' channel: commands as each types them
     category = records.reference.categories[alert.category]
     summary = await summarize(records, t, alert)
     as_delivered = delivered_alert(t, alert, category, records.config.signature,

@@ -9,7 +9,18 @@ from zoneinfo import ZoneInfo
 
 from bot.clock import Clock
 from bot.config import Config
-from bot.domain import ChatKind, Choice, Effects, Identity, Incoming, Outgoing, Reply
+from bot.domain import (
+    NO_EFFECTS,
+    ChatKind,
+    ChatRef,
+    Choice,
+    Effects,
+    Identity,
+    Incoming,
+    Notify,
+    Outgoing,
+    Reply,
+)
 from bot.geo.communes import CommuneLayer
 from bot.i18n import Catalog, Translator
 from bot.keys import Keys
@@ -143,14 +154,16 @@ class Context:
     @classmethod
     async def of(cls, services: Services, incoming: Incoming, repaired: int = 0) -> Context:
         """The sender's context, in their language: a subscriber's, else the one their
-        open conversation (an enrollment) was started in, else the bot's."""
+        open conversation (an enrollment) was started in, else the bot's; worded for the
+        platform the event came from."""
         sender = incoming.sender
         found = await services.stores.subscribers.get(sender.platform, sender.user_id)
         language = found.language if found else services.config.language
         if found is None:
             state = await services.stores.conversations.get(str(sender))
             language = state.language if state else language
-        return cls(services, incoming, found, Translator(services.catalog, language), repaired)
+        t = Translator(services.catalog, language, incoming.chat.platform)
+        return cls(services, incoming, found, t, repaired)
 
     @property
     def identity(self) -> Identity:
@@ -223,6 +236,19 @@ class Context:
     def message(self, message: Outgoing) -> Effects:
         """A reply given whole (with an attachment, say)."""
         return Effects.of(Reply(message))
+
+    def privately(self, key: str, **params: object) -> Effects:
+        """An answer for the sender alone: here in a private chat; from a group or the
+        officers' channel, in their private chat with the bot if they have one, else
+        none — never where everyone would read it (a refused ✅ press is no one else's
+        business, and they typed no command to be told about)."""
+        if self.is_private:
+            return self.answer(key, **params)
+        found = self.subscriber
+        if found is None or found.status == "blocked":
+            return NO_EFFECTS
+        return Effects.of(Notify(ChatRef(found.platform, found.chat_id),
+                                 Outgoing(self.t(key, **params))))
 
     async def audit(self, action: str, alert_id: int | None = None, **detail: object) -> None:
         """Staff are named; anyone else is recorded under a pseudonym (right to erasure)."""

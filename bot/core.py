@@ -160,7 +160,7 @@ class Core:
         stores, now = self.services.stores, self.services.clock.now()
         expired = await stores.conversations.expired(now)
         for state in expired:
-            t = Translator(self.services.catalog, state.language)
+            t = Translator(self.services.catalog, state.language, state.platform)
             notice = Notify(ChatRef(state.platform, state.chat_id),
                             Outgoing(t(f"conversation.timed_out.{state.kind}")))
             async with self.services.db.transaction():  # closed once, told at least once

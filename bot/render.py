@@ -92,12 +92,14 @@ def approval_request(t: Translator, summary: str, alert: Alert, requested_local:
                      as_delivered: Outgoing, status_line: str, who: str) -> tuple[str, str]:
     """``who``: the requester as people read them (bot/people.py), never their id."""
     head = t("render.request_title", number=alert.id, who=who, time=when(requested_local))
-    hint = t("render.request_hint", number=alert.id)
-    text = "\n".join([head, summary, "", as_delivered.text, "", status_line, hint])
+    # How to decide, only while there is something to decide: a decided request shows
+    # its decision, not commands that would now be refused.
+    hint = [t("render.request_hint", number=alert.id)] if alert.status == "pending" else []
+    text = "\n".join([head, summary, "", as_delivered.text, "", status_line, *hint])
     markup = "\n".join([
         f"<b>{html.escape(head)}</b>", html.escape(summary), "",
         f"<blockquote>{as_delivered.html or html.escape(as_delivered.text)}</blockquote>",
-        "", f"<b>{html.escape(status_line)}</b>", html.escape(hint)])
+        "", f"<b>{html.escape(status_line)}</b>", *map(html.escape, hint)])
     return text, markup
 
 

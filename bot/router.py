@@ -149,7 +149,7 @@ class Router:
 
     async def _stale_choice(self, ctx: Context, data: str) -> Effects:
         await ctx.audit("choice.stale", data=data[:CALLBACK_DATA_BYTES])
-        return ctx.answer("core.stale_choice")
+        return ctx.privately("core.stale_choice")
 
     async def _on_receipt_choice(self, ctx: Context, pressed: ReceiptButton | TipButton,
                                  alert_id: int) -> Effects:
@@ -159,7 +159,7 @@ class Router:
         deliveries = ctx.stores.deliveries
         if not await deliveries.received(alert_id, chat.platform, chat.chat_id):
             await ctx.audit("choice.stale", alert_id, data=encode(pressed))
-            return ctx.answer("core.stale_choice")
+            return ctx.privately("core.stale_choice")
         if isinstance(pressed, TipButton):
             return await self.flows["tip"].begin(ctx, alert_id=alert_id)
         if await deliveries.acknowledge(alert_id, chat.platform, chat.chat_id, ctx.now):
@@ -167,9 +167,9 @@ class Router:
         return ctx.answer("receipt.already", number=alert_id)
 
     async def _on_approval_choice(self, ctx: Context, alert_id: int, approve: bool) -> Effects:
-        if not ctx.may(Action.DECIDE_ALERT):
+        if not ctx.may(Action.DECIDE_ALERT):  # a ✅ pressed or a reaction, not a command
             await ctx.audit("approval.refused_role", alert_id)
-            return ctx.answer("core.not_allowed", name="valider")
+            return ctx.privately("approval.press_refused")
         return await decide(ctx, alert_id, approve, reason=None)
 
     async def _continue(self, ctx: Context, state: ConversationState, answer: Answer) -> Effects:

@@ -40,7 +40,10 @@ async def test_preview_shows_communes_reach_and_text(bot: TestBot) -> None:
     request = bot.officers()[-2]  # the map follows it
     assert "Demande de diffusion n°1 — par Adjudant Durand, le 24/11 à 14:00" in request
     assert "telegram:100" not in request
-    assert bot.officers("matrix")[-2] == request
+    # The same request on Matrix, its commands as Element users type them.
+    assert request.endswith("/valider 1 · /refuser 1 <motif>")
+    assert bot.officers("matrix")[-2] == request.replace("/valider", "!valider").replace(
+        "/refuser", "!refuser")
     assert await status(bot) == "pending"
 
 
@@ -160,10 +163,27 @@ async def test_requester_cannot_approve_own_alert(bot: TestBot) -> None:
 async def test_non_officer_button_press_is_refused(bot: TestBot) -> None:
     await bot.say(OPERATOR, ALERT)
     data = bot.choice_data(OFFICER, "Valider", chat=OFFICERS)
-    assert "réservée" in await bot.press_data("telegram:1", data, chat=OFFICERS)
+    # A press is not a command they typed: nothing said in the channel about it.
+    assert await bot.press_data("telegram:1", data, chat=OFFICERS) == ""
     assert "réservée" in await bot.say("telegram:1", "/valider 1", chat=OFFICERS)
     assert await status(bot) == "pending"
     assert await audited(bot, "approval.refused_role") == 1
+
+
+async def test_a_refused_press_is_answered_privately_or_not_at_all(bot: TestBot) -> None:
+    await bot.enroll("telegram:1", "commercant", "Vesoul")
+    await bot.say(OPERATOR, ALERT)
+    approve = bot.choice_data(OFFICER, "Valider", chat=OFFICERS)
+    channel = len(bot.officers())
+    assert await bot.press_data("telegram:1", approve, chat=OFFICERS) == ""
+    assert "Seuls les officiers" in bot.inbox("telegram:1")[-1]  # in their own chat
+    assert await bot.press_data("telegram:1", "garbage", chat=OFFICERS) == ""
+    assert "n'est plus valable" in bot.inbox("telegram:1")[-1]
+    assert await bot.press_data("telegram:7", approve, chat=OFFICERS) == ""  # no chat: silence
+    assert len(bot.officers()) == channel  # nothing said in the officers' channel
+    assert "réservée" not in "\n".join(bot.officers())
+    assert await audited(bot, "approval.refused_role") == 2
+    assert await status(bot) == "pending"
 
 
 async def test_decisions_on_missing_or_finished_alerts(bot: TestBot) -> None:
@@ -239,8 +259,8 @@ async def test_guided_alert(bot: TestBot) -> None:
     await bot.enroll("telegram:1", "artisan", "Gray")
     assert "catégorie" in await bot.say(OPERATOR, "/alerte")
     assert "périmètre" in await bot.press(OPERATOR, "Escroquerie")
-    assert "Vouliez-vous dire : Gray" in await bot.say(OPERATOR, "Grai")
-    assert "communautés" in await bot.say(OPERATOR, "Gray+2km")
+    assert "« Grai » : commune introuvable" in await bot.say(OPERATOR, "Grai+2km")
+    assert "communautés" in await bot.press(OPERATOR, "Gray — 70100")
     await bot.press(OPERATOR, "Artisans")
     assert "Depuis quand" in await bot.press(OPERATOR, "Valider")
     assert "Heure non comprise" in await bot.say(OPERATOR, "ce matin")

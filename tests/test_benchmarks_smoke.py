@@ -97,3 +97,55 @@ async def test_matrix_fan_out_reaches_every_room(synapse: SynapseServer) -> None
     assert "12 envoyé(s), 0 échec(s), 0 bloqué(s) sur 12" in result.reports[0]
     summary = result.summary()
     assert summary["ratio"] > 0 and summary["ratio_same_event"] > 0
+
+
+def test_incoming_scenarios_enroll_everyone_and_write_their_rows(tmp_path: Path) -> None:
+    """Issue 14's scenarios at toy sizes through ``make bench``'s entry point: every person
+    enrolled (7 answers each, none unexpected), the officer answered and the alert sent,
+    every receipt pressed recorded and answered, and a row per figure."""
+    only = ["incoming-spike", "incoming-human", "incoming-receipts", "incoming-free"]
+    assert bench_main(["--smoke", "--only", *only, "--out", str(tmp_path)]) == 0
+    document = json.loads((tmp_path / "smoke.json").read_text())
+    assert not document["errors"], document["errors"]
+    details = document["details"]
+    spike = details["incoming_spike"]
+    waves = [spike["wave"], spike["memory"]["wave"], details["incoming_human"]["wave"],
+             details["incoming_free"]["wave"]]
+    for wave in waves:
+        assert wave["ended_by"] == "completed" and wave["finished"] == wave["people"], wave
+        assert wave["answers"] == wave["updates"] == 7 * wave["people"]
+        assert (wave["half_enrolled"], wave["wrong_answers"], wave["waiting_at_end"]) == (0, 0, 0)
+        assert sum(wave["answers_per_second"]) == wave["answers"]
+    assert [wave["people"] for wave in waves] == [12, 6, 12, 8]
+    valider = spike["valider"]
+    assert valider["acknowledged_s"] > 0 and valider["first_copy_s"] > 0  # not NaN: both came
+    assert spike["memory"]["rss_after_mb"] > 0
+    human = details["incoming_human"]
+    assert human["report"] and human["broadcast"]["copies"] == 200
+    receipts = details["incoming_receipts"]
+    assert receipts["pressed"] == receipts["noted"] == 60  # 20 % of 300, all within the run
+    assert (receipts["lost"], receipts["unanswered"], receipts["unread_at_end"]) == (0, 0, 0)
+    assert receipts["broadcast"]["copies"] == 300
+    rows = document["targets"]
+    assert len(rows) == 4 + 3 + 4 + 2 and {row["met"] for row in rows} == {"n/a (smoke)"}
+    assert all(row["measured"] != "" and row["target"] for row in rows)
+    text = (tmp_path / "smoke.md").read_text()
+    assert text.startswith(f"Machine: {document['meta']['cores']} cores")
+    assert "| Incoming spike, 12 people enrolling at once" in text
+    assert "| Free tier (30 msg/s): 8 people enrolling at once" in text
+
+
+@pytest.mark.synapse
+async def test_matrix_incoming_spike_enrolls_everyone_and_the_bare_client_answers_all(
+        synapse: SynapseServer) -> None:
+    from benchmarks import matrix_incoming
+
+    plan = matrix_incoming.MatrixPlan(people=3, seeded=2, valider_at=0.2, deadline=60.0)
+    outcome = await matrix_incoming.spike(plan, server=synapse, prefix="smokein")
+    bot, bare = outcome["bot"]["wave"], outcome["bare"]["wave"]
+    for wave in (bot, bare):
+        assert wave["ended_by"] == "completed" and wave["finished"] == 3, wave
+        assert wave["answers"] == wave["updates"] == 21 and wave["wrong_answers"] == 0
+    assert bot["half_enrolled"] == 0
+    assert outcome["bot"]["acknowledged_s"] > 0 and outcome["bot"]["first_copy_s"] > 0
+    assert outcome["ratio_updates"] > 0

@@ -81,6 +81,11 @@ async def test_cap_file_becomes_a_draft_then_an_alert(bot: TestBot) -> None:
     assert "70550" in communes
 
 
+async def test_a_typed_yes_submits_the_draft(bot: TestBot) -> None:
+    await send_file(bot, OPERATOR, cap_file())
+    assert "Alerte n°1 — aperçu" in await bot.say(OPERATOR, "Oui")
+
+
 async def test_bad_cap_files_are_refused_clearly(bot: TestBot) -> None:
     assert "XML" in await send_file(bot, OPERATOR, b"<not xml")
     doctype = b'<?xml version="1.0"?><!DOCTYPE x [<!ENTITY e SYSTEM "file:///etc/passwd">]><x/>'

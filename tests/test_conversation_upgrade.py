@@ -44,7 +44,7 @@ async def test_enrollment_resumes(bot: TestBot) -> None:
         "consent_at": "2024-01-01T09:00:00+00:00",
         "offered": {"nonce": NONCE, "values": ["done", "clear"]}})
     reply = await bot.press_data(ALICE, f"c:{NONCE}:done")
-    assert "Récapitulatif" in reply and "Vesoul (70000)" in reply
+    assert "Récapitulatif" in reply and "Vesoul — 70000" in reply
     assert "C'est fait" in await bot.press(ALICE, "Confirmer")
     communes, communities, status = await profile_of(bot)
     assert (communes, communities, status) == (["70550"], ["commercant"], "active")

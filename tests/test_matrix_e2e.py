@@ -299,6 +299,41 @@ async def test_dm_enrollment_with_numbered_answers(cast: Cast, bot: RunningBot) 
     assert subscriber.status == "active"
 
 
+async def test_vesouk_flow_answered_by_typed_numbers(cast: Cast, bot: RunningBot) -> None:
+    """« Vesouk, 70000, Saint-Loup »: three short questions, one at a time, each with its
+    own numbered choices, answered by typing a number as Element users do."""
+    room = await open_dm(cast, cast.citizen)
+    welcome = await say(cast, cast.citizen, room, "!start", "Acceptez-vous")
+    assert "désinscrire à tout moment avec !stop" in welcome
+    communities = await say(cast, cast.citizen, room, "J’accepte", "Quelles communautés")
+    assert "Répondez par leur numéro" in communities and "Touchez" not in communities
+    selection = await say(cast, cast.citizen, room, number_of(communities, "Commerçants"),
+                          "Sélection")
+    await say(cast, cast.citizen, room, number_of(selection, "Valider"), "Quelles communes")
+    first = await say(cast, cast.citizen, room, "Vesouk, 70000, Saint-Loup", "Vouliez-vous")
+    assert first == ("« Vesouk » : commune introuvable. Vouliez-vous dire :\n"
+                     "(Encore 2 après celle-ci.)\n\n"
+                     "  1. Vesoul — 70000\n  2. Aucune de celles-ci")
+    second = await say(cast, cast.citizen, room, "1", "Le code postal 70000")
+    assert second.startswith("✔ Vesoul — 70000\nLe code postal 70000 couvre")
+    assert ". Vesoul — 70000\n" not in second  # chosen already: not offered again
+    third = await say(cast, cast.citizen, room, number_of(second, "Noidans-lès-Vesoul"),
+                      "Saint-Loup")
+    assert third.startswith("✔ Noidans-lès-Vesoul — 70000\n« Saint-Loup » : commune")
+    assert "— 48" not in third  # no Lozère village for a Haute-Saône subscriber
+    done = await say(cast, cast.citizen, room, number_of(third, "Saint-Loup-sur-Semouse"),
+                     "Communes retenues")
+    summary = await say(cast, cast.citizen, room, number_of(done, "Terminer"),
+                        "Confirmez-vous")
+    assert "Vesoul — 70000, Noidans-lès-Vesoul — 70000, Saint-Loup-sur-Semouse — 70800" \
+        in summary
+    await say(cast, cast.citizen, room, "oui", "C'est fait")
+    subscriber = await bot.services.stores.subscribers.get("matrix", cast.citizen.user_id)
+    assert subscriber is not None
+    profile = await bot.services.stores.subscribers.profile(subscriber)
+    assert set(profile.communes) == {VESOUL, "70388", "70467"}
+
+
 async def _in_direct_rooms(cast: Cast, room: str) -> bool:
     """The bot recorded the DM in its m.direct account data, under the person."""
     return room in (await mx.direct_rooms(cast.bot)).get(cast.citizen.user_id, [])
@@ -307,9 +342,11 @@ async def _in_direct_rooms(cast: Cast, room: str) -> bool:
 async def test_commands_chatter_and_unreadable_content_in_a_dm(cast: Cast,
                                                                bot: RunningBot) -> None:
     room = await open_dm(cast, cast.citizen)
-    assert "/valider" not in await say(cast, cast.citizen, room, "!aide", "Commandes disponibles")
+    help_text = await say(cast, cast.citizen, room, "!aide", "Commandes disponibles")
+    assert "valider" not in help_text
+    assert "!stop — " in help_text and "/stop" not in help_text  # as Element users type it
     await say(cast, cast.citizen, room, "/aide", "Commandes disponibles")
-    await say(cast, cast.citizen, room, "!inconnue", "Commande inconnue : /inconnue")
+    await say(cast, cast.citizen, room, "!inconnue", "Commande inconnue : !inconnue")
     await say(cast, cast.citizen, room, "bonjour", "Je n'ai pas compris")
     image = await mx.send_event(cast.citizen, room, "m.room.message",
                                 {"msgtype": "m.image", "body": "photo.jpg", "url": "mxc://x/y"})
@@ -351,16 +388,22 @@ async def test_alert_approved_by_reaction_reaches_dms_and_a_group(cast: Cast,
     assert "Portée : 2 abonné(s), 1 groupe(s)" in preview
     request = await request_event(cast, 1)
     assert request["content"]["body"].endswith("  1. ✅ Valider\n  2. ❌ Refuser")
-    # Officers approve with a reaction; others are refused, the requester too.
-    await react(cast, cast.clerk, request["event_id"], "✅", "réservée")
+    # Officers approve with a reaction; others are refused, the requester too. The
+    # clerk typed no command: nothing is said about their ✅ before the whole room.
+    await until(lambda: _containing(cast, cast.officer, cast.officers_room, "Carte de l'alerte"))
+    clerk = await mx.send_reaction(cast.clerk, cast.officers_room, request["event_id"], "✅")
+    await assert_nothing_answered(cast, cast.clerk, cast.officers_room, clerk)
     await react(cast, cast.operator, request["event_id"], "✅", "un autre officier")
     assert await alert_status(bot) == "pending"
     ack = await react(cast, cast.officer, request["event_id"], "✅️", "diffusion à 3")
     assert "n°1" in ack
     assert body_of(request).startswith(f"Demande de diffusion n°1 — par {OPERATOR_NAME}, le ")
+    assert body_of(request).count("!valider 1 · !refuser 1 <motif>") == 1
     edit = await request_edited(cast, request["event_id"], f"Validée par {OFFICER_NAME}")
-    assert "matrix:" not in body_of(request) + edit["content"]["m.new_content"]["body"]
-    assert "Valider" not in edit["content"]["m.new_content"]["body"]  # no choices any more
+    decided = edit["content"]["m.new_content"]["body"]
+    assert "matrix:" not in body_of(request) + decided
+    assert "Valider" not in decided  # no choices any more
+    assert "!valider" not in decided and "!refuser" not in decided  # nor commands
     for user, room in ((cast.citizen, shop), (cast.stranger, shop2)):
         await until(partial(_containing, cast, user, room, "Vitrine forcée rue Carnot"))
     group_alert = await until(lambda: _containing(cast, cast.admin, group, "Vitrine forcée"))
@@ -423,7 +466,7 @@ async def test_invitations_groups_and_departures(cast: Cast, bot: RunningBot) ->
     await say(cast, cast.citizen, group, "!start", "s'utilise en conversation privée")
     posts = await bot_posts(cast, cast.citizen, group, start)
     assert [body_of(p) for p in posts] == [
-        "La commande /start s'utilise en conversation privée avec le bot."]
+        "La commande !start s'utilise en conversation privée avec le bot."]
     await say(cast, cast.citizen, group, "!groupe Vesoul", "réservée")
     await say(cast, cast.admin, group, "!groupe Vesoul", "Groupe inscrit")
     groups = bot.services.stores.groups

@@ -352,10 +352,10 @@ def test_unknown_commune_suggestions_are_ranked(layer: CommuneLayer) -> None:
     with pytest.raises(PerimeterError) as info:
         parse("Vesoulx+5km", layer)
     assert info.value.params["part"] == "Vesoulx+5km"
-    assert info.value.params["suggestions"].startswith("Vesoul (70550)")
+    assert info.value.params["suggestions"].startswith("Vesoul — 70000")
     with pytest.raises(PerimeterError) as info:
         parse("Noidans", layer)
-    assert "Noidans-lès-Vesoul (70388)" in info.value.params["suggestions"]
+    assert "Noidans-lès-Vesoul — 70000" in info.value.params["suggestions"]
 
 
 def test_ambiguous_name_lists_codes(tmp_path: Path) -> None:
@@ -377,8 +377,8 @@ def test_ambiguous_name_lists_codes(tmp_path: Path) -> None:
         parse_perimeter("St Martin", homonyms)
     assert info.value.key == "perimeter.ambiguous_commune"
     candidates = info.value.params["candidates"]
-    assert "Saint-Martin (INSEE 48901, CP 48100)" in candidates
-    assert "Saint-Martin (INSEE 70901, CP 70100)" in candidates
+    assert "Saint-Martin — 48100 (INSEE 48901)" in candidates
+    assert "Saint-Martin — 70100 (INSEE 70901)" in candidates
     # retyping the INSEE code works, and its canonical form stays the code
     p = parse_perimeter("70901", homonyms)
     assert p.communes == frozenset({"70901"}) and p.text == "70901"

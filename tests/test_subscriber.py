@@ -25,8 +25,8 @@ async def test_enrollment_by_buttons(bot: TestBot) -> None:
     assert "Commerçants, Agriculteurs" in bot.inbox(ALICE)[-1]
     assert "communes" in await bot.press(ALICE, "Valider")
     reply = await bot.say(ALICE, "Vesoul, 70100")
-    assert "Vesoul (70000)" in reply and "70100 couvre" in reply
-    await bot.press(ALICE, "Gray (70100)")
+    assert "✔ Vesoul — 70000" in reply and "70100 couvre" in reply
+    await bot.press(ALICE, "Gray — 70100")
     assert "Récapitulatif" in await bot.press(ALICE, "Terminer")
     assert "C'est fait" in await bot.press(ALICE, "Confirmer")
     communes, communities, status = await profile_of(bot)
@@ -58,7 +58,7 @@ async def test_enrollment_ambiguous_postal_code_and_typo(bot: TestBot) -> None:
     await bot.say(ALICE, "citoyen")
     await bot.say(ALICE, "valider")
     reply = await bot.say(ALICE, "70000")
-    assert "couvre" in reply and "choisissez" in reply
+    assert "couvre" in reply and "Laquelle ?" in reply
     await bot.press(ALICE, "Navenne")
     reply = await bot.say(ALICE, "Vesou")
     assert "introuvable" in reply
@@ -71,9 +71,9 @@ async def test_enrollment_by_location(bot: TestBot) -> None:
     await bot.say(ALICE, "oui")
     await bot.say(ALICE, "equide")
     await bot.say(ALICE, "valider")
-    assert "Vesoul (70000)" in await bot.share_location(ALICE, 47.6236, 6.1550)
-    assert "Aucune commune couverte" not in await bot.share_location(ALICE, 48.85, 2.35)
-    assert "aucune commune couverte" in bot.inbox(ALICE)[-2]
+    assert "Vesoul — 70000" in await bot.share_location(ALICE, 47.6236, 6.1550)
+    outside = await bot.share_location(ALICE, 48.85, 2.35)
+    assert "aucune commune couverte" in outside and "Vesoul — 70000" in outside
 
 
 async def test_conversation_survives_a_restart(bot: TestBot) -> None:
@@ -125,7 +125,7 @@ async def test_forged_commune_with_a_valid_nonce_is_refused(bot: TestBot) -> Non
     await bot.say(ALICE, "70100")  # offers Gray and another commune to choose from
     for value in ("add:99999", "add:<script>", "add:70550"):  # 70550 exists, was not offered
         assert "n'est plus valable" in await bot.press_data(ALICE, forged(bot, ALICE, value))
-    assert "Gray (70100)" in await bot.press(ALICE, "Gray (70100)")  # what was offered works
+    assert "Gray — 70100" in await bot.press(ALICE, "Gray — 70100")  # what was offered works
     await bot.say(ALICE, "terminer")
     await bot.say(ALICE, "oui")
     assert (await profile_of(bot))[0] == ["70279"]
@@ -147,7 +147,7 @@ async def test_expired_conversation_answered_before_the_sweep(bot: TestBot) -> N
 
 async def test_direct_commune_commands(bot: TestBot) -> None:
     await bot.enroll(ALICE, "commercant", "Vesoul")
-    assert "Vesoul (70000)" in await bot.say(ALICE, "/communes")
+    assert "Vesoul — 70000" in await bot.say(ALICE, "/communes")
     assert "Gray" in await bot.say(ALICE, "/communes +Gray")
     assert (await profile_of(bot))[0] == ["70279", "70550"]
     await bot.say(ALICE, "/communes -Vesoul")
@@ -161,7 +161,7 @@ async def test_commune_typo_changes_nothing(bot: TestBot) -> None:
     await bot.enroll(ALICE, "commercant", "Vesoul")
     reply = await bot.say(ALICE, "/communes Gray, Vesouk")
     assert "introuvable" in reply and "Rien n'a été modifié" in reply
-    assert "Vesoul (70000) → 70550" in reply
+    assert "Vouliez-vous dire : Vesoul — 70000" in reply and "70550" not in reply
     assert (await profile_of(bot))[0] == ["70550"]
 
 

@@ -234,9 +234,10 @@ async def test_enrollment_by_buttons(tg: Telegram) -> None:
     await tg.press(ALICE, "Commerçants", expect="Sélection")
     assert "Commerçants, Agriculteurs" in await tg.press(ALICE, "Agriculteurs", expect="Sélection")
     assert "Quelles communes" in await tg.press(ALICE, "Valider ✔", expect="communes")
-    # Three replies (70100 is ambiguous, the candidates, the list so far): wait for the last.
-    assert "Vesoul (70000)" in await tg.say(ALICE, "Vesoul, 70100", expect="Communes retenues")
-    assert "Gray (70100)" in await tg.press(ALICE, "Gray (70100)", expect="Communes retenues")
+    # One reply: Vesoul kept, and the one question 70100 raises, with its own buttons.
+    question = await tg.say(ALICE, "Vesoul, 70100", expect="Laquelle")
+    assert question.startswith("✔ Vesoul — 70000\nLe code postal 70100 couvre")
+    assert "Gray — 70100" in await tg.press(ALICE, "Gray — 70100", expect="Communes retenues")
     assert "Récapitulatif" in await tg.press(ALICE, "Terminer ✔", expect="Récapitulatif")
     assert "C'est fait" in await tg.press(ALICE, "Confirmer", expect="C'est fait")
     assert await tg.profile(ALICE) == (["70279", "70550"], ["agriculteur", "commercant"],
@@ -252,7 +253,7 @@ async def test_enrollment_by_typed_text_and_shared_location(tg: Telegram) -> Non
     await tg.say(ALICE, "valider", expect="Quelles communes")
     mark = tg.mark(ALICE)
     await tg.double.send_location(ALICE, 47.6236, 6.1550)  # the centre of Vesoul
-    assert "Vesoul (70000)" in await tg.next_text(ALICE, "Communes retenues", after=mark)
+    assert "Vesoul — 70000" in await tg.next_text(ALICE, "Communes retenues", after=mark)
     await tg.say(ALICE, "terminer", expect="Récapitulatif")
     await tg.say(ALICE, "oui", expect="C'est fait")
     assert await tg.profile(ALICE) == (["70550"], ["citoyen", "equide"], "active")
@@ -260,7 +261,7 @@ async def test_enrollment_by_typed_text_and_shared_location(tg: Telegram) -> Non
 
 async def test_direct_commands(tg: Telegram) -> None:
     await tg.enroll(ALICE)
-    assert "Vesoul (70000)" in await tg.say(ALICE, "/communes", expect="Vos communes")
+    assert "Vesoul — 70000" in await tg.say(ALICE, "/communes", expect="Vos communes")
     assert "Gray" in await tg.say(ALICE, "/communes +Gray", expect="Vos communes")
     reply = await tg.say(ALICE, "/communes Vesoul", expect="Vos communes")
     assert "Gray" not in reply
@@ -347,7 +348,12 @@ async def test_one_line_alert_approved_by_button_edits_the_request(tg: Telegram)
     request = await tg.request()
     assert keyboard_rows(request) == [["✅ Valider", "❌ Refuser"]]
     assert request["parse_mode"] == "HTML"
-    assert "réservée" in await tg.approve(request, MEMBER, expect="réservée")
+    # A member's press: answered (the button stops spinning), never before the channel.
+    await tg.double.wait_for_message(OFFICERS, lambda r: r["kind"] == "photo")  # the map
+    mark = tg.mark(OFFICERS)
+    await tg.answered(await tg.double.press(MEMBER, OFFICERS, request["message_id"],
+                                            tg.button(OFFICERS, "Valider")[1]))
+    assert await tg.since(MEMBER, mark, OFFICERS) == []
     assert "un autre officier" in await tg.approve(request, OPERATOR, expect="un autre officier")
     # A double tap: both presses leave before the keyboard disappears; one decision only.
     mark, data = tg.mark(OFFICERS), tg.button(OFFICERS, "Valider")[1]
@@ -373,8 +379,8 @@ async def test_one_line_alert_approved_by_button_edits_the_request(tg: Telegram)
 async def test_guided_alert(tg: Telegram) -> None:
     assert "catégorie" in await tg.say(OPERATOR, "/alerte", expect="catégorie")
     assert "périmètre" in await tg.press(OPERATOR, "Escroquerie", expect="périmètre")
-    assert "Vouliez-vous dire : Gray" in await tg.say(OPERATOR, "Grai", expect="Vouliez")
-    assert "communautés" in await tg.say(OPERATOR, "Gray+2km", expect="communautés")
+    assert "« Grai » : commune" in await tg.say(OPERATOR, "Grai+2km", expect="Vouliez")
+    assert "communautés" in await tg.press(OPERATOR, "Gray — 70100", expect="communautés")
     await tg.press(OPERATOR, "Artisans", expect="")
     assert "Depuis quand" in await tg.press(OPERATOR, "Valider ✔", expect="Depuis quand")
     assert "Texte" in await tg.press(OPERATOR, "Maintenant", expect="Texte")

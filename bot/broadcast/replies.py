@@ -62,6 +62,7 @@ from bot.domain import (
     ToOfficers,
 )
 from bot.enums import ReplyDrop
+from bot.i18n import COMMAND_MARK, commands_for
 from bot.metrics import Metrics
 from bot.roles import Role
 from bot.storage.alerts import PostedMessage
@@ -164,6 +165,16 @@ def _message(data: dict[str, Any]) -> Outgoing:
                     tuple(Choice(label, choice) for label, choice in data["choices"]),
                     Tone(data["tone"]), data["reply_to"], attachment,
                     None if deferred is None else Deferred(**deferred))
+
+
+def for_platform(message: Outgoing, platform: str) -> Outgoing:
+    """A message written for several platforms (``ANY_PLATFORM``: the officers'
+    channels), its commands as people type them on ``platform``."""
+    if COMMAND_MARK not in message.text and COMMAND_MARK not in (message.html or ""):
+        return message
+    return dataclasses.replace(message, text=commands_for(message.text, platform),
+                               html=None if message.html is None else commands_for(
+                                   message.html, platform))
 
 
 def _keys(stored: Stored) -> set[tuple[str, ...]]:
@@ -517,7 +528,7 @@ class ReplySender:
         if transport is None:
             return Dropped(chat.platform, ReplyDrop.NO_TRANSPORT,
                            f"no transport for {chat.platform}")
-        message = await self._attach(post.message)
+        message = await self._attach(for_platform(post.message, chat.platform))
         await self._turn(chat, self._priority(chat))
         try:
             message_id = await transport.send(chat.chat_id, message)
@@ -545,7 +556,8 @@ class ReplySender:
             await self._turn(chat, Priority.STAFF)
             try:
                 if isinstance(effect, EditTracked):
-                    await transport.edit(post.chat_id, post.message_id, effect.message)
+                    await transport.edit(post.chat_id, post.message_id,
+                                         for_platform(effect.message, post.platform))
                 else:
                     await transport.delete(post.chat_id, post.message_id)
             except RateLimited as error:

@@ -10,7 +10,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 from bot.alert_approval import (
     AlertDraft,
@@ -34,14 +34,40 @@ from bot.conversations.engine import (
     keep,
     move_to,
     open_conversation,
+    said_yes_or_no,
 )
 from bot.domain import Effects
 from bot.errors import UserFacingError
+from bot.geo.perimeter import CommuneDoubt, grammar_label
 from bot.photos import size_text
 from bot.storage.conversations import ConversationState
 
 T = TypeVar("T")
 HHMM = re.compile(r"^\s*(?:depuis\s+)?(\d{1,2})\s*[:hH]\s*(\d{2})\s*$", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class PerimeterDoubt:
+    """The perimeter as typed, and the commune name in it being asked about: where it is
+    (``start``, ``end``) and the communes it may mean (INSEE codes)."""
+
+    typed: str
+    start: int
+    end: int
+    candidates: tuple[str, ...]
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> PerimeterDoubt:
+        return cls(str(data["typed"]), int(data["start"]), int(data["end"]),
+                   tuple(str(code) for code in data["candidates"]))
+
+    def to_json(self) -> dict[str, Any]:
+        return {"typed": self.typed, "start": self.start, "end": self.end,
+                "candidates": list(self.candidates)}
+
+    def answered(self, label: str) -> str:
+        """The perimeter with the chosen commune's label where the doubtful name was."""
+        return self.typed[:self.start] + label + self.typed[self.end:]
 
 
 @dataclass
@@ -54,18 +80,24 @@ class AlertState:
     communities: list[str] = field(default_factory=list)  # empty: everyone
     facts_at: datetime | None = None
     body: str | None = None
+    doubt: PerimeterDoubt | None = None  # a commune of the perimeter being asked about
+    OPTIONAL: ClassVar[tuple[str, ...]] = ("doubt",)  # written only while asking
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> AlertState:
         facts_at = data.get("facts_at")
+        doubt = data.get("doubt")
         return cls(category=data.get("category"), perimeter=data.get("perimeter"),
                    perimeter_shown=data.get("perimeter_shown"),
                    communities=list(data.get("communities", [])),
                    facts_at=datetime.fromisoformat(facts_at) if facts_at else None,
-                   body=data.get("body"))
+                   body=data.get("body"),
+                   doubt=PerimeterDoubt.from_json(doubt) if doubt else None)
 
     def to_json(self) -> dict[str, Any]:
         data: dict[str, Any] = {"communities": self.communities}
+        if self.doubt is not None:
+            data["doubt"] = self.doubt.to_json()
         for key, value in (("category", self.category), ("perimeter", self.perimeter),
                            ("perimeter_shown", self.perimeter_shown), ("body", self.body)):
             if value is not None:
@@ -80,6 +112,7 @@ class GuidedAlertFlow(Flow):
 
     def steps(self) -> dict[str, StepHandler]:
         return {"category": self.on_category, "perimeter": self.on_perimeter,
+                "perimeter_choice": self.on_perimeter_choice,
                 "communities": self.on_communities, "facts": self.on_facts,
                 "text": self.on_text, "confirm": self.on_confirm}
 
@@ -109,20 +142,62 @@ class GuidedAlertFlow(Flow):
         text = answer.text
         if answer.location is not None:
             text = f"{answer.location[0]:.5f},{answer.location[1]:.5f}+5km"
+        return await self._settle_perimeter(ctx, state, text)
+
+    async def _settle_perimeter(self, ctx: Context, state: ConversationState,
+                                text: str) -> Effects:
+        fields = AlertState.from_json(state.data)
+        text = text.strip()  # as parsed: a doubtful name's place is counted in this text
         try:
             perimeter = require_perimeter(ctx, text)
+        except CommuneDoubt as doubt:
+            fields.doubt = PerimeterDoubt(text, *doubt.span,
+                                          tuple(c.insee for c in doubt.candidates))
+            keep(state, fields)
+            await move_to(ctx, state, "perimeter_choice")
+            return self._ask_commune(ctx, state, doubt)
         except UserFacingError as error:
+            fields.doubt = None
+            keep(state, fields)
             await move_to(ctx, state, "perimeter")
             return ctx.text(ctx.t(error.key, **error.params) + "\n" + ctx.t("guided.perimeter"))
-        fields = AlertState.from_json(state.data)
         fields.perimeter = perimeter.text
         fields.perimeter_shown = shown_perimeter(ctx, perimeter)
+        fields.doubt = None
         keep(state, fields)
         category = ctx.reference.categories[_required(fields.category)]
         if category.all_communities:
             return await self._to_facts(ctx, state)
         await move_to(ctx, state, "communities")
         return self.ask_communities(ctx, state)
+
+    def _ask_commune(self, ctx: Context, state: ConversationState,
+                     doubt: CommuneDoubt) -> Effects:
+        """One commune of the perimeter at a time, with its own choices."""
+        fields = AlertState.from_json(state.data)
+        asked = _required(fields.doubt)
+        name = asked.typed[asked.start:asked.end]
+        key = "places.ask_homonyms" if doubt.key == "perimeter.ambiguous_commune" \
+            else "places.ask_unknown"
+        options = [choice(state, c.label(), f"add:{c.insee}") for c in doubt.candidates]
+        options.append(choice(state, ctx.t("guided.retype_perimeter"), "retype"))
+        return ctx.text(ctx.t(key, name=name), tuple(options))
+
+    async def on_perimeter_choice(self, ctx: Context, state: ConversationState,
+                                  answer: Answer) -> Effects:
+        """A commune chosen goes where its doubtful name was, and the perimeter is read
+        again (the next doubtful name, if any, is the next question); anything typed
+        is a new perimeter."""
+        doubt = AlertState.from_json(state.data).doubt
+        value = answer.value or ""
+        chosen = ctx.geo.by_insee(value[4:]) if value.startswith("add:") else None
+        if doubt is not None and chosen is not None and chosen.insee in doubt.candidates:
+            return await self._settle_perimeter(
+                ctx, state, doubt.answered(grammar_label(ctx.geo, chosen)))
+        if answer.value is None:
+            return await self.on_perimeter(ctx, state, answer)
+        await move_to(ctx, state, "perimeter")
+        return ctx.answer("guided.perimeter")
 
     def ask_communities(self, ctx: Context, state: ConversationState) -> Effects:
         selected = set(AlertState.from_json(state.data).communities)
@@ -201,11 +276,13 @@ class GuidedAlertFlow(Flow):
 
     async def on_confirm(self, ctx: Context, state: ConversationState,
                          answer: Answer) -> Effects:
-        if answer.value == "abandon":
+        said = said_yes_or_no(answer.text)
+        value = answer.value or (None if said is None else "submit" if said else "abandon")
+        if value == "abandon":
             await close_conversation(ctx)
             await drop_kept(ctx)
             return ctx.answer("conversation.cancelled")
-        if answer.value != "submit":
+        if value != "submit":
             await move_to(ctx, state, "confirm")
             return ctx.text(ctx.t("guided.confirm_please"), (
                 choice(state, ctx.t("guided.submit"), "submit"),

@@ -14,6 +14,7 @@ from bot.conversations.engine import (
     choice,
     close_conversation,
     open_conversation,
+    said_yes_or_no,
 )
 from bot.domain import Effects
 from bot.errors import UserFacingError
@@ -37,7 +38,7 @@ class CapDraftFlow(Flow):
     async def on_confirm(self, ctx: Context, state: ConversationState,
                          answer: Answer) -> Effects:
         await close_conversation(ctx)
-        if answer.value != "submit":
+        if answer.value != "submit" and said_yes_or_no(answer.text) is not True:
             return ctx.answer("conversation.cancelled")
         try:
             draft = parse_alert_command(ctx, state.data["command"], ctx.now)

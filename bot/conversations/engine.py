@@ -43,9 +43,14 @@ class FlowState(Protocol):
 def keep(state: ConversationState, fields: FlowState) -> None:
     """Put a flow's fields into the conversation's data; the next ``move_to`` saves them.
 
-    The engine's keys stay as they are, and so do keys a newer version may have added.
+    The engine's keys stay as they are, and so do keys a newer version may have added;
+    a field the flow writes only when set (its ``OPTIONAL`` keys) is removed once unset.
     """
-    state.data.update(fields.to_json())
+    data = fields.to_json()
+    for key in getattr(fields, "OPTIONAL", ()):
+        if key not in data:
+            state.data.pop(key, None)
+    state.data.update(data)
 
 
 StepHandler = Callable[[Context, ConversationState, Answer], Awaitable[Effects]]
@@ -59,6 +64,29 @@ class Flow(ABC):
 
     @abstractmethod
     async def begin(self, ctx: Context, **options: Any) -> Effects: ...
+
+
+# Typed answers to a yes/no question, as people type them (see ``typed_words``).
+YES = frozenset({"oui", "o", "ouais", "ok", "okay", "d'accord", "daccord", "yes", "y",
+                 "j'accepte", "accepte", "accepter", "confirmer", "je confirme", "confirme",
+                 "valider", "soumettre", "👍", "✅"})
+NO = frozenset({"non", "n", "no", "je refuse", "refuse", "refuser", "pas d'accord", "❌"})
+# Every apostrophe a keyboard makes: phones type the typographic one (J’accepte).
+APOSTROPHES = str.maketrans({"\u2019": "'", "\u2018": "'", "\u02bc": "'", "\u00b4": "'",
+                             "`": "'"})
+
+
+def typed_words(text: str) -> str:
+    """What was typed, for comparing with a short word: one case, one apostrophe, single
+    spaces, no closing punctuation (« J’accepte ! » reads « j'accepte »)."""
+    return " ".join(text.translate(APOSTROPHES).casefold().split()).rstrip(" .!")
+
+
+def said_yes_or_no(text: str) -> bool | None:
+    """True for a typed yes (« oui », « ok », « J’accepte »), False for a typed no, None
+    for anything else."""
+    words = typed_words(text)
+    return True if words in YES else False if words in NO else None
 
 
 def choice(state: ConversationState, label: str, value: str) -> Choice:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, ClassVar
 
 from bot.context import Context
 from bot.conversations.engine import (
@@ -17,9 +17,12 @@ from bot.conversations.engine import (
     keep,
     move_to,
     open_conversation,
+    said_yes_or_no,
+    typed_words,
 )
-from bot.conversations.places import Resolution, describe_commune, resolve_places
+from bot.conversations.places import PlaceQuestion, describe_commune, resolve_places
 from bot.domain import NO_EFFECTS, Effects
+from bot.geo.communes import Commune
 from bot.limits import COMMUNES_PER_SUBSCRIBER
 from bot.storage.conversations import ConversationState
 
@@ -29,16 +32,21 @@ class EnrollmentState:
     communities: list[str] = field(default_factory=list)  # keys, in the order chosen
     communes: list[str] = field(default_factory=list)  # INSEE codes
     consent_at: datetime | None = None
+    questions: list[PlaceQuestion] = field(default_factory=list)  # the first is being asked
+    OPTIONAL: ClassVar[tuple[str, ...]] = ("questions",)  # written only when there are some
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> EnrollmentState:
         consent_at = data.get("consent_at")
         return cls(communities=list(data.get("communities", [])),
                    communes=list(data.get("communes", [])),
-                   consent_at=datetime.fromisoformat(consent_at) if consent_at else None)
+                   consent_at=datetime.fromisoformat(consent_at) if consent_at else None,
+                   questions=[PlaceQuestion.from_json(q) for q in data.get("questions", [])])
 
     def to_json(self) -> dict[str, Any]:
         data: dict[str, Any] = {"communities": self.communities, "communes": self.communes}
+        if self.questions:
+            data["questions"] = [q.to_json() for q in self.questions]
         if self.consent_at is not None:
             data["consent_at"] = self.consent_at.isoformat()
         return data
@@ -117,45 +125,60 @@ class EnrollmentFlow(Flow):
 
     async def on_communes(self, ctx: Context, state: ConversationState,
                           answer: Answer) -> Effects:
+        """Places typed, or the answer to the question asked about one of them."""
         fields = EnrollmentState.from_json(state.data)
         if answer.value == "done" or (answer.value is None and _is_done(answer.text)):
-            return await self._communes_done(ctx, state, fields)
-        if answer.value == "clear":
-            fields.communes = []
-        elif answer.value and answer.value.startswith("add:"):
-            _add_commune(fields, answer.value[4:])
-        else:
-            resolution = resolve_places(ctx.geo, ctx.t, answer.text, answer.location)
-            for commune in resolution.found:
-                _add_commune(fields, commune.insee)
+            fields.questions = []  # « Terminer » with questions left: they are dropped
             keep(state, fields)
-            await move_to(ctx, state, "communes")
-            return self._report_resolution(ctx, state, resolution)
+            return await self._communes_done(ctx, state, fields)
+        problems: list[str] = []
+        added: list[str] = []
+        if answer.value == "clear":
+            fields.communes, fields.questions = [], []
+        elif answer.value == "skip":
+            fields.questions = fields.questions[1:]
+        elif answer.value and answer.value.startswith("add:"):
+            added = _add_commune(fields, answer.value[4:])
+            fields.questions = fields.questions[1:]
+        else:  # new places; they replace the question being asked, if any
+            resolution = resolve_places(ctx.geo, ctx.t, answer.text, answer.location,
+                                        home=fields.communes)
+            added = [code for c in resolution.found for code in _add_commune(fields, c.insee)]
+            problems = resolution.problems
+            fields.questions = [*resolution.questions, *fields.questions[1:]]
+        fields.questions = _still_open(fields)
         keep(state, fields)
         await move_to(ctx, state, "communes")
-        return self._show_communes(ctx, state)
+        if not fields.questions:  # the list so far says what was added
+            return self._show_communes(ctx, state, problems)
+        kept = [ctx.t("places.added", commune=c.label()) for c in _named(ctx, added)]
+        return self._ask_place(ctx, state, fields, problems + kept)
 
-    def _report_resolution(self, ctx: Context, state: ConversationState,
-                           resolution: Resolution) -> Effects:
-        effects = NO_EFFECTS
-        for problem in resolution.problems:
-            effects += ctx.text(problem)
-        if resolution.candidates:
-            effects += ctx.text(ctx.t("enroll.pick_commune"), tuple(
-                choice(state, describe_commune(c), f"add:{c.insee}")
-                for c in resolution.candidates))
-        return effects + self._show_communes(ctx, state)
+    def _ask_place(self, ctx: Context, state: ConversationState, fields: EnrollmentState,
+                   notes: list[str]) -> Effects:
+        """The first open question, alone with its choices; what the last answer did
+        above it, in the same message (one list at a time: a typed number answers it)."""
+        question = fields.questions[0]
+        lines = [*notes, question.text(ctx.t)]
+        if len(fields.questions) > 1:
+            lines.append(ctx.t("places.more_questions", count=len(fields.questions) - 1))
+        options = [choice(state, question.label(c), f"add:{c.insee}")
+                   for c in map(ctx.geo.by_insee, question.candidates) if c is not None]
+        options.append(choice(state, ctx.t("places.none_of_these"), "skip"))
+        return ctx.text("\n".join(lines), tuple(options))
 
-    def _show_communes(self, ctx: Context, state: ConversationState) -> Effects:
+    def _show_communes(self, ctx: Context, state: ConversationState,
+                       notes: list[str] | None = None) -> Effects:
         fields = EnrollmentState.from_json(state.data)
         names = [describe_commune(c) for c in _communes(ctx, fields)]
-        effects = NO_EFFECTS
+        lines = list(notes or ())
         if len(names) > COMMUNES_PER_SUBSCRIBER:
-            effects = ctx.answer("enroll.too_many_communes", max=COMMUNES_PER_SUBSCRIBER)
-        text = ctx.t("enroll.communes_so_far", list=", ".join(names)) if names else ctx.t(
-            "enroll.no_commune_yet")
-        return effects + ctx.text(text, (choice(state, ctx.t("enroll.communes_done"), "done"),
-                                         choice(state, ctx.t("enroll.communes_clear"), "clear")))
+            lines.append(ctx.t("enroll.too_many_communes", max=COMMUNES_PER_SUBSCRIBER))
+        lines.append(ctx.t("enroll.communes_so_far", list=", ".join(names)) if names
+                     else ctx.t("enroll.no_commune_yet"))
+        return ctx.text("\n".join(lines), (
+            choice(state, ctx.t("enroll.communes_done"), "done"),
+            choice(state, ctx.t("enroll.communes_clear"), "clear")))
 
     async def _communes_done(self, ctx: Context, state: ConversationState,
                              fields: EnrollmentState) -> Effects:
@@ -204,13 +227,27 @@ def summary_text(ctx: Context, communities: list[str], communes: list[str]) -> s
     return ctx.t("enroll.summary", communities=labels, communes=places)
 
 
-def _communes(ctx: Context, fields: EnrollmentState) -> list[Any]:
-    return [c for c in (ctx.geo.by_insee(code) for code in fields.communes) if c]
+def _communes(ctx: Context, fields: EnrollmentState) -> list[Commune]:
+    return _named(ctx, fields.communes)
 
 
-def _add_commune(fields: EnrollmentState, insee: str) -> None:
-    if insee not in fields.communes:
-        fields.communes.append(insee)
+def _add_commune(fields: EnrollmentState, insee: str) -> list[str]:
+    """Add a commune; what was new (nothing if it was there already)."""
+    if insee in fields.communes:
+        return []
+    fields.communes.append(insee)
+    return [insee]
+
+
+def _named(ctx: Context, codes: list[str]) -> list[Commune]:
+    return [c for c in map(ctx.geo.by_insee, codes) if c is not None]
+
+
+def _still_open(fields: EnrollmentState) -> list[PlaceQuestion]:
+    """The questions left, less the communes chosen since they were asked; one whose
+    every candidate is chosen already is answered."""
+    open_questions = (q.without(fields.communes) for q in fields.questions)
+    return [question for question in open_questions if question.candidates]
 
 
 def _toggle(selected: list[str], key: str) -> None:
@@ -231,14 +268,11 @@ def _add_communities_from_text(ctx: Context, fields: EnrollmentState, text: str)
     return unknown
 
 
-YES = {"oui", "o", "yes", "y", "ok", "j'accepte", "accepte", "accepter", "confirmer", "valider"}
-NO = {"non", "n", "no", "refuse", "refuser", "je refuse"}
-
-
 def _yes_no(text: str) -> str | None:
-    word = text.strip().lower()
-    return "yes" if word in YES else "no" if word in NO else None
+    said = said_yes_or_no(text)
+    return None if said is None else "yes" if said else "no"
 
 
 def _is_done(text: str) -> bool:
-    return text.strip().lower() in {"terminer", "termine", "fini", "fin", "done", "valider", "ok"}
+    return typed_words(text) in {"terminer", "termine", "terminé", "fini", "fin", "done",
+                                 "valider", "ok", "finish"}

@@ -13,6 +13,7 @@ from bot.conversations.engine import (
     close_conversation,
     move_to,
     open_conversation,
+    said_yes_or_no,
 )
 from bot.domain import Effects
 from bot.privacy import erase_subscriber
@@ -36,7 +37,8 @@ class ReconsentFlow(Flow):
 
     async def on_confirm(self, ctx: Context, state: ConversationState,
                          answer: Answer) -> Effects:
-        value = answer.value or {"oui": "yes", "non": "no"}.get(answer.text.strip().lower())
+        said = said_yes_or_no(answer.text)
+        value = answer.value or (None if said is None else "yes" if said else "no")
         if value is None or ctx.subscriber is None:
             await move_to(ctx, state, "confirm")
             return self._ask(ctx, state, "consent.again")

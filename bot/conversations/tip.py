@@ -16,6 +16,7 @@ from bot.conversations.engine import (
     open_conversation,
 )
 from bot.domain import Effects, Outgoing, ToOfficers
+from bot.i18n import ANY_PLATFORM
 from bot.limits import TIP_TEXT_CHARS
 from bot.storage.conversations import ConversationState
 
@@ -65,6 +66,7 @@ class TipFlow(Flow):
         await ctx.audit("tip.received", alert_id, tip=tip_id)
         where = ctx.t("tip.location", lat=f"{location[0]:.5f}", lon=f"{location[1]:.5f}") \
             if location else ""
-        forwarded = ctx.t("tip.forwarded", tip=tip_id, number=alert_id,
+        officers = ctx.t.on(ANY_PLATFORM)  # one text for every officers' channel
+        forwarded = officers("tip.forwarded", tip=tip_id, number=alert_id,
                           subscriber=subscriber or "?", text=text or "—", location=where)
         return Effects.of(ToOfficers(Outgoing(forwarded))) + ctx.answer("tip.thanks", tip=tip_id)

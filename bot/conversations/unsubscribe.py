@@ -12,6 +12,7 @@ from bot.conversations.engine import (
     choice,
     close_conversation,
     open_conversation,
+    said_yes_or_no,
 )
 from bot.domain import Effects
 from bot.privacy import erase_subscriber
@@ -33,7 +34,7 @@ class UnsubscribeFlow(Flow):
     async def on_confirm(self, ctx: Context, state: ConversationState,
                          answer: Answer) -> Effects:
         await close_conversation(ctx)
-        confirmed = answer.value == "yes" or answer.text.strip().lower() in {"oui", "yes"}
+        confirmed = answer.value == "yes" or said_yes_or_no(answer.text) is True
         if not confirmed or ctx.subscriber is None:
             return ctx.answer("subscriber.stop_kept")
         await ctx.audit("subscriber.unsubscribed")  # before: the pseudonym needs no data

@@ -57,6 +57,14 @@ class Commune:
     postal_codes: tuple[str, ...]
     population: int | None
 
+    def label(self, postal_code: str | None = None) -> str:
+        """The commune as everyone reads it, with the one code people know, its postal
+        code: « Vesoul — 70000 » (``postal_code`` if it is one of its own, say the one a
+        question is about; the INSEE code only for a commune without postal code)."""
+        codes = self.postal_codes
+        code = postal_code if postal_code in codes else codes[0] if codes else self.insee
+        return f"{self.name} — {code}"
+
 
 @dataclass(frozen=True, slots=True)
 class NameSearch:

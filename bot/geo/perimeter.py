@@ -4,7 +4,7 @@ A perimeter is a list of parts separated by ``,`` or ``;``; the communes of all 
 united. Each part is one of::
 
     Vesoul                    a commune name (accents, case, St/Saint, articles optional)
-    70550                     an INSEE code, or else a postal code (all its communes)
+    70000                     a postal code (all its communes), or else an INSEE code
     dep:70                    a whole département
     47.62,6.15+5km            a point (latitude,longitude, decimal points) with a radius
     {"type": "Polygon", ...}  GeoJSON text (Polygon, MultiPolygon, Feature, FeatureCollection)
@@ -42,8 +42,10 @@ __all__ = [
     "MAX_TEXT_LENGTH",
     "Area",
     "AreaKind",
+    "CommuneDoubt",
     "Perimeter",
     "PerimeterError",
+    "grammar_label",
     "parse_perimeter",
 ]
 
@@ -80,6 +82,19 @@ _DIGITS_RE = re.compile(r"^\d+$")
 class PerimeterError(UserFacingError):
     """A perimeter could not be understood (``bot/locales/perimeter.<lang>.yaml``);
     ``params["part"]`` names the failing part."""
+
+
+class CommuneDoubt(PerimeterError):
+    """A commune name the grammar cannot settle alone: not found but close to some, or
+    borne by several communes. A conversation asks which one was meant (``candidates``,
+    best first) and puts its ``grammar_label`` where the name was (``span``, the name's
+    start and end in the text parsed); a one-line command shows the message."""
+
+    def __init__(self, key: str, span: tuple[int, int], communes: tuple[Commune, ...],
+                 **params: object) -> None:
+        super().__init__(key, **params)
+        self.span = span
+        self.candidates = communes
 
 
 class AreaKind(Enum):
@@ -148,8 +163,9 @@ def _format_coordinate(value: float) -> str:
 
 
 def _describe(commune: Commune) -> str:
-    postal = ", ".join(commune.postal_codes) or "-"
-    return f"{commune.name} (INSEE {commune.insee}, CP {postal})"
+    """A homonym, with what tells it from the others: its postal code, and the INSEE
+    code to type, labelled as such."""
+    return f"{commune.label()} (INSEE {commune.insee})"
 
 
 # ---------------------------------------------------------------------------- tokenizer
@@ -163,6 +179,7 @@ class _Token:
     radius: str | None  # the text after "+", None when no "+"
     coords: tuple[str, str] | None = None
     value: object = None  # decoded JSON
+    start: int = 0  # where the part begins in the text (a plain part: its body)
 
 
 def _read_radius(text: str, pos: int) -> tuple[str, int]:
@@ -238,7 +255,8 @@ def _tokenize(text: str) -> list[_Token]:
         radius = None
         if pos < length and text[pos] == "+":
             radius, pos = _read_radius(text, pos + 1)
-        tokens.append(_Token(text[start:pos].strip(), "plain", body.strip(), radius))
+        tokens.append(_Token(text[start:pos].strip(), "plain", body.strip(), radius,
+                             start=start))
     return tokens
 
 
@@ -275,8 +293,9 @@ def _with_radius(suffix: str, meters: float | None) -> str:
     return suffix if meters is None else f"{suffix}+{_format_radius(meters)}"
 
 
-def _commune_label(layer: CommuneLayer, commune: Commune) -> str:
-    """The commune's name if it reads back unambiguously, else its INSEE code."""
+def grammar_label(layer: CommuneLayer, commune: Commune) -> str:
+    """How a perimeter names the commune: its name if it reads back unambiguously, else
+    its INSEE code."""
     found = layer.search(commune.name, limit=0).exact
     return commune.name if len(found) == 1 else commune.insee
 
@@ -318,12 +337,14 @@ def _point_part(token: _Token, layer: CommuneLayer, meters: float | None) -> _Pa
 
 def _code_part(token: _Token, layer: CommuneLayer, meters: float | None) -> _Part:
     code = token.body.upper()
-    commune = layer.by_insee(code)
-    if commune is not None:
-        return _communes_part(layer, _commune_label(layer, commune), [commune], meters)
+    # A postal code first: it is the code people know, and 70310 (Faucogney's postal
+    # code) must not mean Lure, whose INSEE code it also is.
     communes = layer.by_postal_code(code)
     if communes:
         return _communes_part(layer, code, communes, meters, postal_code=code)
+    commune = layer.by_insee(code)
+    if commune is not None:
+        return _communes_part(layer, grammar_label(layer, commune), [commune], meters)
     raise PerimeterError("perimeter.unknown_code", part=_show(token.raw), code=code)
 
 
@@ -331,18 +352,23 @@ def _name_part(token: _Token, layer: CommuneLayer, meters: float | None) -> _Par
     result = layer.search(token.body, limit=MAX_SUGGESTIONS)
     if len(result.exact) == 1:
         commune = result.exact[0]
-        return _communes_part(layer, _commune_label(layer, commune), [commune], meters)
+        return _communes_part(layer, grammar_label(layer, commune), [commune], meters)
+    span = (token.start, token.start + len(token.body))
     if result.exact:
-        raise PerimeterError(
+        raise CommuneDoubt(
             "perimeter.ambiguous_commune",
+            span,
+            tuple(result.exact),
             part=_show(token.raw),
             candidates="; ".join(_describe(c) for c in result.exact),
         )
     if result.suggestions:
-        raise PerimeterError(
+        raise CommuneDoubt(
             "perimeter.unknown_commune",
+            span,
+            tuple(result.suggestions),
             part=_show(token.raw),
-            suggestions=", ".join(f"{c.name} ({c.insee})" for c in result.suggestions),
+            suggestions=", ".join(c.label() for c in result.suggestions),
         )
     raise PerimeterError("perimeter.unknown_commune_no_suggestion", part=_show(token.raw))
 

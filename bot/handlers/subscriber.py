@@ -14,6 +14,7 @@ from bot.roles import Action
 from bot.storage.subscribers import Subscriber
 
 ENROLLMENT = EnrollmentFlow()
+CANDIDATES_LISTED = 8  # per doubtful place, in /communes's one-line answer
 UNSUBSCRIBE = UnsubscribeFlow()
 
 
@@ -41,8 +42,8 @@ async def communes(ctx: Context, args: str) -> Effects:
     if not args:
         return _show_communes(ctx, current)
     mode, text = _edit_mode(args)
-    resolution = resolve_places(ctx.geo, ctx.t, text)
-    if resolution.problems:
+    resolution = resolve_places(ctx.geo, ctx.t, text, home=current)
+    if resolution.problems or resolution.questions:
         return _refuse_partial(ctx, resolution)
     codes = [c.insee for c in resolution.found]
     updated = _apply(mode, current, codes)
@@ -67,11 +68,17 @@ def _apply(mode: str, current: list[str], codes: list[str]) -> list[str]:
 
 
 def _refuse_partial(ctx: Context, resolution: Resolution) -> Effects:
-    """Apply nothing unless every place was understood: a half-applied list loses data."""
+    """Apply nothing unless every place was understood: a half-applied list loses data.
+    Each doubtful place is one line with what it may mean, as it can be typed back."""
     lines = [*resolution.problems]
-    if resolution.candidates:
-        lines.append(ctx.t("subscriber.candidates", list=", ".join(
-            f"{describe_commune(c)} → {c.insee}" for c in resolution.candidates)))
+    for question in resolution.questions:
+        shown = question.candidates[:CANDIDATES_LISTED]
+        labels = [question.label(c) for c in map(ctx.geo.by_insee, shown) if c is not None]
+        more = len(question.candidates) - len(shown)
+        lines.append(f"{question.text(ctx.t)} {', '.join(labels)}"
+                     + (ctx.t("places.and_more", count=more) if more > 0 else ""))
+    if resolution.questions:
+        lines.append(ctx.t("subscriber.retype_commune"))
     lines.append(ctx.t("subscriber.nothing_changed"))
     return ctx.text("\n".join(lines))
 

@@ -82,14 +82,14 @@ class ConsoleTransport(Transport):
     async def send(self, chat_id: str, message: Outgoing) -> str:
         message_id = str(next(self._ids))
         self.received.setdefault(chat_id, []).append(message.text)
-        self.choices.shown(chat_id, message.choices)
-        self._print(f"[bot → {chat_id}] #{message_id}", message, message_id)
+        first = self.choices.shown(chat_id, message.choices)
+        self._print(f"[bot → {chat_id}] #{message_id}", message, first, message_id)
         if message.attachment is not None:  # its own part, as on the platforms
             return join_ids([file_part(message_id), message_id])
         return message_id
 
     async def edit(self, chat_id: str, message_id: str, message: Outgoing) -> None:
-        self.choices.shown(chat_id, message.choices)
+        self.choices.replaced(chat_id, message.choices)
         self._print(f"[bot ✎ {chat_id}] #{first_id(message_id)} modifié", message)
 
     async def delete(self, chat_id: str, message_id: str) -> None:
@@ -106,9 +106,10 @@ class ConsoleTransport(Transport):
     def officers_channels(self) -> list[ChatRef]:
         return [ChatRef(PLATFORM, self.officers_channel)]
 
-    def _print(self, header: str, message: Outgoing, message_id: str = "") -> None:
+    def _print(self, header: str, message: Outgoing, first: int = 1,
+               message_id: str = "") -> None:
         body = "\n".join("    " + line for line in message.text.splitlines())
-        extra = "\n" + render_choices(message.choices) if message.choices else ""
+        extra = "\n" + render_choices(message.choices, first) if message.choices else ""
         if message.attachment is not None:
             saved = self._save(message.attachment)
             self.files[message_id] = saved

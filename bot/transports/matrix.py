@@ -603,7 +603,12 @@ class MatrixTransport(Transport):
         if message.attachment is not None:
             files.append(file_part(await self._send_file(chat_id, message.attachment)))
         event_ids: list[str] = []
-        contents = message_contents(replace(message, reply_to=first_id(message.reply_to)))
+        # Numbered on from the last list the person has not answered yet; a request in
+        # the officers' room is answered by replying to it: its own numbers, from 1.
+        officers = chat_id == self.rooms.officers_room
+        first = 1 if officers else self.choices.first_number(chat_id)
+        contents = message_contents(replace(message, reply_to=first_id(message.reply_to)),
+                                    first=first)
         for content in contents:
             try:
                 event_ids.append(await self._room_send(chat_id, content))
@@ -616,7 +621,8 @@ class MatrixTransport(Transport):
                 log.warning("matrix: message to %s cut after %d of %d parts",
                             self._in_logs(chat_id), len(event_ids), len(contents))
                 break
-        self.choices.shown(chat_id, message.choices)
+        if not officers:
+            self.choices.shown(chat_id, message.choices)
         for event_id in {event_ids[0], event_ids[-1]}:  # edits aim at the first, ✅ at the last
             await self._remember_request(chat_id, event_id, message.choices)
         return join_ids(files + event_ids)
@@ -660,7 +666,7 @@ class MatrixTransport(Transport):
         stays (Matrix splits only texts far longer than an alert)."""
         first = first_id(message_id) or message_id
         await self._room_send(chat_id, edit_content(first, message))
-        self.choices.shown(chat_id, message.choices)
+        self.choices.replaced(chat_id, message.choices)
         await self._remember_request(chat_id, first, message.choices)
 
     async def delete(self, chat_id: str, message_id: str) -> None:

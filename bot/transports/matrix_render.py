@@ -45,21 +45,23 @@ def text_to_html(text: str) -> str:
     return to_matrix_html(html.escape(text, quote=False))
 
 
-def choices_html(choices: tuple[Choice, ...]) -> str:
+def choices_html(choices: tuple[Choice, ...], first: int = 1) -> str:
     items = "".join(f"<li>{html.escape(choice.label, quote=False)}</li>" for choice in choices)
-    return f"<ol>{items}</ol>"
+    start = f' start="{first}"' if first != 1 else ""
+    return f"<ol{start}>{items}</ol>"
 
 
-def plain_body(message: Outgoing) -> str:
+def plain_body(message: Outgoing, first: int = 1) -> str:
+    """The text, then its choices numbered from ``first`` (``NumberedChoices.shown``)."""
     if not message.choices:
         return message.text
-    return f"{message.text}\n\n{render_choices(message.choices)}"
+    return f"{message.text}\n\n{render_choices(message.choices, first)}"
 
 
-def formatted_body(message: Outgoing) -> str:
+def formatted_body(message: Outgoing, first: int = 1) -> str:
     markup = to_matrix_html(message.html) if message.html is not None else text_to_html(
         message.text)
-    return markup + (choices_html(message.choices) if message.choices else "")
+    return markup + (choices_html(message.choices, first) if message.choices else "")
 
 
 def no_mentions(body: str) -> JsonDict:
@@ -84,18 +86,19 @@ def base_content(body: str, formatted: str, tone: Tone, reply_to: str | None) ->
     return content
 
 
-def message_contents(message: Outgoing, budget: int = CONTENT_BUDGET) -> list[JsonDict]:
+def message_contents(message: Outgoing, budget: int = CONTENT_BUDGET,
+                     first: int = 1) -> list[JsonDict]:
     """One content, or several plain-text pieces when the message exceeds one event.
 
     Splitting (rather than truncating) keeps every line a person was meant to read;
     the HTML styling is dropped for the pieces, their text is exact. Only the first
     piece carries the reply relation.
     """
-    whole = base_content(plain_body(message), formatted_body(message), message.tone,
-                         message.reply_to)
+    whole = base_content(plain_body(message, first), formatted_body(message, first),
+                         message.tone, message.reply_to)
     if json_size(whole) <= budget:
         return [whole]
-    pieces = split_text(plain_body(message), budget)
+    pieces = split_text(plain_body(message, first), budget)
     return [base_content(piece, text_to_html(piece), message.tone,
                          message.reply_to if index == 0 else None)
             for index, piece in enumerate(pieces)]

@@ -113,8 +113,8 @@ def _best_size(sizes: tuple[PhotoSize, ...]) -> FileRef:
     """Telegram gives each photo in several sizes (JPEG), smallest first."""
     fitting = [size for size in sizes if (size.file_size or 0) <= PHOTO_BYTES]
     if not fitting:
-        return FileRef(sizes[-1].file_id, "photo.jpg", "image/jpeg", too_large=True)
-    return FileRef(fitting[-1].file_id, "photo.jpg", "image/jpeg")
+        return FileRef(sizes[-1].file_id, "image.jpg", "image/jpeg", too_large=True)
+    return FileRef(fitting[-1].file_id, "image.jpg", "image/jpeg")
 
 
 async def fetch(bot: ExtBot[None], ref: FileRef) -> Attachment | FileProblem:

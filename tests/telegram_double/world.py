@@ -127,7 +127,9 @@ class World:
         self.callback_answers: list[Record] = []
         self.commands: dict[CommandKey, list[dict[str, str]]] = {}
         self.webhook: Record | None = None
-        self._watchers: list[tuple[int, asyncio.Future[None]]] = []
+        # Keyed by chat: a benchmark keeps thousands of people waiting for their reply at
+        # once, and each of the bot's sends must wake only the ones in its chat.
+        self._watchers: dict[int, list[asyncio.Future[None]]] = {}
 
     # -- registry --------------------------------------------------------------------------
     def add_user(self, user: UserRecord, *, started: bool = True) -> ChatRecord:
@@ -205,19 +207,16 @@ class World:
     def watch(self, chat_id: int) -> asyncio.Future[None]:
         """A future resolved the next time the bot sends or edits something in ``chat_id``."""
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._watchers.append((chat_id, future))
+        waiting = self._watchers.setdefault(chat_id, [])
+        waiting[:] = [f for f in waiting if not f.done()]  # waits that timed out
+        waiting.append(future)
         return future
 
     def changed(self, chat_id: int) -> None:
-        if not self._watchers:
-            return  # the hot path: nobody is waiting
-        keep: list[tuple[int, asyncio.Future[None]]] = []
-        for watched, future in self._watchers:
-            if watched == chat_id and not future.done():
+        waiting = self._watchers.pop(chat_id, None)  # the hot path: usually nobody
+        for future in waiting or ():
+            if not future.done():  # a waiter that timed out is cancelled already
                 future.set_result(None)
-            elif not future.done():
-                keep.append((watched, future))
-        self._watchers = keep
 
 
 def now() -> tuple[float, int]:
