@@ -383,10 +383,10 @@ async def expire_unapproved(records: Records, t: Translator, alert: Alert,
                                           "system", now):
         return NO_EFFECTS
     await stores.audit.record(now, "system", "alert.expired_unapproved", alert.id)
-    await forget(records, alert.id)
     expired = await stores.alerts.get(alert.id)
     assert expired is not None
     request = await officers_request(records, t, expired, t("lifecycle.unapproved_status"))
+    await forget(records, alert.id)  # after the request that still says what was asked
     return Effects.of(EditTracked(REQUEST, alert.id, request),
                       Notify(ChatRef(alert.request_platform, alert.request_chat_id),
                              Outgoing(t("lifecycle.unapproved", number=alert.id))))
@@ -461,12 +461,12 @@ async def _reject(ctx: Context, alert: Alert, reason: str | None) -> Effects:
     await ctx.stores.alerts.transition(alert.id, AlertStatus.PENDING, AlertStatus.REJECTED,
                                        ctx.who, ctx.now, reason=motive)
     await ctx.audit("approval.rejected", alert.id, reason=motive)
-    await forget(ctx, alert.id)
     rejected = await ctx.stores.alerts.get(alert.id)
     assert rejected is not None
     status = ctx.t("approval.rejected_by", who=await display_name(ctx, ctx.t, ctx.who),
                    reason=motive)
     request = await officers_request(ctx, ctx.t, rejected, status)
+    await forget(ctx, alert.id)  # after the request that still says what was asked
     told = Effects.of(EditTracked(REQUEST, alert.id, request), _tell_requester(ctx, alert, ctx.t(
         "approval.requester_rejected", number=alert.id, reason=motive)))
     return told + ctx.answer("approval.rejected_ack", number=alert.id)

@@ -140,12 +140,12 @@ async def _withdraw_pending(ctx: Context, alert: Alert) -> Effects:
                                               AlertStatus.WITHDRAWN, ctx.who, ctx.now):
         return ctx.answer("approval.not_pending", number=alert.id, status="")
     await ctx.audit("alert.withdrawn", alert.id)
-    await forget(ctx, alert.id)
     withdrawn = await ctx.stores.alerts.get(alert.id)
     assert withdrawn is not None
     request = await officers_request(ctx, ctx.t, withdrawn, ctx.t(
         "lifecycle.withdrawn_status", who=await display_name(ctx, ctx.t, ctx.who,
                                                              Role.OPERATOR)))
+    await forget(ctx, alert.id)  # after the request that still says what was asked
     return Effects.of(EditTracked(REQUEST, alert.id, request)) + ctx.answer(
         "lifecycle.withdrawn", number=alert.id)
 
