@@ -17,6 +17,9 @@ import pytest
 from PIL import Image
 
 from bot.config import PlatformRateLimits, RateLimitsConfig
+from bot.domain import Attachment, Outgoing
+from bot.photos import check_photo
+from bot.transports.base import TransientError
 from tests.telegram_double import RateLimits, Record, TelegramDouble
 from tests.test_telegram_e2e import (
     ADMIN,
@@ -226,3 +229,18 @@ async def test_two_thousand_recipients_one_upload(tmp_path: Path) -> None:
           f"the request's map), {copies} photos sent by file_id")
     assert f"{len(people) + 2} envoyé(s)" in report
     assert double.stats.photo_uploads == 2 and copies == len(people) + 2
+
+
+async def test_a_text_that_fails_after_its_photo_takes_the_photo_back(tg: Telegram) -> None:
+    """Sent again whole later, the copy must not leave a first photo behind."""
+    photo = check_photo(Attachment("p.jpg", "image/jpeg", jpeg((300, 200))))
+    copy = Outgoing("x" * 1500, attachment=photo.attachment(7))  # longer than a caption
+    tg.double.fail_next(1, methods={"sendmessage"})
+    with pytest.raises(TransientError):
+        await tg.transport.send(str(ALICE), copy)
+    [first] = photos(tg, ALICE)
+    assert first["deleted"]
+    sent = await tg.transport.send(str(ALICE), copy)
+    second = photos(tg, ALICE)[-1]
+    assert sent == f"file:{second['message_id']} {second['message_id'] + 1}"
+    assert not second["deleted"] and second["file_id"] == first["file_id"]  # uploaded once
