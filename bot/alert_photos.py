@@ -46,10 +46,6 @@ class Brought:
     photo: Photo | None = None
     refused: PhotoRefused | None = None
 
-    @property
-    def any(self) -> bool:
-        return self.photo is not None or self.refused is not None
-
 
 def is_photo(attachment: Attachment) -> bool:
     """Whether a file a person sent is meant as a picture (then it is checked as one)."""
