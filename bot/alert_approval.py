@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 
 from bot.alert_copy import alert_place, delivered_alert
 from bot.alert_photos import attach_new, forget, summary_line
-from bot.broadcast.outbox import start_broadcast
+from bot.broadcast.outbox import open_outbox, start_broadcast
 from bot.buttons import ApprovalButton, button
 from bot.config import Config
 from bot.context import Context, Lookups, Records, Services
@@ -35,9 +35,10 @@ from bot.people import display_name
 from bot.photos import Photo
 from bot.place import areas_from_json, areas_to_json, named_first, place_text
 from bot.reference import Category, Reference
-from bot.render import AlertFacts, alert_summary, approval_request, preview, when
+from bot.render import AlertFacts, alert_summary, approval_request, preview
 from bot.roles import Role
 from bot.storage.alerts import Alert, NewAlert
+from bot.storage.deliveries import Reach
 
 REQUEST = "approval_request"
 MAP = "map"  # tracked: a protected alert's map is deleted when the alert ends
@@ -220,7 +221,8 @@ async def _create_and_request(ctx: Context, new: NewAlert, perimeter: Perimeter 
     category = ctx.reference.categories[alert.category]
     as_delivered = delivered_alert(ctx.t, alert, category, ctx.config.signature, ctx.now,
                                    ctx.timezone)
-    request = await officers_request(ctx, ctx.t, alert, ctx.t("approval.waiting"))
+    staff = ctx.staff_t
+    request = await officers_request(ctx, staff, alert, staff("approval.waiting"))
     effects = ctx.text(preview(ctx.t, summary, alert, as_delivered)) + Effects.of(
         ToOfficers(request, track=(REQUEST, alert.id))) + photo_post
     if perimeter is not None:
@@ -234,11 +236,12 @@ async def _map(ctx: Context, alert: Alert, label: str, perimeter: Perimeter) -> 
     figures read here; a failure to draw never holds an alert back (nothing is sent)."""
     reach = await ctx.stores.deliveries.reach(perimeter.communes, await ctx.stores.alerts
                                               .communities(alert.id), alert.all_communities)
-    legend = MapLegend(ctx.t("render.map_title", number=alert.id, category=label),
+    staff = ctx.staff_t  # the map goes to the officers' channels
+    legend = MapLegend(staff("render.map_title", number=alert.id, category=label),
                        alert.perimeter[:80], len(perimeter.communes), reach.subscribers,
                        reach.groups, ctx.geo.population(perimeter.communes))
-    return Outgoing(ctx.t("render.map_caption", number=alert.id),
-                    deferred=map_recipe(f"carte-alerte-{alert.id}.png", ctx.t.language,
+    return Outgoing(staff("render.map_caption", number=alert.id),
+                    deferred=map_recipe(f"carte-alerte-{alert.id}.png", staff.language,
                                         perimeter, legend))
 
 
@@ -294,11 +297,14 @@ def perimeter_json(perimeter: Perimeter) -> str:
                        "areas": areas_to_json(perimeter.areas)}, ensure_ascii=False)
 
 
-async def summarize(records: Records, t: Translator, alert: Alert) -> str:
+async def summarize(records: Records, t: Translator, alert: Alert,
+                    reach: Reach | None = None) -> str:
+    """``reach``: when the caller counted it in this transaction already."""
     stores, geo = records.stores, records.geo
     communes = await stores.alerts.communes(alert.id)
     communities = await stores.alerts.communities(alert.id)
-    reach = await stores.deliveries.reach(communes, communities, alert.all_communities)
+    if reach is None:
+        reach = await stores.deliveries.reach(communes, communities, alert.all_communities)
     names = named_first(areas_from_json(alert.perimeter_json), communes, geo)
     category = records.reference.categories[alert.category]
     stale = (alert.status == "pending" and not alert.stale_override
@@ -311,12 +317,14 @@ async def summarize(records: Records, t: Translator, alert: Alert) -> str:
 
 
 async def officers_request(records: Records, t: Translator, alert: Alert,
-                           status_line: str) -> Outgoing:
+                           status_line: str, reach: Reach | None = None) -> Outgoing:
     t = t.on(ANY_PLATFORM)  # one text for every officers' channel: commands as each types them
     category = records.reference.categories[alert.category]
-    summary = await summarize(records, t, alert)
+    summary = await summarize(records, t, alert, reach)
+    # As it will read: a scheduled message gives the day it goes.
     as_delivered = delivered_alert(t, alert, category, records.config.signature,
-                                   records.clock.now(), ZoneInfo(records.config.timezone))
+                                   alert.send_at or records.clock.now(),
+                                   ZoneInfo(records.config.timezone))
     who = await display_name(records, t, alert.requested_by, Role.OPERATOR)
     text, markup = approval_request(t, summary, alert, records.local(alert.created_at),
                                     as_delivered, status_line, who)
@@ -367,11 +375,11 @@ async def _past_deadline(ctx: Context, alert: Alert) -> Effects:
     """A decision after the deadline (the bot was down, or the clock has not ticked yet)
     finds the alert expired, exactly as the clock would have left it: checked here, in
     the decision's transaction, not only by the clock."""
-    expired = await expire_unapproved(ctx, ctx.t, alert, ctx.now)
+    expired = await expire_unapproved(ctx, ctx.staff_t, alert, ctx.now)
     await ctx.audit("approval.refused_expired", alert.id)
     deadline = approval_deadline(ctx.config, alert)
     return expired + ctx.answer("approval.expired", number=alert.id,
-                                time=when(ctx.local(deadline)))
+                                time=ctx.t.when(ctx.local(deadline)))
 
 
 async def expire_unapproved(records: Records, t: Translator, alert: Alert,
@@ -410,7 +418,9 @@ async def _approve(ctx: Context, alert: Alert, override_stale: bool,
         await ctx.stores.alerts.set_prosecutor_ref(alert.id, prosecutor_ref)
     if override_stale:
         await ctx.stores.alerts.set_stale_override(alert.id)
-    await ctx.audit("approval.approved", alert.id, override_stale=override_stale)
+    # The prosecutor's reference is part of the decision: the trail keeps who gave which.
+    reference = {"prosecutor_ref": prosecutor_ref} if prosecutor_ref else {}
+    await ctx.audit("approval.approved", alert.id, override_stale=override_stale, **reference)
     approvals = [a for a in await ctx.stores.alerts.approvals(alert.id) if a.decision == "approve"]
     if len(approvals) < alert.required_approvals:
         return await _partial_approval(ctx, alert, len(approvals))
@@ -418,9 +428,10 @@ async def _approve(ctx: Context, alert: Alert, override_stale: bool,
 
 
 async def _partial_approval(ctx: Context, alert: Alert, count: int) -> Effects:
-    status = ctx.t("approval.partial", count=count, required=alert.required_approvals,
-                   who=await display_name(ctx, ctx.t, ctx.who))
-    request = await officers_request(ctx, ctx.t, alert, status)
+    staff = ctx.staff_t
+    status = staff("approval.partial", count=count, required=alert.required_approvals,
+                   who=await display_name(ctx, staff, ctx.who))
+    request = await officers_request(ctx, staff, alert, status)
     return ctx.answer("approval.partial_ack", number=alert.id, count=count,
                       required=alert.required_approvals) + Effects.of(
         EditTracked(REQUEST, alert.id, request))
@@ -429,45 +440,50 @@ async def _partial_approval(ctx: Context, alert: Alert, count: int) -> Effects:
 async def _launch(ctx: Context, alert: Alert) -> Effects:
     await ctx.stores.alerts.transition(alert.id, AlertStatus.PENDING, AlertStatus.APPROVED,
                                        ctx.who, ctx.now)
-    recipients = await start_broadcast(ctx.services, alert.id, ctx.now)
+    opened = await open_outbox(ctx.services, alert.id, ctx.now)
+    recipients = opened.rows
     approved = await ctx.stores.alerts.get(alert.id)
     assert approved is not None
     if approved.status == "approved":  # scheduled for later
         return await _scheduled_approval(ctx, approved)
-    who = await display_name(ctx, ctx.t, ctx.who)
-    status = ctx.t("approval.approved_by", who=who, time=ctx.local(ctx.now).strftime("%H:%M"),
-                   recipients=recipients)
-    request = await officers_request(ctx, ctx.t, approved, status)
-    told = Effects.of(EditTracked(REQUEST, alert.id, request), _tell_requester(ctx, alert, ctx.t(
-        "approval.requester_approved", number=alert.id, recipients=recipients)),
-                      wake_dispatcher=True)
-    return told + ctx.answer("approval.approved_ack", number=alert.id, recipients=recipients)
+    staff = ctx.staff_t
+    who = await display_name(ctx, staff, ctx.who)
+    status = staff("approval.approved_by", who=who, time=staff.time(ctx.local(ctx.now)),
+                   recipients=staff("quantity.recipients", count=recipients))
+    request = await officers_request(ctx, staff, approved, status, opened.reach)
+    told = Effects.of(EditTracked(REQUEST, alert.id, request), _tell_requester(ctx, alert, staff(
+        "approval.requester_approved", number=alert.id,
+        recipients=staff("quantity.recipients", count=recipients))), wake_dispatcher=True)
+    return told + ctx.answer("approval.approved_ack", number=alert.id,
+                             recipients=ctx.t("quantity.recipients", count=recipients))
 
 
 async def _scheduled_approval(ctx: Context, alert: Alert) -> Effects:
     assert alert.send_at is not None
-    moment = when(ctx.local(alert.send_at))
-    status = ctx.t("approval.scheduled_by", who=await display_name(ctx, ctx.t, ctx.who),
-                   time=moment)
-    request = await officers_request(ctx, ctx.t, alert, status)
-    told = Effects.of(EditTracked(REQUEST, alert.id, request), _tell_requester(ctx, alert, ctx.t(
-        "approval.requester_scheduled", number=alert.id, time=moment)))
-    return told + ctx.answer("approval.scheduled_ack", number=alert.id, time=moment)
+    staff, moment = ctx.staff_t, ctx.local(alert.send_at)
+    status = staff("approval.scheduled_by", who=await display_name(ctx, staff, ctx.who),
+                   time=staff.when(moment))
+    request = await officers_request(ctx, staff, alert, status)
+    told = Effects.of(EditTracked(REQUEST, alert.id, request), _tell_requester(ctx, alert, staff(
+        "approval.requester_scheduled", number=alert.id, time=staff.when(moment))))
+    return told + ctx.answer("approval.scheduled_ack", number=alert.id,
+                             time=ctx.t.when(moment))
 
 
 async def _reject(ctx: Context, alert: Alert, reason: str | None) -> Effects:
-    motive = (reason or "").strip()[:REASON_CHARS] or ctx.t("approval.no_reason")
+    staff = ctx.staff_t
+    motive = (reason or "").strip()[:REASON_CHARS] or staff("approval.no_reason")
     await ctx.stores.alerts.add_approval(alert.id, ctx.who, "reject", motive, False, ctx.now)
     await ctx.stores.alerts.transition(alert.id, AlertStatus.PENDING, AlertStatus.REJECTED,
                                        ctx.who, ctx.now, reason=motive)
     await ctx.audit("approval.rejected", alert.id, reason=motive)
     rejected = await ctx.stores.alerts.get(alert.id)
     assert rejected is not None
-    status = ctx.t("approval.rejected_by", who=await display_name(ctx, ctx.t, ctx.who),
+    status = staff("approval.rejected_by", who=await display_name(ctx, staff, ctx.who),
                    reason=motive)
-    request = await officers_request(ctx, ctx.t, rejected, status)
+    request = await officers_request(ctx, staff, rejected, status)
     await forget(ctx, alert.id)  # after the request that still says what was asked
-    told = Effects.of(EditTracked(REQUEST, alert.id, request), _tell_requester(ctx, alert, ctx.t(
+    told = Effects.of(EditTracked(REQUEST, alert.id, request), _tell_requester(ctx, alert, staff(
         "approval.requester_rejected", number=alert.id, reason=motive)))
     return told + ctx.answer("approval.rejected_ack", number=alert.id)
 

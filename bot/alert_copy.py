@@ -21,7 +21,6 @@ from bot.domain import Choice, Outgoing, Tone
 from bot.i18n import Translator
 from bot.place import areas_from_json, place_text
 from bot.reference import Category
-from bot.render import when
 from bot.storage.alerts import Alert
 
 # The icon of a copy's headline, by its category's severity (bot/reference.py).
@@ -50,7 +49,7 @@ def delivered_alert(t: Translator, alert: Alert, category: Category, signature: 
     number = alert.parent_id or alert.id
     headline = _headline(t, alert, category)
     footer = t("copy.footer_prevention" if is_prevention(category) else "copy.footer_alert",
-               signature=signature, number=number, time=when(at.astimezone(zone)))
+               signature=signature, number=number, time=t.when(at.astimezone(zone)))
     if alert.exercise:
         headline = t("render.exercise") + " " + headline
         footer += t("render.exercise_footer")
@@ -80,8 +79,8 @@ def facts_line(t: Translator, alert: Alert, category: Category, at: datetime,
     day = _day(t, facts, now)
     age = now - facts if now > facts else timedelta(0)
     if age >= FACTS_AGE_SHOWN:
-        return t("copy.facts_no_age", day=day, time=facts.strftime("%H:%M"))
-    return t("copy.facts", day=day, time=facts.strftime("%H:%M"), age=_age(t, age))
+        return t("copy.facts_no_age", day=day, time=t.time(facts))
+    return t("copy.facts", day=day, time=t.time(facts), age=_age(t, age))
 
 
 def _day(t: Translator, facts: datetime, now: datetime) -> str:
@@ -90,7 +89,7 @@ def _day(t: Translator, facts: datetime, now: datetime) -> str:
         return t("copy.today")
     if days == 1:
         return t("copy.yesterday")
-    return t("copy.on_date", date=facts.strftime("%d/%m"))
+    return t("copy.on_date", date=t.day(facts))
 
 
 def _age(t: Translator, age: timedelta) -> str:
@@ -138,7 +137,7 @@ def closed_copy(t: Translator, alert: Alert, category: Category, how: str, close
                 signature: str, original: datetime, zone: tzinfo) -> Outgoing:
     """What a delivered copy becomes when its alert ends or expires (``closed``: when;
     ``original``: the moment of the copy, as ``delivered_alert`` has it)."""
-    banner = t(f"render.closed_{how}", time=when(closed.astimezone(zone)))
+    banner = t(f"render.closed_{how}", time=t.when(closed.astimezone(zone)))
     if category.protected:  # missing persons: the description and photo go
         return Outgoing(banner + "\n" + t("render.redacted", number=alert.parent_id or alert.id),
                         tone=Tone.QUIET)

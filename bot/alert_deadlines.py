@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 from bot.alert_approval import expire_unapproved
 from bot.broadcast.outbox import UnapprovedText, record_refusal, start_broadcast
 from bot.closing import clean_closing, end_alert
-from bot.context import Services
+from bot.context import Services, staff_translator
 from bot.domain import NO_EFFECTS, WAKE_DISPATCHER, ChatRef, Effects, Outgoing, ToOfficers
 from bot.enums import AlertStatus
 from bot.i18n import Translator
@@ -24,7 +24,7 @@ async def tick(services: Services) -> Effects:
     """What came due, done; the effects (officers' notices, edits, a broadcast to send)
     are the clock's, performed like an event's."""
     now = services.clock.now()
-    t = Translator(services.catalog, services.config.language)
+    t = staff_translator(services)  # all it tells goes to staff
     effects = NO_EFFECTS
     for step in (_remind_pending, _expire_unapproved, _launch_scheduled, _expire_broadcasts,
                  _clean_protected_closings):

@@ -131,7 +131,7 @@ async def attach_new(ctx: Context, alert: Alert, photo: Photo | None) -> Effects
     await ctx.stores.photos.attach(alert.id, photo, ctx.now)
     await ctx.audit("alert.photo_attached", alert.id, size=photo.size,
                     type=photo.kind.mime_type)
-    return officers_post(ctx.t, alert.id, photo)
+    return officers_post(ctx.staff_t, alert.id, photo)
 
 
 def officers_post(t: Translator, alert_id: int, photo: Photo) -> Effects:

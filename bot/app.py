@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
@@ -14,14 +15,16 @@ from bot.core import Core
 from bot.geo.communes import CommuneLayer
 from bot.i18n import Catalog
 from bot.keys import Keys
-from bot.metrics import Metrics, PrometheusMetrics
-from bot.monitoring import Monitor
+from bot.metrics import Metrics
 from bot.privacy import scrub_free_pages_once
 from bot.reference import load_reference
 from bot.roles import RoleBook
 from bot.storage.database import Database
 from bot.storage.lock import ServingLock
 from bot.transports.base import Transport
+
+if TYPE_CHECKING:
+    from bot.monitoring import Monitor
 
 log = logging.getLogger(__name__)
 TICK_SECONDS = 15  # reminders and expiries happen at most this late
@@ -91,6 +94,11 @@ class BotApp:
         self.metrics: Metrics = Metrics()
         self.monitor: Monitor | None = None
         if services.config.monitoring.listen:
+            # Imported here: without monitoring, neither its HTTP server (aiohttp.web) nor
+            # prometheus_client is loaded (2.7 MB of the bot's memory).
+            from bot.metrics import PrometheusMetrics
+            from bot.monitoring import Monitor
+
             counted = PrometheusMetrics()
             self.metrics, self.monitor = counted, Monitor(services, self.transports, counted)
         self.core = Core(services, self.transports, self.metrics)

@@ -161,10 +161,15 @@ class MonitoringConfig:
         return host, int(port)
 
 
+# Set by load_config from where the file is, never written in it.
+FROM_LOADING = frozenset({"base_dir", "source"})
+
+
 @dataclass(frozen=True)
 class Config:
     database: str = "var/bot.sqlite3"
     language: str = "fr"
+    staff_language: str = ""  # the officers' channels and staff notices; empty: language
     timezone: str = "Europe/Paris"
     consent_version: str = "2026-11"
     # The issuer's signature at the foot of every copy (a later issue makes it one per
@@ -186,6 +191,7 @@ class Config:
     secret_key: str = ""  # keys the audit trail (bot/keys.py); from the environment
     monitoring: MonitoringConfig = field(default_factory=MonitoringConfig)
     base_dir: str = "."
+    source: str = ""  # the file read (load_config): named where people are told to edit it
 
     def resolve(self, configured: str) -> Path:
         """A path of the configuration: ``bundled:NAME`` is a file shipped with the bot;
@@ -207,7 +213,8 @@ def load_config(path: Path, environ: typing.Mapping[str, str] | None = None) -> 
     _check_semantics(config, path)
     # Relative paths are read from the file's own folder, so the bot behaves the same
     # whatever directory it is started from.
-    return dataclasses.replace(config, base_dir=str(path.resolve().parent))
+    return dataclasses.replace(config, base_dir=str(path.resolve().parent),
+                               source=str(path))
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:
@@ -271,7 +278,7 @@ def _build(cls: type[Any], data: Any, path: Path, key: str) -> Any:
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: {key or 'top level'}: expected a mapping")
     hints = typing.get_type_hints(cls)
-    known = {f.name for f in dataclasses.fields(cls) if f.name != "base_dir"}
+    known = {f.name for f in dataclasses.fields(cls) if f.name not in FROM_LOADING}
     for name in data:
         if name not in known:
             full = _join(key, str(name))
@@ -369,6 +376,9 @@ def _check_semantics(config: Config, path: Path) -> None:
         raise ConfigError(f"{path}: timezone: unknown time zone {config.timezone!r}") from None
     if config.language not in ("fr", "en"):
         raise ConfigError(f"{path}: language: expected fr or en, got {config.language!r}")
+    if config.staff_language not in ("", "fr", "en"):
+        raise ConfigError(f"{path}: staff_language: expected fr, en or empty, got "
+                          f"{config.staff_language!r}")
     if config.telegram.enabled and not config.telegram.token:
         raise ConfigError(f"{path}: telegram.token: required when telegram.enabled is true")
     if config.telegram.mode not in ("polling", "webhook"):

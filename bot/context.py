@@ -120,6 +120,14 @@ class Lookups(Protocol):
     def local(self, moment: datetime) -> datetime: ...
 
 
+def staff_translator(lookups: Lookups) -> Translator:
+    """What staff read — the officers' channels (requests, decisions, reports, tips) and
+    the notices to the operator who asked — in the configured staff language, whoever's
+    event produced it (an English subscriber's tip reaches French officers in French)."""
+    config = lookups.config
+    return Translator(lookups.catalog, config.staff_language or config.language)
+
+
 class Records(Lookups, Protocol):
     """Lookups, the stores, the clock and who holds which role: what describing an alert
     reads (people are named, bot/people.py)."""
@@ -153,17 +161,29 @@ class Context:
 
     @classmethod
     async def of(cls, services: Services, incoming: Incoming, repaired: int = 0) -> Context:
-        """The sender's context, in their language: a subscriber's, else the one their
-        open conversation (an enrollment) was started in, else the bot's; worded for the
-        platform the event came from."""
+        """The sender's context, in the language of the chat: the staff language in an
+        officers' channel; elsewhere a subscriber's own, else the one their open
+        conversation (an enrollment) was started in, else the staff language for staff
+        and the bot's for anyone else; worded for the platform the event came from."""
         sender = incoming.sender
         found = await services.stores.subscribers.get(sender.platform, sender.user_id)
-        language = found.language if found else services.config.language
+        staff = staff_translator(services).language
+        language = found.language if found else None
         if found is None:
             state = await services.stores.conversations.get(str(sender))
-            language = state.language if state else language
+            language = state.language if state else None
+        if language is None:
+            language = staff if services.roles.roles_of(sender) - {Role.SUBSCRIBER} \
+                else services.config.language
+        if incoming.chat_kind is ChatKind.OFFICERS:
+            language = staff
         t = Translator(services.catalog, language, incoming.chat.platform)
         return cls(services, incoming, found, t, repaired)
+
+    @property
+    def staff_t(self) -> Translator:
+        """For what goes to the officers' channels and to a requester (``staff_translator``)."""
+        return staff_translator(self.services)
 
     @property
     def identity(self) -> Identity:

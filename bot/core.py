@@ -17,7 +17,7 @@ from bot.alert_deadlines import tick
 from bot.broadcast.dispatcher import Dispatcher
 from bot.broadcast.outbox import UnapprovedText, record_refusal
 from bot.broadcast.replies import ReplySender
-from bot.context import Context, Services
+from bot.context import Context, Services, staff_translator
 from bot.domain import (
     NO_EFFECTS,
     ChatRef,
@@ -75,9 +75,10 @@ class Core:
         return self.runner.replies
 
     def command_menus(self) -> list[CommandMenu]:
-        """The router's menus, described in the bot's language."""
+        """The router's menus: the public's in the bot's language, staff's in theirs."""
         t = Translator(self.services.catalog, self.services.config.language)
-        return self.router.command_menus(self.services.roles.people(), t)
+        return self.router.command_menus(self.services.roles.people(), t,
+                                         staff_translator(self.services))
 
     # -- incoming ---------------------------------------------------------------
 

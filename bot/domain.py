@@ -7,6 +7,8 @@ import re
 from dataclasses import dataclass
 from enum import Enum
 
+from bot.enums import DeferredKind
+
 # Roles are bound to what the platform itself says about the sender, never to a name the
 # person chose: a Telegram @username or a Matrix display name can be taken by anyone.
 PLATFORM_ID = re.compile(
@@ -83,15 +85,16 @@ class FileProblem(Enum):
 
 @dataclass(frozen=True, slots=True)
 class Deferred:
-    """A file made after commit, outside the event's lock (bot/deferred.py): what to draw
-    (``recipe``, JSON read in the event's transaction), never bytes; the reply sender
-    draws it and sends the message with it as its attachment. An alert's photo is read
-    from the database instead (recipe: its alert id), so that its bytes are stored once."""
+    """A file built after commit, outside the event's lock (bot/deferred.py): a map, a CAP
+    document, a data export. What to build (``recipe``, JSON of the data read in the
+    event's transaction), never bytes; the reply sender builds it in a worker thread and
+    sends the message with it as its attachment. An alert's photo is read from the
+    database instead (recipe: its alert id), so that its bytes are stored once."""
 
-    kind: str  # "map", "photo"
+    kind: DeferredKind
     filename: str
     mime_type: str
-    recipe: str  # JSON; with the kind, all the drawing needs (no database read later)
+    recipe: str  # JSON; with the kind, all the building needs (no database read later)
 
 
 @dataclass(frozen=True, slots=True)
@@ -197,6 +200,9 @@ class Outgoing:
     reply_to: str | None = None
     attachment: Attachment | None = None
     deferred: Deferred | None = None  # an attachment still to draw; never seen by transports
+    # Sent instead, as text alone, when the platform refuses the file for good (a data
+    # export): the person asked for it and must not be left in silence.
+    if_file_fails: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

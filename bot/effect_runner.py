@@ -1,5 +1,6 @@
 """The effect runner: ``Effects`` become reply-outbox rows in the transaction that decided
-them, and after commit the broadcast dispatcher is woken and the reply outbox drained.
+them, and after commit the broadcast dispatcher is woken and the reply outbox drained
+(files still to build are not waited for: bot/deferred.py).
 
 One runner serves everything that has effects: an incoming event (the core writes them
 in the event's transaction), the clock (``tick``), closed conversations, and the
@@ -44,8 +45,10 @@ class EffectRunner:
             await self.services.stores.replies.add(source, rows, self.services.clock.now())
 
     async def after_commit(self, effects: Effects) -> None:
-        """Once the rows are committed: the broadcast they started goes, the replies go,
-        then the work kept for after commit (``Database.after_commit``)."""
+        """Once the rows are committed: the broadcast they started goes, the replies go
+        (a file still being built, the caller's or another's, is not waited for: its row
+        goes when it is done), then the work kept for after commit
+        (``Database.after_commit``)."""
         if effects.wake_dispatcher:
             self.dispatcher.wake()
         await self.replies.drain()

@@ -8,8 +8,6 @@ never a chat, a person or an alert.
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
-
 from bot.enums import ReplyDrop
 
 # Seconds from an alert's approval (or its scheduled time) to its first copy accepted by a
@@ -41,6 +39,9 @@ class Metrics:
 
 class PrometheusMetrics(Metrics):
     def __init__(self) -> None:
+        # Imported here: a bot without monitoring does not carry prometheus_client (1 MB).
+        from prometheus_client import CollectorRegistry, Counter, Histogram
+
         self.registry = CollectorRegistry()
         self.deliveries = Counter(
             "alerte_deliveries", "Outbox rows recorded by the dispatcher, by outcome "

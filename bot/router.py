@@ -116,7 +116,12 @@ class Router:
             return misplaced
         if not ctx.may(command.action):
             await ctx.audit("command.refused", command=command.name)
-            return ctx.answer("core.not_allowed", name=command.name)
+            # A member of the public is told plainly whom the command is for (no warning
+            # that their attempt is recorded: they did nothing wrong); staff, that it
+            # belongs to another role.
+            staff = ctx.roles - {Role.SUBSCRIBER}
+            return ctx.answer("core.not_allowed" if staff else "core.staff_only",
+                              name=command.name)
         if not command.keeps_conversation:
             await ctx.stores.conversations.delete(ctx.who)
         return await command.handler(ctx, args)
@@ -186,16 +191,18 @@ class Router:
         lines += [ctx.t(command.help_key) for command in self.registry.visible_to(ctx.roles)]
         return ctx.text("\n".join(lines))
 
-    def command_menus(self, people: Mapping[str, frozenset[Role]],
-                      t: Translator) -> list[CommandMenu]:
+    def command_menus(self, people: Mapping[str, frozenset[Role]], t: Translator,
+                      staff: Translator | None = None) -> list[CommandMenu]:
         """Menus per audience: everyone sees subscriber commands; each person with a role
         (``people``) and each officers' channel sees theirs. Built from the registry, never
-        by hand; described in the bot's language (``t``)."""
+        by hand; described in the bot's language (``t``), staff's in the staff language."""
+        staff = staff or t
         menus = [CommandMenu("everyone", self._menu(frozenset({Role.SUBSCRIBER}), t, True))]
         officer_roles = frozenset({Role.OFFICER})
-        menus.append(CommandMenu("officers", self._menu(officer_roles, t, private=False)))
+        menus.append(CommandMenu("officers", self._menu(officer_roles, staff, private=False)))
         for identity, roles in people.items():
-            menus.append(CommandMenu(identity, self._menu(roles | {Role.SUBSCRIBER}, t, True)))
+            menus.append(CommandMenu(identity, self._menu(roles | {Role.SUBSCRIBER}, staff,
+                                                          True)))
         return menus
 
     def _menu(self, roles: frozenset[Role], t: Translator,

@@ -104,6 +104,8 @@ class TestBot:
         chat = incoming.chat.chat_id
         before = len(transport.posted[chat])
         await self.core.core.handle(incoming)
+        # handle() leaves files (maps, exports) to the reply sender's loop: wait for them.
+        await self.core.core.replies.flush()
         return [post.message for post in transport.posted[chat][before:]]
 
     async def say(self, who: str, text: str, chat: str | None = None) -> str:

@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
+import pytest
+
+from bot.storage.deliveries import Reach
 from tests.harness import OFFICERS, TestBot
 
 OPERATOR = "telegram:100"  # also an officer: may approve others' alerts, never their own
@@ -30,11 +34,11 @@ async def test_preview_shows_communes_reach_and_text(bot: TestBot) -> None:
     preview = await bot.say(OPERATOR, ALERT)
     assert "Alerte n°1 — aperçu" in preview
     assert "Catégorie : Cambriolage" in preview
-    assert "Périmètre : Vesoul et 5 km alentour — " in preview and "commune(s)" in preview
+    assert "Périmètre : Vesoul et 5 km alentour — 32 communes : " in preview
     # The communes typed first, then the most populous: the operator sees the target.
-    assert "commune(s) : Vesoul, Échenoz-la-Méline, Vaivre-et-Montoille, Noidans-lès-Vesoul," \
+    assert "32 communes : Vesoul, Échenoz-la-Méline, Vaivre-et-Montoille, Noidans-lès-Vesoul," \
         in preview
-    assert "Portée : 2 abonné(s), 0 groupe(s)" in preview
+    assert "Portée : 2 abonnés, 0 groupe," in preview
     assert "Vitrine forcée rue Carnot" in preview
     assert "Public : Commerçants" in preview
     request = bot.officers()[-2]  # the map follows it
@@ -119,7 +123,7 @@ async def test_geojson_perimeter_takes_pour_like_the_others(bot: TestBot) -> Non
     zone = square_around(47.445, 5.59, 0.01)
     preview = await bot.say(OPERATOR, f"/alerte vol {zone} pour commercant : Vol de gasoil")
     assert "aperçu" in preview and "Public : Commerçants" in preview, preview
-    assert "Portée : 1 abonné(s)" in preview
+    assert "Portée : 1 abonné," in preview
     assert await bot.core.services.stores.alerts.communities(1) == ["commercant"]
     alert = await bot.core.services.stores.alerts.get(1)
     assert alert is not None and alert.body == "Vol de gasoil"
@@ -146,7 +150,7 @@ async def test_approval_broadcasts_and_reports(bot: TestBot) -> None:
     assert not any("Vitrine" in t for t in bot.inbox("telegram:2") + bot.inbox("telegram:3"))
     assert await status(bot) == "done"
     report = bot.officers()[-1]
-    assert "Rapport alerte n°1 : 1 envoyé(s), 0 échec(s), 0 bloqué(s) sur 1" in report
+    assert "Rapport alerte n°1 : 1 envoyé, 0 échec, 0 bloqué sur 1" in report
     assert report in bot.inbox(OPERATOR)
     transitions = await bot.core.services.stores.alerts.transitions(1)
     assert [t[0] for t in transitions] == ["pending", "approved", "broadcasting", "done"]
@@ -268,7 +272,7 @@ async def test_guided_alert(bot: TestBot) -> None:
     assert "Vérifiez" in await bot.say(OPERATOR, "Faux billets de 50 € chez les artisans")
     preview = await bot.press(OPERATOR, "Soumettre")
     assert "Alerte n°1 — aperçu" in preview and "Public : Artisans" in preview
-    assert "Portée : 1 abonné(s)" in preview
+    assert "Portée : 1 abonné," in preview
 
 
 async def test_guided_alert_refuses_a_forged_community(bot: TestBot) -> None:
@@ -309,3 +313,25 @@ async def test_group_registration_and_delivery(bot: TestBot) -> None:
     assert "Vitrine forcée" in bot.transports["telegram"].texts("-500")[-1]
     assert not any("Vitrine" in t for t in bot.transports["telegram"].texts("-502"))
     assert "Groupe retiré" in await bot.say(ADMIN, "/degroupe", chat="-500")
+
+
+async def test_an_approval_counts_its_recipients_once(
+        bot: TestBot, monkeypatch: pytest.MonkeyPatch) -> None:
+    await bot.enroll("telegram:1", "commercant", "Vesoul")
+    await bot.enroll("matrix:@bob:test", "commercant", "Noidans-lès-Vesoul")
+    await bot.say(OPERATOR, ALERT)
+    store = bot.core.services.stores.deliveries
+    counted: list[Reach] = []
+    real = store.reach
+
+    async def reach(*args: Any, **kwargs: Any) -> Reach:
+        counted.append(await real(*args, **kwargs))
+        return counted[-1]
+
+    monkeypatch.setattr(store, "reach", reach)
+    assert "diffusion à 2 destinataire" in await bot.say(OFFICER, "/valider 1", chat=OFFICERS)
+    # Each count reads every matching subscriber: the officers' request, edited with the
+    # decision, shows the reach the outbox counted.
+    assert counted == [Reach(2, 0)]
+    request = next(text for text in bot.officers() if "Demande de diffusion n°1" in text)
+    assert "Portée : 2 abonnés, 0 groupe," in request and "Validée par" in request

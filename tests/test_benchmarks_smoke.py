@@ -8,13 +8,14 @@ process (``run_bot.py``) against the double.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
 import pytest
 from PIL import Image
 
-from benchmarks import core, plot, telegram
+from benchmarks import command_during_exports, core, plot, telegram, valider_during_maps
 from benchmarks.__main__ import main as bench_main
 from benchmarks.botproc import subscriber_chat
 from tests.synapse.server import SynapseServer
@@ -28,6 +29,15 @@ async def test_core_benchmarks_resolve_and_dispatch_everyone() -> None:
     assert alone["rows"] == 300 and alone["chunks"] == 0  # all within the approval's slice
     resolution, dispatch = await core.resolution_and_dispatch(300)
     assert dispatch["case"] == "300 deliveries" and resolution["seconds"] >= 0
+
+
+async def test_commands_during_files_for_others_are_answered() -> None:
+    """benchmarks/valider_during_maps.py and command_during_exports.py: each run checks the
+    officer's answer and waits for every file."""
+    runs = [await valider_during_maps.one_run(2),
+            await command_during_exports.one_run("cap", 2),
+            await command_during_exports.one_run("mesdonnees", 1)]
+    assert all(min(dataclasses.astuple(run)) > 0 for run in runs)
 
 
 async def test_paid_broadcast_serves_each_subscriber_once(tmp_path: Path) -> None:
@@ -94,7 +104,7 @@ async def test_matrix_fan_out_reaches_every_room(synapse: SynapseServer) -> None
 
     result = await matrix.fan_out(12, 1, server=synapse, prefix="smoke")
     assert result.bot_sent == [12] and set(result.bare_sent) == {12}
-    assert "12 envoyé(s), 0 échec(s), 0 bloqué(s) sur 12" in result.reports[0]
+    assert "12 envoyés, 0 échec, 0 bloqué sur 12" in result.reports[0]
     summary = result.summary()
     assert summary["ratio"] > 0 and summary["ratio_same_event"] > 0
 

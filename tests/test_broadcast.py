@@ -2,6 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+
+import pytest
+
+from bot.broadcast.dispatcher import Dispatcher
+from bot.domain import Choice
+from bot.i18n import Translator
+from bot.metrics import Metrics
 from bot.transports.base import ChatMoved, RateLimited, RecipientGone, TransientError
 from tests.harness import OFFICERS, TestBot
 
@@ -65,7 +73,7 @@ async def test_refusals_retries_and_report(bot: TestBot) -> None:
     assert group is not None and group.status == "active"
     subscriber = await bot.core.services.stores.subscribers.get("telegram", "2")
     assert subscriber is not None and subscriber.status == "blocked"
-    assert "3 envoyé(s), 1 échec(s), 1 bloqué(s) sur 5" in bot.officers()[-1]
+    assert "3 envoyés, 1 échec, 1 bloqué sur 5" in bot.officers()[-1]
 
 
 async def test_blocked_recipient_is_never_retried(bot: TestBot) -> None:
@@ -94,13 +102,13 @@ async def test_restart_mid_broadcast_resumes_and_counts_possible_duplicates(
     await bot.drain()
     assert [len(bot.inbox(f"telegram:{u}")) for u in ("1", "2", "3")] == [1, 1, 1]
     report = bot.officers()[-1]
-    assert "3 envoyé(s)" in report and "Dont 2 envoi(s) repris" in report
+    assert "3 envoyés" in report and "Dont 2 envois repris" in report
 
 
 async def test_alert_without_recipients_is_reported_at_once(bot: TestBot) -> None:
     await approve_alert(bot)
     await bot.drain()
-    assert "0 envoyé(s), 0 échec(s), 0 bloqué(s) sur 0" in bot.officers()[-1]
+    assert "0 envoyé, 0 échec, 0 bloqué sur 0" in bot.officers()[-1]
 
 
 async def test_report_is_posted_once_even_after_restart(bot: TestBot) -> None:
@@ -130,7 +138,7 @@ async def test_platform_without_transport_fails_its_rows(tmp_path) -> None:  # t
         await approve_alert(bot)
         await bot.drain()
         assert (await rows(bot))["!room:test"][0] == "failed"
-        assert "1 échec(s)" in bot.officers()[-1]
+        assert "1 échec" in bot.officers()[-1]
     finally:
         await bot.stop()
 
@@ -149,6 +157,48 @@ async def test_background_dispatcher_delivers_without_help(tmp_path) -> None:  #
                 break
             await asyncio.sleep(0.02)
         assert "Vitrine" in bot.inbox("telegram:1")[-1]
-        assert "1 envoyé(s)" in bot.officers()[-1]
+        assert "1 envoyé," in bot.officers()[-1]
     finally:
         await bot.stop()
+
+
+async def test_each_copy_has_its_alerts_receipt_buttons_built_once(
+        bot: TestBot, monkeypatch: pytest.MonkeyPatch) -> None:
+    from bot.broadcast import dispatcher
+
+    built: list[int] = []
+    real = dispatcher.receipt_choices
+
+    def counted(t: Translator, alert_id: int) -> tuple[Choice, ...]:
+        built.append(alert_id)
+        return real(t, alert_id)
+
+    monkeypatch.setattr(dispatcher, "receipt_choices", counted)
+    for user in ("1", "2", "3"):
+        await bot.enroll(f"telegram:{user}", "commercant", "Vesoul")
+    await approve_alert(bot)
+    await bot.drain()
+    assert built == [1]  # per alert, not per copy
+    for user in ("1", "2", "3"):
+        copy = bot.transports["telegram"].posted[user][-1].message
+        assert "Vitrine" in copy.text
+        assert [choice.data for choice in copy.choices] == ["ack:1", "tip:1"]
+
+
+async def test_stop_right_after_a_wake_stops(bot: TestBot) -> None:
+    """An approval (wake) just as the bot stops: every dispatcher loop still ends (with
+    asyncio.wait_for, Python 3.11 lost the cancellation and stop() waited for ever)."""
+    hung = []
+    for turns in range(6):  # the wake lands at different steps of the loops' waits
+        dispatcher = Dispatcher(bot.core.services, bot.transports, bot.core.core.runner.perform,
+                                Metrics())
+        await dispatcher.start()
+        await asyncio.sleep(0.1)  # idle: waiting for a wake
+        dispatcher.wake()
+        for _ in range(turns):
+            await asyncio.sleep(0)
+        try:
+            await asyncio.wait_for(asyncio.shield(dispatcher.stop()), 5)
+        except TimeoutError:
+            hung.append(turns)
+    assert hung == []

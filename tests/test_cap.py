@@ -27,10 +27,13 @@ from bot.cap import (
     CapError,
     CapReference,
     CapSettings,
+    CapSource,
     alert_to_cap,
     cap_alert_from_alert,
+    cap_alert_from_source,
     cap_categories,
     cap_levels,
+    cap_source,
     cap_to_draft,
 )
 from bot.geo.communes import CommuneLayer
@@ -367,6 +370,27 @@ def test_export_exercise(layer: CommuneLayer, reference: Reference, xsd: Any) ->
     assert draft.status == "Exercise"
     assert draft.category == "crue"
     assert draft.communes == perimeter.communes == {MENDE}
+
+
+@pytest.mark.parametrize("perimeter_text", ["Vesoul+2km", "Gray", "Vesoul, Gray+3km"])
+def test_the_source_stored_in_the_outbox_makes_the_same_document(
+        perimeter_text: str, layer: CommuneLayer, reference: Reference) -> None:
+    """/cap's document is made after commit from ``CapSource`` as JSON (bot/deferred.py):
+    the same bytes as from the source itself, whatever the time zones and references."""
+    perimeter = parse_perimeter(perimeter_text, layer)
+    alert = stored_alert(perimeter, "cambriolage", body="Vitrine forcée — « deux » <individus>")
+    old = datetime(1900, 1, 1, 12, tzinfo=PARIS)  # an offset with seconds (LMT)
+    source = cap_source(
+        alert, category=reference.categories["cambriolage"], communes=perimeter.communes,
+        sent=SENT.astimezone(PARIS), audience=["Commerçants"], msg_type="Cancel",
+        references=[CapReference("a@b.fr", "fr.gendarmerie.70.alerte.12", SENT),
+                    CapReference("a@b.fr", "fr.gendarmerie.70.alerte.12.1", old)],
+        revision=2, note="Levée", settings=CapSettings(web="https://example.org",
+                                                       contact="17", timezone="Europe/Paris"))
+    again = CapSource.from_data(json.loads(json.dumps(source.as_data())))
+    assert again == source
+    assert alert_to_cap(cap_alert_from_source(again, layer)) == alert_to_cap(
+        cap_alert_from_source(source, layer))
 
 
 @pytest.mark.parametrize("key", sorted(EXPECTED_CAP_CATEGORY))

@@ -19,6 +19,7 @@ import pytest
 import yaml
 
 from bot.config import (
+    FROM_LOADING,
     BroadcastConfig,
     Config,
     ConfigError,
@@ -58,14 +59,16 @@ def load_error(path: Path, environ: dict[str, str] | None = None) -> str:
 
 
 def without_base_dir(config: Config) -> Config:
-    return dataclasses.replace(config, base_dir=Config().base_dir)
+    """The configuration as written in the file (base_dir and source come from loading)."""
+    return dataclasses.replace(config, base_dir=Config().base_dir, source=Config().source)
 
 
 def config_fields(cls: type[Any], prefix: str = "") -> Iterator[tuple[str, Any]]:
-    """Every (dotted key, type) of a config dataclass, recursively; base_dir excluded."""
+    """Every (dotted key, type) of a config dataclass, recursively; base_dir and source
+    excluded (set by loading)."""
     hints = typing.get_type_hints(cls)
     for item in dataclasses.fields(cls):
-        if item.name == "base_dir":
+        if item.name in FROM_LOADING:
             continue
         key = f"{prefix}{item.name}"
         yield key, hints[item.name]
@@ -157,6 +160,12 @@ def test_unknown_bundled_name_is_refused_naming_what_ships(tmp_path: Path) -> No
 def test_base_dir_cannot_be_set_from_the_file(tmp_path: Path) -> None:
     message = load_error(write(tmp_path, "base_dir: /etc\n"))
     assert "base_dir: unknown key" in message
+    assert "source: unknown key" in load_error(write(tmp_path, "source: /etc/x.yaml\n"))
+
+
+def test_the_configuration_knows_its_file(tmp_path: Path) -> None:
+    path = write(tmp_path, "language: fr\n")
+    assert load_config(path, {}).source == str(path)
 
 
 def test_shipped_configurations_load() -> None:
@@ -440,7 +449,7 @@ def test_walker_sees_nested_fields() -> None:
     keys = dict(config_fields(Config))
     assert "rate_limits.matrix.per_group_per_minute" in keys
     assert "telegram.officers_chat_id" in keys
-    assert "base_dir" not in keys
+    assert "base_dir" not in keys and "source" not in keys
     assert len(keys) > 50
 
 

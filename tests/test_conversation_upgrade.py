@@ -69,7 +69,7 @@ async def test_guided_alert_resumes(bot: TestBot) -> None:
         "body": "Faux billets de 50 € chez les artisans"})
     preview = await bot.press_data(OPERATOR, f"c:{NONCE}:submit")
     assert "Alerte n°1 — aperçu" in preview and "Public : Artisans" in preview
-    assert "Portée : 1 abonné(s)" in preview and "Faux billets de 50 €" in preview
+    assert "Portée : 1 abonné," in preview and "Faux billets de 50 €" in preview
     assert await bot.core.services.stores.alerts.communities(1) == ["artisan"]
 
 

@@ -429,6 +429,16 @@ async def test_rows_deleted_before_secure_delete_are_scrubbed_once(tmp_path: Pat
         assert db.execute("SELECT key FROM meta").fetchall() == [("audit_key",)]
 
 
+async def test_a_new_database_asks_for_no_rewrite(tmp_path: Path) -> None:
+    """Written with secure_delete from its first row, a new database has nothing in its
+    free pages to scrub: no VACUUM at the first start (a large import would pay it)."""
+    db = await Database.open(tmp_path / "bot.sqlite3")
+    try:
+        assert await db.fetchall("SELECT key FROM meta WHERE key = 'vacuum_pending'") == []
+    finally:
+        await db.close()
+
+
 # -- item 6: an audit chain that the database file alone cannot rewrite --------------------
 
 async def audited_database(tmp_path: Path, secret: str = KEY) -> Path:

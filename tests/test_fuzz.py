@@ -1304,6 +1304,7 @@ class Player:
         incoming = _incoming(self.bot, say)
         before = _posts(self.bot)
         await self.bot.core.core.handle(incoming)  # must never raise
+        await self.bot.core.core.replies.flush()  # files (maps, exports) go after handle()
         self.check_logged(say)
         new = [(key, post.current.text) for key, count in _posts(self.bot).items()
                for post in self.bot.transports[key[0]].posted[key[1]][before.get(key, 0):]]

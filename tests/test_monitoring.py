@@ -9,6 +9,8 @@ from __future__ import annotations
 import json
 import socket
 import sqlite3
+import subprocess
+import sys
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -351,3 +353,14 @@ async def test_matrix_is_connected_while_syncs_succeed() -> None:
     assert not transport.connected
 
 
+
+
+def test_without_monitoring_or_webhook_no_server_code_is_loaded() -> None:
+    """prometheus_client and aiohttp's server are 2.7 MB of the bot's memory: a bot that
+    polls Telegram (or syncs Matrix) without monitoring loads neither."""
+    code = ("import sys, bot.main, bot.app, bot.transports.telegram, bot.transports.matrix; "
+            "print(sorted(m for m in sys.modules if m.startswith(('prometheus_client', "
+            "'aiohttp.web'))))")
+    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            timeout=60, check=True, cwd=Path(__file__).resolve().parent.parent)
+    assert loaded.stdout.strip() == "[]"

@@ -153,7 +153,7 @@ async def test_my_data_returns_everything_held(bot: TestBot) -> None:
     await broadcast(bot)
     await bot.press(ALICE, "Reçu")
     reply = await bot.say(ALICE, "/mesdonnees")
-    assert "2 commune(s), 1 alerte(s)" in reply
+    assert "(2 communes, 1 alerte reçue)" in reply
     attachment = bot.transports["telegram"].posted["4242"][-1].message.attachment
     assert attachment is not None and attachment.filename == "mes-donnees.json"
     data = json.loads(attachment.data)

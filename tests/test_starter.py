@@ -70,7 +70,7 @@ def test_doubs_layer_leaves_no_area_uncovered(doubs: Path) -> None:
 def test_doubs_starter_loads_with_only_its_own_values_changed(doubs: Path) -> None:
     config = load_config(doubs, {})
     expected = dataclasses.replace(Config(), geo=GeoConfig(communes=["geo/communes-25.geojson"]),
-                                   base_dir=str(doubs.parent.resolve()))
+                                   base_dir=str(doubs.parent.resolve()), source=str(doubs))
     assert config == expected
     assert config.resolve(config.database) == doubs.parent.resolve() / "var" / "bot.sqlite3"
     text = doubs.read_text(encoding="utf-8")

@@ -107,7 +107,7 @@ async def test_enrollment_and_approved_alert_by_webhook(hooked: Telegram) -> Non
     await hooked.enroll(BOB, "agriculteur")
     request = await hooked.request()
     assert "validée" in await hooked.approve(request, expect="validée")
-    assert "1 envoyé(s), 0 échec(s), 0 bloqué(s) sur 1" in await hooked.report()
+    assert "1 envoyé, 0 échec, 0 bloqué sur 1" in await hooked.report()
     assert len(hooked.delivered(ALICE, "Vitrine forcée rue Carnot")) == 1
     assert hooked.delivered(BOB, "Vitrine") == []
     stats = hooked.double.stats

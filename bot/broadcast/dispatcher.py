@@ -31,12 +31,12 @@ from bot.alert_copy import closed_copy, delivered_alert, receipt_choices
 from bot.broadcast.outbox import resolve_more
 from bot.broadcast.pacing import Pacer, Priority, pacers_for, platform_limits
 from bot.config import PlatformRateLimits
-from bot.context import Services
+from bot.context import Services, staff_translator
 from bot.domain import ChatRef, EditTracked, Effects, Notify, Outgoing, ToOfficers
 from bot.enums import AlertStatus, DeliveryAction, SendOutcome
 from bot.i18n import Translator
 from bot.metrics import Metrics
-from bot.render import MAIN_ACTION, progress, report
+from bot.render import MAIN_ACTION, progress, report, sent_on
 from bot.storage.alerts import Alert
 from bot.storage.deliveries import Delivery
 from bot.transports.base import (
@@ -67,6 +67,15 @@ FINISH_EVERY = 0.5
 SENDERS_FIRST = 1.0
 
 
+async def _wait(event: asyncio.Event, timeout: float) -> None:
+    """Until ``event`` is set or ``timeout`` seconds have passed. Not asyncio.wait_for: on
+    Python 3.11 an event set just before the task is cancelled makes it swallow the
+    cancellation, and stop() waits for ever (tests/test_broadcast.py)."""
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(timeout):
+            await event.wait()
+
+
 @dataclass(frozen=True, slots=True)
 class Outcome:
     row: Delivery
@@ -94,12 +103,15 @@ class Dispatcher:
         # Shared with the reply sender (bot/effect_runner.py): replies take slots first.
         self.pacers = dict(pacers) if pacers is not None else pacers_for(
             services.config.rate_limits, transports, services.clock)
-        self._rendered: dict[tuple[int, str], Outgoing] = {}
+        # Each copy is written in its recipient's language: (alert, action, language).
+        self._rendered: dict[tuple[int, str, str], Outgoing] = {}
+        # Per alert and language: its rendered send, and that with a subscriber's buttons.
+        self._receipted: dict[tuple[int, str], tuple[Outgoing, Outgoing]] = {}
         self._protected: dict[int, bool] = {}  # alert id → its category is protected
         self._tasks: list[asyncio.Task[None]] = []
         self._finish_checked = float("-inf")  # event-loop time of the last finish_completed
         self._senders_went = asyncio.Event()  # a worker claimed since the last wake()
-        self._t = Translator(services.catalog, services.config.language)
+        self._staff = staff_translator(services)  # progress and reports
 
     def limits(self, platform: str) -> PlatformRateLimits:
         return platform_limits(self.services.config.rate_limits, platform)
@@ -237,18 +249,17 @@ class Dispatcher:
     async def _prepare(self, rows: list[Delivery]) -> None:
         """Render the batch's messages now, while it holds no pacer slot: the first batch
         of a broadcast does not then wait for the database behind a resolver chunk."""
-        for alert_id, action in {(row.alert_id, row.action) for row in rows
-                                 if row.action != DeliveryAction.DELETE} - self._rendered.keys():
+        for key in {self._key(row) for row in rows
+                    if row.action != DeliveryAction.DELETE} - self._rendered.keys():
             with contextlib.suppress(Exception):  # met again, and reported, row by row
-                self._rendered[(alert_id, action)] = await self._render(alert_id, action)
+                self._rendered[key] = await self._render(*key)
 
     async def _idle(self, platform: str) -> None:
         """Until news (the event is cleared before each claim, so nothing is missed) or
         the next retry is due."""
         event = self._wake[platform]
         timeout = await self._seconds_until_due(platform)
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(event.wait(), timeout)
+        await _wait(event, timeout)
         self.pacers[platform].forget_idle_chats()
 
     async def _seconds_until_due(self, platform: str) -> float:
@@ -392,27 +403,41 @@ class Dispatcher:
 
     # -- what is sent --------------------------------------------------------------------
 
+    def _key(self, row: Delivery) -> tuple[int, str, str]:
+        return row.alert_id, row.action, row.language or self.services.config.language
+
     async def _message(self, row: Delivery) -> Outgoing:
-        key = (row.alert_id, row.action)
+        key = self._key(row)
         if key not in self._rendered:
-            self._rendered[key] = await self._render(row.alert_id, row.action)
+            self._rendered[key] = await self._render(*key)
         message = self._rendered[key]
         if row.action != DeliveryAction.SEND:
             return message
         if row.recipient_kind == "subscriber" and row.reply_to_message_id is None:
-            message = replace(message, choices=receipt_choices(self._t, row.alert_id))
+            return self._with_receipt(row.alert_id, key[2], message)
         return replace(message, reply_to=row.reply_to_message_id)
 
-    async def _render(self, alert_id: int, action: str) -> Outgoing:
+    def _with_receipt(self, alert_id: int, language: str, message: Outgoing) -> Outgoing:
+        """A subscriber's copy, with its receipt buttons: one per alert and language, not
+        per message (encoding and checking the buttons' data was a tenth of the
+        per-message CPU)."""
+        rendered, copy = self._receipted.get((alert_id, language), (None, None))
+        if rendered is not message or copy is None:
+            t = Translator(self.services.catalog, language)
+            copy = replace(message, choices=receipt_choices(t, alert_id))
+            self._receipted[(alert_id, language)] = (message, copy)
+        return copy
+
+    async def _render(self, alert_id: int, action: str, language: str) -> Outgoing:
         stores = self.services.stores
         alert = await stores.alerts.get(alert_id)
         assert alert is not None
         category = self.services.reference.categories[alert.category]
+        t = Translator(self.services.catalog, language)
         signature, zone = self.services.config.signature, self.services.timezone
-        moment = alert.decided_at or alert.created_at
         self._protected[alert_id] = category.protected
         if action == "send":
-            copy = delivered_alert(self._t, alert, category, signature, moment, zone)
+            copy = delivered_alert(t, alert, category, signature, sent_on(alert), zone)
             return await self._with_photo(alert, copy)
         parent = await stores.alerts.get(alert.parent_id or alert.id)
         assert parent is not None
@@ -422,8 +447,7 @@ class Dispatcher:
         assert root is not None
         how = "ended" if root.closed == "ended" else "expired"
         closed = root.closed_at or alert.decided_at or alert.created_at
-        original = parent.decided_at or parent.created_at
-        return closed_copy(self._t, parent, category, how, closed, signature, original, zone)
+        return closed_copy(t, parent, category, how, closed, signature, sent_on(parent), zone)
 
     async def _with_photo(self, alert: Alert, copy: Outgoing) -> Outgoing:
         """The copy with the alert's photo, if it has one: read once per broadcast (the
@@ -439,8 +463,7 @@ class Dispatcher:
         """Write the rest of each broadcast's recipients, chunk by chunk."""
         while True:
             try:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._senders_went.wait(), SENDERS_FIRST)
+                await _wait(self._senders_went, SENDERS_FIRST)
                 busy = await self.resolve_once()
             except asyncio.CancelledError:
                 raise
@@ -450,8 +473,7 @@ class Dispatcher:
                 continue
             if not busy:
                 self._resolve_wake.clear()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._resolve_wake.wait(), 30.0)
+                await _wait(self._resolve_wake, 30.0)
 
     async def resolve_once(self) -> bool:
         pending = await self.services.stores.alerts.resolving()
@@ -479,7 +501,7 @@ class Dispatcher:
             counts = await stores.deliveries.counts(alert.id, MAIN_ACTION.get(alert.kind, "send"))
             if counts.total < PROGRESS_FROM:
                 continue
-            message = Outgoing(progress(self._t, alert, counts, self._elapsed(alert),
+            message = Outgoing(progress(self._staff, alert, counts, self._elapsed(alert),
                                         self._limit_text(alert)))
             if await stores.alerts.posts(PROGRESS, alert.id):
                 await self.perform(Effects.of(EditTracked(PROGRESS, alert.id, message)))
@@ -492,7 +514,9 @@ class Dispatcher:
         return max((finished - started).total_seconds(), 0.0)
 
     def _limit_text(self, alert: Alert) -> str:
-        return ", ".join(f"{p} {self.pacers[p].rate:g}/s" for p in self.pacers)
+        staff = self._staff
+        return ", ".join(f"{p} {staff.number(self.pacers[p].rate, 2, trim=True)}/s"
+                         for p in self.pacers)
 
     async def finish_completed(self) -> None:
         """Close broadcasts with nothing left to send, and report each exactly once."""
@@ -510,10 +534,12 @@ class Dispatcher:
         alert = await stores.alerts.get(alert_id)
         assert alert is not None
         counts = await stores.deliveries.counts(alert_id, MAIN_ACTION.get(alert.kind, "send"))
-        text = report(self._t, alert, counts, self._elapsed(alert), self._limit_text(alert))
+        text = report(self._staff, alert, counts, self._elapsed(alert), self._limit_text(alert))
         message = Outgoing(text)
-        for action in ("send", "edit"):
-            self._rendered.pop((alert_id, action), None)
+        for key in [key for key in self._rendered if key[0] == alert_id]:
+            del self._rendered[key]
+        for receipted in [key for key in self._receipted if key[0] == alert_id]:
+            del self._receipted[receipted]
         self._protected.pop(alert_id, None)
         self._copies_out.discard(alert_id)
         effects = Effects.of(ToOfficers(message))

@@ -9,11 +9,13 @@ recall, an expiry) goes without an officer, and it carries no operator text.
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from datetime import datetime
 
 from bot.context import Services
 from bot.enums import AlertStatus
 from bot.storage.alerts import Alert
+from bot.storage.deliveries import Reach
 
 log = logging.getLogger(__name__)
 
@@ -47,29 +49,45 @@ def priority_of(alert: Alert, severity: str) -> int:
     return PRIORITY_PREVENTION if severity == "low" else PRIORITY_ALERT
 
 
+@dataclass(frozen=True, slots=True)
+class Opened:
+    """What opening an outbox wrote: ``rows`` recipients (all of them, those the resolver
+    writes later included) and, for an alert, whom it reaches, counted in the transaction:
+    a caller showing the reach uses it rather than counting again (each count reads every
+    matching subscriber: 60 ms of CPU for 100,000, most of an approval's own cost)."""
+
+    rows: int
+    reach: Reach | None = None
+
+
 async def start_broadcast(services: Services, alert_id: int, now: datetime) -> int:
+    """``open_outbox``; returns the number of rows."""
+    return (await open_outbox(services, alert_id, now)).rows
+
+
+async def open_outbox(services: Services, alert_id: int, now: datetime) -> Opened:
     """Write the outbox rows of an approved alert or follow-up and mark it broadcasting.
 
     Runs inside the caller's transaction, so an approval is never recorded without its
     outbox, nor an outbox without its approval: operator text without the approvals its
     category requires raises ``UnapprovedText`` and the transaction writes nothing.
     A scheduled message whose time has not come stays 'approved'; the clock launches it
-    later. Returns the number of rows.
+    later (no rows yet).
     """
     stores = services.stores
     alert = await stores.alerts.get(alert_id)
     assert alert is not None and alert.status == "approved"
     if alert.send_at is not None and alert.send_at > now:
-        return 0
+        return Opened(0)
     officers = await _approved_by(services, alert)
     await stores.audit.record(now, "system", "outbox.opened", alert.id, kind=alert.kind,
                               approved_by=officers or "bot wording")
     priority = priority_of(alert, services.reference.categories[alert.category].severity)
-    count = await _enqueue(services, alert, priority, now)
+    opened = await _enqueue(services, alert, priority, now)
     await _fail_missing_platforms(services, alert.id)
     await stores.alerts.transition(alert.id, AlertStatus.APPROVED, AlertStatus.BROADCASTING,
                                    "system", now)
-    return count
+    return opened
 
 
 async def _approved_by(services: Services, alert: Alert) -> list[str]:
@@ -138,7 +156,7 @@ async def resolve_more(services: Services, alert_id: int, after_id: int,
     return last
 
 
-async def _enqueue(services: Services, alert: Alert, priority: int, now: datetime) -> int:
+async def _enqueue(services: Services, alert: Alert, priority: int, now: datetime) -> Opened:
     deliveries = services.stores.deliveries
     parent = alert.parent_id
     if parent is None:
@@ -149,7 +167,7 @@ async def _enqueue(services: Services, alert: Alert, priority: int, now: datetim
         reach = await deliveries.reach(await services.stores.alerts.communes(alert.id),
                                        await services.stores.alerts.communities(alert.id),
                                        alert.all_communities)
-        return reach.subscribers + reach.groups  # all of them, not just this first chunk
+        return Opened(reach.subscribers + reach.groups, reach)  # all, not this first chunk
     count = 0
     if alert.kind in ("update", "all_clear", "closing"):
         count += await deliveries.enqueue_followup(alert.id, parent, "send", priority, now)
@@ -159,4 +177,4 @@ async def _enqueue(services: Services, alert: Alert, priority: int, now: datetim
         count += await deliveries.enqueue_followup(alert.id, parent, "delete", priority, now)
     if alert.kind in ("recall", "expiry", "redact"):
         await deliveries.drop_pending(parent, alert.kind)
-    return count
+    return Opened(count)

@@ -17,13 +17,18 @@ again, holding back the later rows of its chat, without counting an attempt: att
 real failures only (network, server), and after ``MAX_ATTEMPTS`` the reply is given up.
 Every reply given up is logged at WARNING with why, and counted (``Metrics.reply_dropped``).
 
-``drain()`` returns once the rows its task wrote are sent, given up or waiting for a later
-turn: an event's handler waits for its own replies, never behind another chat's.
+A message whose file is still to build (a map, a CAP document, a data export:
+``Outgoing.deferred``, bot/deferred.py) is built in a worker thread, outside the core's lock:
+until it is built its row waits, and so do the later rows of its chat, while the rows to
+other chats go; the row starts when its file is done.
 
-A message whose file is still to draw (a map: ``Outgoing.deferred``) is drawn in a worker
-thread, outside the core's lock: until it is drawn its row waits, and so do the later rows
-of its chat, while the rows to other chats go. An alert's photo is read from the database
-the same way (bot/deferred.py), once for all the officers' channels.
+An alert's photo is read from the database the same way (bot/deferred.py), once for all the
+officers' channels.
+
+``drain()`` returns once the rows its task wrote are sent, given up, waiting for a later
+turn or for their file: an event's handler waits for its own replies, never behind another
+chat's, nor for a file (its own may be queued behind others' maps). ``flush()`` waits for
+the files too (tools and tests).
 """
 
 from __future__ import annotations
@@ -45,7 +50,15 @@ from typing import Any
 
 from bot.broadcast.pacing import Pacer, Priority, pacers_for
 from bot.context import Services
-from bot.deferred import PHOTO, PhotoGone, draw, load_photo
+from bot.deferred import (
+    PhotoGone,
+    build,
+    digest_of,
+    instead_of,
+    is_picture,
+    is_shared,
+    load_photo,
+)
 from bot.domain import (
     Attachment,
     ChatRef,
@@ -61,7 +74,7 @@ from bot.domain import (
     Tone,
     ToOfficers,
 )
-from bot.enums import ReplyDrop
+from bot.enums import DeferredKind, ReplyDrop
 from bot.i18n import COMMAND_MARK, commands_for
 from bot.metrics import Metrics
 from bot.roles import Role
@@ -83,7 +96,7 @@ BATCH = 200  # rows read from the outbox at a time
 MAX_ATTEMPTS = 5  # a reply still failing after this many tries is given up (and logged)
 MAX_BACKOFF = 60.0  # seconds
 IDLE_WAIT = 30.0  # seconds between looks when nothing is due (wake() interrupts it)
-DRAWINGS_KEPT = 16  # drawn files kept for the other rows of the same recipe
+DRAWINGS_KEPT = 16  # drawn maps kept for the other rows of the same recipe
 # A reply whose turn is further than this (seconds: the platform paused after a 429, its
 # chat delayed by one) waits in the outbox instead of in memory; nearer turns (a chat's or
 # a group's interval) are waited for in the task.
@@ -153,7 +166,8 @@ def _message_json(message: Outgoing) -> dict[str, Any]:
                 "filename": attachment.filename, "mime_type": attachment.mime_type,
                 "data": base64.b64encode(attachment.data).decode("ascii")},
             "deferred": None if message.deferred is None else dataclasses.asdict(
-                message.deferred)}
+                message.deferred),
+            "if_file_fails": message.if_file_fails}
 
 
 def _message(data: dict[str, Any]) -> Outgoing:
@@ -164,7 +178,21 @@ def _message(data: dict[str, Any]) -> Outgoing:
     return Outgoing(data["text"], data["html"],
                     tuple(Choice(label, choice) for label, choice in data["choices"]),
                     Tone(data["tone"]), data["reply_to"], attachment,
-                    None if deferred is None else Deferred(**deferred))
+                    None if deferred is None else Deferred(
+                        DeferredKind(deferred["kind"]), deferred["filename"],
+                        deferred["mime_type"], deferred["recipe"]),
+                    data.get("if_file_fails"))
+
+
+def _notice_instead(stored: Stored | None) -> Post | None:
+    """The text-only post that replaces a refused file, if its message has one."""
+    if not isinstance(stored, Post):
+        return None
+    message = stored.message
+    if message.if_file_fails is None or (message.attachment is None and message.deferred is None):
+        return None  # no notice, or already the notice (refused too: nothing more to say)
+    return Post(stored.chat, Outgoing(message.if_file_fails, reply_to=message.reply_to),
+                stored.track)
 
 
 def for_platform(message: Outgoing, platform: str) -> Outgoing:
@@ -231,7 +259,7 @@ class _Park(Exception):
 
 
 class _NoFile(Exception):
-    """The message's file could not be drawn."""
+    """The message's file could not be built."""
 
 
 @dataclass(eq=False, slots=True)
@@ -270,16 +298,19 @@ class ReplySender:
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._stopped = False
-        # One drawing at a time, off the event loop (Pillow's fonts are not thread-safe).
-        self._executor = ThreadPoolExecutor(1, thread_name_prefix="draw")
-        self._drawings: OrderedDict[Deferred, asyncio.Future[Attachment]] = OrderedDict()
+        # Off the event loop, one file at a time per thread: maps on one, documents on
+        # another (bot/deferred.py, is_picture).
+        self._executors = {True: ThreadPoolExecutor(1, thread_name_prefix="draw"),
+                           False: ThreadPoolExecutor(1, thread_name_prefix="build")}
+        self._drawings: OrderedDict[Deferred, asyncio.Future[bytes]] = OrderedDict()
 
     async def start(self) -> None:
         """Send what a previous run left pending, then keep an eye on rows due later."""
         self._task = asyncio.create_task(self._loop(), name="replies")
 
     async def stop(self) -> None:
-        """Rows in flight stay pending in the outbox: the next start sends them."""
+        """Rows in flight stay pending in the outbox: the next start sends them. Files not
+        begun are called off (a stopped bot would go on drawing maps)."""
         self._stopped = True
         tasks = [t for t in (self._task, *(r.task for r in self._rows.values())) if t]
         self._task = None
@@ -288,6 +319,9 @@ class ReplySender:
         for task in tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        for executor in self._executors.values():
+            executor.shutdown(wait=False, cancel_futures=True)
+        self._drawings.clear()
 
     def wake(self) -> None:
         self._wake.set()
@@ -304,8 +338,11 @@ class ReplySender:
             except Exception:
                 log.exception("sending replies failed; retrying in 1 s")
                 timeout = 1.0
+            # Not asyncio.wait_for: on Python 3.11 a wake() just before stop() made it
+            # swallow the cancellation, and stop() waited for ever (tested).
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout)
+                async with asyncio.timeout(timeout):
+                    await self._wake.wait()
 
     def _seconds_until_due(self) -> float:
         now = self.services.clock.now()
@@ -318,32 +355,34 @@ class ReplySender:
 
     async def drain(self, rows: Iterable[int] | None = None) -> None:
         """Start every row that can go; return once ``rows`` (by default those this task
-        wrote since its last drain) are sent, given up, or waiting for a later turn."""
+        wrote since its last drain) are sent, given up, or waiting for a later turn or for
+        a file being built (the row starts when its file is done)."""
         mine = set(take_written() if rows is None else rows)
         await self._read()
-        await self._settle(mine)
+        await self._settle(mine, files=False)
 
     async def flush(self) -> None:
-        """The same for every row due now (tools and tests)."""
+        """Every row due now, files included (tools and tests)."""
         await self._read()
         now = self.services.clock.now()
-        await self._settle({row.id for row in self._rows.values() if row.due <= now})
+        await self._settle({row.id for row in self._rows.values() if row.due <= now},
+                           files=True)
 
-    async def _settle(self, ids: set[int]) -> None:
+    async def _settle(self, ids: set[int], files: bool) -> None:
         while True:
             self._start_ready()
             waits: set[asyncio.Future[Any]] = set()
             seen: set[int] = set()
             for row_id in ids:
                 if (row := self._rows.get(row_id)) is not None:
-                    waits |= self._holding(row, seen)
+                    waits |= self._holding(row, seen, files)
             if not waits:
                 return
             await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
 
-    def _holding(self, row: _Row, seen: set[int]) -> set[asyncio.Future[Any]]:
-        """What ``row`` is waiting for now: its send, its drawing, or the rows before it
-        in its chains; nothing when it waits in the outbox for a later turn."""
+    def _holding(self, row: _Row, seen: set[int], files: bool) -> set[asyncio.Future[Any]]:
+        """What ``row`` is waiting for now: its send, its file (``files``), or the rows
+        before it in its chains; nothing when it waits in the outbox for a later turn."""
         if row.id in seen:
             return set()
         seen.add(row.id)
@@ -353,12 +392,12 @@ class ReplySender:
             return set()
         drawing = self._drawing_of(row)
         if drawing is not None and not drawing.done():
-            return {drawing}
+            return {drawing} if files else set()
         found: set[asyncio.Future[Any]] = set()
         for key in row.keys:
             chain = self._chains[key]
             for earlier in chain[:chain.index(row.id)]:
-                found |= self._holding(self._rows[earlier], seen)
+                found |= self._holding(self._rows[earlier], seen, files)
         return found
 
     # -- the rows in memory ----------------------------------------------------------------
@@ -493,6 +532,11 @@ class ReplySender:
                     await self._remember(row.stored.track, outcome.posts, now)
                 await replies.mark_sent(row.id, [p.message_id for p in outcome.posts], now)
             self._forget(row)
+        elif isinstance(outcome, Dropped) and (notice := self._instead(row, outcome)):
+            log.warning("reply=%d refused with its file platform=%s error=%s; its notice "
+                        "instead", row.id, outcome.platform, outcome.error)
+            await replies.replace(row.id, encode(notice), now, outcome.error)
+            row.stored, row.attempts, row.due = notice, 0, now  # same chat: same chain
         elif isinstance(outcome, Dropped):
             log.warning("reply=%d given up platform=%s reason=%s error=%s", row.id,
                         outcome.platform, outcome.reason.value, outcome.error)
@@ -514,6 +558,13 @@ class ReplySender:
             row.stored, row.keys = outcome.post, frozenset(_keys(outcome.post))
             self._chain(row)
 
+    @staticmethod
+    def _instead(row: _Row, dropped: Dropped) -> Post | None:
+        """A file the person asked for (a data export) that will not go is followed by its
+        text notice (``Outgoing.if_file_fails``), in the row's place: never silence. Not
+        when the person is gone: there is nobody to tell."""
+        return None if dropped.reason is ReplyDrop.GONE else _notice_instead(row.stored)
+
     async def _remember(self, track: tuple[str, int], posts: MessageIds,
                         now: datetime) -> None:
         purpose, alert_id = track
@@ -524,11 +575,12 @@ class ReplySender:
 
     async def _post(self, post: Post) -> Outcome:
         chat = post.chat
+        # First: a personal file is let go, whatever happens next.
+        message = await self._attach(for_platform(post.message, chat.platform))
         transport = self.transports.get(chat.platform)
         if transport is None:
             return Dropped(chat.platform, ReplyDrop.NO_TRANSPORT,
                            f"no transport for {chat.platform}")
-        message = await self._attach(for_platform(post.message, chat.platform))
         await self._turn(chat, self._priority(chat))
         try:
             message_id = await transport.send(chat.chat_id, message)
@@ -612,15 +664,15 @@ class ReplySender:
 
     # -- files -----------------------------------------------------------------------------
 
-    def _drawing_of(self, row: _Row) -> asyncio.Future[Attachment] | None:
-        """The drawing of the row's file, begun now if not yet; None without a file."""
+    def _drawing_of(self, row: _Row) -> asyncio.Future[bytes] | None:
+        """The building of the row's file, begun now if not yet; None without a file."""
         stored = row.stored
         deferred = stored.message.deferred if isinstance(stored, Post) else None
-        if deferred is None:
+        if deferred is None or self._stopped:
             return None
         future = self._drawings.get(deferred)
         if future is None:
-            future = self._make(deferred)
+            future = self._build(deferred)
             future.add_done_callback(lambda _: self._start_ready())
             self._drawings[deferred] = future
             done = [key for key, f in self._drawings.items() if f.done()]
@@ -628,40 +680,42 @@ class ReplySender:
                 del self._drawings[key]
         return future
 
-    def _make(self, deferred: Deferred) -> asyncio.Future[Attachment]:
-        """A map drawn in the worker thread; a photo read from the database, in a context
-        of its own (rows are read inside callers' contexts, which may be a transaction's:
-        the read must take the database's lock like any other)."""
-        loop = asyncio.get_running_loop()
-        if deferred.kind == PHOTO:
-            return loop.create_task(load_photo(self.services, deferred),
-                                    context=contextvars.Context())
-        return loop.run_in_executor(self._executor, _drawn, self.services, deferred)
+    def _build(self, deferred: Deferred) -> asyncio.Future[bytes]:
+        if deferred.kind is DeferredKind.PHOTO:
+            # Read, not built: in a context of its own (rows are read inside callers'
+            # contexts, which may be a transaction's), so it takes the database's lock.
+            return asyncio.get_running_loop().create_task(
+                load_photo(self.services, deferred), context=contextvars.Context())
+        executor = self._executors[is_picture(deferred.kind)]
+        return asyncio.get_running_loop().run_in_executor(executor, build, self.services,
+                                                          deferred)
 
     async def _attach(self, message: Outgoing) -> Outgoing:
-        """The message with its drawn file as attachment; a file that could not be drawn
-        is not sent (a map must never hold anything back)."""
+        """The message with its built file as attachment. A map that could not be drawn
+        is not sent (it must never hold anything back); a document that could not be
+        built is replaced by the apology its command would have had."""
         deferred = message.deferred
         if deferred is None:
             return message
         future = self._drawings.get(deferred)
-        if future is None:  # forgotten since: draw it again
-            future = self._make(deferred)
-            self._drawings[deferred] = future
+        if future is None:  # forgotten since: build it again
+            future = self._drawings[deferred] = self._build(deferred)
         try:
-            attachment = await future
+            data = await future
         except PhotoGone as gone:  # the alert ended meanwhile: its photo is not to be shown
             log.info("%s", gone)
             raise _NoFile(str(gone)) from gone
         except Exception as error:
-            log.exception("%s could not be drawn", deferred.filename)
-            raise _NoFile(f"{deferred.filename} could not be drawn") from error
-        return dataclasses.replace(message, deferred=None, attachment=attachment)
-
-
-def _drawn(services: Services, deferred: Deferred) -> Attachment:
-    """A map, drawn (in the worker thread)."""
-    return Attachment(deferred.filename, deferred.mime_type, draw(services, deferred))
+            log.exception("%s could not be built", deferred.filename)
+            apology = instead_of(self.services, deferred)
+            if apology is None:
+                raise _NoFile(f"{deferred.filename} could not be built") from error
+            return dataclasses.replace(message, text=apology, html=None, deferred=None)
+        finally:
+            if not is_shared(deferred.kind):  # personal: not kept in memory once sent
+                self._drawings.pop(deferred, None)
+        return dataclasses.replace(message, deferred=None, attachment=Attachment(
+            deferred.filename, deferred.mime_type, data, digest_of(deferred)))
 
 
 def _reason(error: DeliveryError) -> ReplyDrop:

@@ -1,7 +1,8 @@
 """OASIS CAP 1.2 (Common Alerting Protocol): export our alerts, import others' as drafts.
 
 * :func:`alert_to_cap` — a :class:`CapAlert` as schema-valid CAP XML;
-  :func:`cap_alert_from_alert` builds the ``CapAlert`` of a stored alert.
+  :func:`cap_alert_from_alert` builds the ``CapAlert`` of a stored alert (:func:`cap_source`
+  reads what it needs as data, :func:`cap_alert_from_source` does the rest after commit).
 * :func:`cap_to_draft` — untrusted CAP XML to a :class:`CapDraft`, or :class:`CapError`.
 
 Mappings between our categories/severities and CAP's are in :mod:`bot.cap.mapping`; the
@@ -13,9 +14,12 @@ from bot.cap.export import (
     CapAlert,
     CapArea,
     CapSettings,
+    CapSource,
     alert_to_cap,
     area_from_perimeter_json,
     cap_alert_from_alert,
+    cap_alert_from_source,
+    cap_source,
 )
 from bot.cap.importer import MAX_BYTES, CapDraft, cap_to_draft
 from bot.cap.mapping import cap_categories, cap_levels, guess_category
@@ -33,11 +37,14 @@ __all__ = [
     "CapError",
     "CapReference",
     "CapSettings",
+    "CapSource",
     "alert_to_cap",
     "area_from_perimeter_json",
     "cap_alert_from_alert",
+    "cap_alert_from_source",
     "cap_categories",
     "cap_levels",
+    "cap_source",
     "cap_to_draft",
     "guess_category",
 ]

@@ -2,7 +2,9 @@
 
 :func:`alert_to_cap` writes a :class:`CapAlert` (exactly what the message carries) as XML and
 checks it against the OASIS schema. :func:`cap_alert_from_alert` builds that ``CapAlert`` from
-a stored :class:`~bot.storage.alerts.Alert`.
+a stored :class:`~bot.storage.alerts.Alert`, in two halves: :func:`cap_source` (what is read
+from the database, plain data) and :func:`cap_alert_from_source` (the geometry, CPU work, done
+after commit by bot/deferred.py).
 
 The area of every message lists all the alert's communes as ``geocode`` (valueName ``INSEE``):
 that list is authoritative. When the perimeter has a geometry it is added as well, for
@@ -41,9 +43,12 @@ __all__ = [
     "CapCircle",
     "CapReference",
     "CapSettings",
+    "CapSource",
     "alert_to_cap",
     "area_from_perimeter_json",
     "cap_alert_from_alert",
+    "cap_alert_from_source",
+    "cap_source",
 ]
 
 STATUSES = ("Actual", "Exercise")
@@ -300,6 +305,130 @@ def area_from_perimeter_json(perimeter_json: str, communes: Iterable[str],
     return CapArea(description or "?", codes, polygon, circle)
 
 
+@dataclass(frozen=True, slots=True)
+class CapSource:
+    """What the CAP message of a stored alert is made from, as plain data: read in the
+    event's transaction, made into a :class:`CapAlert` and XML after commit, in a worker
+    thread (bot/deferred.py), with no database read; its JSON form (``as_data``) is stored
+    in the reply outbox, so a restart makes the same message from it."""
+
+    alert_id: int
+    category: str  # our key; the label and severity below are the reference's
+    category_label: str
+    severity_level: str
+    perimeter: str  # the perimeter as typed (the headline)
+    perimeter_json: str  # ``alerts.perimeter_json`` (the area's geometry)
+    body: str
+    facts_at: datetime
+    expires_at: datetime
+    communes: tuple[str, ...]
+    sent: datetime
+    settings: CapSettings
+    audience: tuple[str, ...] = ()
+    status: str = "Actual"
+    msg_type: str = "Alert"
+    references: tuple[CapReference, ...] = ()
+    revision: int = 0
+    note: str | None = None
+
+    def as_data(self) -> dict[str, Any]:
+        """JSON-ready: times as ISO 8601 with their offset."""
+        def moment(value: datetime) -> str:
+            check_aware("source time", value)
+            return value.isoformat()
+
+        settings = self.settings
+        return {
+            "alert_id": self.alert_id, "category": self.category,
+            "category_label": self.category_label, "severity_level": self.severity_level,
+            "perimeter": self.perimeter, "perimeter_json": self.perimeter_json,
+            "body": self.body, "facts_at": moment(self.facts_at),
+            "expires_at": moment(self.expires_at), "communes": list(self.communes),
+            "sent": moment(self.sent),
+            "settings": {"sender": settings.sender, "sender_name": settings.sender_name,
+                         "identifier_prefix": settings.identifier_prefix,
+                         "timezone": settings.timezone, "web": settings.web,
+                         "contact": settings.contact},
+            "audience": list(self.audience), "status": self.status, "msg_type": self.msg_type,
+            "references": [[r.sender, r.identifier, moment(r.sent)] for r in self.references],
+            "revision": self.revision, "note": self.note,
+        }
+
+    @classmethod
+    def from_data(cls, data: dict[str, Any]) -> CapSource:
+        moment = datetime.fromisoformat
+        return cls(
+            alert_id=int(data["alert_id"]), category=data["category"],
+            category_label=data["category_label"], severity_level=data["severity_level"],
+            perimeter=data["perimeter"], perimeter_json=data["perimeter_json"],
+            body=data["body"], facts_at=moment(data["facts_at"]),
+            expires_at=moment(data["expires_at"]), communes=tuple(data["communes"]),
+            sent=moment(data["sent"]), settings=CapSettings(**data["settings"]),
+            audience=tuple(data["audience"]), status=data["status"],
+            msg_type=data["msg_type"],
+            references=tuple(CapReference(sender, identifier, moment(sent))
+                             for sender, identifier, sent in data["references"]),
+            revision=int(data["revision"]), note=data["note"])
+
+
+def cap_source(
+    alert: Alert,
+    *,
+    category: Category,
+    communes: Iterable[str],
+    sent: datetime,
+    settings: CapSettings | None = None,
+    audience: Sequence[str] = (),
+    status: str = "Actual",
+    msg_type: str = "Alert",
+    references: Sequence[CapReference] = (),
+    revision: int = 0,
+    note: str | None = None,
+) -> CapSource:
+    """What the CAP message of a stored alert needs (cheap: no geometry, no XML).
+
+    ``communes``: the alert's INSEE codes (``AlertStore.communes``); ``audience``: labels of
+    the targeted communities; ``revision``: 0 for the first message about the alert, then
+    1, 2… for its Updates and Cancel (each CAP message needs its own identifier).
+    """
+    return CapSource(
+        alert_id=alert.id, category=category.key, category_label=category.label,
+        severity_level=category.severity, perimeter=alert.perimeter,
+        perimeter_json=alert.perimeter_json, body=alert.body, facts_at=alert.facts_at,
+        expires_at=alert.expires_at, communes=tuple(communes), sent=sent,
+        settings=settings or CapSettings(), audience=tuple(audience), status=status,
+        msg_type=msg_type, references=tuple(references), revision=revision, note=note)
+
+
+def cap_alert_from_source(source: CapSource, layer: CommuneLayer) -> CapAlert:
+    """The CAP message of ``source``: the area's geometry is worked out here (CPU)."""
+    settings = source.settings
+    zone = ZoneInfo(settings.timezone)
+    area = area_from_perimeter_json(source.perimeter_json, source.communes, layer)
+    return CapAlert(
+        identifier=settings.identifier(source.alert_id, source.revision),
+        sender=settings.sender,
+        sent=source.sent.astimezone(zone),
+        status=source.status,
+        msg_type=source.msg_type,
+        category=source.category,
+        severity_level=source.severity_level,
+        event=source.category_label,
+        sender_name=settings.sender_name,
+        headline=f"{source.category_label} — {source.perimeter}",
+        description=source.body,
+        onset=_moment(source.facts_at, zone),
+        expires=_moment(source.expires_at, zone),
+        area=area,
+        audience=source.audience,
+        references=source.references,
+        incidents=settings.identifier(source.alert_id),
+        note=source.note,
+        web=settings.web,
+        contact=settings.contact,
+    )
+
+
 def cap_alert_from_alert(
     alert: Alert,
     *,
@@ -315,34 +444,8 @@ def cap_alert_from_alert(
     revision: int = 0,
     note: str | None = None,
 ) -> CapAlert:
-    """The CAP message for a stored alert.
-
-    ``communes``: the alert's INSEE codes (``AlertStore.communes``); ``audience``: labels of
-    the targeted communities; ``revision``: 0 for the first message about the alert, then
-    1, 2… for its Updates and Cancel (each CAP message needs its own identifier).
-    """
-    settings = settings or CapSettings()
-    zone = ZoneInfo(settings.timezone)
-    area = area_from_perimeter_json(alert.perimeter_json, communes, layer)
-    return CapAlert(
-        identifier=settings.identifier(alert.id, revision),
-        sender=settings.sender,
-        sent=sent.astimezone(zone),
-        status=status,
-        msg_type=msg_type,
-        category=category.key,
-        severity_level=category.severity,
-        event=category.label,
-        sender_name=settings.sender_name,
-        headline=f"{category.label} — {alert.perimeter}",
-        description=alert.body,
-        onset=_moment(alert.facts_at, zone),
-        expires=_moment(alert.expires_at, zone),
-        area=area,
-        audience=tuple(audience),
-        references=tuple(references),
-        incidents=settings.identifier(alert.id),
-        note=note,
-        web=settings.web,
-        contact=settings.contact,
-    )
+    """The CAP message for a stored alert, in one go (see :func:`cap_source`)."""
+    return cap_alert_from_source(cap_source(
+        alert, category=category, communes=communes, sent=sent, settings=settings,
+        audience=audience, status=status, msg_type=msg_type, references=references,
+        revision=revision, note=note), layer)

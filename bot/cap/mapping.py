@@ -2,7 +2,8 @@
 
 Categories (CAP 1.2 §3.2.2, ``category``)::
 
-    vol, cambriolage, agression, escroquerie -> Security  (law enforcement, public order)
+    vol, cambriolage, agression, escroquerie,
+    recherche (targeted search)             -> Security  (law enforcement, public order)
     disparition                             -> Rescue    (search for a person; the OASIS
                                                           Amber-alert example uses Rescue)
     crue                                    -> Met       (the standard defines Met as
@@ -56,6 +57,7 @@ _CATEGORY_TO_CAP: dict[str, tuple[str, ...]] = {
     "agression": ("Security",),
     "escroquerie": ("Security",),
     "disparition": ("Rescue",),
+    "recherche": ("Security",),
     "crue": ("Met",),
     "prevention": ("Safety",),
 }
@@ -68,6 +70,7 @@ DEFAULT_CATEGORIES: dict[str, str] = {
     "escroquerie": "Escroquerie (faux moyen de paiement, fausse qualité, « rendez-moi »)",
     "prevention": "Prévention",
     "disparition": "Disparition inquiétante",
+    "recherche": "Recherche ciblée",
     "crue": "Protection civile — crue, inondation",
 }
 
@@ -83,6 +86,7 @@ _EVENT_WORDS: tuple[tuple[str, str], ...] = (
     ("cambriolage", r"cambriolages?|burglar(?:y|ies)|home invasion"),
     ("escroquerie", r"escroquer(?:ie|ies)|arnaques?|fraudes?|faux|fausses?|fraud|scams?"),
     ("agression", r"agressions?|violences?|assaults?|attaques?"),
+    ("recherche", r"recherches? ciblees?|avis de recherche|wanted|manhunt"),
     ("disparition", r"disparitions?|disparue?s?|enlevements?|alerte enlevement|amber|missing"),
     ("crue", r"crues?|inondations?|floods?|flooding|debordements?"),
     ("prevention", r"preventions?|conseils?|prevention advice"),

@@ -7,8 +7,8 @@ through ``Any``; everything this module exports is typed.
 
 from __future__ import annotations
 
+import threading
 from datetime import UTC, datetime, timedelta
-from functools import lru_cache
 from typing import Any
 
 from lxml import etree  # type: ignore[import-untyped]
@@ -52,11 +52,21 @@ def hardened_parser() -> Any:
     )
 
 
-@lru_cache(maxsize=1)
+_PER_THREAD = threading.local()
+
+
 def schema() -> Any:
-    """The compiled CAP 1.2 schema (``lxml.etree.XMLSchema``), loaded once."""
-    document = etree.parse(str(SCHEMA_PATH), hardened_parser())
-    return etree.XMLSchema(document)
+    """The compiled CAP 1.2 schema (``lxml.etree.XMLSchema``), loaded once per thread.
+
+    CAP files are read on the event loop and written in the reply sender's worker thread
+    (bot/deferred.py); a validator keeps its last errors (``error_log``), so two threads
+    validating at once with one validator could read each other's errors.
+    """
+    validator = getattr(_PER_THREAD, "schema", None)
+    if validator is None:
+        document = etree.parse(str(SCHEMA_PATH), hardened_parser())
+        validator = _PER_THREAD.schema = etree.XMLSchema(document)
+    return validator
 
 
 def first_schema_error(validator: Any) -> tuple[str, str]:

@@ -188,7 +188,7 @@ class EnrollmentFlow(Flow):
         fields.communes = fields.communes[:COMMUNES_PER_SUBSCRIBER]
         keep(state, fields)
         await move_to(ctx, state, "summary")
-        return ctx.text(summary_text(ctx, fields.communities, fields.communes), (
+        return ctx.text(_confirmation(ctx, fields), (
             choice(state, ctx.t("enroll.confirm"), "confirm"),
             choice(state, ctx.t("enroll.restart"), "restart")))
 
@@ -220,11 +220,21 @@ class EnrollmentFlow(Flow):
 
 
 def summary_text(ctx: Context, communities: list[str], communes: list[str]) -> str:
+    """A subscriber's choices as /profil and /start show them: nothing to confirm."""
+    return ctx.t("subscriber.summary", **_described(ctx, communities, communes))
+
+
+def _confirmation(ctx: Context, fields: EnrollmentState) -> str:
+    """The choices of an enrollment, and the question its buttons answer."""
+    return ctx.t("enroll.summary", **_described(ctx, fields.communities, fields.communes))
+
+
+def _described(ctx: Context, communities: list[str], communes: list[str]) -> dict[str, str]:
     reference = ctx.reference.communities
     labels = ", ".join(reference[k].label for k in communities if k in reference)
     places = ", ".join(describe_commune(c) for c in
                        filter(None, (ctx.geo.by_insee(code) for code in communes)))
-    return ctx.t("enroll.summary", communities=labels, communes=places)
+    return {"communities": labels, "communes": places}
 
 
 def _communes(ctx: Context, fields: EnrollmentState) -> list[Commune]:

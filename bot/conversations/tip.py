@@ -64,9 +64,10 @@ class TipFlow(Flow):
         tip_id = await ctx.stores.tips.add(alert_id, subscriber, chat.platform, chat.chat_id,
                                            text, location, ctx.now)
         await ctx.audit("tip.received", alert_id, tip=tip_id)
-        where = ctx.t("tip.location", lat=f"{location[0]:.5f}", lon=f"{location[1]:.5f}") \
+        # The officers' language, not the subscriber's; one text for every officers' channel.
+        staff = ctx.staff_t.on(ANY_PLATFORM)
+        where = staff("tip.location", lat=f"{location[0]:.5f}", lon=f"{location[1]:.5f}") \
             if location else ""
-        officers = ctx.t.on(ANY_PLATFORM)  # one text for every officers' channel
-        forwarded = officers("tip.forwarded", tip=tip_id, number=alert_id,
+        forwarded = staff("tip.forwarded", tip=tip_id, number=alert_id,
                           subscriber=subscriber or "?", text=text or "—", location=where)
         return Effects.of(ToOfficers(Outgoing(forwarded))) + ctx.answer("tip.thanks", tip=tip_id)

@@ -26,7 +26,8 @@ async def register_group(ctx: Context, args: str) -> Effects:
     await ctx.audit("group.registered", chat=str(chat), perimeter=perimeter.text,
                     communities=keys)
     labels = ", ".join(ctx.reference.communities[k].label for k in keys)
-    return ctx.answer("group.registered", perimeter=shown, count=len(perimeter.communes),
+    return ctx.answer("group.registered", perimeter=shown,
+                      communes=ctx.t("quantity.communes", count=len(perimeter.communes)),
                       communities=labels or ctx.t("render.everyone"))
 
 
@@ -62,7 +63,9 @@ async def manage_role(ctx: Context, args: str) -> Effects:
                         + ctx.t("roles.usage"))
     role = GRANTABLE[role_name]
     if revoke and ctx.role_book.configured(identity, role):
-        return ctx.answer("roles.in_config", identity=identity)
+        # The file this bot was started with, wherever it is (alerte-bot --config PATH).
+        return ctx.answer("roles.in_config", identity=identity, section=f"{role_name}s",
+                          file=ctx.config.source or ctx.t("roles.config_file"))
     return await _apply_role(ctx, identity, role_name, revoke)
 
 

@@ -5,14 +5,14 @@ from __future__ import annotations
 import re
 from dataclasses import replace
 from datetime import datetime
-from typing import Any
 
 from bot.alert_copy import spoken_body
-from bot.cap import CapError, CapReference, CapSettings, alert_to_cap, cap_alert_from_alert
+from bot.cap import CapError, CapReference, CapSettings, CapSource, cap_source
 from bot.cap import cap_to_draft as read_cap
 from bot.commands import Command, small_number
 from bot.context import Context
 from bot.conversations.cap_draft import CAP_DRAFT
+from bot.deferred import cap_recipe
 from bot.domain import Attachment, Effects, Outgoing
 from bot.geo.perimeter import PerimeterError, parse_perimeter
 from bot.limits import CAP_DOCUMENT_BYTES
@@ -33,13 +33,13 @@ async def export(ctx: Context, args: str) -> Effects:
     if alert is None:
         return ctx.answer("capcmd.usage" if number is None else "approval.not_found",
                           number=number)
-    xml = alert_to_cap(await _cap_alert(ctx, alert))
+    # The document is made after commit, from what is read here (bot/deferred.py).
     return ctx.message(Outgoing(
         ctx.t("capcmd.exported", number=alert.id),
-        attachment=Attachment(f"alerte-{alert.id}.cap.xml", "application/xml", xml)))
+        deferred=cap_recipe(ctx.t.language, await _cap_alert(ctx, alert))))
 
 
-async def _cap_alert(ctx: Context, alert: Alert) -> Any:
+async def _cap_alert(ctx: Context, alert: Alert) -> CapSource:
     stores, settings = ctx.stores, _settings(ctx)
     references: list[CapReference] = []
     revision = 0
@@ -53,10 +53,10 @@ async def _cap_alert(ctx: Context, alert: Alert) -> Any:
     labels = ctx.reference.communities
     audience = [] if alert.all_communities else [
         labels[key].label for key in await stores.alerts.communities(alert.id) if key in labels]
-    return cap_alert_from_alert(
+    return cap_source(
         replace(alert, body=spoken_body(ctx.t, alert)),
         category=ctx.reference.categories[alert.category],
-        communes=await stores.alerts.communes(alert.id), layer=ctx.geo,
+        communes=await stores.alerts.communes(alert.id),
         sent=_sent(ctx, alert), settings=settings, audience=audience,
         status="Exercise" if alert.exercise else "Actual",
         msg_type=MSG_TYPE.get(alert.kind, "Cancel"), references=references, revision=revision)

@@ -12,9 +12,9 @@ from bot.commands import Command
 from bot.context import Context
 from bot.domain import ChatRef, EditTracked, Effects, Notify, Outgoing
 from bot.enums import AlertKind, AlertStatus
+from bot.i18n import Translator
 from bot.limits import TIP_TEXT_CHARS
 from bot.people import display_name
-from bot.render import when
 from bot.roles import Action, Role, speaks_for_alert
 from bot.storage.alerts import Alert
 
@@ -107,7 +107,7 @@ async def end(ctx: Context, args: str) -> Effects:
 
 
 async def _end(ctx: Context, alert: Alert, how: str) -> Ending | Effects:
-    ending = await end_alert(ctx.services, ctx.t, alert, how, ctx.who, ctx.incoming.chat,
+    ending = await end_alert(ctx.services, ctx.staff_t, alert, how, ctx.who, ctx.incoming.chat,
                              ctx.now)
     if ending is None:
         return ctx.answer("lifecycle.already_closed", number=alert.id, closed="")
@@ -142,8 +142,9 @@ async def _withdraw_pending(ctx: Context, alert: Alert) -> Effects:
     await ctx.audit("alert.withdrawn", alert.id)
     withdrawn = await ctx.stores.alerts.get(alert.id)
     assert withdrawn is not None
-    request = await officers_request(ctx, ctx.t, withdrawn, ctx.t(
-        "lifecycle.withdrawn_status", who=await display_name(ctx, ctx.t, ctx.who,
+    staff = ctx.staff_t
+    request = await officers_request(ctx, staff, withdrawn, staff(
+        "lifecycle.withdrawn_status", who=await display_name(ctx, staff, ctx.who,
                                                              Role.OPERATOR)))
     await forget(ctx, alert.id)  # after the request that still says what was asked
     return Effects.of(EditTracked(REQUEST, alert.id, request)) + ctx.answer(
@@ -161,18 +162,23 @@ async def journal(ctx: Context, args: str) -> Effects:
     for status, actor, at in await ctx.stores.alerts.transitions(alert.id):
         # Named, in the role the change is made in; the id is in the audit trail.
         who = await display_name(ctx, ctx.t, actor, ACTING_AS.get(status))
-        lines.append(f"{when(ctx.local(at))} · {ctx.t(f'status.{status}')} · {who}")
+        lines.append(f"{ctx.t.when(ctx.local(at))} · {ctx.t(f'status.{status}')} · {who}")
     for approval in await ctx.stores.alerts.approvals(alert.id):
         lines.append(ctx.t(f"lifecycle.journal_{approval.decision}",
                            who=await display_name(ctx, ctx.t, approval.officer),
-                           time=when(ctx.local(approval.decided_at))))
+                           time=ctx.t.when(ctx.local(approval.decided_at))))
+    if alert.prosecutor_ref:  # given at approval (/valider N parquet <référence>)
+        lines.append(ctx.t("lifecycle.journal_prosecutor", reference=alert.prosecutor_ref))
     for child in await ctx.stores.alerts.children(alert.id):
         lines.append(ctx.t("lifecycle.journal_child", number=child.id,
                            kind=ctx.t(f"lifecycle.kind.{child.kind}"),
                            status=ctx.t(f"status.{child.status}")))
     counts = await ctx.stores.deliveries.counts(alert.id)
-    lines.append(ctx.t("lifecycle.journal_counts", sent=counts.sent, failed=counts.failed,
-                       blocked=counts.blocked, receipts=counts.acknowledged))
+    t = ctx.t
+    lines.append(t("lifecycle.journal_counts", sent=t("quantity.sent", count=counts.sent),
+                   failed=t("quantity.failed", count=counts.failed),
+                   blocked=t("quantity.blocked", count=counts.blocked),
+                   receipts=t("quantity.receipts", count=counts.acknowledged)))
     return ctx.text("\n".join(lines))
 
 
@@ -187,8 +193,12 @@ async def answer_tip(ctx: Context, args: str) -> Effects:
     text = match.group(2).strip()[:TIP_TEXT_CHARS]
     await ctx.stores.tips.mark_answered(tip.id, ctx.now)
     await ctx.audit("tip.answered", tip.alert_id, tip=tip.id)
+    # In the language of the person who gave the tip, not the officer's.
+    language = await ctx.stores.subscribers.language_of(tip.subscriber_id) \
+        if tip.subscriber_id is not None else None
+    theirs = Translator(ctx.catalog, language or ctx.config.language)
     answer = Notify(ChatRef(tip.platform, tip.chat_id), Outgoing(
-        ctx.t("tip.answer", tip=tip.id, number=tip.alert_id, text=text)))
+        theirs("tip.answer", tip=tip.id, number=tip.alert_id, text=text)))
     return Effects.of(answer) + ctx.answer("tip.answered", tip=tip.id)
 
 

@@ -10,7 +10,6 @@ from bot.context import Context
 from bot.conversations.alert import GuidedAlertFlow
 from bot.domain import Effects
 from bot.geo.perimeter import PerimeterError
-from bot.render import when
 from bot.roles import Action
 
 GUIDED = GuidedAlertFlow()
@@ -43,7 +42,7 @@ async def alerts(ctx: Context, args: str) -> Effects:
         lines.append(ctx.t("alerts.line", number=item.id, category=item.category,
                            perimeter=alert_place(ctx.t, item),
                            status=ctx.t(f"status.{item.status}"),
-                           time=when(ctx.local(item.created_at))))
+                           time=ctx.t.when(ctx.local(item.created_at))))
     return ctx.text("\n".join(lines))
 
 

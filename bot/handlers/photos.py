@@ -68,7 +68,8 @@ async def _attach_after(ctx: Context, alert: Alert, photo: Photo) -> Effects:
     await ctx.stores.photos.attach(alert.id, photo, ctx.now)
     await ctx.audit("alert.photo_attached", alert.id, size=photo.size,
                     type=photo.kind.mime_type)
-    request = await officers_request(ctx, ctx.t, alert, ctx.t("approval.waiting"))
+    staff = ctx.staff_t  # the officers' channels read the staff language
+    request = await officers_request(ctx, staff, alert, staff("approval.waiting"))
     return (ctx.answer("photo.attached", number=alert.id, size=size_text(ctx.t, photo.size))
             + Effects.of(EditTracked(REQUEST, alert.id, request))
-            + officers_post(ctx.t, alert.id, photo))
+            + officers_post(staff, alert.id, photo))

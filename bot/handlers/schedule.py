@@ -11,7 +11,6 @@ from bot.commands import Command, small_number
 from bot.context import Context
 from bot.domain import Effects
 from bot.errors import UserFacingError
-from bot.render import when
 from bot.roles import Action
 from bot.storage.schedules import next_weekly
 
@@ -43,7 +42,7 @@ def parse_when(args: str, now: datetime, zone: ZoneInfo) -> tuple[str, datetime,
     moment = datetime.combine(_date(once, now.astimezone(zone).year),
                               _clock(int(once.group(7)), int(once.group(8))), zone)
     if moment <= now:
-        raise ScheduleInputError("schedule.in_the_past", time=when(moment))
+        raise ScheduleInputError("schedule.in_the_past", time=moment)
     if moment > now + MAX_AHEAD:
         raise ScheduleInputError("schedule.too_far", days=MAX_AHEAD.days)
     return "once", moment, once.group(9)
@@ -73,7 +72,10 @@ async def program(ctx: Context, args: str) -> Effects:
         rule, first, rest = parse_when(args, ctx.now, ctx.timezone)
         draft = parse_alert_command(ctx, "prevention " + rest, first)
     except UserFacingError as error:
-        return ctx.text(ctx.t(error.key, **error.params) + "\n" + ctx.t("schedule.usage"))
+        # A date in the error (« Cette date est passée ») is written in the person's language.
+        params = {name: ctx.t.when(value) if isinstance(value, datetime) else value
+                  for name, value in error.params.items()}
+        return ctx.text(ctx.t(error.key, **params) + "\n" + ctx.t("schedule.usage"))
     communities = [] if draft.all_communities else sorted(draft.communities)
     schedule_id = await ctx.stores.schedules.create(
         rule, draft.category.key, shown_perimeter(ctx, draft.perimeter), communities,
@@ -81,7 +83,7 @@ async def program(ctx: Context, args: str) -> Effects:
     submitted = await submit(ctx, draft, send_at=first, schedule_id=schedule_id)
     await ctx.stores.schedules.set_next(schedule_id, first, submitted.alert.id)
     return submitted.effects + ctx.answer(
-        "schedule.created", number=schedule_id, time=when(ctx.local(first)),
+        "schedule.created", number=schedule_id, time=ctx.t.when(ctx.local(first)),
         rule=ctx.t(f"schedule.rule.{rule.split(':')[0]}"))
 
 
@@ -91,7 +93,7 @@ async def programs(ctx: Context, args: str) -> Effects:
         return ctx.answer("schedule.none")
     lines = [ctx.t("schedule.title")]
     for item in schedules:
-        following = when(ctx.local(item.next_run_at)) if item.next_run_at else "—"
+        following = ctx.t.when(ctx.local(item.next_run_at)) if item.next_run_at else "—"
         lines.append(ctx.t("schedule.line", number=item.id, next=following,
                            rule=ctx.t(f"schedule.rule.{item.rule.split(':')[0]}"),
                            perimeter=item.perimeter, body=item.body[:60]))
@@ -108,7 +110,8 @@ async def unprogram(ctx: Context, args: str) -> Effects:
     await ctx.stores.schedules.cancel(schedule.id, ctx.now)
     withdrawn = await ctx.stores.schedules.withdraw_unsent(schedule.id, ctx.who, ctx.now)
     await ctx.audit("schedule.cancelled", schedule.alert_id, schedule=schedule.id)
-    return ctx.answer("schedule.cancelled", number=schedule.id, withdrawn=withdrawn)
+    return ctx.answer("schedule.cancelled", number=schedule.id,
+                      withdrawn=ctx.t("quantity.unsent_withdrawn", count=withdrawn))
 
 
 COMMANDS = [

@@ -22,8 +22,11 @@ async def stats(ctx: Context, args: str) -> Effects:
     lines += await _alerts(ctx, since)
     counts = await ctx.stores.stats.deliveries(since)
     rate = f"{100 * counts.receipts / counts.sent:.0f}" if counts.sent else "0"
-    lines.append(ctx.t("stats.deliveries", sent=counts.sent, failed=counts.failed,
-                       blocked=counts.blocked, receipts=counts.receipts, rate=rate))
+    t = ctx.t
+    lines.append(t("stats.deliveries", sent=t("quantity.sent", count=counts.sent),
+                   failed=t("quantity.failed", count=counts.failed),
+                   blocked=t("quantity.blocked", count=counts.blocked),
+                   receipts=t("quantity.receipts", count=counts.receipts), rate=rate))
     return ctx.text("\n".join(lines))
 
 
@@ -35,8 +38,10 @@ async def _subscribers(ctx: Context) -> list[str]:
     communes = ", ".join(f"{c.name if (c := ctx.geo.by_insee(code)) else code} {n}"
                          for code, n in counts.by_commune)
     by_status = counts.by_status
-    return [ctx.t("stats.subscribers", active=by_status.get("active", 0),
-                  paused=by_status.get("paused", 0), blocked=by_status.get("blocked", 0)),
+    t = ctx.t
+    return [t("stats.subscribers", active=t("quantity.active", count=by_status.get("active", 0)),
+              paused=t("quantity.paused", count=by_status.get("paused", 0)),
+              blocked=t("quantity.blocked", count=by_status.get("blocked", 0))),
             ctx.t("stats.by_community", list=communities or "—"),
             ctx.t("stats.by_commune", list=communes or "—")]
 

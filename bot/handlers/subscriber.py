@@ -7,9 +7,10 @@ from bot.context import Context
 from bot.conversations.enrollment import EnrollmentFlow, summary_text
 from bot.conversations.places import Resolution, describe_commune, resolve_places
 from bot.conversations.unsubscribe import UnsubscribeFlow
-from bot.domain import Attachment, Effects, Outgoing
+from bot.deferred import my_data_recipe
+from bot.domain import Effects, Outgoing
 from bot.i18n import LANGUAGES
-from bot.privacy import export_json, export_subscriber
+from bot.privacy import export_subscriber
 from bot.roles import Action
 from bot.storage.subscribers import Subscriber
 
@@ -19,6 +20,26 @@ UNSUBSCRIBE = UnsubscribeFlow()
 
 
 async def start(ctx: Context, args: str) -> Effects:
+    """``/start``, or ``/start <code>``: the code a link carried (Telegram's
+    t.me/<bot>?start=<code> sends it) or that someone typed."""
+    code = args.strip()
+    if not code:
+        return await _start(ctx)
+    recognised = await start_code(ctx, code)
+    if recognised is not None:
+        return recognised
+    # Not a code this bot issued (a mistyped or old link): said plainly, then the
+    # ordinary /start, so the person is never stuck. (A deep link's code is at most 64.)
+    return ctx.answer("subscriber.unknown_code", code=code[:64]) + await _start(ctx)
+
+
+async def start_code(ctx: Context, code: str) -> Effects | None:
+    """What a start code does, or None for a code this bot does not know. None issued
+    yet: invitation tokens (issue 17) are recognised here."""
+    return None
+
+
+async def _start(ctx: Context) -> Effects:
     if ctx.subscriber is None:
         return await ENROLLMENT.begin(ctx)
     profile = await ctx.stores.subscribers.profile(ctx.subscriber)
@@ -157,10 +178,13 @@ async def my_data(ctx: Context, args: str) -> Effects:
     if isinstance(subscriber, Effects):
         return subscriber
     data = await export_subscriber(ctx.services, subscriber)
+    # The file is made after commit, from what is read here (bot/deferred.py).
     effects = ctx.message(Outgoing(
-        ctx.t("subscriber.my_data", alerts=len(data["alerts_received"]),
-              communes=len(data["communes"])),
-        attachment=Attachment("mes-donnees.json", "application/json", export_json(data))))
+        ctx.t("subscriber.my_data",
+              alerts=ctx.t("quantity.alerts_received", count=len(data["alerts_received"])),
+              communes=ctx.t("quantity.communes", count=len(data["communes"]))),
+        deferred=my_data_recipe(ctx.t.language, data),
+        if_file_fails=ctx.t("subscriber.my_data_unsent")))
     await ctx.audit("subscriber.data_exported")
     return effects
 

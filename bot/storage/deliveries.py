@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from bot.clock import parse_stamp, stamp
@@ -87,6 +87,7 @@ class Delivery:
     action: DeliveryAction = DeliveryAction.SEND
     target_message_id: str | None = None
     reply_to_message_id: str | None = None
+    language: str | None = None  # a subscriber's, when claimed (claim_due); None: the bot's
 
     @classmethod
     def from_row(cls, row: Row) -> Delivery:
@@ -158,13 +159,18 @@ class DeliveryStore:
         return upto if highest is not None and highest > upto else None
 
     async def claim_due(self, platform: str, now: datetime, limit: int) -> list[Delivery]:
-        """Mark due rows 'sending' and return them; the attempt counts from now."""
+        """Mark due rows 'sending' and return them, with each subscriber's language (read
+        now: the copy is written in the language they have when it goes); the attempt
+        counts from now."""
         rows = await self.db.fetchall(
             "UPDATE deliveries SET status = 'sending', attempts = attempts + 1"
             " WHERE id IN (SELECT id FROM deliveries WHERE platform = ? AND status = 'pending'"
             "  AND next_try_at <= ? ORDER BY priority DESC, id LIMIT ?)"
-            " RETURNING *", (platform, stamp(now), limit))
-        return sorted((Delivery.from_row(row) for row in rows), key=lambda d: d.id)
+            " RETURNING *, (SELECT s.language FROM subscribers s"
+            "  WHERE deliveries.recipient_kind = 'subscriber'"
+            "  AND s.id = deliveries.recipient_id) AS language", (platform, stamp(now), limit))
+        return sorted((replace(Delivery.from_row(row), language=row["language"]) for row in rows),
+                      key=lambda d: d.id)
 
     async def due(self, platform: str, now: datetime) -> tuple[int, datetime | None]:
         """Rows due now on the platform and when the oldest of them fell due. Reads only

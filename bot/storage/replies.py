@@ -88,6 +88,13 @@ class ReplyStore:
         """The same effect, for the chat's new id (a group that moved)."""
         await self.db.execute("UPDATE replies SET effect = ? WHERE id = ?", (effect, reply_id))
 
+    async def replace(self, reply_id: int, effect: str, now: datetime, error: str) -> None:
+        """Another effect in the row's place (and so in its chat's order), due now, with
+        its own attempts."""
+        await self.db.execute(
+            "UPDATE replies SET effect = ?, next_try_at = ?, attempts = 0, last_error = ?"
+            " WHERE id = ?", (effect, stamp(now), error[:500], reply_id))
+
     async def mark_failed(self, reply_id: int, error: str) -> None:
         await self.db.execute(
             "UPDATE replies SET status = 'failed', effect = NULL, attempts = attempts + 1,"

@@ -43,6 +43,12 @@ class SubscriberStore:
             (platform, user_id))
         return None if row is None else Subscriber.from_row(row)
 
+    async def language_of(self, subscriber_id: int) -> str | None:
+        """A subscriber's language, by id (None once they are gone)."""
+        value = await self.db.fetchval("SELECT language FROM subscribers WHERE id = ?",
+                                       (subscriber_id,))
+        return None if value is None else str(value)
+
     async def profile(self, subscriber: Subscriber) -> Profile:
         communes = await self.db.fetchall(
             "SELECT insee FROM subscriber_communes WHERE subscriber_id = ? ORDER BY insee",

@@ -33,7 +33,7 @@ import re
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from telegram import (
@@ -105,8 +105,10 @@ from bot.transports.telegram_files import (
 from bot.transports.telegram_http import AiohttpRequest
 from bot.transports.telegram_render import Part, keyboard, parts
 from bot.transports.telegram_updates import ALLOWED_UPDATES, PLATFORM, as_public, to_incoming
-from bot.transports.telegram_webhook import UnreadableUpdate, WebhookServer
 from bot.transports.uploads import Uploads
+
+if TYPE_CHECKING:  # imported in webhook mode only: polling needs no HTTP server (aiohttp.web)
+    from bot.transports.telegram_webhook import WebhookServer
 
 log = logging.getLogger(__name__)
 
@@ -384,6 +386,8 @@ class TelegramTransport(Transport):
         Pending updates are kept, as in polling. The webhook is never deleted at stop: while
         the bot is down Telegram keeps the updates and pushes them when it is back.
         """
+        from bot.transports.telegram_webhook import WebhookServer
+
         config = self.config
         server = WebhookServer(urlsplit(config.webhook_url).path, config.webhook_secret,
                                config.webhook_max_body_bytes, self._queue_update)
@@ -407,6 +411,8 @@ class TelegramTransport(Transport):
     async def _queue_update(self, data: dict[str, Any]) -> None:
         """A pushed update, handled before Telegram gets its 200: a crash before that
         makes Telegram push it again (the core's inbox skips it if it was handled)."""
+        from bot.transports.telegram_webhook import UnreadableUpdate
+
         app = self._app
         if app is None:
             raise RuntimeError("telegram transport not started")
