@@ -334,4 +334,4 @@ async def test_an_approval_counts_its_recipients_once(
     # decision, shows the reach the outbox counted.
     assert counted == [Reach(2, 0)]
     request = next(text for text in bot.officers() if "Demande de diffusion n°1" in text)
-    assert "Portée : 2 abonnés, 0 groupe," in request and "Validée par" in request
+    assert "Portée : 2 abonnés, 0 groupe" in request and "Validée par" in request
