@@ -9,6 +9,7 @@ from datetime import UTC, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from bot.alert_copy import alert_place, delivered_alert
+from bot.alert_photos import attach_new, forget, summary_line
 from bot.broadcast.outbox import open_outbox, start_broadcast
 from bot.buttons import ApprovalButton, button
 from bot.config import Config
@@ -31,6 +32,7 @@ from bot.i18n import ANY_PLATFORM, Translator
 from bot.limits import ALERT_TEXT_CHARS, REASON_CHARS
 from bot.maps import MapLegend
 from bot.people import display_name
+from bot.photos import Photo
 from bot.place import areas_from_json, areas_to_json, named_first, place_text
 from bot.reference import Category, Reference
 from bot.render import AlertFacts, alert_summary, approval_request, preview
@@ -193,7 +195,7 @@ class Submitted:
 
 
 async def submit(ctx: Context, draft: AlertDraft, send_at: datetime | None = None,
-                 schedule_id: int | None = None) -> Submitted:
+                 schedule_id: int | None = None, photo: Photo | None = None) -> Submitted:
     new = NewAlert(
         category=draft.category.key, perimeter=shown_perimeter(ctx, draft.perimeter),
         perimeter_json=perimeter_json(draft.perimeter), communes=draft.perimeter.communes,
@@ -204,15 +206,17 @@ async def submit(ctx: Context, draft: AlertDraft, send_at: datetime | None = Non
         expires_at=(send_at or ctx.now) + draft.category.default_expiry,
         exercise=draft.exercise, send_at=send_at, schedule_id=schedule_id,
         facts_stated=draft.facts_stated)
-    return await _create_and_request(ctx, new, draft.perimeter)
+    return await _create_and_request(ctx, new, draft.perimeter, photo)
 
 
-async def _create_and_request(ctx: Context, new: NewAlert,
-                              perimeter: Perimeter | None = None) -> Submitted:
-    """Store a pending alert (or update), show the requester a preview, ask the officers."""
+async def _create_and_request(ctx: Context, new: NewAlert, perimeter: Perimeter | None = None,
+                              photo: Photo | None = None) -> Submitted:
+    """Store a pending alert (or update), show the requester a preview, ask the officers
+    (the request, then its photo and its map)."""
     alert = await ctx.stores.alerts.create(new, ctx.now)
     await ctx.audit("alert.submitted", alert.id, category=alert.category, kind=alert.kind,
                     perimeter=alert.perimeter, communes=len(new.communes))
+    photo_post = await attach_new(ctx, alert, photo)
     summary = await summarize(ctx, ctx.t, alert)
     category = ctx.reference.categories[alert.category]
     as_delivered = delivered_alert(ctx.t, alert, category, ctx.config.signature, ctx.now,
@@ -220,7 +224,7 @@ async def _create_and_request(ctx: Context, new: NewAlert,
     staff = ctx.staff_t
     request = await officers_request(ctx, staff, alert, staff("approval.waiting"))
     effects = ctx.text(preview(ctx.t, summary, alert, as_delivered)) + Effects.of(
-        ToOfficers(request, track=(REQUEST, alert.id)))
+        ToOfficers(request, track=(REQUEST, alert.id))) + photo_post
     if perimeter is not None:
         map_message = await _map(ctx, alert, category.label, perimeter)
         effects += Effects.of(ToOfficers(map_message, track=(MAP, alert.id)))
@@ -307,7 +311,9 @@ async def summarize(records: Records, t: Translator, alert: Alert,
              and is_stale(category, alert.facts_at, records.clock.now()))
     facts = AlertFacts(alert_place(t, alert, counted=False), names, communities, reach,
                        geo.population(communes), stale)
-    return alert_summary(t, records.reference, alert, facts, records.local(alert.facts_at))
+    summary = alert_summary(t, records.reference, alert, facts, records.local(alert.facts_at))
+    photo = await summary_line(records, t, alert)
+    return f"{summary}\n{photo}" if photo else summary
 
 
 async def officers_request(records: Records, t: Translator, alert: Alert,
@@ -388,6 +394,7 @@ async def expire_unapproved(records: Records, t: Translator, alert: Alert,
     expired = await stores.alerts.get(alert.id)
     assert expired is not None
     request = await officers_request(records, t, expired, t("lifecycle.unapproved_status"))
+    await forget(records, alert.id)  # after the request that still says what was asked
     return Effects.of(EditTracked(REQUEST, alert.id, request),
                       Notify(ChatRef(alert.request_platform, alert.request_chat_id),
                              Outgoing(t("lifecycle.unapproved", number=alert.id))))
@@ -475,6 +482,7 @@ async def _reject(ctx: Context, alert: Alert, reason: str | None) -> Effects:
     status = staff("approval.rejected_by", who=await display_name(ctx, staff, ctx.who),
                    reason=motive)
     request = await officers_request(ctx, staff, rejected, status)
+    await forget(ctx, alert.id)  # after the request that still says what was asked
     told = Effects.of(EditTracked(REQUEST, alert.id, request), _tell_requester(ctx, alert, staff(
         "approval.requester_rejected", number=alert.id, reason=motive)))
     return told + ctx.answer("approval.rejected_ack", number=alert.id)

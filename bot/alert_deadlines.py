@@ -16,6 +16,7 @@ from bot.context import Services, staff_translator
 from bot.domain import NO_EFFECTS, WAKE_DISPATCHER, ChatRef, Effects, Outgoing, ToOfficers
 from bot.enums import AlertStatus
 from bot.i18n import Translator
+from bot.limits import PHOTO_KEPT
 from bot.storage.alerts import Alert, NewAlert
 
 
@@ -28,6 +29,8 @@ async def tick(services: Services) -> Effects:
     for step in (_remind_pending, _expire_unapproved, _launch_scheduled, _expire_broadcasts,
                  _clean_protected_closings):
         effects += await step(services, t, now)
+    # An operator's photo nobody attached in time is not kept (bot/alert_photos.py).
+    await services.stores.photos.forget_drafts(now - PHOTO_KEPT)
     return effects
 
 

@@ -6,8 +6,10 @@ retry works, instead of an alert closed whose all-clear never goes.
 
 A protected alert (a missing person) is cleaned everywhere at its end: the copies of its
 updates repeat the description, so each is redacted like the original (deleted on a
-recall), and its requests and map in the officers' channels go too. Its closing text,
-approved after the end, is cleaned when the alert would have expired (``clean_closing``).
+recall), and its requests, map and photo in the officers' channels go too. Its closing
+text, approved after the end, is cleaned when the alert would have expired
+(``clean_closing``). Any alert's photo leaves the database at its end
+(bot/alert_photos.py).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from bot.alert_approval import MAP, REQUEST, issue_follow_up, officers_request
+from bot.alert_photos import PHOTO, forget_at_end
 from bot.context import Records, Services
 from bot.domain import (
     NO_EFFECTS,
@@ -52,6 +55,7 @@ async def end_alert(services: Services, t: Translator, parent: Alert, how: str, 
     child = await issue_follow_up(services, parent, kind, actor, chat, now)
     await stores.audit.record(now, actor, f"alert.{kind}", parent.id, child=child.id)
     effects = await _withdraw_pending_updates(services, t, parent, actor, now)
+    await forget_at_end(services, parent.id)
     if services.reference.categories[parent.category].protected:
         await _clean_follow_ups(services, parent, how, actor, chat, now)
         effects += await _clean_officers_posts(services, t, parent)
@@ -92,14 +96,14 @@ async def _clean_follow_ups(services: Services, parent: Alert, how: str, actor: 
 
 async def _clean_officers_posts(records: Records, t: Translator, parent: Alert) -> Effects:
     """The requests in the officers' channels quote the description: each is edited to a
-    redacted line; the map (an image, which cannot become text) is deleted."""
+    redacted line; the map and the photo (images, which cannot become text) are deleted."""
     ids = [parent.id] + [child.id for child in await records.stores.alerts.children(parent.id)
                          if child.kind in OPERATOR_TEXT]
     return Effects((
         *(EditTracked(REQUEST, number, Outgoing(t("lifecycle.request_redacted", number=number,
                                                   alert=parent.id)))
           for number in ids),
-        DeleteTracked(MAP, parent.id)))
+        DeleteTracked(MAP, parent.id), DeleteTracked(PHOTO, parent.id)))
 
 
 async def clean_closing(services: Services, t: Translator, closing: Alert,

@@ -34,6 +34,7 @@ from bot.storage.deliveries import DeliveryStore
 from bot.storage.groups import GroupStore
 from bot.storage.inbox import InboxStore
 from bot.storage.lock import ServingLock
+from bot.storage.photos import PhotoStore
 from bot.storage.replies import ReplyStore
 from bot.storage.roles import RoleStore
 from bot.storage.schedules import ScheduleStore
@@ -58,13 +59,14 @@ class Stores:
     replies: ReplyStore
     stats: StatsStore
     staff_names: StaffNameStore
+    photos: PhotoStore
 
     @classmethod
     def on(cls, db: Database, keys: Keys) -> Stores:
         return cls(SubscriberStore(db), GroupStore(db), AlertStore(db), DeliveryStore(db),
                    ConversationStore(db), AuditStore(db, keys), ScheduleStore(db), TipStore(db),
                    RoleStore(db), InboxStore(db), ReplyStore(db), StatsStore(db),
-                   StaffNameStore(db))
+                   StaffNameStore(db), PhotoStore(db))
 
 
 @dataclass

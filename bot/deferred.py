@@ -6,6 +6,10 @@ data (nothing is read from the database again).
 
 Three kinds (``DeferredKind``): the approval request's map (Pillow, 0.1-0.2 s), ``/cap``'s
 CAP document (geometry and schema validation) and ``/mesdonnees``' data file.
+
+An alert's photo (``DeferredKind.PHOTO``) is not built but read from the database when its
+post goes (``load_photo``): its bytes are stored once, with the alert, not in each
+officers' channel's reply row; a photo deleted meanwhile (the alert ended) is not sent.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from bot.enums import DeferredKind
 from bot.geo.perimeter import Perimeter
 from bot.i18n import Translator
 from bot.maps import MapLegend, render_map
+from bot.photos import Photo
 from bot.privacy import export_json
 
 MAP = DeferredKind.MAP
@@ -70,9 +75,38 @@ def is_picture(kind: DeferredKind) -> bool:
 
 
 def is_shared(kind: DeferredKind) -> bool:
-    """A map goes to every officers' channel: drawn once, kept for the other rows. A
-    document goes to one chat and is forgotten once sent (a data export is personal)."""
-    return kind is DeferredKind.MAP
+    """A map (or an alert's photo) goes to every officers' channel: made once, kept for
+    the other rows. A document goes to one chat and is forgotten once sent (a data export
+    is personal)."""
+    return kind in (DeferredKind.MAP, DeferredKind.PHOTO)
+
+
+class PhotoGone(LookupError):
+    """The alert's photo was deleted before its post went (the alert ended)."""
+
+
+def photo_recipe(alert_id: int, photo: Photo) -> Deferred:
+    """An alert's photo, to read from the database when its post goes."""
+    recipe = {"alert_id": alert_id, "sha256": photo.digest}
+    return Deferred(DeferredKind.PHOTO, photo.attachment(alert_id).filename,
+                    photo.kind.mime_type, json.dumps(recipe))
+
+
+async def load_photo(services: Services, deferred: Deferred) -> bytes:
+    """The bytes of the photo a ``photo_recipe`` names, as it is stored now."""
+    recipe = json.loads(deferred.recipe)
+    photo = await services.stores.photos.get(int(recipe["alert_id"]))
+    if photo is None or photo.digest != recipe["sha256"]:
+        raise PhotoGone(f"the photo of alert {recipe['alert_id']} is no longer stored")
+    return photo.data
+
+
+def digest_of(deferred: Deferred) -> str:
+    """The key under which transports upload a file once (an alert's photo: its SHA-256);
+    "" for a file made for one message."""
+    if deferred.kind is not DeferredKind.PHOTO:
+        return ""
+    return str(json.loads(deferred.recipe)["sha256"])
 
 
 def _perimeter(data: dict[str, Any]) -> Perimeter:
@@ -107,7 +141,7 @@ def instead_of(services: Services, deferred: Deferred) -> str | None:
     """What to send when the file could not be built: nothing for a map (it must never
     hold anything back; the request went in its own message), the apology the command
     would have had when the document was built in the handler."""
-    if deferred.kind is DeferredKind.MAP:
+    if deferred.kind in (DeferredKind.MAP, DeferredKind.PHOTO):
         return None
     language = json.loads(deferred.recipe)["language"]
     return Translator(services.catalog, language)("core.internal_error")

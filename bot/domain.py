@@ -61,15 +61,26 @@ class ChatKind(Enum):
 
 @dataclass(frozen=True, slots=True)
 class Attachment:
-    """A file sent with a message: a map (image/png), a data export, a CAP document."""
+    """A file sent with a message: a map (image/png), an alert's photo, a data export, a
+    CAP document."""
 
     filename: str
     mime_type: str
     data: bytes
+    # The SHA-256 of ``data`` when known (an alert's photo): transports upload a file once
+    # under this key and reuse the platform's reference for every other recipient.
+    digest: str = ""
 
     @property
     def is_image(self) -> bool:
         return self.mime_type.startswith("image/")
+
+
+class FileProblem(Enum):
+    """Why the file a person sent did not come with their message (``Incoming``)."""
+
+    TOO_LARGE = "too_large"  # larger than the bot takes (bot.limits.PHOTO_BYTES)
+    UNREADABLE = "unreadable"  # the platform would not give it
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,7 +88,8 @@ class Deferred:
     """A file built after commit, outside the event's lock (bot/deferred.py): a map, a CAP
     document, a data export. What to build (``recipe``, JSON of the data read in the
     event's transaction), never bytes; the reply sender builds it in a worker thread and
-    sends the message with it as its attachment."""
+    sends the message with it as its attachment. An alert's photo is read from the
+    database instead (recipe: its alert id), so that its bytes are stored once."""
 
     kind: DeferredKind
     filename: str
@@ -96,7 +108,8 @@ class Incoming:
     choice: str | None = None
     location: tuple[float, float] | None = None
     chat_title: str = ""
-    attachment: Attachment | None = None  # a file the person sent (e.g. a CAP document)
+    attachment: Attachment | None = None  # a file the person sent (a CAP document, a photo)
+    file_problem: FileProblem | None = None  # a file they sent that the transport could not take
     unsupported: str | None = None  # e.g. "sticker", "encrypted": content the bot cannot read
     # Platform events about the chat itself rather than a message in it:
     membership: str | None = None  # "left" (blocked, kicked, left the room) or "joined"

@@ -76,6 +76,7 @@ class DeferredKind(StrEnum):
     MAP = "map"  # the approval request's map (PNG)
     CAP = "cap"  # /cap: an alert as a CAP 1.2 document (XML)
     MY_DATA = "my_data"  # /mesdonnees: what the bot holds about the person (JSON)
+    PHOTO = "photo"  # an alert's photo, read from the database (bot/alert_photos.py)
 
 
 class Verdict(StrEnum):

@@ -14,6 +14,7 @@ from typing import Any
 
 from bot.clock import stamp
 from bot.context import Services
+from bot.limits import PHOTO_KEPT
 from bot.people import forget_names
 from bot.storage.database import Database
 from bot.storage.subscribers import Subscriber
@@ -149,7 +150,7 @@ def export_json(data: dict[str, Any]) -> bytes:
 async def purge(services: Services, now: datetime) -> dict[str, int]:
     """The retention rules of the data register, run by the clock once a day."""
     settings, db = services.config.privacy, services.db
-    counts = {"blocked": 0, "paused": 0, "message_ids": 0, "staff_names": 0}
+    counts = {"blocked": 0, "paused": 0, "message_ids": 0, "staff_names": 0, "photos": 0}
     # Not counted in the audit: ids of events handled and of replies sent, kept a week.
     await services.stores.inbox.prune(now)
     await services.stores.replies.prune(now)
@@ -170,6 +171,10 @@ async def purge(services: Services, now: datetime) -> dict[str, int]:
     # Staff names are kept while the person holds a role (the configuration may have
     # dropped them since the last start) and is not named by the configuration.
     counts["staff_names"] = await forget_names(services)
+    # Each alert's photo is deleted at its end; these are the ones an interrupted end
+    # left (the daily safety net), and operators' photos never attached.
+    counts["photos"] = (await services.stores.photos.forget_ended()
+                        + await services.stores.photos.forget_drafts(now - PHOTO_KEPT))
     if any(counts.values()):
         await services.stores.audit.record(now, "system", "privacy.purge", None, **counts)
     await forget_in_files(db)

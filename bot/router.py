@@ -29,7 +29,7 @@ from bot.conversations.reconsent import ReconsentFlow
 from bot.conversations.tip import TipFlow
 from bot.conversations.unsubscribe import UnsubscribeFlow
 from bot.domain import NO_EFFECTS, Attachment, CommandMenu, Effects
-from bot.handlers import admin, officer, operator, schedule, stats, subscriber
+from bot.handlers import admin, officer, operator, photos, schedule, stats, subscriber
 from bot.handlers import cap as cap_commands
 from bot.handlers import lifecycle as lifecycle_commands
 from bot.i18n import Translator
@@ -95,6 +95,8 @@ class Router:
         attachment = ctx.incoming.attachment
         if attachment is not None and ctx.may(Action.ISSUE_ALERT) and _is_xml(attachment):
             return await cap_commands.import_file(ctx, attachment)
+        if photos.wanted(ctx):
+            return await photos.received(ctx, None if state is None else state.kind)
         if state is not None:
             return await self._continue(ctx, state, Answer(None, ctx.incoming.text,
                                                            ctx.incoming.location))

@@ -18,7 +18,7 @@ from bot.config import (
     RolesConfig,
     ThrottleConfig,
 )
-from bot.domain import ChatKind, ChatRef, Identity, Incoming, Outgoing
+from bot.domain import Attachment, ChatKind, ChatRef, Identity, Incoming, Outgoing
 from bot.geo.communes import CommuneLayer
 from bot.transports.memory import MemoryTransport
 
@@ -121,6 +121,12 @@ class TestBot:
 
     async def press_data(self, who: str, data: str, chat: str | None = None) -> str:
         incoming = self._incoming(who, chat, choice=data)
+        return "\n".join(message.text for message in await self.send(incoming))
+
+    async def send_file(self, who: str, attachment: Attachment, text: str = "",
+                        chat: str | None = None) -> str:
+        """``who`` sends a file (a photo), with ``text`` as its caption."""
+        incoming = self._incoming(who, chat, text=text, attachment=attachment)
         return "\n".join(message.text for message in await self.send(incoming))
 
     async def share_location(self, who: str, lat: float, lon: float) -> str:

@@ -13,7 +13,7 @@ AREAS = ("core", "conversation", "help", "enroll", "places", "subscriber", "aler
          "copy", "place", "people",
          "status", "approval", "render", "guided", "group", "perimeter", "lifecycle",
          "schedule", "tip", "receipt", "stats", "consent", "roles", "throttle", "maps", "cap",
-         "capcmd", "format", "quantity")
+         "capcmd", "format", "quantity", "photo")
 AUDIT_ACTION = re.compile(
     r"""(?:audit\(|record\(\s*\w+,\s*(?:"[^"]*"|\w+),)\s*f?["']([a-z_.{}]+)["']""")
 AREA = "|".join(AREAS)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dtm
+import io
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -16,6 +17,7 @@ from typing import Any
 import aiohttp
 import pytest
 from aiohttp import web
+from PIL import Image
 from telegram import (
     Bot,
     BotCommand,
@@ -42,6 +44,7 @@ from telegram.error import (
     InvalidToken,
     NetworkError,
     RetryAfter,
+    TelegramError,
     TimedOut,
 )
 from telegram.ext import Application, ApplicationBuilder, CommandHandler, ContextTypes
@@ -678,6 +681,58 @@ async def test_send_photo_multipart(bot: Bot, double: TelegramDouble) -> None:
         await bot.send_photo(ALICE, TINY_PNG, caption="c" * 1025)
     with pytest.raises(BadRequest, match=r"(?i)wrong file identifier"):
         await bot.send_photo(ALICE, "not-a-file-id")
+
+
+def jpeg(size: tuple[int, int]) -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", size, (10, 120, 200)).save(buffer, "JPEG")
+    return buffer.getvalue()
+
+
+async def test_a_users_photo_comes_in_sizes_with_its_caption_command(
+        bot: Bot, double: TelegramDouble) -> None:
+    data = jpeg((1600, 1200))
+    await double.send_photo(ALICE, caption="/alerte vol Gray : x", data=data,
+                            media_group_id="album-1")
+    (update,) = await updates_after(bot)
+    message = update.message
+    assert message is not None and message.media_group_id == "album-1"
+    assert [size.width for size in message.photo] == [90, 320, 800, 1280, 1600]
+    assert [size.height for size in message.photo] == [68, 240, 600, 960, 1200]
+    assert message.caption_entities[0].type == "bot_command"
+    assert message.caption_entities[0].length == len("/alerte")
+    largest = await bot.get_file(message.photo[-1].file_id)
+    assert bytes(await largest.download_as_bytearray()) == data
+    thumbnail = await bot.get_file(message.photo[0].file_id)
+    assert (await thumbnail.download_as_bytearray())[:3] == b"\xff\xd8\xff"  # a JPEG
+
+
+async def test_send_photo_refuses_what_telegram_refuses(bot: Bot, double: TelegramDouble) -> None:
+    sent = await bot.send_photo(ALICE, jpeg((2000, 1000)))
+    assert [size.width for size in sent.photo] == [90, 320, 800, 1280, 2000]
+    again = await bot.send_photo(BOB, sent.photo[1].file_id)  # any size names the photo
+    assert [size.file_id for size in again.photo] == [size.file_id for size in sent.photo]
+    assert (double.stats.photo_uploads, double.stats.photos_by_file_id) == (1, 1)
+    with pytest.raises(BadRequest, match=r"(?i)image_process_failed"):
+        await bot.send_photo(ALICE, b"\xff\xd8\xff not really a jpeg")
+    with pytest.raises(BadRequest, match=r"(?i)photo_invalid_dimensions"):
+        await bot.send_photo(ALICE, jpeg((2100, 100)))
+    with pytest.raises(TelegramError, match="Request Entity Too Large"):
+        await bot.send_photo(ALICE, jpeg((10, 10)) + bytes(10 * 1024 * 1024))
+    assert double.stats.photo_uploads == 1  # refused uploads are not counted
+
+
+async def test_get_file_stops_at_twenty_megabytes(bot: Bot, double: TelegramDouble) -> None:
+    await double.send_document(ALICE, bytes(20 * 1024 * 1024 + 1), "big.png", "image/png")
+    await double.send_document(ALICE, b"small", "small.txt", "text/plain", caption="/x")
+    big, small = await updates_after(bot)
+    assert big.message is not None and big.message.document is not None
+    assert big.message.document.file_size == 20 * 1024 * 1024 + 1
+    with pytest.raises(BadRequest, match=r"(?i)file is too big"):
+        await bot.get_file(big.message.document.file_id)
+    assert small.message is not None and small.message.document is not None
+    file = await bot.get_file(small.message.document.file_id)
+    assert bytes(await file.download_as_bytearray()) == b"small"
 
 
 async def test_webhook_blocks_polling_until_deleted(bot: Bot, double: TelegramDouble) -> None:

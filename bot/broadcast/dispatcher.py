@@ -45,6 +45,9 @@ from bot.transports.base import (
     RateLimited,
     RecipientGone,
     Transport,
+    file_parts,
+    join_ids,
+    text_parts,
 )
 
 log = logging.getLogger(__name__)
@@ -104,6 +107,7 @@ class Dispatcher:
         self._rendered: dict[tuple[int, str, str], Outgoing] = {}
         # Per alert and language: its rendered send, and that with a subscriber's buttons.
         self._receipted: dict[tuple[int, str], tuple[Outgoing, Outgoing]] = {}
+        self._protected: dict[int, bool] = {}  # alert id → its category is protected
         self._tasks: list[asyncio.Task[None]] = []
         self._finish_checked = float("-inf")  # event-loop time of the last finish_completed
         self._senders_went = asyncio.Event()  # a worker claimed since the last wake()
@@ -310,16 +314,32 @@ class Dispatcher:
 
     async def _edit_or_delete(self, transport: Transport, row: Delivery,
                               message: Outgoing) -> None:
-        """A protected alert's copy that the platform will not edit (a photo, say) is
-        deleted instead: the person's description must not stay on anyone's phone."""
+        """A protected alert's photo is deleted (an image cannot become text) and its text
+        edited; a copy that the platform will not edit is deleted instead: the person's
+        face and description must not stay on anyone's phone."""
         target = row.target_message_id or ""
+        protected = await self._is_protected(row.alert_id)
+        if protected and (files := file_parts(target)):
+            await transport.delete(row.chat_id, join_ids(files))
+            target = join_ids(text_parts(target))
+            if not target:  # the photo carried the text as its caption: both are gone
+                return
         try:
             await transport.edit(row.chat_id, target, message)
         except PermanentError:
-            alert = await self.services.stores.alerts.get(row.alert_id)
-            if alert is None or not self.services.reference.categories[alert.category].protected:
+            if not protected:
                 raise
             await transport.delete(row.chat_id, target)
+
+    async def _is_protected(self, alert_id: int) -> bool:
+        """Known from rendering the row's message; read again after a restart."""
+        protected = self._protected.get(alert_id)
+        if protected is None:
+            alert = await self.services.stores.alerts.get(alert_id)
+            category = None if alert is None else self.services.reference.categories.get(
+                alert.category)
+            protected = self._protected[alert_id] = category is not None and category.protected
+        return protected
 
     async def _record(self, outcomes: list[Outcome]) -> None:
         """Every outcome of a batch in one transaction: one write per batch, not per row."""
@@ -415,8 +435,10 @@ class Dispatcher:
         category = self.services.reference.categories[alert.category]
         t = Translator(self.services.catalog, language)
         signature, zone = self.services.config.signature, self.services.timezone
+        self._protected[alert_id] = category.protected
         if action == "send":
-            return delivered_alert(t, alert, category, signature, sent_on(alert), zone)
+            copy = delivered_alert(t, alert, category, signature, sent_on(alert), zone)
+            return await self._with_photo(alert, copy)
         parent = await stores.alerts.get(alert.parent_id or alert.id)
         assert parent is not None
         # The copy edited may be the alert's or one of its updates' (a protected alert's
@@ -426,6 +448,14 @@ class Dispatcher:
         how = "ended" if root.closed == "ended" else "expired"
         closed = root.closed_at or alert.decided_at or alert.created_at
         return closed_copy(t, parent, category, how, closed, signature, sent_on(parent), zone)
+
+    async def _with_photo(self, alert: Alert, copy: Outgoing) -> Outgoing:
+        """The copy with the alert's photo, if it has one: read once per broadcast (the
+        rendered copy is kept), uploaded once per platform (bot/transports/uploads.py)."""
+        if alert.kind != "alert":
+            return copy
+        photo = await self.services.stores.photos.get(alert.id)
+        return copy if photo is None else replace(copy, attachment=photo.attachment(alert.id))
 
     # -- resolution, progress, reports -------------------------------------------------------
 
@@ -510,6 +540,7 @@ class Dispatcher:
             del self._rendered[key]
         for receipted in [key for key in self._receipted if key[0] == alert_id]:
             del self._receipted[receipted]
+        self._protected.pop(alert_id, None)
         self._copies_out.discard(alert_id)
         effects = Effects.of(ToOfficers(message))
         if await stores.alerts.posts(PROGRESS, alert_id):

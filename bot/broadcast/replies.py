@@ -24,6 +24,9 @@ A message whose file is still to build (a map, a CAP document, a data export:
 until it is built its row waits, and so do the later rows of its chat, while the rows to
 other chats go; the row starts when its file is done.
 
+An alert's photo is read from the database the same way (bot/deferred.py), once for all the
+officers' channels.
+
 ``drain()`` returns once the rows its task wrote are sent, given up, waiting for a later
 turn or for their file: an event's handler waits for its own replies, never behind another
 chat's, nor for a file (its own may be queued behind others' maps). ``flush()`` waits for
@@ -36,6 +39,7 @@ import asyncio
 import base64
 import bisect
 import contextlib
+import contextvars
 import dataclasses
 import json
 import logging
@@ -48,7 +52,15 @@ from typing import Any
 
 from bot.broadcast.pacing import Pacer, Priority, pacers_for
 from bot.context import Services
-from bot.deferred import build, instead_of, is_picture, is_shared
+from bot.deferred import (
+    PhotoGone,
+    build,
+    digest_of,
+    instead_of,
+    is_picture,
+    is_shared,
+    load_photo,
+)
 from bot.domain import (
     Attachment,
     ChatRef,
@@ -685,6 +697,11 @@ class ReplySender:
         return future
 
     def _build(self, deferred: Deferred) -> asyncio.Future[bytes]:
+        if deferred.kind is DeferredKind.PHOTO:
+            # Read, not built: in a context of its own (rows are read inside callers'
+            # contexts, which may be a transaction's), so it takes the database's lock.
+            return asyncio.get_running_loop().create_task(
+                load_photo(self.services, deferred), context=contextvars.Context())
         executor = self._executors[is_picture(deferred.kind)]
         return asyncio.get_running_loop().run_in_executor(executor, build, self.services,
                                                           deferred)
@@ -701,6 +718,9 @@ class ReplySender:
             future = self._drawings[deferred] = self._build(deferred)
         try:
             data = await future
+        except PhotoGone as gone:  # the alert ended meanwhile: its photo is not to be shown
+            log.info("%s", gone)
+            raise _NoFile(str(gone)) from gone
         except Exception as error:
             log.exception("%s could not be built", deferred.filename)
             apology = instead_of(self.services, deferred)
@@ -711,7 +731,7 @@ class ReplySender:
             if not is_shared(deferred.kind):  # personal: not kept in memory once sent
                 self._drawings.pop(deferred, None)
         return dataclasses.replace(message, deferred=None, attachment=Attachment(
-            deferred.filename, deferred.mime_type, data))
+            deferred.filename, deferred.mime_type, data, digest_of(deferred)))
 
 
 def _reason(error: DeliveryError) -> ReplyDrop:

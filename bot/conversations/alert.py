@@ -1,6 +1,7 @@
 """Guided alert: category → perimeter → communities → facts time → text → confirm.
 
-Diagram: alert.mmd. It ends in the same submission as the one-line ``/alerte``.
+Diagram: alert.mmd. It ends in the same submission as the one-line ``/alerte``. A photo
+sent at any step is kept for it (bot/handlers/photos.py) and attached at submission.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from bot.alert_approval import (
     shown_perimeter,
     submit,
 )
+from bot.alert_photos import drop_kept, for_new_alert, kept_photo
 from bot.context import Context
 from bot.conversations.engine import (
     Answer,
@@ -37,6 +39,7 @@ from bot.conversations.engine import (
 from bot.domain import Effects
 from bot.errors import UserFacingError
 from bot.geo.perimeter import CommuneDoubt, grammar_label
+from bot.photos import size_text
 from bot.storage.conversations import ConversationState
 
 T = TypeVar("T")
@@ -242,7 +245,7 @@ class GuidedAlertFlow(Flow):
         fields.facts_at = moment
         keep(state, fields)
         await move_to(ctx, state, "text")
-        return ctx.answer("guided.text")
+        return ctx.text(ctx.t("guided.text") + "\n" + ctx.t("photo.guided_hint"))
 
     def _facts_moment(self, ctx: Context, answer: Answer) -> datetime:
         if answer.value == "now" or answer.text.strip().lower() in {"maintenant", "now"}:
@@ -262,8 +265,12 @@ class GuidedAlertFlow(Flow):
         keep(state, fields)
         await move_to(ctx, state, "confirm")
         shown = fields.perimeter_shown or fields.perimeter
-        return ctx.text(ctx.t("guided.confirm", category=fields.category,
-                              perimeter=shown, body=fields.body),
+        summary = ctx.t("guided.confirm", category=fields.category, perimeter=shown,
+                        body=fields.body)
+        photo = await kept_photo(ctx)
+        if photo is not None:
+            summary += "\n" + ctx.t("photo.guided_attached", size=size_text(ctx.t, photo.size))
+        return ctx.text(summary,
                         (choice(state, ctx.t("guided.submit"), "submit"),
                          choice(state, ctx.t("guided.abandon"), "abandon")))
 
@@ -273,6 +280,7 @@ class GuidedAlertFlow(Flow):
         value = answer.value or (None if said is None else "submit" if said else "abandon")
         if value == "abandon":
             await close_conversation(ctx)
+            await drop_kept(ctx)
             return ctx.answer("conversation.cancelled")
         if value != "submit":
             await move_to(ctx, state, "confirm")
@@ -280,7 +288,8 @@ class GuidedAlertFlow(Flow):
                 choice(state, ctx.t("guided.submit"), "submit"),
                 choice(state, ctx.t("guided.abandon"), "abandon")))
         await close_conversation(ctx)
-        return (await submit(ctx, self._draft(ctx, state))).effects
+        photo, refused = await for_new_alert(ctx)  # the photo kept during the flow
+        return (await submit(ctx, self._draft(ctx, state), photo=photo)).effects + refused
 
     def _draft(self, ctx: Context, state: ConversationState) -> AlertDraft:
         fields = AlertState.from_json(state.data)

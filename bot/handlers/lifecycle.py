@@ -6,6 +6,7 @@ import re
 
 from bot.alert_approval import REQUEST, AlertInputError, follow_up, officers_request, require_body
 from bot.alert_copy import alert_place
+from bot.alert_photos import forget
 from bot.closing import Ending, end_alert
 from bot.commands import Command
 from bot.context import Context
@@ -145,6 +146,7 @@ async def _withdraw_pending(ctx: Context, alert: Alert) -> Effects:
     request = await officers_request(ctx, staff, withdrawn, staff(
         "lifecycle.withdrawn_status", who=await display_name(ctx, staff, ctx.who,
                                                              Role.OPERATOR)))
+    await forget(ctx, alert.id)  # after the request that still says what was asked
     return Effects.of(EditTracked(REQUEST, alert.id, request)) + ctx.answer(
         "lifecycle.withdrawn", number=alert.id)
 

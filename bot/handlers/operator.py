@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from bot.alert_approval import AlertInputError, parse_alert_command, submit
 from bot.alert_copy import alert_place
+from bot.alert_photos import for_new_alert, keep_brought
 from bot.commands import Command
 from bot.context import Context
 from bot.conversations.alert import GuidedAlertFlow
@@ -15,15 +16,21 @@ GUIDED = GuidedAlertFlow()
 
 
 async def alert(ctx: Context, args: str) -> Effects:
+    """``/alerte …`` in one line, or guided; a photo sent with it (a Telegram photo whose
+    caption is the command) or just before it goes with the alert (bot/alert_photos.py)."""
     if not args.strip():
-        return await GUIDED.begin(ctx)
+        kept = await keep_brought(ctx, "photo.kept_guided")
+        return kept + await GUIDED.begin(ctx)
     try:
         draft = parse_alert_command(ctx, args, ctx.now)
     except AlertInputError as error:
-        return ctx.text(ctx.t(error.key, **error.params) + "\n" + ctx.t("alert.usage"))
+        return ctx.text(ctx.t(error.key, **error.params) + "\n" + ctx.t("alert.usage")) + \
+            await keep_brought(ctx, "photo.kept_for_correction")
     except PerimeterError as error:
-        return ctx.text(ctx.t(error.key, **error.params))
-    return (await submit(ctx, draft)).effects
+        return ctx.text(ctx.t(error.key, **error.params)) + \
+            await keep_brought(ctx, "photo.kept_for_correction")
+    photo, refused = await for_new_alert(ctx)
+    return (await submit(ctx, draft, photo=photo)).effects + refused
 
 
 async def alerts(ctx: Context, args: str) -> Effects:

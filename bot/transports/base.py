@@ -48,10 +48,15 @@ class PermanentError(DeliveryError):
     """The platform refused this message for good (bad request)."""
 
 
+FILE_MARK = "file:"  # a part of a copy that is a file (a photo), not text
+
+
 def join_ids(ids: Sequence[str]) -> str:
     """One message id for a copy made of several platform messages, so that the outbox
     keeps all of them and an edit, a recall or a redaction reaches every part after any
-    restart. Platform ids hold no spaces (Telegram: numbers; Matrix: ``$…``)."""
+    restart. Platform ids hold no spaces (Telegram: numbers; Matrix: ``$…``). A part that
+    is a file is marked (``file_part``): an edit leaves it alone, and a protected alert's
+    end deletes it."""
     return " ".join(ids)
 
 
@@ -59,10 +64,34 @@ def split_ids(message_id: str) -> list[str]:
     return message_id.split()
 
 
+def file_part(platform_id: str) -> str:
+    """The part of a copy that is its file (a photo): ``file:<platform id>``."""
+    return FILE_MARK + platform_id
+
+
+def is_file_part(part: str) -> bool:
+    return part.startswith(FILE_MARK)
+
+
+def unmarked(part: str) -> str:
+    """The platform's own id of a part."""
+    return part.removeprefix(FILE_MARK)
+
+
+def file_parts(message_id: str) -> list[str]:
+    return [part for part in split_ids(message_id) if is_file_part(part)]
+
+
+def text_parts(message_id: str) -> list[str]:
+    return [part for part in split_ids(message_id) if not is_file_part(part)]
+
+
 def first_id(message_id: str | None) -> str | None:
-    """The part a reply quotes."""
+    """The part a reply quotes, or an edit changes: the first part of text (a copy's file
+    comes before its text), else the file itself; the platform's id, unmarked."""
     ids = split_ids(message_id) if message_id else []
-    return ids[0] if ids else None
+    texts = [part for part in ids if not is_file_part(part)]
+    return unmarked((texts or ids)[0]) if ids else None
 
 
 class Transport(ABC):
@@ -88,13 +117,22 @@ class Transport(ABC):
     async def send(self, chat_id: str, message: Outgoing) -> str:
         """Deliver one message; return its id (``join_ids`` of every platform message it
         took: the parts of a long text, a photo and its text). The core stores it as is
-        and hands it back to ``edit``, ``delete`` and ``Outgoing.reply_to``."""
+        and hands it back to ``edit``, ``delete`` and ``Outgoing.reply_to``.
+
+        With an attachment, the file goes first and the text after it (or as its caption
+        where it fits); its part is marked ``file_part``. A file with a ``digest`` (an
+        alert's photo) is uploaded once and the platform's reference reused for every
+        other recipient (bot/transports/uploads.py)."""
 
     @abstractmethod
-    async def edit(self, chat_id: str, message_id: str, message: Outgoing) -> None: ...
+    async def edit(self, chat_id: str, message_id: str, message: Outgoing) -> None:
+        """Replace the text of the message (and its choices). Its file parts stay as they
+        are, except a file that carries the text as its caption, whose caption is
+        edited."""
 
     async def delete(self, chat_id: str, message_id: str) -> None:
-        """Remove a delivered message (recall). Platforms that cannot say so."""
+        """Remove a delivered message (recall), every part of it, or only the parts
+        named (``file_parts``: a protected alert's photo). Platforms that cannot say so."""
         raise PermanentError(f"{self.platform}: deleting messages is not supported")
 
     @abstractmethod

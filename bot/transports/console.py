@@ -2,28 +2,50 @@
 
 Type as the current identity; ``:as NAME`` switches identity, ``:officiers`` talks in
 the officers' channel, ``:groupe NAME`` in a group chat, ``:prive`` back to the private
-chat, ``:loc LAT,LON`` shares a location, ``:quit`` stops. Choices are numbered: type
-the number.
+chat, ``:loc LAT,LON`` shares a location, ``:photo FILE [texte]`` sends a photo (the text
+as its caption: ``:photo jeanne.jpg /alerte disparition …``), ``:quit`` stops. Choices are
+numbered: type the number. A terminal shows no picture: files the bot sends are written
+to ``files_dir`` and their path printed; a file deleted by the bot is deleted there too.
 """
 
 from __future__ import annotations
 
 import asyncio
 import itertools
+import mimetypes
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
-from bot.domain import Attachment, ChatKind, ChatRef, Identity, Incoming, Outgoing
+from bot.domain import (
+    Attachment,
+    ChatKind,
+    ChatRef,
+    FileProblem,
+    Identity,
+    Incoming,
+    Outgoing,
+)
 from bot.lanes import StaffTest, nobody
-from bot.transports.base import IncomingHandler, Transport
+from bot.limits import PHOTO_BYTES
+from bot.transports.base import (
+    IncomingHandler,
+    Transport,
+    file_part,
+    first_id,
+    is_file_part,
+    join_ids,
+    split_ids,
+    unmarked,
+)
 from bot.transports.numbered import NumberedChoices, render_choices
 
 PLATFORM = "console"
 GROUP_PREFIX = "groupe:"
 HELP = ("Commandes de la console : :as NOM, :officiers, :groupe NOM, :prive, "
-        ":loc LAT,LON, :quit")
+        ":loc LAT,LON, :photo FICHIER [texte], :quit")
 
 
 class ConsoleTransport(Transport):
@@ -45,6 +67,7 @@ class ConsoleTransport(Transport):
         self._run = time.time_ns()
         self._events = itertools.count(1)
         self.received: dict[str, list[str]] = {}  # chat id → texts, for the scripted demo
+        self.files: dict[str, Path] = {}  # message id → the file it wrote
 
     async def start(self, on_incoming: IncomingHandler, staff: StaffTest = nobody) -> None:
         self.on_incoming = on_incoming
@@ -60,24 +83,37 @@ class ConsoleTransport(Transport):
         message_id = str(next(self._ids))
         self.received.setdefault(chat_id, []).append(message.text)
         first = self.choices.shown(chat_id, message.choices)
-        self._print(f"[bot → {chat_id}] #{message_id}", message, first)
+        self._print(f"[bot → {chat_id}] #{message_id}", message, first, message_id)
+        if message.attachment is not None:  # its own part, as on the platforms
+            return join_ids([file_part(message_id), message_id])
         return message_id
 
     async def edit(self, chat_id: str, message_id: str, message: Outgoing) -> None:
         self.choices.replaced(chat_id, message.choices)
-        self._print(f"[bot ✎ {chat_id}] #{message_id} modifié", message)
+        self._print(f"[bot ✎ {chat_id}] #{first_id(message_id)} modifié", message)
 
     async def delete(self, chat_id: str, message_id: str) -> None:
-        self.output(f"[bot ✗ {chat_id}] #{message_id} supprimé")
+        for part in split_ids(message_id):
+            number = unmarked(part)
+            if not is_file_part(part):
+                self.output(f"[bot ✗ {chat_id}] #{number} supprimé")
+                continue
+            saved = self.files.pop(number, None)
+            if saved is not None:
+                saved.unlink(missing_ok=True)
+            self.output(f"[bot ✗ {chat_id}] #{number} fichier supprimé")
 
     def officers_channels(self) -> list[ChatRef]:
         return [ChatRef(PLATFORM, self.officers_channel)]
 
-    def _print(self, header: str, message: Outgoing, first: int = 1) -> None:
+    def _print(self, header: str, message: Outgoing, first: int = 1,
+               message_id: str = "") -> None:
         body = "\n".join("    " + line for line in message.text.splitlines())
         extra = "\n" + render_choices(message.choices, first) if message.choices else ""
         if message.attachment is not None:
-            extra += f"\n    📎 {self._save(message.attachment)}"
+            saved = self._save(message.attachment)
+            self.files[message_id] = saved
+            extra += f"\n    📎 {saved}"
         self.output(f"{header}\n{body}{extra}")
 
     def _save(self, attachment: Attachment) -> Path:
@@ -89,6 +125,9 @@ class ConsoleTransport(Transport):
 
     async def feed(self, line: str) -> None:
         """Handle one typed line, exactly as if a person had sent it."""
+        if line.startswith(":photo"):
+            await self._photo(line.removeprefix(":photo").strip())
+            return
         if line.startswith(":loc "):
             line = "📍" + line[5:].strip()
         elif line.startswith(":"):
@@ -98,6 +137,26 @@ class ConsoleTransport(Transport):
             raise RuntimeError("console transport not started")
         self.output(f"[{self.identity} → {self.chat_id}] {line}")
         await self.on_incoming(self._incoming(line))
+
+    async def _photo(self, argument: str) -> None:
+        """``:photo FILE [texte]``: the file as a person's photo, the text its caption."""
+        name, _, caption = argument.partition(" ")
+        path = Path(name).expanduser()
+        if not name or not path.is_file():
+            self.output(f"— pas de fichier « {name} » (:photo FICHIER [texte])")
+            return
+        if self.on_incoming is None:
+            raise RuntimeError("console transport not started")
+        with path.open("rb") as file:
+            data = file.read(PHOTO_BYTES + 1)  # the bot takes no more: nothing beyond is read
+        self.output(f"[{self.identity} → {self.chat_id}] 📷 {path.name} {caption}".rstrip())
+        incoming = self._incoming(caption.strip())
+        if len(data) > PHOTO_BYTES:
+            incoming = replace(incoming, file_problem=FileProblem.TOO_LARGE)
+        else:
+            mime = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+            incoming = replace(incoming, attachment=Attachment(path.name, mime, data))
+        await self.on_incoming(incoming)
 
     def _incoming(self, line: str) -> Incoming:
         choice = self.choices.pick(self.chat_id, line)

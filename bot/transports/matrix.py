@@ -12,8 +12,11 @@
   ``m.direct``; other invites only from an admin; the rest are declined. Joins and
   leaves run in their own task, because Synapse rate-limits them like messages.
 * Out: ``m.text`` (``m.notice`` when quiet) with HTML; choices as numbered lists, and
-  ✅/❌ reactions on approval requests in the officers' room. Errors come back as the
-  typed errors of ``bot.transports.base``.
+  ✅/❌ reactions on approval requests in the officers' room; a file as an ``m.image`` or
+  ``m.file`` event before its text, uploaded to the media repository once however many
+  rooms it goes to. Errors come back as the typed errors of ``bot.transports.base``.
+* Images people send are fetched (authenticated media) for staff only: an operator's
+  photo for an alert (bot/alert_photos.py).
 
 No end-to-end encryption: encrypted events are reported as unreadable and the bot
 answers in clear text (see docs/matrix.md).
@@ -37,17 +40,29 @@ import nio
 
 from bot.buttons import ApprovalButton, decode
 from bot.config import MatrixConfig
-from bot.domain import Attachment, ChatKind, ChatRef, Choice, Identity, Incoming, Outgoing
+from bot.domain import (
+    Attachment,
+    ChatKind,
+    ChatRef,
+    Choice,
+    FileProblem,
+    Identity,
+    Incoming,
+    Outgoing,
+)
 from bot.lanes import Lanes, StaffTest, lane_of, nobody
+from bot.limits import PHOTO_BYTES
 from bot.storage.transport_state import TransportState
 from bot.transports.base import (
     DeliveryError,
     IncomingHandler,
     TransientError,
     Transport,
+    file_part,
     first_id,
     join_ids,
     split_ids,
+    unmarked,
 )
 from bot.transports.matrix_errors import (
     NETWORK_ERRORS,
@@ -59,6 +74,7 @@ from bot.transports.matrix_errors import (
 )
 from bot.transports.matrix_events import (
     Heard,
+    Media,
     first_fresh_index,
     heard_from,
     invite_details,
@@ -67,6 +83,7 @@ from bot.transports.matrix_events import (
 from bot.transports.matrix_render import edit_content, message_contents
 from bot.transports.matrix_rooms import RequestChoices, RoomDirectory
 from bot.transports.numbered import NumberedChoices
+from bot.transports.uploads import Uploads
 
 log = logging.getLogger(__name__)
 
@@ -122,6 +139,7 @@ class MatrixTransport(Transport):
         self.rooms = RoomDirectory(config.officers_room)
         self.requests = RequestChoices(state)
         self.choices = NumberedChoices()
+        self.uploads = Uploads()  # an alert's photo: uploaded once, then its mxc:// URI
         self.client: Any = None  # nio.AsyncClient once started
         self.ready = asyncio.Event()  # set when the first sync of this run is handled
         self._on_incoming: IncomingHandler | None = None
@@ -328,6 +346,8 @@ class MatrixTransport(Transport):
             incoming = self._reacted(room_id, kind, heard)
         else:
             incoming = self._said(room_id, kind, heard)
+            if heard.media is not None:
+                incoming = await self._with_media(incoming, heard.media)
         if incoming is not None:
             # The event id: a sync replayed after a crash brings the same ids again.
             event = event_id if isinstance(event_id, str) else None
@@ -365,6 +385,36 @@ class MatrixTransport(Transport):
         return self._incoming(room_id, kind, heard.sender, text="" if choice else heard.text,
                               choice=choice, location=heard.location,
                               unsupported=heard.unsupported)
+
+    async def _with_media(self, incoming: Incoming, media: Media) -> Incoming | None:
+        """An image is fetched for staff only (an operator's, for an alert), in a DM or
+        under a command; a member of the public's image is never downloaded, and its
+        caption is no command."""
+        if not self._staff(incoming.sender, incoming.chat):
+            return replace(incoming, text="") if incoming.chat_kind is ChatKind.PRIVATE \
+                else None
+        if incoming.chat_kind is not ChatKind.PRIVATE and not incoming.text:
+            return incoming
+        fetched = await self._fetch(media)
+        if isinstance(fetched, FileProblem):
+            log.warning("matrix: an image could not be fetched (%s)", fetched.value)
+            return replace(incoming, file_problem=fetched, unsupported=None)
+        return replace(incoming, attachment=fetched, unsupported=None)
+
+    async def _fetch(self, media: Media) -> Attachment | FileProblem:
+        """The image from the media repository (authenticated media), or why not."""
+        if media.size is not None and media.size > PHOTO_BYTES:
+            return FileProblem.TOO_LARGE
+        try:
+            response = await self._logged_in().download(mxc=media.url)
+        except Exception:  # the network, a stopped transport: the person is told
+            return FileProblem.UNREADABLE
+        body = getattr(response, "body", None)
+        if not isinstance(response, nio.DownloadResponse) or not isinstance(body, bytes):
+            return FileProblem.UNREADABLE
+        if len(body) > PHOTO_BYTES:
+            return FileProblem.TOO_LARGE
+        return Attachment(media.filename, media.mime_type, body)
 
     def _choice(self, room_id: str, kind: ChatKind, heard: Heard) -> str | None:
         """A bare number answers the last choices shown in the room. In the officers'
@@ -546,7 +596,12 @@ class MatrixTransport(Transport):
     # -- out --------------------------------------------------------------------------
 
     async def send(self, chat_id: str, message: Outgoing) -> str:
-        """Returns every event's id (``join_ids``): the text's parts, then the file."""
+        """Returns every event's id (``join_ids``): the file (marked), then the text's
+        parts. An image and the text it comes with are two events: Element shows the
+        image, then the text under it."""
+        files: list[str] = []
+        if message.attachment is not None:
+            files.append(file_part(await self._send_file(chat_id, message.attachment)))
         event_ids: list[str] = []
         # Numbered on from the last list the person has not answered yet; a request in
         # the officers' room is answered by replying to it: its own numbers, from 1.
@@ -559,6 +614,8 @@ class MatrixTransport(Transport):
                 event_ids.append(await self._room_send(chat_id, content))
             except DeliveryError:
                 if not event_ids:
+                    # Sent again whole, later: the image must not be shown twice.
+                    await self._redact_quietly(chat_id, files)
                     raise
                 # Retrying would repeat the parts already shown; the rest is lost.
                 log.warning("matrix: message to %s cut after %d of %d parts",
@@ -568,12 +625,27 @@ class MatrixTransport(Transport):
             self.choices.shown(chat_id, message.choices)
         for event_id in {event_ids[0], event_ids[-1]}:  # edits aim at the first, ✅ at the last
             await self._remember_request(chat_id, event_id, message.choices)
-        if message.attachment is not None:  # the text, then the file it introduces
-            event_ids.append(await self._send_file(chat_id, message.attachment))
-        return join_ids(event_ids)
+        return join_ids(files + event_ids)
 
     async def _send_file(self, chat_id: str, attachment: Attachment) -> str:
-        """Upload to the homeserver's media store, then an m.image or m.file event."""
+        """An m.image or m.file event naming the file in the homeserver's media store,
+        uploaded there once (``Uploads``: an alert's photo is one upload for all)."""
+        async def by_reference(uri: str) -> str:
+            return uri
+
+        async def by_upload() -> tuple[str, str]:
+            uri = await self._upload(attachment)
+            return uri, uri
+
+        uri = await self.uploads.send(attachment.digest, by_reference, by_upload)
+        content: dict[str, Any] = {
+            "msgtype": "m.image" if attachment.is_image else "m.file",
+            "body": attachment.filename, "url": uri,
+            "info": {"mimetype": attachment.mime_type, "size": len(attachment.data)},
+            "m.mentions": {}}
+        return await self._room_send(chat_id, content)
+
+    async def _upload(self, attachment: Attachment) -> str:
         try:
             upload, _ = await self._logged_in().upload(
                 lambda *_: io.BytesIO(attachment.data), content_type=attachment.mime_type,
@@ -582,12 +654,12 @@ class MatrixTransport(Transport):
             raise network_error(error) from error
         if isinstance(upload, nio.ErrorResponse):
             raise delivery_error(upload)
-        content: dict[str, Any] = {
-            "msgtype": "m.image" if attachment.is_image else "m.file",
-            "body": attachment.filename, "url": upload.content_uri,
-            "info": {"mimetype": attachment.mime_type, "size": len(attachment.data)},
-            "m.mentions": {}}
-        return await self._room_send(chat_id, content)
+        return str(upload.content_uri)
+
+    async def _redact_quietly(self, chat_id: str, parts: list[str]) -> None:
+        for part in parts:
+            with contextlib.suppress(Exception):  # best effort: the send failed anyway
+                await self._logged_in().room_redact(chat_id, unmarked(part))
 
     async def edit(self, chat_id: str, message_id: str, message: Outgoing) -> None:
         """Replaces the first event (the one with the choices); the text of later parts
@@ -602,7 +674,7 @@ class MatrixTransport(Transport):
         is gone."""
         for event_id in split_ids(message_id):
             try:
-                response = await self._logged_in().room_redact(chat_id, event_id)
+                response = await self._logged_in().room_redact(chat_id, unmarked(event_id))
             except NETWORK_ERRORS as error:
                 raise network_error(error) from error
             if isinstance(response, nio.ErrorResponse):

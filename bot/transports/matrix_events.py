@@ -25,6 +25,16 @@ UNSUPPORTED = {"m.image": "image", "m.file": "file", "m.audio": "audio", "m.vide
 
 
 @dataclass(frozen=True, slots=True)
+class Media:
+    """An image in the homeserver's media repository, as a message names it."""
+
+    url: str  # mxc://server/id
+    mime_type: str
+    size: int | None  # as the sender's client declared it
+    filename: str
+
+
+@dataclass(frozen=True, slots=True)
 class Heard:
     """One event reduced to what matters to the bot; the transport makes it an Incoming."""
 
@@ -35,6 +45,7 @@ class Heard:
     reply_to: str | None = None  # event id this message answers (Matrix rich reply)
     reaction: tuple[str, str] | None = None  # (event id reacted to, normalised key)
     left: str | None = None  # user whose membership in the room just ended
+    media: Media | None = None  # an image the transport may fetch (staff's only)
 
 
 def content_of(event: JsonDict) -> JsonDict:
@@ -127,11 +138,41 @@ def _message(content: JsonDict, sender: str) -> Heard | None:
         reply_to = _reply_target(relates)
         text = strip_reply_fallback(body) if reply_to else body
         return Heard(sender, text=text, reply_to=reply_to)
+    if msgtype in ("m.image", "m.file") and _image_type(content):
+        return _image(content, sender, str(msgtype))
     if msgtype == "m.location":
         location = parse_geo_uri(content.get("geo_uri"))
         return Heard(sender, location=location) if location else Heard(
             sender, unsupported="location")
     return Heard(sender, unsupported=UNSUPPORTED.get(str(msgtype), str(msgtype or "unknown")))
+
+
+def _image_type(content: JsonDict) -> str:
+    info = content.get("info")
+    mime = info.get("mimetype") if isinstance(info, dict) else None
+    if isinstance(mime, str) and mime.startswith("image/"):
+        return mime
+    return "image/*" if content.get("msgtype") == "m.image" else ""
+
+
+def _image(content: JsonDict, sender: str, msgtype: str) -> Heard:
+    """An image: unreadable until the transport fetches it (for staff). A caption that is a
+    command (Matrix 1.10: ``body`` is the caption when ``filename`` is given) is read as
+    one, so that « !alerte … » under the picture files the alert with it."""
+    url = content.get("url")
+    unsupported = UNSUPPORTED[msgtype]
+    if not isinstance(url, str) or not url.startswith("mxc://"):
+        # An encrypted file (``file`` instead of ``url``), or nothing to fetch.
+        return Heard(sender, unsupported="encrypted" if "file" in content else unsupported)
+    body, filename = content.get("body"), content.get("filename")
+    caption = body if isinstance(filename, str) and isinstance(body, str) and body != filename \
+        else ""
+    info = content.get("info")
+    size = info.get("size") if isinstance(info, dict) else None
+    name = filename if isinstance(filename, str) else body if isinstance(body, str) else "image"
+    media = Media(url, _image_type(content), size if isinstance(size, int) else None, name)
+    command = caption if caption.startswith(("!", "/")) else ""
+    return Heard(sender, text=command, unsupported=unsupported, media=media)
 
 
 def _reply_target(relates: JsonDict) -> str | None:

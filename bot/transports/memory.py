@@ -9,7 +9,18 @@ from dataclasses import dataclass, field
 from bot.clock import Clock
 from bot.domain import ChatRef, Outgoing
 from bot.lanes import StaffTest, nobody
-from bot.transports.base import DeliveryError, IncomingHandler, PermanentError, Transport
+from bot.transports.base import (
+    DeliveryError,
+    IncomingHandler,
+    PermanentError,
+    Transport,
+    file_part,
+    first_id,
+    is_file_part,
+    join_ids,
+    split_ids,
+    unmarked,
+)
 
 
 @dataclass
@@ -19,6 +30,7 @@ class Posted:
     message: Outgoing
     edits: list[Outgoing] = field(default_factory=list)
     deleted: bool = False
+    file_deleted: bool = False  # its attachment removed (a protected alert's photo)
 
     @property
     def current(self) -> Outgoing:
@@ -56,22 +68,35 @@ class MemoryTransport(Transport):
             raise self.failures[chat_id].pop(0)
         message_id = str(next(self._ids))
         self.posted[chat_id].append(Posted(chat_id, message_id, message))
+        if message.attachment is not None:  # as the platforms do: the file is a part
+            return join_ids([file_part(message_id), message_id])
         return message_id
 
     async def edit(self, chat_id: str, message_id: str, message: Outgoing) -> None:
+        target = first_id(message_id)
         for post in self.posted[chat_id]:
-            if post.message_id == message_id:
+            if post.message_id == target:
                 post.edits.append(message)
                 return
         raise DeliveryError(f"no message {message_id} in {chat_id}")
 
     async def delete(self, chat_id: str, message_id: str) -> None:
+        """Every part named: a file part removes the attachment, a text part the post."""
         if self.failures.get(chat_id):
             raise self.failures[chat_id].pop(0)
-        for post in self.posted[chat_id]:
-            if post.message_id == message_id and not post.deleted:
+        for part in split_ids(message_id):
+            post = self._post(chat_id, unmarked(part))
+            if is_file_part(part):
+                post.file_deleted = True
+            elif post.deleted:
+                raise PermanentError(f"message {message_id} not found in {chat_id}")
+            else:
                 post.deleted = True
-                return
+
+    def _post(self, chat_id: str, message_id: str) -> Posted:
+        for post in self.posted[chat_id]:
+            if post.message_id == message_id:
+                return post
         raise PermanentError(f"message {message_id} not found in {chat_id}")
 
     def officers_channels(self) -> list[ChatRef]:

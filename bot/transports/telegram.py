@@ -50,7 +50,17 @@ from telegram.ext import Application, ApplicationBuilder, ContextTypes, ExtBot
 
 from bot.buttons import ConversationButton, decode
 from bot.config import ConfigError, TelegramConfig
-from bot.domain import ChatRef, Choice, CommandMenu, Incoming, Outgoing, Tone
+from bot.domain import (
+    Attachment,
+    ChatKind,
+    ChatRef,
+    Choice,
+    CommandMenu,
+    FileProblem,
+    Incoming,
+    Outgoing,
+    Tone,
+)
 from bot.lanes import Lane, Lanes, StaffTest, lane_of, nobody
 from bot.limits import (
     TELEGRAM_COMMAND_DESCRIPTION_CHARS,
@@ -66,9 +76,12 @@ from bot.transports.base import (
     PermanentError,
     RateLimited,
     Transport,
+    file_part,
     first_id,
     join_ids,
     split_ids,
+    text_parts,
+    unmarked,
 )
 from bot.transports.telegram_errors import (
     RecentSends,
@@ -78,10 +91,21 @@ from bot.transports.telegram_errors import (
     is_not_modified,
     translate,
 )
-from bot.transports.telegram_files import send_file
+from bot.transports.telegram_files import (
+    FileRef,
+    caption_of,
+    edited_caption,
+    fetch,
+    is_photo,
+    largest_file_id,
+    photo_in,
+    send_document,
+    upload,
+)
 from bot.transports.telegram_http import AiohttpRequest
 from bot.transports.telegram_render import Part, keyboard, parts
-from bot.transports.telegram_updates import ALLOWED_UPDATES, PLATFORM, to_incoming
+from bot.transports.telegram_updates import ALLOWED_UPDATES, PLATFORM, as_public, to_incoming
+from bot.transports.uploads import Uploads
 
 if TYPE_CHECKING:  # imported in webhook mode only: polling needs no HTTP server (aiohttp.web)
     from bot.transports.telegram_webhook import WebhookServer
@@ -149,6 +173,7 @@ class TelegramTransport(Transport):
         self._on_incoming: IncomingHandler | None = None
         self._recent = RecentSends()
         self._keyboards: Lru[tuple[Choice, ...], str] = Lru(REMEMBERED_KEYBOARDS)
+        self.uploads = Uploads()  # an alert's photo: uploaded once, then its file_id
         self._staff: StaffTest = nobody
         self._poller: asyncio.Task[None] | None = None
         self._stopping = False  # stop() asked the polling loop to end
@@ -341,10 +366,15 @@ class TelegramTransport(Transport):
         # thousands is held in memory.
         update_id = update.update_id
         query = None if update.callback_query is None else update.callback_query.id
+        lane = Lane.PUBLIC if incoming is None else lane_of(self._staff, incoming.sender,
+                                                            incoming.chat)
+        if incoming is not None and lane is Lane.PUBLIC:
+            incoming = as_public(incoming)
         if incoming is not None:
-            lane = lane_of(self._staff, incoming.sender, incoming.chat)
+            photo = self._photo_to_fetch(update, incoming, lane)
+            taken = incoming
             return self.lanes.put(incoming.chat, lane,
-                                  lambda: self._handle(update_id, incoming, query))
+                                  lambda: self._handle(update_id, taken, query, photo))
         if query is not None:  # a press the core ignores still stops spinning
             return self.lanes.put(("answer", update_id), Lane.PUBLIC,
                                   lambda: self._answer(query))
@@ -459,12 +489,26 @@ class TelegramTransport(Transport):
             log.exception("telegram: update %s could not be read", update.update_id)
             return None
 
-    async def _handle(self, update_id: int, incoming: Incoming, query: str | None) -> None:
+    @staticmethod
+    def _photo_to_fetch(update: Update, incoming: Incoming, lane: Lane) -> FileRef | None:
+        """A photo is fetched for staff only (an operator's, for an alert: a member of the
+        public's photo is never downloaded), in their private chat or with a command."""
+        message = update.message
+        if message is None or lane is not Lane.STAFF:
+            return None
+        if incoming.chat_kind is not ChatKind.PRIVATE and not incoming.text:
+            return None
+        return photo_in(message)
+
+    async def _handle(self, update_id: int, incoming: Incoming, query: str | None,
+                      photo: FileRef | None = None) -> None:
         """One update, in its lane; nothing raised may stop the lanes."""
         # The button stops spinning at once, whatever happens next; the core's reply
         # arrives as a message.
         answering = None if query is None else asyncio.create_task(self._answer(query))
         try:
+            if photo is not None:
+                incoming = await self._with_photo(incoming, photo)
             if self._on_incoming is not None:
                 await self._on_incoming(incoming)
         except Exception:
@@ -472,6 +516,13 @@ class TelegramTransport(Transport):
         finally:
             if answering is not None:
                 await answering
+
+    async def _with_photo(self, incoming: Incoming, photo: FileRef) -> Incoming:
+        fetched = await fetch(self._bot(), photo)
+        if isinstance(fetched, FileProblem):
+            log.warning("telegram: a photo could not be fetched (%s)", fetched.value)
+            return replace(incoming, file_problem=fetched, unsupported=None)
+        return replace(incoming, attachment=fetched, unsupported=None)
 
     async def _answer(self, query_id: str) -> None:
         try:
@@ -507,7 +558,10 @@ class TelegramTransport(Transport):
     # -- sending ------------------------------------------------------------------------
 
     async def send(self, chat_id: str, message: Outgoing) -> str:
-        if message.attachment is not None:
+        attachment = message.attachment
+        if attachment is not None:
+            if is_photo(attachment):
+                return await self._send_photo(chat_id, message, attachment)
             return await self._send_with_file(chat_id, message)
         markup = self._keyboard_json(message.choices)  # PermanentError before any request
         chunks = parts(message)
@@ -567,21 +621,71 @@ class TelegramTransport(Transport):
                 await asyncio.sleep(error.retry_after)
         raise AssertionError("unreachable")  # the loop returns or raises
 
-    async def _send_with_file(self, chat_id: str, message: Outgoing) -> str:
+    async def _send_photo(self, chat_id: str, message: Outgoing,
+                          attachment: Attachment) -> str:
+        """The photo (its caption the text, when it fits), then the text apart if not; the
+        first chat gets the upload, the others its file_id (``Uploads``)."""
+        caption = caption_of(message)
+        data: dict[str, Any] = {
+            "chat_id": _chat(chat_id),
+            "caption": None if caption is None else caption.text,
+            "parse_mode": None if caption is None else caption.parse_mode,
+            "reply_markup": None if caption is None else self._keyboard_json(message.choices),
+            "disable_notification": True if message.tone is Tone.QUIET else None,
+            "protect_content": True if message.tone is Tone.PROTECTED else None,
+            "reply_parameters": _reply_parameters(message.reply_to),
+            "allow_paid_broadcast": True if self.config.paid_broadcast else None}
+
+        async def by_reference(file_id: str) -> int:
+            return int((await self._post_photo(chat_id, {**data, "photo": file_id}))[
+                "message_id"])
+
+        async def by_upload() -> tuple[int, str]:
+            sent = await self._post_photo(chat_id, {**data, "photo": upload(attachment)})
+            return int(sent["message_id"]), largest_file_id(sent)
+
+        photo_id = await self.uploads.send(attachment.digest, by_reference, by_upload)
+        if caption is not None:
+            return file_part(str(photo_id))
         try:
-            sent, text_apart = await send_file(self._bot(), _chat(chat_id), message)
+            text = await self.send(chat_id, replace(message, attachment=None, reply_to=None))
+        except DeliveryError:
+            # Sent again whole, later: the photo must not arrive twice.
+            await self._delete_part(chat_id, photo_id)
+            raise
+        return join_ids([file_part(str(photo_id)), text])  # a recall removes the text too
+
+    async def _post_photo(self, chat_id: str, data: dict[str, Any]) -> dict[str, Any]:
+        """sendPhoto through ``Bot._post``, as sendMessage (only the answer's ids are read)."""
+        try:
+            sent = await self._bot()._post("sendPhoto", data)
         except TelegramError as error:
             raise self._typed(error, chat_id) from error
         self._recent.record(chat_id)
+        if not isinstance(sent, dict):
+            raise PermanentError(f"sendPhoto answered {type(sent).__name__}")
+        return sent
+
+    async def _send_with_file(self, chat_id: str, message: Outgoing) -> str:
+        try:
+            sent, text_apart = await send_document(self._bot(), _chat(chat_id), message)
+        except TelegramError as error:
+            raise self._typed(error, chat_id) from error
+        self._recent.record(chat_id)
+        document = file_part(str(sent.message_id))
         if not text_apart:
-            return str(sent.message_id)
+            return document
         text = await self.send(chat_id, replace(message, attachment=None))
-        return join_ids([str(sent.message_id), text])  # a recall removes the text too
+        return join_ids([document, text])  # a recall removes the text too
 
     async def edit(self, chat_id: str, message_id: str, message: Outgoing) -> None:
-        """Replace a message's text and keyboard (no choices: the keyboard goes away)."""
+        """Replace a message's text and keyboard (no choices: the keyboard goes away); a
+        photo whose caption is the text gets the new caption, a photo apart stays."""
         markup = keyboard(message.choices)
-        ids = _message_ids(message_id)
+        if not text_parts(message_id):
+            await self._edit_caption(chat_id, _message_ids(message_id)[0], message, markup)
+            return
+        ids = _message_ids(join_ids(text_parts(message_id)))
         chunks = _fit(parts(message), len(ids))
         for index, (part_id, part) in enumerate(zip(ids, chunks, strict=False)):
             await self._edit_part(chat_id, part_id, part, markup if index == 0 else None,
@@ -601,6 +705,20 @@ class TelegramTransport(Transport):
                 return
             raise self._typed(error, chat_id) from error
         self._recent.record(chat_id)  # edits count against the flood limits too
+
+    async def _edit_caption(self, chat_id: str, message_id: int, message: Outgoing,
+                            markup: InlineKeyboardMarkup | None) -> None:
+        caption = edited_caption(message)
+        try:
+            await self._bot().edit_message_caption(_chat(chat_id), message_id,
+                                                   caption=caption.text,
+                                                   parse_mode=caption.parse_mode,
+                                                   reply_markup=markup)
+        except TelegramError as error:
+            if is_not_modified(error):
+                return
+            raise self._typed(error, chat_id) from error
+        self._recent.record(chat_id)
 
     async def _delete_part(self, chat_id: str, message_id: int) -> None:
         try:
@@ -752,9 +870,9 @@ def _chat(chat_id: str) -> int | str:
 
 
 def _message_ids(message_id: str) -> list[int]:
-    """Every part of a copy (``join_ids``)."""
+    """Every part of a copy (``join_ids``), its file's too: Telegram's message ids."""
     try:
-        ids = [int(part) for part in split_ids(message_id)]
+        ids = [int(unmarked(part)) for part in split_ids(message_id)]
     except ValueError:
         ids = []
     if not ids:

@@ -11,7 +11,11 @@ Deliberately ignored (``to_incoming`` returns None):
 * Commands addressed to another bot (``/start@OtherBot``), in any chat.
 * Messages sent on behalf of a chat (``sender_chat``: anonymous group admins, channels posting
   in a linked group): no person can be identified, so no role could be checked.
-* Locations and unreadable content in groups; channels; every other update type.
+* Locations and unreadable content in groups (a photo only with a command as its
+  caption); channels; every other update type.
+
+A photo (or an image sent as a file) whose caption is a command is read as that command;
+the transport fetches the photo for staff (bot/transports/telegram_files.py).
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from telegram import CallbackQuery, Chat, ChatMemberUpdated, Message, Update, Us
 from telegram.constants import ChatMemberStatus
 
 from bot.domain import ChatKind, ChatRef, Identity, Incoming
+from bot.transports.telegram_files import photo_in
 
 PLATFORM = "telegram"
 # Update kinds the transport asks Telegram for (getUpdates / setWebhook allowed_updates).
@@ -30,6 +35,7 @@ ALLOWED_UPDATES = ("message", "callback_query", "my_chat_member")
 UNSUPPORTED_KINDS = ("sticker", "photo", "voice", "video", "video_note", "audio", "document",
                      "animation", "contact", "poll", "dice", "game", "story", "paid_media",
                      "invoice")
+PHOTO_KINDS = ("photo", "document")  # what an operator's photo arrives as
 _JOINED = {ChatMemberStatus.MEMBER, ChatMemberStatus.ADMINISTRATOR, ChatMemberStatus.OWNER}
 _LEFT = {ChatMemberStatus.LEFT, ChatMemberStatus.BANNED}
 
@@ -115,6 +121,8 @@ def _from_message(message: Message, bot_username: str,
         if not _wanted_text(message.text, kind, bot_username):
             return None
         return replace(_incoming(user, message.chat, kind), text=message.text)
+    if photo_in(message) is not None:
+        return _from_photo(message, user, kind, bot_username)
     if kind is not ChatKind.PRIVATE:
         return None
     if message.location is not None:
@@ -124,6 +132,28 @@ def _from_message(message: Message, bot_username: str,
     if unsupported is None:
         return None  # service messages (pins, shared users...) need no answer
     return replace(_incoming(user, message.chat, kind), unsupported=unsupported)
+
+
+def _from_photo(message: Message, user: User, kind: ChatKind,
+                bot_username: str) -> Incoming | None:
+    """A photo: its caption is read as a command when it is one (« /alerte … »: the photo
+    goes with the alert), in any chat a command is; otherwise only in a private chat. It
+    stays unreadable (``unsupported``) until the transport fetches it for staff."""
+    caption = message.caption or ""
+    command = caption if caption.startswith("/") and _wanted_text(
+        caption, kind, bot_username) else ""
+    if not command and kind is not ChatKind.PRIVATE:
+        return None
+    unsupported = PHOTO_KINDS[0] if message.photo else PHOTO_KINDS[1]
+    return replace(_incoming(user, message.chat, kind), text=command, unsupported=unsupported)
+
+
+def as_public(incoming: Incoming) -> Incoming | None:
+    """A photo from a member of the public is not fetched, and its caption is not a
+    command: unreadable content in a private chat, nothing in a group."""
+    if incoming.unsupported not in PHOTO_KINDS or not incoming.text:
+        return incoming
+    return replace(incoming, text="") if incoming.chat_kind is ChatKind.PRIVATE else None
 
 
 def _wanted_text(text: str, kind: ChatKind, bot_username: str) -> bool:

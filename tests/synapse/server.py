@@ -13,6 +13,7 @@ import sys
 import threading
 import time
 import urllib.error
+import urllib.parse
 from pathlib import Path
 from types import TracebackType
 
@@ -20,7 +21,9 @@ import yaml
 
 from .admin import (
     AdminApiError,
+    JsonDict,
     MatrixUser,
+    http_json,
     override_ratelimit,
     register_shared_secret,
     versions,
@@ -243,6 +246,17 @@ class SynapseServer:
 
     async def exempt(self, user: MatrixUser | str) -> None:
         await asyncio.to_thread(self.exempt_from_ratelimit, user)
+
+    def uploads_by(self, user: MatrixUser | str) -> list[JsonDict]:
+        """The files an account put in the media repository (the admin API's list)."""
+        user_id = user if isinstance(user, str) else user.user_id
+        quoted = urllib.parse.quote(user_id, safe="")
+        answer = http_json("GET", f"{self.base_url}/_synapse/admin/v1/users/{quoted}/media",
+                           token=self.admin.access_token)
+        return list(answer.get("media", []))
+
+    async def media_of(self, user: MatrixUser | str) -> list[JsonDict]:
+        return await asyncio.to_thread(self.uploads_by, user)
 
 
 def _signal(pid: int, signum: signal.Signals) -> None:

@@ -25,8 +25,14 @@ from telegram import (
 )
 
 from . import errors as e
-from .errors import bad_request, forbidden, too_many_requests
-from .files import StoredFile, image_size
+from .errors import ApiError, bad_request, forbidden, too_many_requests
+from .files import (
+    MAX_DOWNLOAD,
+    MAX_PHOTO_UPLOAD,
+    StoredFile,
+    image_size,
+    photo_problem,
+)
 from .markup import EntityParseError, parse_html
 from .params import Params, opt_bool, opt_float, opt_int, opt_json, opt_str, required
 from .payloads import JSON, as_reply_target, photo_message, ptb_json, text_message
@@ -209,7 +215,8 @@ class BotApi:
 
     async def send_photo(self, params: Params) -> JSON:
         chat = self._target_chat(params)
-        stored = self._photo_file(params)
+        sizes = self._photo_file(params)
+        stored = sizes[-1]
         caption, entities = self._formatted(
             params, "caption", "caption_entities", self.max_caption, e.CAPTION_TOO_LONG, None
         )
@@ -222,7 +229,7 @@ class BotApi:
             self.world.bot_sender,
             chat.api,
             date,
-            [_photo_size(stored)],
+            [_photo_size(size) for size in sizes],
             caption,
             entities,
             reply_markup=inline,
@@ -500,6 +507,8 @@ class BotApi:
         stored = self.world.files.get(opt_str(params, "file_id") or "")
         if stored is None:
             raise bad_request(e.INVALID_FILE_ID)
+        if len(stored.data) > MAX_DOWNLOAD:
+            raise bad_request(e.FILE_TOO_BIG)
         return {
             "file_id": stored.file_id,
             "file_unique_id": stored.file_unique_id,
@@ -625,21 +634,33 @@ class BotApi:
             raise bad_request(e.CANT_EDIT)
         return record
 
-    def _photo_file(self, params: Params) -> StoredFile:
+    def _photo_file(self, params: Params) -> list[StoredFile]:
+        """The photo's sizes, smallest first: uploaded (checked as Telegram does, then
+        kept in several sizes), or named by the file_id of one of its sizes."""
         value = params.get("photo")
         if isinstance(value, str) and value.startswith("attach://"):
             value = params.get(value.removeprefix("attach://"))
         files = self.world.files
         if isinstance(value, web.FileField):
             data = value.file.read()
+            if len(data) > MAX_PHOTO_UPLOAD:
+                raise ApiError(413, e.ENTITY_TOO_LARGE)
+            problem = photo_problem(data)
+            if problem is not None:
+                raise bad_request(problem)
             suffix = "png" if data[:4] == b"\x89PNG" else "jpg"
-            return files.add("photo", data, suffix, value.content_type)
+            self.world.stats.photo_uploads += 1
+            return files.add_photo(data, suffix, value.content_type)
         if isinstance(value, str) and value:
             if value.startswith(("http://", "https://")):
                 # Telegram would download it; the double stays offline and keeps no content.
-                return files.add("photo", b"", "jpg", "image/jpeg")
-            known = files.get(value)
+                return [files.add("photo", b"", "jpg", "image/jpeg")]
+            known = files.photo_sizes(value)
+            plain = files.get(value)
+            if known is None and plain is not None:
+                known = [plain]  # a file that is not a photo's size: sent as it is
             if known is not None:
+                self.world.stats.photos_by_file_id += 1
                 return known
             raise bad_request(e.WRONG_FILE_ID)
         raise bad_request(e.NO_PHOTO)

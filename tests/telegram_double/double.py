@@ -19,7 +19,7 @@ from .faults import Body, Fault, FaultPlan, fault_response
 from .params import read_params
 from .payloads import JSON
 from .ratelimit import RateLimiter, RateLimits
-from .simulate import UserSimulator
+from .simulate import TINY_PNG, UserSimulator
 from .stats import Stats
 from .world import ChatRecord, CommandKey, Record, UserRecord, World
 
@@ -267,10 +267,29 @@ class TelegramDouble:
         return self._users.sticker(user_id, chat_id, emoji)
 
     async def send_photo(
-        self, user_id: int, chat_id: int | None = None, caption: str | None = None
+        self,
+        user_id: int,
+        chat_id: int | None = None,
+        caption: str | None = None,
+        *,
+        data: bytes | None = None,
+        media_group_id: str | None = None,
     ) -> JSON:
-        """A 1x1 PNG, downloadable through getFile + base_file_url."""
-        return self._users.photo(user_id, chat_id, caption)
+        """A photo (by default a 1x1 PNG) in several sizes, each downloadable through
+        getFile + base_file_url; a ``/command`` caption carries its bot_command entity."""
+        return self._users.photo(user_id, chat_id, caption, data or TINY_PNG, media_group_id)
+
+    async def send_document(
+        self,
+        user_id: int,
+        data: bytes,
+        file_name: str,
+        mime_type: str,
+        chat_id: int | None = None,
+        caption: str | None = None,
+    ) -> JSON:
+        """A file sent as a document (an image sent uncompressed, say)."""
+        return self._users.document(user_id, data, file_name, mime_type, chat_id, caption)
 
     async def send_voice(self, user_id: int, chat_id: int | None = None, duration: int = 3) -> JSON:
         return self._users.voice(user_id, chat_id, duration)

@@ -20,6 +20,7 @@ from telegram import (
     ChatMemberLeft,
     ChatMemberMember,
     ChatMemberUpdated,
+    Document,
     InaccessibleMessage,
     Location,
     Message,
@@ -29,6 +30,7 @@ from telegram import (
     Voice,
 )
 
+from .files import image_size
 from .payloads import JSON, ptb_json
 from .text import detect_entities
 from .world import ChatRecord, UserRecord, World, now
@@ -103,10 +105,45 @@ class UserSimulator:
         )
         return self._send(user_id, chat_id, "sticker", None, sticker=sticker)
 
-    def photo(self, user_id: int, chat_id: int | None = None, caption: str | None = None) -> JSON:
-        stored = self.world.files.add("photo", TINY_PNG, "png", "image/png")
-        size = PhotoSize(stored.file_id, stored.file_unique_id, 1, 1, file_size=len(stored.data))
-        return self._send(user_id, chat_id, "photo", None, photo=(size,), caption=caption)
+    def photo(
+        self,
+        user_id: int,
+        chat_id: int | None = None,
+        caption: str | None = None,
+        data: bytes = TINY_PNG,
+        media_group_id: str | None = None,
+    ) -> JSON:
+        """A photo as a bot receives it: several sizes, smallest first (each downloadable),
+        the caption with its entities (a ``/command`` in it is a bot_command)."""
+        suffix, mime = ("png", "image/png") if data[:4] == b"\x89PNG" else ("jpg", "image/jpeg")
+        sizes = tuple(
+            PhotoSize(stored.file_id, stored.file_unique_id, *(image_size(stored.data) or (1, 1)),
+                      file_size=len(stored.data))
+            for stored in self.world.files.add_photo(data, suffix, mime))
+        return self._send(user_id, chat_id, "photo", None, photo=sizes, caption=caption,
+                          caption_entities=self._entities(caption),
+                          media_group_id=media_group_id)
+
+    def document(
+        self,
+        user_id: int,
+        data: bytes,
+        file_name: str,
+        mime_type: str,
+        chat_id: int | None = None,
+        caption: str | None = None,
+    ) -> JSON:
+        """A file sent as a document (an uncompressed image, say)."""
+        stored = self.world.files.add("document", data, file_name.rsplit(".", 1)[-1], mime_type)
+        document = Document(stored.file_id, stored.file_unique_id, file_name=file_name,
+                            mime_type=mime_type, file_size=len(data))
+        return self._send(user_id, chat_id, "document", None, document=document,
+                          caption=caption, caption_entities=self._entities(caption))
+
+    @staticmethod
+    def _entities(text: str | None) -> list[MessageEntity] | None:
+        entities = [MessageEntity(**entity) for entity in detect_entities(text or "")]
+        return entities or None
 
     def voice(self, user_id: int, chat_id: int | None = None, duration: int = 3) -> JSON:
         stored = self.world.files.add("voice", _FAKE_OGG, "oga", "audio/ogg")

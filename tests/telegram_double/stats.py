@@ -21,6 +21,8 @@ class Stats:
     edits: int = 0
     deletes: int = 0
     paid_broadcasts: int = 0  # accepted sends that used the paid-broadcast ceiling
+    photo_uploads: int = 0  # sendPhoto with the photo's bytes (multipart)
+    photos_by_file_id: int = 0  # sendPhoto naming a photo sent before by its file_id
     dropped_updates: int = 0  # updates discarded because of allowed_updates
     webhook_posts: Counter[int] = field(default_factory=Counter)  # by status, 0: no answer
 
@@ -63,6 +65,8 @@ class Stats:
             "edits": self.edits,
             "deletes": self.deletes,
             "paid_broadcasts": self.paid_broadcasts,
+            "photo_uploads": self.photo_uploads,
+            "photos_by_file_id": self.photos_by_file_id,
             "dropped_updates": self.dropped_updates,
             "webhook_posts": dict(self.webhook_posts),
         }
