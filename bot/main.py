@@ -21,7 +21,8 @@ log = logging.getLogger(__name__)
 
 
 def enabled_platforms(config: Config, console: bool) -> list[str]:
-    platforms = [name for name in ("telegram", "matrix") if getattr(config, name).enabled]
+    platforms = [name for name in ("telegram", "matrix", "whatsapp")
+                 if getattr(config, name).enabled]
     if console or not platforms:  # nothing configured: the console is the default
         platforms.append("console")
     return platforms
@@ -43,10 +44,24 @@ def build_transports(config: Config, services: Services) -> dict[str, Transport]
             transports[platform] = MatrixTransport(
                 config.matrix, TransportState(services.db, "matrix"),
                 is_admin=lambda who: services.roles.may(who, Action.REGISTER_GROUP))
+        elif platform == "whatsapp":
+            transports[platform] = whatsapp_transport(config, services)
         else:
             transports[platform] = ConsoleTransport(config.console.officers_channel,
                                                     files_dir=console_files_dir(config))
     return transports
+
+
+def whatsapp_transport(config: Config, services: Services) -> Transport:
+    from bot.i18n import Translator
+    from bot.storage.whatsapp import WhatsAppStore
+    from bot.transports.whatsapp import Labels, WhatsAppTransport
+
+    t = Translator(services.catalog, config.language, "whatsapp")
+    return WhatsAppTransport(config.whatsapp, WhatsAppStore(services.db), services.clock,
+                             labels=Labels(list_button=t("whatsapp.list_button")),
+                             message_days=config.privacy.message_ids_retention_days,
+                             unreachable_days=config.privacy.blocked_retention_days)
 
 
 def console_files_dir(config: Config) -> Path:

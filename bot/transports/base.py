@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 
 from bot.domain import ChatRef, CommandMenu, Incoming, Outgoing
 from bot.lanes import StaffTest, nobody
@@ -30,6 +31,12 @@ class RateLimited(DeliveryError):
 
 class RecipientGone(DeliveryError):
     """The recipient blocked the bot, left, or no longer exists: never retry."""
+
+
+class Unreachable(RecipientGone):
+    """The platform cannot deliver to this person (WhatsApp 131026: not on WhatsApp, an
+    old app, the terms not accepted): never retried, like a block; the transport marks
+    them unreachable until they write again."""
 
 
 class ChatMoved(DeliveryError):
@@ -94,8 +101,19 @@ def first_id(message_id: str | None) -> str | None:
     return unmarked((texts or ids)[0]) if ids else None
 
 
+@dataclass(frozen=True, slots=True)
+class Capabilities:
+    """What a platform can do to a message once sent. Where it cannot edit or delete
+    (WhatsApp), the dispatcher sends a follow-up quoting the original instead
+    (``Outgoing.reply_to``), and the report says so."""
+
+    edit: bool = True
+    delete: bool = True
+
+
 class Transport(ABC):
     platform: str
+    capabilities = Capabilities()
 
     @abstractmethod
     async def start(self, on_incoming: IncomingHandler, staff: StaffTest = nobody) -> None:
