@@ -1,5 +1,5 @@
--- WhatsApp (issue 19): what the Cloud API's rules need the bot to remember.
--- A person's WhatsApp id (wa_id) is their phone number, digits only: kept here only as long
+-- WhatsApp (issue 19): what the rules of the Cloud API need the bot to remember.
+-- A person WhatsApp id (wa_id) is their phone number, digits only: kept here only as long
 -- as it serves (docs/data-register.md).
 
 -- The 24-hour window: free text may go to a person only within 24 hours of their last
@@ -8,12 +8,12 @@
 CREATE TABLE whatsapp_contacts (
     wa_id            TEXT PRIMARY KEY,
     last_inbound_at  TEXT,            -- their last message (ISO), opens the window
-    unreachable_at   TEXT,            -- 131026 met (ISO); NULL: reachable
+    unreachable_at   TEXT,            -- 131026 met (ISO), NULL when reachable
     unreachable_code INTEGER
 );
 
 -- Every message the bot sent on WhatsApp (its wamid, the id stored in deliveries and
--- replies) with the last status Meta's webhooks gave: sent, delivered, read, failed.
+-- replies) with the last status the webhooks of Meta gave: sent, delivered, read, failed.
 -- Joined to the outbox on deliveries.message_id. A template message is billed (cost).
 CREATE TABLE whatsapp_messages (
     message_id  TEXT PRIMARY KEY,
