@@ -132,6 +132,8 @@ class WhatsAppStore:
         billed = int(await self.db.fetchval(
             "SELECT count(*) FROM deliveries d JOIN whatsapp_messages m"
             " ON m.message_id = d.message_id WHERE d.alert_id = ? AND d.platform = 'whatsapp'"
+            # an edit row that sent nothing (an all-clear's) keeps the copy's own id
+            " AND (d.target_message_id IS NULL OR d.message_id <> d.target_message_id)"
             " AND m.billable = 1", (alert_id,)) or 0)
         return Cost(billed, billed * price)
 

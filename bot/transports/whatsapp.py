@@ -36,7 +36,7 @@ import contextlib
 import hashlib
 import logging
 from collections import Counter
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
@@ -61,7 +61,6 @@ from bot.transports.base import (
     first_id,
     join_ids,
 )
-from bot.transports.numbered import NumberedChoices
 from bot.transports.whatsapp_errors import (
     AUTH,
     RE_ENGAGEMENT,
@@ -148,7 +147,6 @@ class WhatsAppTransport(Transport):
         self._auth_failed = False
         self._contacts: Lru[str, _Contact] = Lru(REMEMBERED_CONTACTS)
         self._digests: Lru[str, bool] = Lru(REMEMBERED_WEBHOOKS)
-        self._numbered = NumberedChoices()  # more than 10 choices: numbered lines
         self._janitor: asyncio.Task[None] | None = None
 
     # -- lifecycle ----------------------------------------------------------------------
@@ -233,14 +231,10 @@ class WhatsAppTransport(Transport):
 
     async def _send_free(self, chat_id: str, message: Outgoing) -> str:
         """The message's parts; the first quotes ``reply_to`` (a follow-up's original)."""
-        first_number = self._numbered.first_number(chat_id)
         ids: list[str] = []
-        for index, part in enumerate(free_form(message, self.labels.list_button,
-                                               first_number)):
+        for index, part in enumerate(free_form(message, self.labels.list_button)):
             reply_to = first_id(message.reply_to) if index == 0 else None
             ids.append(await self._post(chat_id, part, reply_to))
-            if part.choices:
-                self._numbered.shown(chat_id, part.choices)
         return join_ids(ids)
 
     async def _send_template(self, chat_id: str, message: Outgoing) -> str:
@@ -371,9 +365,7 @@ class WhatsAppTransport(Transport):
         if handler is None:
             raise Unreadable("whatsapp transport stopped")
         waiting = []
-        for incoming in events:
-            event = self._picked(incoming)
-
+        for event in events:
             async def job(event: Incoming = event) -> None:
                 await handler(event)
 
@@ -381,17 +373,6 @@ class WhatsAppTransport(Transport):
                                                               event.chat), job))
         if waiting:
             await asyncio.gather(*waiting, return_exceptions=True)
-
-    def _picked(self, incoming: Incoming) -> Incoming:
-        """A number typed in answer to numbered choices (more than 10) is that choice."""
-        if incoming.choice is not None or not incoming.text:
-            if incoming.choice is not None:
-                self._numbered.pick(incoming.chat.chat_id, "")
-            return incoming
-        choice = self._numbered.pick(incoming.chat.chat_id, incoming.text)
-        if choice is None:
-            return incoming
-        return replace(incoming, choice=choice, text="")
 
 
 def _address(listen: str) -> tuple[str, int]:

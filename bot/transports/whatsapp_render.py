@@ -4,7 +4,7 @@
 * choices: up to 3 **reply buttons** (titles ≤ 20 characters), else a **list message**
   (≤ 10 rows, titles ≤ 24 characters, the full label as the row's description ≤ 72), with an
   interactive body of ≤ 1,024 characters (a longer text goes first as plain parts); more than
-  10 choices are numbered lines, answered with the number (``bot/transports/numbered.py``);
+  10 choices go on in a further list (or buttons, for the last 1 to 3);
 * outside the 24-hour window, only the approved **template**: its body parameters carry the
   copy's headline, place and text (``Summary``), on one line each (Meta refuses a newline,
   a tab or more than 4 spaces in a parameter), and its quick-reply buttons the choices'
@@ -22,7 +22,6 @@ from typing import Any
 
 from bot.domain import Choice, Outgoing, Summary
 from bot.transports.base import PermanentError
-from bot.transports.numbered import render_choices
 
 TEXT_CHARS = 4096
 INTERACTIVE_BODY_CHARS = 1024
@@ -34,6 +33,7 @@ ROW_TITLE_CHARS = 24
 ROW_DESCRIPTION_CHARS = 72
 ROW_ID_CHARS = 200
 LIST_BUTTON_CHARS = 20
+CONTINUED = "…"  # the body of a further list when the choices take several
 TEMPLATE_BODY_CHARS = 1024  # the whole body, its fixed words and parameters together
 # The template's own words around the parameters (docs/whatsapp.md), kept free.
 TEMPLATE_FIXED_CHARS = 64
@@ -47,23 +47,26 @@ _SPACES = re.compile(r"[ \t]{4,}")
 class Message:
     kind: str  # text, interactive, template
     body: dict[str, Any]
-    choices: tuple[Choice, ...] = ()  # shown as numbered lines (more than MAX_ROWS)
 
 
-def free_form(message: Outgoing, list_button: str, first_number: int = 1) -> list[Message]:
+def free_form(message: Outgoing, list_button: str) -> list[Message]:
     """A message for someone inside their 24-hour window: its parts, the last one with
-    the choices."""
+    the choices. More choices than one list holds go on in further lists (10 rows each),
+    the last few (up to 3) as buttons, each after a ``CONTINUED`` body."""
     text = message.text.strip() or "…"
-    choices = message.choices
-    if not choices:
+    if not message.choices:
         return [_text(part) for part in split(text, TEXT_CHARS)]
-    if len(choices) > MAX_ROWS:
-        numbered = f"{text}\n\n{render_choices(choices, first_number)}"
-        texts = [_text(part) for part in split(numbered, TEXT_CHARS)]
-        return [*texts[:-1], Message("text", texts[-1].body, choices)]
     parts = split(text, INTERACTIVE_BODY_CHARS)
-    return [*(_text(part) for part in _rejoined(parts[:-1])), _interactive(parts[-1], choices,
-                                                                           list_button)]
+    messages = [_text(part) for part in _rejoined(parts[:-1])]
+    for index, chunk in enumerate(_chunks(message.choices)):
+        messages.append(_interactive(parts[-1] if index == 0 else CONTINUED, chunk,
+                                     list_button))
+    return messages
+
+
+def _chunks(choices: tuple[Choice, ...]) -> list[tuple[Choice, ...]]:
+    """Groups of at most 10 choices; a last group of 1 to 3 short ones becomes buttons."""
+    return [choices[start:start + MAX_ROWS] for start in range(0, len(choices), MAX_ROWS)]
 
 
 def _rejoined(parts: list[str]) -> list[str]:
