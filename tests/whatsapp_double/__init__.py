@@ -17,7 +17,8 @@ What it enforces, as the platform does:
   tab or 4 spaces in a parameter (132018);
 * **the 24-hour window**: free text to someone whose last message is older than 24 hours
   is accepted, then fails in a status webhook with 131047 — as the Cloud API does;
-* throughput: more than ``throughput`` messages in one second → 130429; the pair rate limit:
+* throughput: beyond ``throughput`` messages a second (a leaky bucket holding a fifth of a
+  second's) → 130429; the pair rate limit:
   a person's bucket of ``pair_burst`` messages refilled one per ``pair_seconds`` → 131056;
 * people who cannot be reached (``reachable=False``) → 131026 (at once, or in a status
   webhook with ``undeliverable_later``); ``fail_next`` injects any error code.
@@ -34,7 +35,7 @@ import contextlib
 import itertools
 import json
 import time
-from collections import defaultdict, deque
+from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -44,6 +45,7 @@ from aiohttp import web
 from bot.transports.whatsapp_webhook import SIGNATURE_HEADER, signature
 
 WINDOW_SECONDS = 24 * 3600
+THROUGHPUT_BURST = 0.2  # seconds of throughput accepted at once
 PHONE_ID = "106540352242922"
 TOKEN = "EAAtest-token"
 APP_SECRET = "test-app-secret"
@@ -144,7 +146,7 @@ class WhatsAppDouble:
         self.failures: dict[str, list[int]] = defaultdict(list)
         self.answers: list[int] = []  # HTTP status of each webhook the bot answered
         self._ids = itertools.count(1)
-        self._second: deque[float] = deque()
+        self._level, self._level_at = 0.0, 0.0
         self._pending_statuses: list[dict[str, Any]] = []
         self._runner: web.AppRunner | None = None
         self._session: aiohttp.ClientSession | None = None
@@ -235,13 +237,13 @@ class WhatsAppDouble:
         return record
 
     def _throughput(self, now: float) -> None:
-        second = self._second
-        while second and second[0] <= now - 1.0:
-            second.popleft()
-        if len(second) >= self.throughput:
+        """A leaky bucket: ``throughput`` messages a second, a fifth of a second's at once."""
+        self._level = max(0.0, self._level - (now - self._level_at) * self.throughput)
+        self._level_at = now
+        if self._level + 1 > self.throughput * THROUGHPUT_BURST:
             raise ApiError(130429, "Rate limit hit: Cloud API message throughput has been "
                                    "reached.")
-        second.append(now)
+        self._level += 1
 
     def _pair(self, person: Person, now: float) -> None:
         elapsed = now - person.pair_updated
