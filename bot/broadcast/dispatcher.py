@@ -558,7 +558,9 @@ class Dispatcher:
             followed = await deliveries.follow_ups_sent(alert.id, platform)
             if followed:
                 notes.append(staff("render.report_follow_ups", count=followed))
-                if alert.kind in ("recall", "redact"):
+                # A recall, or a missing person's description: what the copy said stays.
+                if alert.kind in ("recall", "redact") or \
+                        self.services.reference.categories[alert.category].protected:
                     notes.append(staff("render.report_originals_stay",
                                        count=staff.number(followed)))
         price = self.services.config.whatsapp.cost_per_message
