@@ -14,7 +14,7 @@ import aiohttp
 import pytest
 
 from bot.broadcast.pacing import Pacer
-from bot.clock import Clock
+from bot.clock import Clock, FrozenClock
 from bot.config import PlatformRateLimits, WhatsAppConfig
 from bot.domain import Choice, Incoming, Outgoing, Summary
 from bot.storage.database import Database
@@ -231,6 +231,9 @@ async def test_131026_marks_the_person_unreachable_until_they_write(wa: Setup) -
     await opened(wa, ALICE)
     await asyncio.sleep(0.05)
     assert not await wa.store.unreachable(ALICE)
+    # Back: the core hears they rejoined (the subscriber is active again), then their words.
+    assert [(i.membership, i.text) for i in wa.received[-2:]] == [("joined", ""),
+                                                                   (None, "bonjour")]
     await wa.transport.send(ALICE, COPY)
 
 
@@ -258,14 +261,15 @@ async def test_spam_and_bad_parameters_are_typed(wa: Setup) -> None:
 
 async def test_the_pacer_holds_80_messages_a_second_without_a_rate_error(wa: Setup) -> None:
     """Throughput: the shared pacer at rate_limits.whatsapp's 80 msg/s against a double
-    that refuses the 81st message in a second."""
+    that refuses beyond 80 a second. Both measure the same frozen clock, which only the
+    pacer's waits move: exact whatever the load of the machine."""
+    clock = FrozenClock(datetime.now(UTC))
+    wa.double.monotonic = clock.monotonic
     people = [f"3361{n:07d}" for n in range(240)]
     for wa_id in people:
         wa.double.person(wa_id)
-        wa.double.people[wa_id].last_message = time.time()
-        wa.transport._contacts.put(wa_id, type(await wa.transport._contact(ALICE))(
-            datetime.now(UTC), False))
-    pacer = Pacer(PlatformRateLimits(80.0, 0.16, 20.0, 20), Clock())
+        await wa.double.send_text(wa_id, "bonjour")  # their window is open
+    pacer = Pacer(PlatformRateLimits(80.0, 0.16, 20.0, 20), clock)
 
     async def one(wa_id: str) -> None:
         await pacer.acquire(wa_id, False)
@@ -273,7 +277,15 @@ async def test_the_pacer_holds_80_messages_a_second_without_a_rate_error(wa: Set
 
     await asyncio.gather(*(one(wa_id) for wa_id in people))
     assert wa.double.stats.rate_errors == {}
-    assert len(wa.double.stats.accepted) == 240
+    accepted = wa.double.stats.accepted[-240:]
+    # 80 a second after a burst of at most a fifth of a second (the double's bucket)
+    assert len(accepted) == 240 and accepted[-1] - accepted[0] >= (240 - 16) / 80
+    # Without the pacer, the same sends are refused: the double holds the line.
+    wa.double.stats.rate_errors.clear()
+    results = await asyncio.gather(*(wa.transport.send(p, Outgoing("x")) for p in people),
+                                   return_exceptions=True)
+    assert any(isinstance(r, RateLimited) for r in results)
+    assert wa.double.stats.rate_errors.get(130429, 0) > 0
 
 
 # -- webhooks ---------------------------------------------------------------------------

@@ -47,7 +47,7 @@ from pywa_async.client import WhatsApp
 
 from bot.clock import Clock, parse_stamp
 from bot.config import ConfigError, WhatsAppConfig
-from bot.domain import ChatRef, Incoming, Outgoing
+from bot.domain import ChatKind, ChatRef, Identity, Incoming, Outgoing
 from bot.lanes import Lanes, StaffTest, lane_of, nobody
 from bot.lru import Lru
 from bot.storage.whatsapp import WINDOW, Status, WhatsAppStore
@@ -327,21 +327,28 @@ class WhatsAppTransport(Transport):
             parsed = parse(data, self.config.phone_number_id)
         except NotAnUpdate as error:
             raise Unreadable(str(error)) from None
-        await self._remember_senders(parsed)
+        rejoined = await self._remember_senders(parsed)
         await self._record_statuses(parsed)
         for signal in parsed.signals:
             self.counters["signal"] += 1
             log.warning("whatsapp: account signal %s", signal)
-        await self._hand_over(parsed.incoming)
+        await self._hand_over([*rejoined, *parsed.incoming])
         await self.store.first_delivery(digest, self.clock.now())
         self._digests.put(digest, True)
 
-    async def _remember_senders(self, parsed: Parsed) -> None:
-        now = self.clock.now()
+    async def _remember_senders(self, parsed: Parsed) -> list[Incoming]:
+        """Each sender's window opens. One who was unreachable (131026, so blocked as a
+        subscriber) is back: a « joined » event first, as Telegram's unblocking is."""
+        now, rejoined = self.clock.now(), []
         for wa_id, at in parsed.senders.items():
+            if (await self._contact(wa_id)).unreachable:
+                rejoined.append(Incoming(Identity(PLATFORM, wa_id), ChatRef(PLATFORM, wa_id),
+                                         ChatKind.PRIVATE, membership="joined",
+                                         event_id=f"joined:{wa_id}:{at.timestamp():.0f}"))
             moment = min(at, now)  # never later than we heard it
             self._contacts.put(wa_id, _Contact(moment, False))
             await self.store.heard_from(wa_id, moment)
+        return rejoined
 
     async def _record_statuses(self, parsed: Parsed) -> None:
         now = self.clock.now()
