@@ -224,4 +224,3 @@ async def test_vesoul_scenario_with_whatsapp_subscribers(world: World) -> None:
     stats = await world.tg.wait_for_message(
         OPERATOR, lambda r: "messages modèles facturés" in (r["text"] or ""), timeout=10)
     assert "Coût WhatsApp : 0,14 € (3 messages modèles facturés)" in stats["text"]
-    assert wa.stats.rate_errors == {}
