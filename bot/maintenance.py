@@ -21,13 +21,13 @@ from bot.storage.lock import ServingLock, lock_path
 from bot.storage.stats import scope
 
 EXPORT_SQL = """
-SELECT a.id, a.organisation, a.kind, a.parent_id, a.category, a.exercise, a.status, a.closed,
+SELECT a.id, a.kind, a.parent_id, a.category, a.exercise, a.status, a.closed,
        a.perimeter,
        (SELECT count(*) FROM alert_communes c WHERE c.alert_id = a.id) AS communes,
        a.requested_by, a.created_at, a.decided_at, a.broadcast_started_at, a.completed_at,
        sum(d.status = 'sent') AS sent, sum(d.status = 'failed') AS failed,
        sum(d.status = 'blocked') AS blocked, sum(d.status = 'dropped') AS dropped,
-       count(d.acknowledged_at) AS receipts
+       count(d.acknowledged_at) AS receipts, a.organisation
 FROM alerts a LEFT JOIN deliveries d ON d.alert_id = a.id AND d.action = 'send'
 WHERE 1 = 1{scope}
 GROUP BY a.id ORDER BY a.id
