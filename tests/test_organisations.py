@@ -17,6 +17,7 @@ import pytest
 from bot.config import Config, ConfigError, OrganisationConfig, RolesConfig, load_config
 from bot.geo.perimeter import PerimeterError, parse_perimeter
 from bot.i18n import Catalog, Translator
+from bot.maintenance import export_csv
 from bot.organisations import IMPLICIT, Organisations
 from bot.place import place_text
 from bot.storage.database import MIGRATIONS_DIR, Database
@@ -186,6 +187,22 @@ async def test_journal_alertes_and_stats_are_scoped(bot: TestBot) -> None:
     assert "n°1" in listed and "n°2" not in listed
     assert "n°2" in await bot.say(PREF_OFFICER, "/alertes", PREF_CHAT)
     assert await bot.say(POLICE_OFFICER, "/cap 1", POLICE_CHAT) == "Aucune alerte n°1."
+
+
+async def test_export_is_scoped_to_an_organisation(bot: TestBot, tmp_path: Path) -> None:
+    await bot.say(GEND_OP, "/alerte vol Marvejols : Vol de matériel agricole")
+    await bot.say(POLICE_OP, "/alerte escroquerie Mende : Faux plombiers")
+
+    async def exported(organisation: str) -> list[str]:
+        target = tmp_path / f"{organisation}.csv"
+        await export_csv(bot.config, target, organisation=organisation)
+        return [line.split(",")[0] for line in target.read_text("utf-8").splitlines()[1:]]
+
+    assert await exported("police") == ["2"]
+    assert await exported("gendarmerie") == ["1"]
+    assert await exported("prefecture") == ["1", "2"]  # an overseer's export: every alert
+    with pytest.raises(ConfigError, match="unknown 'douane'"):
+        await exported("douane")
 
 
 async def test_audit_records_the_organisation(bot: TestBot) -> None:
