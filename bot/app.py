@@ -44,6 +44,7 @@ async def build_services(config: Config, clock: Clock | None = None,
         stores = await open_stores(db, config, clock)
         roles = RoleBook(config.roles)
         roles.load_granted(await stores.roles.all())
+        roles.load_referents(await stores.referents.all())
     except BaseException:
         await db.close()  # its worker thread would keep the process alive
         if lock is not None:
