@@ -115,7 +115,9 @@ class EnrollmentFlow(Flow):
             choice(state, ("✅ " if key in selected else "") + c.label, f"t:{key}")
             for key, c in communities.items())
         if first:
-            lines = "\n".join(f"• {c.label} — {c.description}" for c in communities.values())
+            lines = "\n".join(f"• {c.label} — {c.description}"
+                              + (ctx.t("invite.vetted_mark") if c.vetted else "")
+                              for c in communities.values())
             text = ctx.t("enroll.communities", list=lines)
         else:
             labels = ", ".join(communities[k].label for k in selected if k in communities)

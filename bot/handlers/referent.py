@@ -9,7 +9,7 @@ platform id.
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, timedelta
 
 from bot.commands import Command, small_number
 from bot.context import Context, Services
@@ -147,11 +147,11 @@ def _conditions(ctx: Context, communes: list[str], until: date | None,
 
 def _link_line(t: Translator, link: StartLink) -> str:
     if link.url and link.send:
-        return t("invite.link_then_send", platform=link.platform.capitalize(), url=link.url,
+        return t("invite.link_then_send", name=link.platform.capitalize(), url=link.url,
                  send=link.send)
     if link.url:
-        return t("invite.link", platform=link.platform.capitalize(), url=link.url)
-    return t("invite.send", platform=link.platform.capitalize(), send=link.send or "")
+        return t("invite.link", name=link.platform.capitalize(), url=link.url)
+    return t("invite.send", name=link.platform.capitalize(), send=link.send or "")
 
 
 def _qr_link(links: list[StartLink]) -> str:
@@ -190,7 +190,9 @@ async def invitations(ctx: Context, args: str) -> Effects:
 
 def _listed(ctx: Context, counts: InvitationCounts) -> str:
     found: Invitation = counts.invitation
-    until = None if found.expires_at is None else ctx.local(found.expires_at)
+    # Stored as the first moment it no longer works: the last day shown is the one before.
+    until = None if found.expires_at is None else ctx.local(found.expires_at - timedelta(
+        seconds=1))
     conditions = _conditions(ctx, list(found.communes), None, found.max_uses)
     if until is not None:
         conditions.append(ctx.t("invite.until", date=ctx.t.day(until)))
