@@ -130,7 +130,11 @@ def poster_png(text: PosterText, t: Translator) -> bytes:
     if text.matrix_line:
         page.text(text.matrix_line, 22, fill=MUTED, centred=False, indent=20, after=14)
     page.text(t("invite.poster_privacy"), 22, fill=MUTED, after=10)
-    page.draw.text((MARGIN, A4_PX[1] - MARGIN), text.footer, font=_font(20), fill=MUTED)
+    footer = _font(20)
+    lines = _wrap(text.footer, footer, page.width)
+    for index, line in enumerate(lines):  # at the foot of the page, wrapped to its width
+        top = A4_PX[1] - MARGIN - (len(lines) - index) * 26
+        page.draw.text((MARGIN, top), line, font=footer, fill=MUTED)
     out = io.BytesIO()
     page.image.save(out, format="PNG", optimize=True, dpi=(150, 150))
     return out.getvalue()

@@ -153,7 +153,7 @@ def test_poster_is_a4_and_its_qr_code_opens_the_link() -> None:
 
 
 async def test_referent_creates_an_invitation_with_links_qr_and_poster(bot: TestBot) -> None:
-    number, token, reply = await invite(bot, REFERENT, "elu Vesoul jusqu'au 31/12 max 5")
+    _number, token, reply = await invite(bot, REFERENT, "elu Vesoul jusqu'au 31/12 max 5")
     assert "Invitation n°1 — Élus — Association des maires" in reply
     assert f"Telegram : https://t.me/memory_bot?start={token}" in reply
     assert f"Matrix : ouvrez https://matrix.to/#/@bot:test puis envoyez « !start {token} »" in reply
@@ -184,7 +184,7 @@ async def test_referents_work_only_for_their_communities(bot: TestBot) -> None:
 
 
 async def test_enrollment_through_an_invitation_preselects_and_counts(bot: TestBot) -> None:
-    number, token, _ = await invite(bot, ARTISANS, "artisan Gray")
+    _number, token, _ = await invite(bot, ARTISANS, "artisan Gray")
     welcome = await bot.say(ALICE, f"/start {token}")
     assert "Invitation — Chambre de Métiers" in welcome
     assert "Acceptez-vous" in welcome  # the notice and the consent, as always
