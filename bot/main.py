@@ -12,6 +12,7 @@ from pathlib import Path
 from bot.app import BotApp, build_services
 from bot.config import Config
 from bot.context import Services
+from bot.organisations import configured_channels
 from bot.roles import Action
 from bot.storage.transport_state import TransportState
 from bot.transports.base import Transport
@@ -36,16 +37,19 @@ def build_transports(config: Config, services: Services) -> dict[str, Transport]
 
             transports[platform] = TelegramTransport(
                 config.telegram, connections=telegram_connections(config),
-                state=TransportState(services.db, "telegram"))
+                state=TransportState(services.db, "telegram"),
+                more_officers=[int(chat) for chat in configured_channels(config, platform)])
         elif platform == "matrix":
             from bot.transports.matrix import MatrixTransport
 
             transports[platform] = MatrixTransport(
                 config.matrix, TransportState(services.db, "matrix"),
-                is_admin=lambda who: services.roles.may(who, Action.REGISTER_GROUP))
+                is_admin=lambda who: services.roles.may(who, Action.REGISTER_GROUP),
+                more_officers=configured_channels(config, platform))
         else:
-            transports[platform] = ConsoleTransport(config.console.officers_channel,
-                                                    files_dir=console_files_dir(config))
+            transports[platform] = ConsoleTransport(
+                config.console.officers_channel, files_dir=console_files_dir(config),
+                more_channels=configured_channels(config, platform))
     return transports
 
 
