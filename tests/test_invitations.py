@@ -283,6 +283,12 @@ async def test_a_declined_request_is_told_kindly_and_requests_expire(bot: TestBo
     assert await communities_of(bot, ALICE) == ["commercant"]
     assert "qui vous êtes" in await bot.say(ALICE, "/rejoindre elu")
     assert "Demande n°1" in await bot.say(ALICE, "/rejoindre elu : conseiller municipal")
+    await bot.drain()
+    told_referent = bot.inbox(REFERENT)[-1]  # the référent hears of it without asking
+    assert told_referent.startswith("Nouvelle demande n°1 pour Élus")
+    assert "« conseiller municipal »" in told_referent and "/accepter 1" in told_referent
+    assert "telegram:1" not in told_referent
+    assert not any("Nouvelle demande" in text for text in bot.inbox(ARTISANS))
     assert "Demande n°2" in await bot.say(BOB, "/rejoindre elu : secrétaire de mairie")
     assert "déclinée" in await bot.say(REFERENT, "/decliner 1")
     told = bot.inbox(ALICE)[-1]

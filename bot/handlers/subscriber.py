@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from bot.commands import Command
-from bot.context import Context
+from bot.context import Context, staff_translator
 from bot.conversations.enrollment import EnrollmentFlow, summary_text
 from bot.conversations.places import Resolution, describe_commune, resolve_places
 from bot.conversations.unsubscribe import UnsubscribeFlow
 from bot.deferred import my_data_recipe
-from bot.domain import NO_EFFECTS, Effects, Outgoing
+from bot.domain import NO_EFFECTS, ChatRef, Effects, Notify, Outgoing
 from bot.i18n import LANGUAGES
 from bot.invitations import PRESENTATION_CHARS, REQUEST_KEPT, looks_like_token, token_hash
 from bot.limits import COMMUNES_PER_SUBSCRIBER
@@ -207,13 +207,31 @@ async def file_request(ctx: Context, subscriber: Subscriber, keys: list[str],
         return ctx.answer("invite.presentation_needed", max=PRESENTATION_CHARS,
                           word=keys[0])
     numbers = []
+    told = NO_EFFECTS
     for key in keys:
         number = await ctx.stores.invitations.request(subscriber.id, key, words, ctx.now,
                                                       ctx.now + REQUEST_KEPT)
         await ctx.audit("community_request.filed", request=number, community=key)
         numbers.append(f"n°{number}")
-    return ctx.answer("invite.request_filed", numbers=", ".join(numbers),
-                      communities=_labels(ctx, keys), days=REQUEST_KEPT.days)
+        told += _tell_referents(ctx, key, number, words)
+    return told + ctx.answer("invite.request_filed", numbers=", ".join(numbers),
+                             communities=_labels(ctx, keys), days=REQUEST_KEPT.days)
+
+
+def _tell_referents(ctx: Context, community: str, number: int, words: str) -> Effects:
+    """A new request reaches the community's référents where the bot can write to them
+    first: on Telegram a person's private chat is their user id (they started the bot to
+    become référent). Elsewhere (Matrix: no private room is known) they see it in /demandes.
+    Only the request number, the community and the person's own words: never who."""
+    staff = staff_translator(ctx)
+    text = staff("invite.request_for_referent", number=number,
+                 community=ctx.reference.communities[community].label, words=words)
+    told = NO_EFFECTS
+    for identity in ctx.role_book.referents_of(community):
+        platform, _, user = identity.partition(":")
+        if platform == "telegram":
+            told += Effects.of(Notify(ChatRef(platform, user), Outgoing(text)))
+    return told
 
 
 def _communities_from(ctx: Context, text: str) -> tuple[list[str], list[str]]:
