@@ -111,6 +111,17 @@ class Capabilities:
     delete: bool = True
 
 
+@dataclass(frozen=True, slots=True)
+class StartLink:
+    """How a person on one platform opens the bot with a start code (an invitation):
+    a link that carries the code (Telegram's deep link) and/or the line to send the bot
+    (Matrix: Element intercepts a leading ``/``, so people type ``!start <code>``)."""
+
+    platform: str
+    url: str | None  # opens the bot (with the code when the platform carries one)
+    send: str | None  # what to send the bot once there; None when the link does it all
+
+
 class Transport(ABC):
     platform: str
     capabilities = Capabilities()
@@ -156,6 +167,11 @@ class Transport(ABC):
     @abstractmethod
     def officers_channels(self) -> list[ChatRef]:
         """Where approval requests are posted on this platform (may be empty)."""
+
+    def start_link(self, code: str) -> StartLink | None:
+        """How people reach the bot with ``code`` on this platform; None until the
+        transport knows its own address (Telegram learns its username at start)."""
+        return StartLink(self.platform, None, f"/start {code}")
 
     async def publish_commands(self, menus: list[CommandMenu]) -> None:  # noqa: B027
         """Show each audience its commands, where the platform has a command menu.
