@@ -51,7 +51,7 @@ def build_transports(config: Config, services: Services) -> dict[str, Transport]
 
 def console_files_dir(config: Config) -> Path:
     """Files the console « sends » are written beside the database, never in the cwd."""
-    if config.database == ":memory:":
+    if config.database == ":memory:" or config.database.startswith(("postgresql:", "postgres:")):
         return Path(tempfile.gettempdir()) / "alerte-bot-console-files"
     return config.resolve(config.database).parent / "console-files"
 
