@@ -148,12 +148,13 @@ def redact(url: str) -> str:
     return urlunsplit(parts._replace(netloc=f"{user}{host}{port}"))
 
 
-async def connect(url: str, *, read_only: bool = False,
-                  timeout: float = CONNECT_SECONDS) -> psycopg.AsyncConnection[Any]:
-    """A connection in autocommit mode (the Database sends BEGIN and COMMIT itself)."""
+async def connect(url: str, *, read_only: bool = False, timeout: float = CONNECT_SECONDS,
+                  **options: Any) -> psycopg.AsyncConnection[Any]:
+    """A connection in autocommit mode (the Database sends BEGIN and COMMIT itself);
+    ``options``: libpq's (keepalives…)."""
     connection = await psycopg.AsyncConnection.connect(
         url, autocommit=True, row_factory=pg_row, cursor_factory=AsyncRawCursor,
-        connect_timeout=max(1, int(timeout)), application_name="alerte-bot")
+        connect_timeout=max(1, int(timeout)), application_name="alerte-bot", **options)
     connection.adapters.register_dumper(bool, BoolAsInteger)
     connection.adapters.register_loader("numeric", NumericAsNumber)
     if read_only:
