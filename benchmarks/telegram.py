@@ -344,10 +344,12 @@ class TelegramBench:
 
 
 async def ceiling(folder: Path, subscribers: int, rate: float, paid: bool, *,
-                  latency: float = 0.0, in_flight: int | None = 32) -> Broadcast:
-    """One broadcast at the platform's ceiling; what the double saw."""
+                  latency: float = 0.0, in_flight: int | None = 32,
+                  database: str | None = None) -> Broadcast:
+    """One broadcast at the platform's ceiling; what the double saw (``database``: a
+    PostgreSQL URL; None: SQLite)."""
     async with TelegramBench(folder, subscribers, rate=rate, paid=paid,
-                             latency=latency, in_flight=in_flight) as bench:
+                             latency=latency, in_flight=in_flight, database=database) as bench:
         await bench.start_bot()
         await bench.request_and_approve(watch_resolution=True)
         await bench.wait_report(timeout=subscribers / rate * 3 + 120)

@@ -67,6 +67,7 @@ def backend(request: pytest.FixtureRequest) -> Iterator[str]:
         yield name
     finally:
         postgres.ACTIVE = None
+        databases.close()
 
 
 @pytest.fixture(autouse=True)

@@ -66,8 +66,9 @@ class Server:
         shutil.rmtree(self.folder, ignore_errors=True)
 
 
-def start(fsync: bool = False) -> Server:
-    """A new cluster in a temporary folder, started; raises RuntimeError if it cannot be."""
+def start(fsync: bool = False, synchronous_commit: str = "on") -> Server:
+    """A new cluster in a temporary folder, started; raises RuntimeError if it cannot be.
+    Tests: no fsync (nothing survives the run anyway). The benchmarks: fsync on."""
     folder_bin = binaries()
     if folder_bin is None:
         raise RuntimeError("no PostgreSQL binaries (initdb, pg_ctl) on this machine")
@@ -83,8 +84,9 @@ def start(fsync: bool = False) -> Server:
         # Sockets in the folder (the default /var/run/postgresql may not exist or be ours).
         options = (f"-p {server.port} -c listen_addresses=127.0.0.1"
                    f" -c unix_socket_directories={folder} -c max_connections=200"
-                   f" -c fsync={'on' if fsync else 'off'} -c synchronous_commit=on"
-                   " -c full_page_writes=off")
+                   f" -c fsync={'on' if fsync else 'off'}"
+                   f" -c synchronous_commit={synchronous_commit}"
+                   f" -c full_page_writes={'on' if fsync else 'off'}")
         server._run(str(folder_bin / "pg_ctl"), "-D", str(data), "-l",
                     str(folder / "server.log"), "-o", options, "-w", "-t", "60", "start")
     except (subprocess.CalledProcessError, subprocess.TimeoutExpired) as error:
@@ -101,7 +103,7 @@ def start(fsync: bool = False) -> Server:
     raise RuntimeError("PostgreSQL started but does not accept connections on 127.0.0.1")
 
 
-TEMPLATE = "alerte_template"
+TEMPLATE = f"alerte_template_{os.getpid()}"
 
 
 class Databases:
@@ -114,7 +116,10 @@ class Databases:
         self.base = self.server_url.rsplit("/", 1)[0]
         self.by_path: dict[str, str] = {}
         self._count = itertools.count(1)
-        self._made: list[str] = []
+        self._made: list[str] = []  # copies of the template used by the current test
+        self._empties: list[str] = []  # empty databases made by the current test
+        self._free: list[str] = []  # copies emptied, for the next tests
+        self._version = 0
 
     def url_of(self, name: str) -> str:
         return f"{self.base}/{name}"
@@ -132,14 +137,21 @@ class Databases:
         self._admin(f"DROP DATABASE IF EXISTS {TEMPLATE} WITH (FORCE)")
         self._admin(f"CREATE DATABASE {TEMPLATE}")
 
-        async def migrate() -> None:
-            await (await Database.open(self.url_of(TEMPLATE))).close()
-        asyncio.run(migrate())
+        async def migrate() -> int:
+            database = await Database.open(self.url_of(TEMPLATE))
+            try:
+                return int(await database.fetchval("SELECT max(version) FROM schema_version"))
+            finally:
+                await database.close()
+        self._version = asyncio.run(migrate())
 
     def for_path(self, path: str) -> str:
         if path not in self.by_path:
-            name = f"t{os.getpid()}_{next(self._count)}"
-            self._admin(f"CREATE DATABASE {name} TEMPLATE {TEMPLATE}")
+            if self._free:  # emptied by the previous test: cheaper than a new copy
+                name = self._free.pop()
+            else:
+                name = f"t{os.getpid()}_{next(self._count)}"
+                self._admin(f"CREATE DATABASE {name} TEMPLATE {TEMPLATE} STRATEGY FILE_COPY")
             self._made.append(name)
             self.by_path[path] = self.url_of(name)
         return self.by_path[path]
@@ -148,15 +160,55 @@ class Databases:
         """A database with no table yet (what a first start creates)."""
         name = f"e{os.getpid()}_{next(self._count)}"
         self._admin(f"CREATE DATABASE {name}")
-        self._made.append(name)
+        self._empties.append(name)
         return self.url_of(name)
 
     def drop_all(self) -> None:
+        """The test's databases: the template's copies emptied for the next test (their
+        sessions ended first), the others dropped."""
         made, self._made = self._made, []
+        empties, self._empties = self._empties, []
         self.by_path.clear()
         for name in made:
+            try:
+                self._reset(name)
+                self._free.append(name)
+            except Exception:
+                with contextlib.suppress(Exception):
+                    self._admin(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        for name in empties:
             with contextlib.suppress(Exception):
                 self._admin(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+    def close(self) -> None:
+        """The emptied copies and the template: a server given by the caller keeps nothing."""
+        self.drop_all()
+        free, self._free = self._free, []
+        for name in [*free, TEMPLATE]:
+            with contextlib.suppress(Exception):
+                self._admin(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+    def _reset(self, name: str) -> None:
+        import psycopg
+        self._admin("SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                    f" WHERE datname = '{name}' AND pid <> pg_backend_pid()")
+        with psycopg.connect(self.url_of(name), autocommit=True) as connection:
+            version = connection.execute("SELECT max(version) FROM schema_version").fetchone()
+            if version is None or version[0] != self._version:
+                raise RuntimeError("the test changed the schema")
+            tables = [r[0] for r in connection.execute(
+                "SELECT tablename FROM pg_tables WHERE schemaname = 'public'"
+                " AND tablename <> 'schema_version'")]
+            identities = connection.execute(
+                "SELECT table_name, column_name FROM information_schema.columns"
+                " WHERE table_schema = 'public' AND is_identity = 'YES'").fetchall()
+            # DELETE, not TRUNCATE: a few rows each, and no new files; without the foreign
+            # keys' triggers (this role owns the server), so the order does not matter.
+            statements = ["SET session_replication_role = replica",
+                          *(f'DELETE FROM "{t}"' for t in tables),
+                          *(f'ALTER TABLE "{t}" ALTER COLUMN "{c}" RESTART' for t, c in identities),
+                          "SET session_replication_role = DEFAULT"]
+            connection.execute(";".join(statements))  # type: ignore[call-overload]
 
 
 # Set by tests/conftest.py when the suite runs on PostgreSQL (--backend postgresql).
