@@ -25,6 +25,7 @@ import yaml
 
 from bot.storage.database import Database, is_postgresql
 from bot.storage.dialect import translate
+from tests.harness import database_for
 
 ROOT = Path(__file__).resolve().parent.parent
 TOKEN = "123456:bench-token"
@@ -61,6 +62,7 @@ async def seed_database(db: Database, count: int, communes: list[str],
         await db.executemany(
             "INSERT INTO subscriber_communities VALUES (?, 'citoyen')",
             ((i,) for i in range(1, count + 1)))
+    await db.sync_identities()  # ids given: PostgreSQL's next id goes past them
 
 
 def bot_config(folder: Path, base_url: str, *, rate: float, paid: bool,
@@ -69,7 +71,8 @@ def bot_config(folder: Path, base_url: str, *, rate: float, paid: bool,
     """A production-shaped configuration on the double; paths absolute (the file lives
     in a temporary folder)."""
     config: dict[str, Any] = {
-        "database": str(folder / "bot.sqlite3"),
+        # On a PostgreSQL run of the tests (tests/conftest.py), a database of its own there.
+        "database": database_for(folder / "bot.sqlite3"),
         "secret_key": "benchmark-secret-key-0123456789abcdef",
         "language": "fr",
         "communities": str(ROOT / "config/communities.yaml"),

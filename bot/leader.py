@@ -30,10 +30,13 @@ LOCK_KEY = 7340042  # the same for every process of one database
 TRY_EVERY = 0.5  # seconds between a standby's attempts
 LOST_AFTER = 3.0  # seconds without an answer on the lock connection: leadership lost
 CHECK_EVERY = 1.0
-# libpq's keepalives on the lock connection: the server drops a vanished leader's session
-# (and so its lock) after about idle + interval × count seconds.
+# Keepalives on the lock connection, both ends: the server drops a vanished leader's session
+# (and so its lock) after about idle + interval × count seconds (its side, set for this
+# session); the leader notices a vanished server as fast (libpq's side).
 LOCK_KEEPALIVE: dict[str, Any] = {"keepalives": 1, "keepalives_idle": 5, "keepalives_interval": 2,
                   "keepalives_count": 3, "tcp_user_timeout": 10_000}
+SERVER_KEEPALIVE = ("SET tcp_keepalives_idle = 5", "SET tcp_keepalives_interval = 2",
+                    "SET tcp_keepalives_count = 3", "SET tcp_user_timeout = 10000")
 
 
 class Leadership:
@@ -52,6 +55,8 @@ class Leadership:
             try:
                 if self._connection is None or self._connection.closed:
                     self._connection = await connect(self.url, **LOCK_KEEPALIVE)
+                    for setting in SERVER_KEEPALIVE:
+                        await self._connection.execute(setting)
                 cursor = await self._connection.execute("SELECT pg_try_advisory_lock($1)",
                                                         (LOCK_KEY,))
                 row = await cursor.fetchone()

@@ -692,6 +692,10 @@ class Database:
     async def after_migration(self) -> None:
         """What the backend does once a migration's statements ran (in its transaction)."""
 
+    async def sync_identities(self) -> None:
+        """After rows were written with their ids given (an import, a benchmark's seed): the
+        next generated id past them. SQLite's rowid takes the largest + 1 by itself."""
+
 
 def _rollback(connection: sqlite3.Connection) -> None:
     if connection.in_transaction:  # a failed BEGIN, or a COMMIT that went through
