@@ -13,6 +13,7 @@ from pathlib import Path
 from bot.app import BotApp, build_services
 from bot.config import Config
 from bot.context import Services
+from bot.geo.communes import CommuneLayer
 from bot.leader import Leadership, wait_to_lead
 from bot.roles import Action
 from bot.storage.database import is_postgresql
@@ -71,16 +72,18 @@ def telegram_connections(config: Config) -> int:
 
 async def run(config: Config, console: bool) -> int:
     stop = _stop_on_signals()
-    leadership = None
+    leadership, layer = None, None
     if is_postgresql(config.database) and not console:
-        # Several processes may share the database: this one serves once it leads.
+        # Several processes may share the database: this one serves once it leads. The
+        # commune layer (configuration only) is read before: a takeover does not wait for it.
+        layer = CommuneLayer.load([config.resolve(p) for p in config.geo.communes])
         leadership = Leadership(config.database)
         listen = config.monitoring.address() if config.monitoring.listen else None
         if not await wait_to_lead(leadership, stop, listen):
             return 0
         leadership.watch(_leadership_lost)
     try:
-        services = await build_services(config,
+        services = await build_services(config, geo=layer,
                                         platforms=frozenset(enabled_platforms(config, console)))
         transports = build_transports(config, services)
         app = BotApp(services, transports)
