@@ -418,7 +418,9 @@ async def spike(folder: Path, plan: SpikePlan) -> dict[str, Any]:
         start = time.time() + 0.2
         valider = (asyncio.create_task(_valider(bench, start + plan.valider_at))
                    if plan.valider_at >= 0 else None)
+        cpu_before = bench.process.cpu()
         await crowd.run([start] * len(first_wave), start + plan.deadline, plan.stall)
+        outcome["bot_cpu_s"] = round(bench.process.cpu() - cpu_before, 2)
         if valider is not None:
             outcome["valider"] = await _finish_valider(bench, valider)
         outcome["wave"] = crowd.summary(enrolled_chats(bench))

@@ -33,6 +33,16 @@ def seconds(value: float) -> str:
     return "n/a" if math.isnan(value) else f"{value:g} s"
 
 
+def _cpu_per_update(outcome: dict[str, Any], wave: dict[str, Any]) -> str:
+    """The bot's own CPU per update: unlike updates/s, it does not depend on what else
+    shares the machine's two cores (the double and the 2,000 people run beside the bot)."""
+    updates = max(wave["answers"], 1)
+    per_update_ms = outcome["bot_cpu_s"] * 1000 / updates
+    alone = 1000 / per_update_ms if per_update_ms else math.inf
+    return (f"bot CPU {per_update_ms:.2f} ms/update (on a core of its own: "
+            f"{alone:,.0f} updates/s)")
+
+
 def _ended(wave: dict[str, Any]) -> str:
     ended = wave["ended_by"]
     return "all done" if ended == "completed" else f"run stopped: {ended}"
@@ -53,7 +63,7 @@ async def spike(run: Run, folder: Path, latency: float) -> None:
                f" p99 {seconds(wave['latency_p99_s'])}",
                wave["updates_per_s"] >= SPIKE_RATE and wave["ended_by"] == "completed",
                f"{wave['answers']:,} answers in {wave['duration_s']} s ({_ended(wave)}); "
-               f"paid ceiling; 429: {outcome['count_429']}")
+               f"paid ceiling; 429: {outcome['count_429']}; {_cpu_per_update(outcome, wave)}")
     run.target("… half-enrolled people at the end", "0", wave["half_enrolled"],
                wave["half_enrolled"] == 0,
                f"{wave['finished']:,}/{n:,} finished; when the run stopped "

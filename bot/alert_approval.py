@@ -31,6 +31,7 @@ from bot.geo.perimeter import Perimeter, parse_perimeter
 from bot.i18n import ANY_PLATFORM, Translator
 from bot.limits import ALERT_TEXT_CHARS, REASON_CHARS
 from bot.maps import MapLegend
+from bot.organisations import Organisation
 from bot.people import display_name
 from bot.photos import Photo
 from bot.place import areas_from_json, areas_to_json, named_first, place_text
@@ -185,6 +186,68 @@ def is_stale(category: Category, facts_at: datetime, now: datetime) -> bool:
     return category.max_fact_age is not None and now - facts_at > category.max_fact_age
 
 
+MAYOR_SEVERITIES = frozenset({"low"})  # a mayor sends prevention and information only
+NAMES_SHOWN = 12  # communes named in a refusal, then « … »
+
+
+def issuing_organisation(ctx: Context, draft: AlertDraft) -> Organisation | Effects:
+    """The organisation an alert is issued for, or the refusal to show: an operator's
+    alert lies inside their organisation's territory (an overseer's: its départements);
+    a mayor's is a prevention message inside their own communes, issued for the
+    organisation covering them (whose officers decide)."""
+    communes = draft.perimeter.communes
+    own = ctx.organisation
+    if Role.OPERATOR not in ctx.roles and Role.MAYOR in ctx.roles:
+        return _mayors_organisation(ctx, draft)
+    if own is None:
+        return ctx.answer("orgs.no_organisation")
+    outside = own.outside(communes)
+    if not outside:
+        return own
+    return _outside(ctx, outside, "orgs.outside_territory")
+
+
+def _mayors_organisation(ctx: Context, draft: AlertDraft) -> Organisation | Effects:
+    organisations = ctx.organisations
+    if draft.category.severity not in MAYOR_SEVERITIES:
+        allowed = [c.key for c in ctx.reference.categories.values()
+                   if c.severity in MAYOR_SEVERITIES]
+        return ctx.answer("orgs.mayor_category", category=draft.category.label,
+                          allowed=", ".join(allowed))
+    mine = organisations.mayor_communes(ctx.identity)
+    outside = draft.perimeter.communes - mine
+    if outside:
+        return _outside(ctx, outside, "orgs.mayor_outside")
+    competent = organisations.competent(draft.perimeter.communes)
+    if not competent:
+        return ctx.answer("orgs.no_organisation")
+    return competent[0]
+
+
+async def _refusal_audit(ctx: Context, draft: AlertDraft, refusal: Effects) -> None:
+    await ctx.audit("alert.refused_territory", category=draft.category.key,
+                    perimeter=draft.perimeter.text[:200])
+
+
+def _outside(ctx: Context, outside: frozenset[str], key: str) -> Effects:
+    """« 12 communes hors de votre zone : … — zone de la Gendarmerie de la Lozère »."""
+    geo = ctx.geo
+    names = sorted((c.name for code in outside if (c := geo.by_insee(code)) is not None),
+                   key=lambda name: name.casefold())
+    shown = ", ".join(names[:NAMES_SHOWN]) + (", …" if len(names) > NAMES_SHOWN else "")
+    competent = ctx.organisations.competent(outside)
+    who = ", ".join(o.name for o in competent) or ctx.t("orgs.nobody")
+    return ctx.answer(key, count=len(outside), communes=shown, competent=who)
+
+
+async def check_issuer(ctx: Context, draft: AlertDraft) -> Organisation | Effects:
+    """``issuing_organisation``, a refusal audited."""
+    found = issuing_organisation(ctx, draft)
+    if isinstance(found, Effects):
+        await _refusal_audit(ctx, draft, found)
+    return found
+
+
 @dataclass(frozen=True)
 class Submitted:
     """A pending alert (or follow-up) stored, and what shows it to its requester and asks
@@ -196,6 +259,11 @@ class Submitted:
 
 async def submit(ctx: Context, draft: AlertDraft, send_at: datetime | None = None,
                  schedule_id: int | None = None, photo: Photo | None = None) -> Submitted:
+    """Store and ask; the caller has checked the issuer (``check_issuer``), and an alert
+    outside the issuer's territory is never stored."""
+    issuer = issuing_organisation(ctx, draft)
+    if isinstance(issuer, Effects):
+        raise AlertInputError("orgs.no_organisation")
     new = NewAlert(
         category=draft.category.key, perimeter=shown_perimeter(ctx, draft.perimeter),
         perimeter_json=perimeter_json(draft.perimeter), communes=draft.perimeter.communes,
@@ -205,7 +273,7 @@ async def submit(ctx: Context, draft: AlertDraft, send_at: datetime | None = Non
         required_approvals=draft.category.required_approvals,
         expires_at=(send_at or ctx.now) + draft.category.default_expiry,
         exercise=draft.exercise, send_at=send_at, schedule_id=schedule_id,
-        facts_stated=draft.facts_stated)
+        facts_stated=draft.facts_stated, organisation=issuer.key)
     return await _create_and_request(ctx, new, draft.perimeter, photo)
 
 
@@ -219,15 +287,18 @@ async def _create_and_request(ctx: Context, new: NewAlert, perimeter: Perimeter 
     photo_post = await attach_new(ctx, alert, photo)
     summary = await summarize(ctx, ctx.t, alert)
     category = ctx.reference.categories[alert.category]
-    as_delivered = delivered_alert(ctx.t, alert, category, ctx.config.signature, ctx.now,
+    as_delivered = delivered_alert(ctx.t, alert, category,
+                                   ctx.organisations.signature(alert.organisation), ctx.now,
                                    ctx.timezone)
     staff = ctx.staff_t
     request = await officers_request(ctx, staff, alert, staff("approval.waiting"))
     effects = ctx.text(preview(ctx.t, summary, alert, as_delivered)) + Effects.of(
-        ToOfficers(request, track=(REQUEST, alert.id))) + photo_post
+        ToOfficers(request, track=(REQUEST, alert.id), organisation=alert.organisation)) \
+        + photo_post
     if perimeter is not None:
         map_message = await _map(ctx, alert, category.label, perimeter)
-        effects += Effects.of(ToOfficers(map_message, track=(MAP, alert.id)))
+        effects += Effects.of(ToOfficers(map_message, track=(MAP, alert.id),
+                                         organisation=alert.organisation))
     return Submitted(alert, effects)
 
 
@@ -278,7 +349,7 @@ async def _follow_up_row(records: Records, parent: Alert, kind: AlertKind, body:
         requested_by=actor, request_platform=chat.platform, request_chat_id=chat.chat_id,
         required_approvals=category.required_approvals if body else 0,
         expires_at=parent.expires_at, kind=kind, parent_id=parent.id,
-        exercise=parent.exercise)
+        exercise=parent.exercise, organisation=parent.organisation)
 
 
 def shown_perimeter(lookups: Lookups, perimeter: Perimeter, counted: bool = True) -> str:
@@ -322,7 +393,8 @@ async def officers_request(records: Records, t: Translator, alert: Alert,
     category = records.reference.categories[alert.category]
     summary = await summarize(records, t, alert, reach)
     # As it will read: a scheduled message gives the day it goes.
-    as_delivered = delivered_alert(t, alert, category, records.config.signature,
+    as_delivered = delivered_alert(t, alert, category,
+                                   records.organisations.signature(alert.organisation),
                                    alert.send_at or records.clock.now(),
                                    ZoneInfo(records.config.timezone))
     who = await display_name(records, t, alert.requested_by, Role.OPERATOR)
@@ -351,6 +423,12 @@ async def _decidable(ctx: Context, alert_id: int) -> Alert | Effects:
     alert = await ctx.stores.alerts.get(alert_id)
     if alert is None:
         return ctx.answer("approval.not_found", number=alert_id)
+    if not ctx.organisations.answers_for(ctx.organisation, alert.organisation):
+        # Only the issuing organisation's officers, or an overseer's, decide.
+        await ctx.audit("approval.refused_organisation", alert.id,
+                        alert_organisation=alert.organisation)
+        return ctx.answer("orgs.not_yours", number=alert.id,
+                          organisation=ctx.organisations.get(alert.organisation).name)
     if alert.status != "pending":
         await ctx.audit("approval.refused_not_pending", alert.id, status=alert.status)
         return ctx.answer("approval.not_pending", number=alert.id,
@@ -395,7 +473,7 @@ async def expire_unapproved(records: Records, t: Translator, alert: Alert,
     assert expired is not None
     request = await officers_request(records, t, expired, t("lifecycle.unapproved_status"))
     await forget(records, alert.id)  # after the request that still says what was asked
-    return Effects.of(EditTracked(REQUEST, alert.id, request),
+    return Effects.of(EditTracked(REQUEST, alert.id, request, alert.organisation),
                       Notify(ChatRef(alert.request_platform, alert.request_chat_id),
                              Outgoing(t("lifecycle.unapproved", number=alert.id))))
 
@@ -434,7 +512,7 @@ async def _partial_approval(ctx: Context, alert: Alert, count: int) -> Effects:
     request = await officers_request(ctx, staff, alert, status)
     return ctx.answer("approval.partial_ack", number=alert.id, count=count,
                       required=alert.required_approvals) + Effects.of(
-        EditTracked(REQUEST, alert.id, request))
+        EditTracked(REQUEST, alert.id, request, alert.organisation))
 
 
 async def _launch(ctx: Context, alert: Alert) -> Effects:
@@ -451,7 +529,8 @@ async def _launch(ctx: Context, alert: Alert) -> Effects:
     status = staff("approval.approved_by", who=who, time=staff.time(ctx.local(ctx.now)),
                    recipients=staff("quantity.recipients", count=recipients))
     request = await officers_request(ctx, staff, approved, status, opened.reach)
-    told = Effects.of(EditTracked(REQUEST, alert.id, request), _tell_requester(ctx, alert, staff(
+    told = Effects.of(EditTracked(REQUEST, alert.id, request, alert.organisation),
+                      _tell_requester(ctx, alert, staff(
         "approval.requester_approved", number=alert.id,
         recipients=staff("quantity.recipients", count=recipients))), wake_dispatcher=True)
     return told + ctx.answer("approval.approved_ack", number=alert.id,
@@ -464,7 +543,8 @@ async def _scheduled_approval(ctx: Context, alert: Alert) -> Effects:
     status = staff("approval.scheduled_by", who=await display_name(ctx, staff, ctx.who),
                    time=staff.when(moment))
     request = await officers_request(ctx, staff, alert, status)
-    told = Effects.of(EditTracked(REQUEST, alert.id, request), _tell_requester(ctx, alert, staff(
+    told = Effects.of(EditTracked(REQUEST, alert.id, request, alert.organisation),
+                      _tell_requester(ctx, alert, staff(
         "approval.requester_scheduled", number=alert.id, time=staff.when(moment))))
     return told + ctx.answer("approval.scheduled_ack", number=alert.id,
                              time=ctx.t.when(moment))
@@ -483,7 +563,8 @@ async def _reject(ctx: Context, alert: Alert, reason: str | None) -> Effects:
                    reason=motive)
     request = await officers_request(ctx, staff, rejected, status)
     await forget(ctx, alert.id)  # after the request that still says what was asked
-    told = Effects.of(EditTracked(REQUEST, alert.id, request), _tell_requester(ctx, alert, staff(
+    told = Effects.of(EditTracked(REQUEST, alert.id, request, alert.organisation),
+                      _tell_requester(ctx, alert, staff(
         "approval.requester_rejected", number=alert.id, reason=motive)))
     return told + ctx.answer("approval.rejected_ack", number=alert.id)
 

@@ -41,7 +41,8 @@ async def _remind_pending(services: Services, t: Translator, now: datetime) -> E
         await services.stores.alerts.mark_reminded(alert.id, now)
         minutes = int((now - alert.created_at).total_seconds() // 60)
         effects += Effects.of(ToOfficers(Outgoing(t("lifecycle.reminder", number=alert.id,
-                                                    minutes=minutes))))
+                                                    minutes=minutes)),
+                                         organisation=alert.organisation))
     return effects
 
 
@@ -78,8 +79,11 @@ async def _withdraw_refused(services: Services, t: Translator, refused: Unapprov
         await services.stores.alerts.transition(refused.alert_id, AlertStatus.APPROVED,
                                                 AlertStatus.WITHDRAWN, "system", now)
         await record_refusal(services, refused, "system")
+        refused_alert = await services.stores.alerts.get(refused.alert_id)
+    organisation = None if refused_alert is None else refused_alert.organisation
     return Effects.of(ToOfficers(Outgoing(t("lifecycle.refused_unapproved",
-                                            number=refused.alert_id))))
+                                            number=refused.alert_id)),
+                                 organisation=organisation))
 
 
 async def _next_occurrence(services: Services, alert: Alert, now: datetime) -> None:
@@ -101,7 +105,7 @@ async def _next_occurrence(services: Services, alert: Alert, now: datetime) -> N
         request_platform=alert.request_platform, request_chat_id=alert.request_chat_id,
         required_approvals=alert.required_approvals,
         expires_at=following + category.default_expiry, exercise=alert.exercise,
-        send_at=following, schedule_id=schedule.id)
+        send_at=following, schedule_id=schedule.id, organisation=alert.organisation)
     created = await services.stores.alerts.create(new, now)
     await services.stores.alerts.transition(created.id, AlertStatus.PENDING, AlertStatus.APPROVED,
                                             f"schedule:{schedule.id}", now)

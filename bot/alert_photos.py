@@ -131,15 +131,16 @@ async def attach_new(ctx: Context, alert: Alert, photo: Photo | None) -> Effects
     await ctx.stores.photos.attach(alert.id, photo, ctx.now)
     await ctx.audit("alert.photo_attached", alert.id, size=photo.size,
                     type=photo.kind.mime_type)
-    return officers_post(ctx.staff_t, alert.id, photo)
+    return officers_post(ctx.staff_t, alert.id, photo, alert.organisation)
 
 
-def officers_post(t: Translator, alert_id: int, photo: Photo) -> Effects:
+def officers_post(t: Translator, alert_id: int, photo: Photo,
+                  organisation: str | None = None) -> Effects:
     """The photo in the officers' channels, read from the database when it is sent (its
     bytes are stored once, not in each channel's reply row)."""
     message = Outgoing(t("photo.officers_caption", number=alert_id),
                        deferred=photo_recipe(alert_id, photo))
-    return Effects.of(ToOfficers(message, track=(PHOTO, alert_id)))
+    return Effects.of(ToOfficers(message, track=(PHOTO, alert_id), organisation=organisation))
 
 
 async def summary_line(records: Records, t: Translator, alert: Alert) -> str:

@@ -16,6 +16,7 @@ from bot.geo.communes import CommuneLayer
 from bot.i18n import Catalog
 from bot.keys import Keys
 from bot.metrics import Metrics
+from bot.organisations import Organisations
 from bot.privacy import scrub_free_pages_once
 from bot.reference import load_reference
 from bot.roles import RoleBook
@@ -42,15 +43,18 @@ async def build_services(config: Config, clock: Clock | None = None,
     db, lock = await open_serving_database(config)
     try:
         stores = await open_stores(db, config, clock)
-        roles = RoleBook(config.roles)
+        organisations = Organisations.build(config, layer)
+        roles = RoleBook(config.roles, config.organisations)
         roles.load_granted(await stores.roles.all())
+        organisations.load_granted(await stores.roles.organisations())
     except BaseException:
         await db.close()  # its worker thread would keep the process alive
         if lock is not None:
             lock.release()
         raise
     return Services(config=config, db=db, stores=stores, geo=layer, reference=reference,
-                    catalog=Catalog.load(), roles=roles, clock=clock, platforms=platforms,
+                    catalog=Catalog.load(), roles=roles, clock=clock,
+                    organisations=organisations, platforms=platforms,
                     serving_lock=lock)
 
 

@@ -46,6 +46,8 @@ def parse_arguments(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("argument", nargs="?",
                         help="init: the folder; audit: verify; backup/restore: the file")
     parser.add_argument("--out", type=Path, help="export: write the CSV to this file")
+    parser.add_argument("--organisation", metavar="KEY",
+                        help="export: only this organisation's alerts (an overseer's: all)")
     parser.add_argument("--departement", action="append", default=[], metavar="NN",
                         help="init: a département served (repeat for several: 25, 2A, 974)")
     parser.add_argument("--database", metavar="PATH",
@@ -85,7 +87,8 @@ def dispatch(arguments: argparse.Namespace, config: Config, config_file: Path) -
     if command == "export":
         from bot.maintenance import export_csv
 
-        return asyncio.run(export_csv(config, arguments.out))
+        return asyncio.run(export_csv(config, arguments.out,
+                                      organisation=arguments.organisation))
     if command == "check":
         from bot.check import run_checks
 

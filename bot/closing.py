@@ -78,7 +78,8 @@ async def _withdraw_pending_updates(records: Records, t: Translator, parent: Ale
         assert withdrawn is not None
         status = t("lifecycle.withdrawn_ended", number=parent.id)
         effects += Effects.of(EditTracked(REQUEST, child.id,
-                                          await officers_request(records, t, withdrawn, status)))
+                                          await officers_request(records, t, withdrawn, status),
+                                          withdrawn.organisation))
     return effects
 
 

@@ -50,6 +50,30 @@ class RolesConfig:
     officers: list[str] = field(default_factory=list)
     # PLATFORM:ID → the name other staff read (« Capitaine Martin »), before any display name
     names: dict[str, str] = field(default_factory=dict)
+    # PLATFORM:ID → the commune(s) a mayor represents, a perimeter of communes (« 48095 »)
+    mayors: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class OrganisationConfig:
+    """One force of the département (bot/organisations.py): who belongs to it, where it
+    may alert, where its officers decide, how its copies are signed."""
+
+    key: str = ""
+    name: str = ""  # full name (« Groupement de gendarmerie de la Lozère »)
+    signature: str = ""  # the copies' signature line (« Gendarmerie de la Lozère »)
+    territory: str = ""  # a perimeter (« dep:48 sauf 48095 »)
+    oversees: bool = False  # sees, may approve and may alert everything in its départements
+    # An overseer's channel gets the other organisations' requests read-only (no buttons;
+    # its officers may still /valider N) unless this is true.
+    decides_in_channel: bool = False
+    cap_sender: str = ""  # CAP 1.2 sender (no spaces, e.g. an address); empty: alerte-<key>
+    # platform → its officers' channel there: telegram: the group's chat id, matrix: the
+    # room id (!…, not an alias), console: the channel's name
+    officers_channels: dict[str, str] = field(default_factory=dict)
+    admins: list[str] = field(default_factory=list)
+    operators: list[str] = field(default_factory=list)
+    officers: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -172,13 +196,15 @@ class Config:
     staff_language: str = ""  # the officers' channels and staff notices; empty: language
     timezone: str = "Europe/Paris"
     consent_version: str = "2026-11"
-    # The issuer's signature at the foot of every copy (a later issue makes it one per
-    # organisation): a single value, handed to the rendering (bot/alert_copy.py).
+    # The implicit organisation's signature at the foot of every copy, when no
+    # ``organisations`` are configured (each organisation has its own).
     signature: str = "Gendarmerie"
     communities: str = "bundled:communities.yaml"
     categories: str = "bundled:categories.yaml"
     geo: GeoConfig = field(default_factory=GeoConfig)
     roles: RolesConfig = field(default_factory=RolesConfig)
+    # Several forces in one département; none: one implicit organisation (bot/organisations.py)
+    organisations: list[OrganisationConfig] = field(default_factory=list)
     console: ConsoleConfig = field(default_factory=ConsoleConfig)
     telegram: TelegramConfig = field(default_factory=TelegramConfig)
     matrix: MatrixConfig = field(default_factory=MatrixConfig)
@@ -369,6 +395,14 @@ def _check_semantics(config: Config, path: Path) -> None:
                               " characters")
     if not config.signature.strip() or len(config.signature) > STAFF_NAME_CHARS:
         raise ConfigError(f"{path}: signature: 1 to {STAFF_NAME_CHARS} characters")
+    for identity, communes in config.roles.mayors.items():
+        if not is_platform_id(identity):
+            raise ConfigError(f"{path}: roles.mayors.{identity}: not PLATFORM:ID "
+                              f"({PLATFORM_ID_EXAMPLES})")
+        if not communes.strip():
+            raise ConfigError(f"{path}: roles.mayors.{identity}: the commune(s) the mayor "
+                              "represents (e.g. \"48095\")")
+    _check_organisations(config, path)
     _check_bundled_files(config, path)
     try:
         ZoneInfo(config.timezone)
@@ -395,6 +429,58 @@ def _check_semantics(config: Config, path: Path) -> None:
                           " must be at least 1")
     _check_secret_key(config, path)
     _check_monitoring(config.monitoring, path)
+
+
+ORGANISATION_KEY = re.compile(r"[a-z0-9][a-z0-9_-]{0,31}")
+
+
+def _check_organisations(config: Config, path: Path) -> None:
+    """Keys unique and plain, every field filled, each person in one organisation; with
+    organisations, staff are listed under theirs (``roles.*`` would belong to none).
+    Territories are perimeters, checked against the communes when the bot starts."""
+    if not config.organisations:
+        return
+    roles = config.roles
+    if roles.admins or roles.operators or roles.officers:
+        raise ConfigError(f"{path}: roles.admins, roles.operators, roles.officers: with "
+                          "organisations, list staff under their organisation "
+                          "(organisations[N].admins, .operators, .officers)")
+    keys: set[str] = set()
+    members: dict[str, str] = {}
+    for index, organisation in enumerate(config.organisations):
+        where = f"organisations[{index}]"
+        if not ORGANISATION_KEY.fullmatch(organisation.key):
+            raise ConfigError(f"{path}: {where}.key: 1 to 32 lowercase letters, digits, - or _"
+                              f", got {organisation.key!r}")
+        if organisation.key in keys:
+            raise ConfigError(f"{path}: {where}.key: {organisation.key!r} is listed twice")
+        keys.add(organisation.key)
+        for name in ("name", "signature", "territory"):
+            value = getattr(organisation, name)
+            if not value.strip() or len(value) > (STAFF_NAME_CHARS if name != "territory"
+                                                  else 2000):
+                raise ConfigError(f"{path}: {where}.{name}: required (1 to "
+                                  f"{STAFF_NAME_CHARS} characters)")
+        if organisation.cap_sender and not re.fullmatch(r"[^\s,<&]+", organisation.cap_sender):
+            raise ConfigError(f"{path}: {where}.cap_sender: no spaces, ',', '<' or '&'")
+        for platform, chat in organisation.officers_channels.items():
+            if platform == "matrix" and not chat.startswith("!"):
+                raise ConfigError(f"{path}: {where}.officers_channels.matrix: the room id "
+                                  f"(!…:server), not an alias, got {chat!r}")
+            if not chat.strip():
+                raise ConfigError(f"{path}: {where}.officers_channels.{platform}: empty")
+            if platform == "telegram" and not re.fullmatch(r"-?\d{1,20}", chat):
+                raise ConfigError(f"{path}: {where}.officers_channels.telegram: the group's "
+                                  f"numeric chat id (e.g. -1001234567890), got {chat!r}")
+        for role in ("admins", "operators", "officers"):
+            for item, identity in enumerate(getattr(organisation, role)):
+                if not is_platform_id(identity):
+                    raise ConfigError(f"{path}: {where}.{role}[{item}]: {identity!r} is not "
+                                      f"PLATFORM:ID ({PLATFORM_ID_EXAMPLES})")
+                other = members.setdefault(identity, organisation.key)
+                if other != organisation.key:
+                    raise ConfigError(f"{path}: {where}.{role}[{item}]: {identity} already "
+                                      f"belongs to organisation {other!r}")
 
 
 MIN_SECRET_KEY = 32

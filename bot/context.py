@@ -24,6 +24,7 @@ from bot.domain import (
 from bot.geo.communes import CommuneLayer
 from bot.i18n import Catalog, Translator
 from bot.keys import Keys
+from bot.organisations import Organisation, Organisations
 from bot.reference import Reference
 from bot.roles import Action, Role, RoleBook
 from bot.storage.alerts import AlertStore
@@ -79,6 +80,7 @@ class Services:
     catalog: Catalog
     roles: RoleBook
     clock: Clock
+    organisations: Organisations
     platforms: frozenset[str] = field(default_factory=frozenset)
     serving_lock: ServingLock | None = None  # held from build_services to close
 
@@ -155,6 +157,9 @@ class Records(Lookups, Protocol):
 
     @property
     def role_book(self) -> RoleBook: ...
+
+    @property
+    def organisations(self) -> Organisations: ...
 
 
 @dataclass
@@ -238,6 +243,15 @@ class Context:
         return self.services.roles
 
     @property
+    def organisations(self) -> Organisations:
+        return self.services.organisations
+
+    @property
+    def organisation(self) -> Organisation | None:
+        """The sender's organisation (bot/organisations.py); None outside every one."""
+        return self.services.organisations.of(self.identity)
+
+    @property
     def now(self) -> datetime:
         return self.services.clock.now()
 
@@ -286,7 +300,12 @@ class Context:
                                  Outgoing(self.t(key, **params))))
 
     async def audit(self, action: str, alert_id: int | None = None, **detail: object) -> None:
-        """Staff are named; anyone else is recorded under a pseudonym (right to erasure)."""
+        """Staff are named, with their organisation; anyone else is recorded under a
+        pseudonym (right to erasure)."""
         staff = self.roles - {Role.SUBSCRIBER}
         actor = self.who if staff else self.stores.audit.pseudonym(self.who)
+        if staff and "organisation" not in detail:
+            found = self.organisation
+            if found is not None:
+                detail["organisation"] = found.key
         await self.stores.audit.record(self.now, actor, action, alert_id, **detail)

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from bot.app import BotApp, build_services
 from bot.config import Config
+from bot.organisations import configured_channels
 from bot.transports.console import ConsoleTransport
 
 ALERT_TEXT = ("Deux individus en fourgon blanc repèrent les commerces et ont forcé une vitrine "
@@ -33,6 +34,9 @@ SCRIPT = [
     ":as officier",
     ":officiers",
     "1",
+    # Another force's operator, outside its zone: refused, nothing stored (issue 16).
+    ":as policier",
+    f"/alerte vol Vesoul : {ALERT_TEXT}",
 ]
 EXPECTED = {"commerce-vesoul": True, "commerce-noidans": True, "commerce-gray": False,
             "ferme-vesoul": False}
@@ -42,7 +46,8 @@ async def run_demo(config: Config) -> int:
     with tempfile.TemporaryDirectory() as folder:
         demo_config = dataclasses.replace(config, database=str(Path(folder) / "demo.sqlite3"))
         console = ConsoleTransport(config.console.officers_channel, output=print,
-                                   files_dir=Path(folder) / "console-files")
+                                   files_dir=Path(folder) / "console-files",
+                                   more_channels=configured_channels(config, "console"))
         services = await build_services(demo_config, platforms=frozenset({"console"}))
         app = BotApp(services, {"console": console})
         await app.start()
@@ -68,6 +73,12 @@ async def _wait_for_report(app: BotApp, timeout: float = 20.0) -> bool:
     return False
 
 
+def config_has_police(console: ConsoleTransport) -> bool:
+    """The territory rule is shown when the configuration has the police zone (a copied
+    single-force configuration still runs the rest of the demo)."""
+    return "policier" in console.received
+
+
 def _verdict(console: ConsoleTransport, reported: bool, enrolled: int) -> int:
     print("\n=== Résultat de la démo ===")
     print(f"{enrolled} abonnés inscrits (attendu : {len(EXPECTED)})")
@@ -78,5 +89,10 @@ def _verdict(console: ConsoleTransport, reported: bool, enrolled: int) -> int:
         print(f"{name:18} {'a reçu l’alerte' if got else 'n’a rien reçu':18}"
               f" {'(attendu)' if got == expected else '(INATTENDU)'}")
     print("rapport reçu par les officiers" if reported else "AUCUN rapport reçu")
+    if config_has_police(console):
+        refused = any("hors de votre zone" in text for text in console.received["policier"])
+        ok = ok and refused
+        print("alerte de la police hors de sa zone refusée" if refused
+              else "alerte de la police hors de sa zone NON refusée")
     print("démo réussie" if ok else "DÉMO EN ÉCHEC")
     return 0 if ok else 1

@@ -222,19 +222,27 @@ class Notify:
 
 @dataclass(frozen=True, slots=True)
 class ToOfficers:
-    """Send to every officers' channel; ``track`` remembers the posts to edit later."""
+    """Send to the officers' channels; ``track`` remembers the posts to edit later.
+    ``organisation``: those of that organisation (with the buttons) and of its overseers
+    (read-only unless they decide in their channel, bot/organisations.py); None: every
+    officers' channel."""
 
     message: Outgoing
     track: tuple[str, int] | None = None  # (purpose, alert id)
+    organisation: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class EditTracked:
-    """Replace every tracked post of (purpose, alert id) in the officers' channels."""
+    """Replace every tracked post of (purpose, alert id) in the officers' channels; in
+    ``readonly`` chats (an overseer's, filled in when the row is written from
+    ``organisation``) without the buttons."""
 
     purpose: str
     alert_id: int
     message: Outgoing
+    organisation: str | None = None
+    readonly: tuple[ChatRef, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,6 +17,7 @@ from bot.broadcast.replies import ReplySender, rows_of
 from bot.context import Services
 from bot.domain import ChatRef, Effects, Incoming
 from bot.metrics import Metrics
+from bot.organisations import Posting
 from bot.transports.base import Transport
 
 
@@ -33,14 +34,24 @@ class EffectRunner:
     def officers_channels(self) -> list[ChatRef]:
         return [chat for t in self.transports.values() for chat in t.officers_channels()]
 
+    def postings(self, organisation: str | None) -> list[Posting]:
+        """Where an organisation's officers' posts go among the running platforms' channels
+        (bot/organisations.py); every channel for a post of no organisation, or when the
+        configuration has none (its one implicit organisation)."""
+        running = self.officers_channels()
+        organisations = self.services.organisations
+        if organisation is None or organisations.implicit:
+            return [Posting(chat, True) for chat in running]
+        return [p for p in organisations.postings(organisation) if p.chat in running]
+
     async def write(self, effects: Effects, incoming: Incoming | None = None) -> None:
         """The effects as reply-outbox rows, in the caller's transaction; ``incoming`` is
         the event they answer (replies go to its chat; a replay finds its rows)."""
         origin = None if incoming is None else incoming.chat
         source = None if incoming is None or incoming.event_id is None else (
             incoming.chat.platform, incoming.event_id)
-        officers = self.officers_channels()
-        rows = [row for effect in effects.items for row in rows_of(effect, origin, officers)]
+        rows = [row for effect in effects.items
+                for row in rows_of(effect, origin, self.postings)]
         if rows:
             await self.services.stores.replies.add(source, rows, self.services.clock.now())
 

@@ -15,6 +15,7 @@ from bot.config import Config
 from bot.context import Services
 from bot.geo.communes import CommuneLayer
 from bot.leader import Leadership, wait_to_lead
+from bot.organisations import configured_channels
 from bot.roles import Action
 from bot.storage.database import is_postgresql
 from bot.storage.transport_state import TransportState
@@ -41,16 +42,19 @@ def build_transports(config: Config, services: Services) -> dict[str, Transport]
 
             transports[platform] = TelegramTransport(
                 config.telegram, connections=telegram_connections(config),
-                state=TransportState(services.db, "telegram"))
+                state=TransportState(services.db, "telegram"),
+                more_officers=[int(chat) for chat in configured_channels(config, platform)])
         elif platform == "matrix":
             from bot.transports.matrix import MatrixTransport
 
             transports[platform] = MatrixTransport(
                 config.matrix, TransportState(services.db, "matrix"),
-                is_admin=lambda who: services.roles.may(who, Action.REGISTER_GROUP))
+                is_admin=lambda who: services.roles.may(who, Action.REGISTER_GROUP),
+                more_officers=configured_channels(config, platform))
         else:
-            transports[platform] = ConsoleTransport(config.console.officers_channel,
-                                                    files_dir=console_files_dir(config))
+            transports[platform] = ConsoleTransport(
+                config.console.officers_channel, files_dir=console_files_dir(config),
+                more_channels=configured_channels(config, platform))
     return transports
 
 

@@ -12,8 +12,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TextIO
 
-from bot.config import Config
+from bot.config import Config, ConfigError
 from bot.keys import Keys
+from bot.organisations import IMPLICIT
 from bot.storage.audit import AuditStore
 from bot.storage.database import (
     MIGRATIONS_DIR,
@@ -23,15 +24,18 @@ from bot.storage.database import (
     load_migrations,
 )
 from bot.storage.lock import ServingLock, lock_path
+from bot.storage.stats import scope
 
 EXPORT_SQL = """
-SELECT a.id, a.kind, a.parent_id, a.category, a.exercise, a.status, a.closed, a.perimeter,
+SELECT a.id, a.kind, a.parent_id, a.category, a.exercise, a.status, a.closed,
+       a.perimeter,
        (SELECT count(*) FROM alert_communes c WHERE c.alert_id = a.id) AS communes,
        a.requested_by, a.created_at, a.decided_at, a.broadcast_started_at, a.completed_at,
        sum(d.status = 'sent') AS sent, sum(d.status = 'failed') AS failed,
        sum(d.status = 'blocked') AS blocked, sum(d.status = 'dropped') AS dropped,
-       count(d.acknowledged_at) AS receipts
+       count(d.acknowledged_at) AS receipts, a.organisation
 FROM alerts a LEFT JOIN deliveries d ON d.alert_id = a.id AND d.action = 'send'
+WHERE 1 = 1{scope}
 GROUP BY a.id ORDER BY a.id
 """
 
@@ -65,11 +69,21 @@ async def verify_audit(config: Config, out: TextIO | None = None) -> int:
     return 1
 
 
-async def export_csv(config: Config, target: Path | None, out: TextIO = sys.stdout) -> int:
-    """Alerts with their delivery figures; no personal data (identities of staff only)."""
+async def export_csv(config: Config, target: Path | None, out: TextIO = sys.stdout,
+                     organisation: str | None = None) -> int:
+    """Alerts with their delivery figures; no personal data (identities of staff only).
+    ``organisation``: only that organisation's alerts (an overseer's export: all)."""
+    keys: frozenset[str] | None = None
+    if organisation is not None:
+        chosen = next((o for o in config.organisations if o.key == organisation), None)
+        if chosen is None and organisation != IMPLICIT:
+            known = ", ".join(o.key for o in config.organisations) or IMPLICIT
+            raise ConfigError(f"--organisation: unknown {organisation!r} (known: {known})")
+        keys = None if chosen is not None and chosen.oversees else frozenset({organisation})
+    where, params = scope(keys)
     db = await open_database(config)
     try:
-        rows = await db.fetchall(EXPORT_SQL)
+        rows = await db.fetchall(EXPORT_SQL.format(scope=where), params)
     finally:
         await db.close()
     handle = target.open("w", newline="", encoding="utf-8") if target else out

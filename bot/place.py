@@ -33,7 +33,8 @@ DEPARTEMENT_KEYS = {
 
 def areas_to_json(areas: Sequence[Area]) -> list[dict[str, Any]]:
     return [{"kind": a.kind.value, "near": a.near, "near_insee": a.near_insee, "code": a.code,
-             "radius_m": a.radius_m, "communes": a.communes} for a in areas]
+             "radius_m": a.radius_m, "communes": a.communes,
+             **({"excluded": True} if a.excluded else {})} for a in areas]
 
 
 def areas_from_json(perimeter_json: str) -> tuple[Area, ...]:
@@ -41,7 +42,8 @@ def areas_from_json(perimeter_json: str) -> tuple[Area, ...]:
     try:
         stored = json.loads(perimeter_json).get("areas") or []
         return tuple(Area(AreaKind(item["kind"]), str(item["near"]), str(item["near_insee"]),
-                          str(item["code"]), item["radius_m"], int(item["communes"]))
+                          str(item["code"]), item["radius_m"], int(item["communes"]),
+                          bool(item.get("excluded", False)))
                      for item in stored)
     except (ValueError, TypeError, KeyError, AttributeError):
         return ()
@@ -52,7 +54,15 @@ def areas_from_json(perimeter_json: str) -> tuple[Area, ...]:
 
 def place_text(t: Translator, areas: Sequence[Area], counted: bool = True) -> str:
     """The perimeter as a phrase; ``counted`` adds how many communes a part reaches where
-    its words do not say it (« Vesoul et 5 km alentour (32 communes) »)."""
+    its words do not say it (« Vesoul et 5 km alentour (32 communes) »); the parts after
+    « sauf » follow (« toute la Lozère sauf Mende »)."""
+    kept = [area for area in areas if not area.excluded]
+    taken = [area for area in areas if area.excluded]
+    text = _places(t, kept, counted)
+    return text + t("place.except", place=_places(t, taken, False)) if taken else text
+
+
+def _places(t: Translator, areas: Sequence[Area], counted: bool) -> str:
     phrases: list[str] = []
     named: list[str] = []  # consecutive communes without a radius make one list
     for area in areas:

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from enum import Enum
 
-from bot.config import RolesConfig
+from bot.config import OrganisationConfig, RolesConfig
 from bot.domain import Identity
 
 
@@ -13,6 +14,7 @@ class Role(Enum):
     OPERATOR = "operator"
     OFFICER = "officer"
     ADMIN = "admin"
+    MAYOR = "mayor"  # represents commune(s) (roles.mayors): prevention messages there
 
 
 class Action(Enum):
@@ -29,10 +31,11 @@ class Action(Enum):
 
 PERMISSIONS: dict[Action, frozenset[Role]] = {
     Action.SUBSCRIBE: frozenset(Role),
-    Action.ISSUE_ALERT: frozenset({Role.OPERATOR}),
-    Action.LIST_ALERTS: frozenset({Role.OPERATOR, Role.OFFICER, Role.ADMIN}),
+    # A mayor's alert is limited to prevention in their own communes (bot/alert_approval.py).
+    Action.ISSUE_ALERT: frozenset({Role.OPERATOR, Role.MAYOR}),
+    Action.LIST_ALERTS: frozenset({Role.OPERATOR, Role.OFFICER, Role.ADMIN, Role.MAYOR}),
     Action.DECIDE_ALERT: frozenset({Role.OFFICER}),
-    Action.CLOSE_ALERT: frozenset({Role.OPERATOR, Role.OFFICER}),
+    Action.CLOSE_ALERT: frozenset({Role.OPERATOR, Role.OFFICER, Role.MAYOR}),
     Action.SCHEDULE: frozenset({Role.OPERATOR}),
     Action.ANSWER_TIP: frozenset({Role.OPERATOR, Role.OFFICER}),
     Action.REGISTER_GROUP: frozenset({Role.ADMIN}),
@@ -40,12 +43,12 @@ PERMISSIONS: dict[Action, frozenset[Role]] = {
 }
 
 
-def speaks_for_alert(identity: Identity, roles: frozenset[Role], author: str) -> bool:
-    """Whether ``identity`` belongs to the organisation that issued an alert, and so may
-    end or recall it. There are no organisations yet (a later issue adds them): until
-    then the alert's organisation is its author and the officers, who answer for every
-    alert of the département. Another operator cannot end someone else's alert."""
-    return str(identity) == author or Role.OFFICER in roles
+def speaks_for_alert(identity: Identity, roles: frozenset[Role], author: str,
+                     same_organisation: bool = True) -> bool:
+    """Whether ``identity`` may end or recall an alert: its author, or an officer of the
+    organisation that issued it (or of an overseer: ``same_organisation``,
+    bot/organisations.py). Another operator cannot end someone else's alert."""
+    return str(identity) == author or (Role.OFFICER in roles and same_organisation)
 
 
 GRANTABLE = {"admin": Role.ADMIN, "operator": Role.OPERATOR, "officer": Role.OFFICER}
@@ -54,11 +57,18 @@ GRANTABLE = {"admin": Role.ADMIN, "operator": Role.OPERATOR, "officer": Role.OFF
 class RoleBook:
     """Roles from the configuration (fixed) plus those granted at run time (``/role``)."""
 
-    def __init__(self, config: RolesConfig) -> None:
+    def __init__(self, config: RolesConfig,
+                 organisations: Sequence[OrganisationConfig] = ()) -> None:
+        """``config``'s lists, plus each organisation's staff (bot/organisations.py)."""
+        def everyone(role: str) -> frozenset[str]:
+            lists = [getattr(config, role), *(getattr(o, role) for o in organisations)]
+            return frozenset(identity for members in lists for identity in members)
+
         self._configured: dict[Role, frozenset[str]] = {
-            Role.ADMIN: frozenset(config.admins),
-            Role.OPERATOR: frozenset(config.operators),
-            Role.OFFICER: frozenset(config.officers),
+            Role.ADMIN: everyone("admins"),
+            Role.OPERATOR: everyone("operators"),
+            Role.OFFICER: everyone("officers"),
+            Role.MAYOR: frozenset(config.mayors),
         }
         self._granted: dict[Role, set[str]] = {role: set() for role in self._configured}
 

@@ -20,6 +20,7 @@ from bot.config import (
 )
 from bot.domain import Attachment, ChatKind, ChatRef, Identity, Incoming, Outgoing
 from bot.geo.communes import CommuneLayer
+from bot.organisations import configured_channels
 from bot.transports.memory import MemoryTransport
 from tests import postgres
 
@@ -76,6 +77,8 @@ class TestBot:
         self.background_dispatch = background_dispatch
         self.clock = FrozenClock(START)
         self.transports = {p: MemoryTransport(p, OFFICERS, self.clock) for p in platforms}
+        for platform, transport in self.transports.items():  # the organisations' channels
+            transport.more_officers = configured_channels(config, platform)
         self.app: BotApp | None = None
         self._event_ids = itertools.count(1)  # across restarts, as a platform's are
         # The display name each platform gives a person (Telegram's first and last name,
@@ -155,8 +158,9 @@ class TestBot:
 
     def _incoming(self, who: str, chat: str | None, **content: object) -> Incoming:
         identity = Identity.parse(who)
+        officers = {OFFICERS, *self.transports[identity.platform].more_officers}
         kind = ChatKind.PRIVATE if chat is None else (
-            ChatKind.OFFICERS if chat == OFFICERS else ChatKind.GROUP)
+            ChatKind.OFFICERS if chat in officers else ChatKind.GROUP)
         return Incoming(sender=identity, chat=ChatRef(identity.platform, chat or identity.user_id),
                         chat_kind=kind, chat_title=chat or "", event_id=str(next(self._event_ids)),
                         sender_name=self.platform_names.get(who, ""),

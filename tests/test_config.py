@@ -173,8 +173,11 @@ def test_shipped_configurations_load() -> None:
     assert production.telegram.token == "" and production.matrix.access_token == ""
     assert production.resolve(production.database) == ROOT / "config/../var/bot.sqlite3"
     demo = load_config(ROOT / "config" / "demo.yaml", {})
-    assert demo.roles.operators == ["console:operateur"]
-    assert len(demo.roles.officers) == 2
+    # Its staff belong to its organisations (issue 16): the gendarmerie's as before.
+    gendarmerie = demo.organisations[0]
+    assert gendarmerie.operators == ["console:operateur"]
+    assert len(gendarmerie.officers) == 2
+    assert [o.key for o in demo.organisations] == ["gendarmerie", "police", "prefecture"]
 
 
 # --- environment interpolation ---------------------------------------------------------

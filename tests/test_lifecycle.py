@@ -342,7 +342,8 @@ async def test_audit_verify_and_csv_export_commands(bot: TestBot, tmp_path) -> N
     await export_csv(bot.config, tmp_path / "alerts.csv")
     lines = (tmp_path / "alerts.csv").read_text(encoding="utf-8").splitlines()
     assert lines[0].startswith("id,kind,parent_id,category,exercise,status")
-    assert lines[1].startswith("1,alert,,cambriolage,0,done") and lines[1].endswith(",1,0,0,0,0")
+    assert lines[1].startswith("1,alert,,cambriolage,0,done")
+    assert lines[1].endswith(",1,0,0,0,0,defaut")  # the implicit organisation, last
     assert "last hash" in out.getvalue()
     await bot.core.services.db.execute("DELETE FROM audit_events WHERE id = 1")
     out = io.StringIO()

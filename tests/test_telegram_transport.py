@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dtm
 import socket
+import tracemalloc
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
 
@@ -200,6 +201,33 @@ def test_recent_sends_forget_quiet_chats_in_amortised_sweeps() -> None:
     now[0] += 61
     recent.record("x")  # the group's minute is over too
     assert len(recent) == 1 and not recent.chat_only("-7")
+
+
+def test_recent_sends_forget_a_wave_of_people_within_minutes() -> None:
+    """Far below 10,000 chats, a wave of enrollments is still forgotten a minute later."""
+    now = [0.0]
+    recent = RecentSends(lambda: now[0])
+    for chat in range(1, 2_001):
+        recent.record(str(chat))
+    now[0] += 61.0
+    recent.record("-7")  # the next new chat after the minute sweeps the quiet ones
+    assert len(recent) == 1 and not recent.chat_only("1")
+
+
+def test_recent_sends_costs_little_memory_per_person() -> None:
+    """2,000 people enrolling: their private chats' last sends stay well under 1 MB (a
+    deque per chat took ~1.5 MB, most of the bot's growth per 2,000 new people)."""
+    recent = RecentSends(lambda: 0.0)
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        for chat in range(1_000_000, 1_002_000):
+            recent.record(str(chat))
+        grown = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert len(recent) == 2_000
+    assert grown < 400_000, f"{grown:,} bytes for 2,000 private chats"
 
 
 # -- long texts, edits, recalls ------------------------------------------------------------

@@ -434,7 +434,10 @@ class Dispatcher:
         assert alert is not None
         category = self.services.reference.categories[alert.category]
         t = Translator(self.services.catalog, language)
-        signature, zone = self.services.config.signature, self.services.timezone
+        # The issuing organisation's signature (bot/organisations.py), on every copy,
+        # update and all-clear.
+        signature = self.services.organisations.signature(alert.organisation)
+        zone = self.services.timezone
         self._protected[alert_id] = category.protected
         if action == "send":
             copy = delivered_alert(t, alert, category, signature, sent_on(alert), zone)
@@ -506,7 +509,8 @@ class Dispatcher:
             if await stores.alerts.posts(PROGRESS, alert.id):
                 await self.perform(Effects.of(EditTracked(PROGRESS, alert.id, message)))
             else:
-                await self.perform(Effects.of(ToOfficers(message, track=(PROGRESS, alert.id))))
+                await self.perform(Effects.of(ToOfficers(message, track=(PROGRESS, alert.id),
+                                                         organisation=alert.organisation)))
 
     def _elapsed(self, alert: Alert) -> float:
         started = alert.broadcast_started_at or alert.created_at
@@ -542,7 +546,7 @@ class Dispatcher:
             del self._receipted[receipted]
         self._protected.pop(alert_id, None)
         self._copies_out.discard(alert_id)
-        effects = Effects.of(ToOfficers(message))
+        effects = Effects.of(ToOfficers(message, organisation=alert.organisation))
         if await stores.alerts.posts(PROGRESS, alert_id):
             effects += Effects.of(EditTracked(PROGRESS, alert_id, message))
         if alert.kind not in ("expiry", "redact"):  # nobody asked: the officers are enough

@@ -164,9 +164,14 @@ async def _enqueue(services: Services, alert: Alert, priority: int, now: datetim
         last = await deliveries.enqueue_subscribers(alert.id, alert.all_communities, priority,
                                                     now, 0, FIRST_SLICE)
         await services.stores.alerts.set_resolve_after(alert.id, last)
-        reach = await deliveries.reach(await services.stores.alerts.communes(alert.id),
+        communes = await services.stores.alerts.communes(alert.id)
+        # The mayors of its communes hear of every alert there, whatever they chose.
+        mayors = await deliveries.enqueue_people(
+            alert.id, services.organisations.mayors_of(communes), priority, now)
+        reach = await deliveries.reach(communes,
                                        await services.stores.alerts.communities(alert.id),
                                        alert.all_communities)
+        reach = Reach(reach.subscribers + mayors, reach.groups)
         return Opened(reach.subscribers + reach.groups, reach)  # all, not this first chunk
     count = 0
     if alert.kind in ("update", "all_clear", "closing"):

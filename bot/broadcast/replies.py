@@ -44,7 +44,7 @@ import dataclasses
 import json
 import logging
 from collections import OrderedDict, defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -79,6 +79,7 @@ from bot.domain import (
 from bot.enums import DeferredKind, ReplyDrop
 from bot.i18n import COMMAND_MARK, commands_for
 from bot.metrics import Metrics
+from bot.organisations import Posting
 from bot.roles import Role
 from bot.storage.alerts import PostedMessage
 from bot.storage.replies import ReplyRow, take_written
@@ -123,17 +124,31 @@ Stored = Post | EditTracked | DeleteTracked
 # -- the stored form ---------------------------------------------------------------------
 
 
-def rows_of(effect: Effect, origin: ChatRef | None, officers: Sequence[ChatRef]) -> list[str]:
+Postings = Callable[[str | None], Sequence[Posting]]
+
+
+def rows_of(effect: Effect, origin: ChatRef | None, postings: Postings) -> list[str]:
     """The rows of one effect: a post to several chats is one row per chat, so that a
-    crash resends only the posts that had not gone."""
+    crash resends only the posts that had not gone. ``postings`` says which officers'
+    channels an organisation's posts go to, and where they are read-only."""
     if isinstance(effect, Reply):
         assert origin is not None, "a reply needs the chat it answers"
         return [encode(Post(origin, effect.message))]
     if isinstance(effect, Notify):
         return [encode(Post(effect.chat, effect.message))]
     if isinstance(effect, ToOfficers):
-        return [encode(Post(chat, effect.message, effect.track)) for chat in officers]
+        return [encode(Post(posting.chat, effect.message if posting.decides
+                            else read_only(effect.message), effect.track))
+                for posting in postings(effect.organisation)]
+    if isinstance(effect, EditTracked) and effect.organisation is not None:
+        readonly = tuple(p.chat for p in postings(effect.organisation) if not p.decides)
+        return [encode(dataclasses.replace(effect, readonly=readonly))]
     return [encode(effect)]
+
+
+def read_only(message: Outgoing) -> Outgoing:
+    """An overseer's copy of a request: the same text, no buttons."""
+    return dataclasses.replace(message, choices=())
 
 
 def encode(stored: Stored) -> str:
@@ -142,7 +157,8 @@ def encode(stored: Stored) -> str:
                            "track": stored.track, "message": _message_json(stored.message)})
     if isinstance(stored, EditTracked):
         return json.dumps({"edit": [stored.purpose, stored.alert_id],
-                           "message": _message_json(stored.message)})
+                           "message": _message_json(stored.message),
+                           "readonly": [[c.platform, c.chat_id] for c in stored.readonly]})
     return json.dumps({"delete": [stored.purpose, stored.alert_id]})
 
 
@@ -154,7 +170,9 @@ def decode(text: str) -> Stored:
                     None if track is None else (str(track[0]), int(track[1])))
     if "edit" in data:
         purpose, alert_id = data["edit"]
-        return EditTracked(purpose, int(alert_id), _message(data["message"]))
+        readonly = tuple(ChatRef(*chat) for chat in data.get("readonly", ()))
+        return EditTracked(purpose, int(alert_id), _message(data["message"]),
+                           readonly=readonly)
     purpose, alert_id = data["delete"]
     return DeleteTracked(purpose, int(alert_id))
 
@@ -624,8 +642,10 @@ class ReplySender:
             await self._turn(chat, Priority.STAFF)
             try:
                 if isinstance(effect, EditTracked):
+                    message = read_only(effect.message) if chat in effect.readonly \
+                        else effect.message
                     await transport.edit(post.chat_id, post.message_id,
-                                         for_platform(effect.message, post.platform))
+                                         for_platform(message, post.platform))
                 else:
                     await transport.delete(post.chat_id, post.message_id)
             except RateLimited as error:

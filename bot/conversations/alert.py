@@ -15,6 +15,7 @@ from typing import Any, ClassVar, TypeVar
 from bot.alert_approval import (
     AlertDraft,
     AlertInputError,
+    check_issuer,
     facts_time,
     parse_communities,
     require_body,
@@ -288,8 +289,13 @@ class GuidedAlertFlow(Flow):
                 choice(state, ctx.t("guided.submit"), "submit"),
                 choice(state, ctx.t("guided.abandon"), "abandon")))
         await close_conversation(ctx)
+        draft = self._draft(ctx, state)
+        issuer = await check_issuer(ctx, draft)
+        if isinstance(issuer, Effects):
+            await drop_kept(ctx)
+            return issuer
         photo, refused = await for_new_alert(ctx)  # the photo kept during the flow
-        return (await submit(ctx, self._draft(ctx, state), photo=photo)).effects + refused
+        return (await submit(ctx, draft, photo=photo)).effects + refused
 
     def _draft(self, ctx: Context, state: ConversationState) -> AlertDraft:
         fields = AlertState.from_json(state.data)

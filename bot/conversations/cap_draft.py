@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from bot.alert_approval import parse_alert_command, submit
+from bot.alert_approval import check_issuer, parse_alert_command, submit
 from bot.context import Context
 from bot.conversations.engine import (
     Answer,
@@ -44,6 +44,9 @@ class CapDraftFlow(Flow):
             draft = parse_alert_command(ctx, state.data["command"], ctx.now)
         except UserFacingError as error:
             return ctx.text(ctx.t(error.key, **error.params))
+        issuer = await check_issuer(ctx, draft)
+        if isinstance(issuer, Effects):
+            return issuer
         return (await submit(ctx, draft)).effects
 
 

@@ -70,4 +70,7 @@ class TipFlow(Flow):
             if location else ""
         forwarded = staff("tip.forwarded", tip=tip_id, number=alert_id,
                           subscriber=subscriber or "?", text=text or "—", location=where)
-        return Effects.of(ToOfficers(Outgoing(forwarded))) + ctx.answer("tip.thanks", tip=tip_id)
+        alert = await ctx.stores.alerts.get(alert_id)  # its organisation's officers are told
+        organisation = None if alert is None else alert.organisation
+        return Effects.of(ToOfficers(Outgoing(forwarded), organisation=organisation)) + \
+            ctx.answer("tip.thanks", tip=tip_id)

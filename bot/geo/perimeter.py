@@ -10,6 +10,10 @@ united. Each part is one of::
     {"type": "Polygon", ...}  GeoJSON text (Polygon, MultiPolygon, Feature, FeatureCollection)
     fichier:zone.geojson      a GeoJSON file (also any part ending in .geojson)
 
+One exclusion may follow the parts: ``dep:48 sauf 48095`` (the Lozère but Mende),
+``Vesoul+10km sauf Vesoul, Navenne``: the communes of the parts after « sauf » are taken
+out (an organisation's territory is written so, bot/organisations.py).
+
 Any part except the point may also take a radius: ``Vesoul+10km``, ``70000 + 500 m``,
 ``dep:48+2,5km`` (decimal comma allowed): the communes within that distance of the part's
 communes (or polygon). :func:`parse_perimeter` raises :class:`PerimeterError` — and nothing
@@ -19,6 +23,7 @@ and its ``params`` fill it.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import re
@@ -77,6 +82,7 @@ _DEP_RE = re.compile(
 _FILE_RE = re.compile(r"^fichier\s*:\s*(.*)$", re.IGNORECASE | re.DOTALL)
 _CODE_RE = re.compile(r"^(?:\d{5}|2[AB]\d{3})$", re.IGNORECASE)
 _DIGITS_RE = re.compile(r"^\d+$")
+_EXCEPT_RE = re.compile(r"\s+sauf\s+", re.IGNORECASE)
 
 
 class PerimeterError(UserFacingError):
@@ -118,6 +124,7 @@ class Area:
     code: str = ""  # the postal code or the département code
     radius_m: float | None = None
     communes: int = 0  # communes this part reaches
+    excluded: bool = False  # a part after « sauf »: its communes are taken out
 
 
 @dataclass(frozen=True)
@@ -586,6 +593,32 @@ def parse_perimeter(
         raise PerimeterError(
             "perimeter.too_long", part=_show(text), length=str(len(text)), max=str(MAX_TEXT_LENGTH)
         )
+    cut = _exclusion(text)
+    if cut is None:
+        return _included(text, layer, max_radius_km, files_dir)
+    kept = _included(text[:cut[0]], layer, max_radius_km, files_dir)
+    taken = _included(text[cut[1]:], layer, max_radius_km, files_dir)
+    communes = kept.communes - taken.communes
+    if not communes:
+        raise PerimeterError("perimeter.nothing_left", part=_show(text))
+    excluded = tuple(dataclasses.replace(a, excluded=True) for a in taken.areas)
+    return dataclasses.replace(
+        kept, text=f"{kept.text} sauf {taken.text}", communes=communes,
+        parts=kept.parts + tuple(f"sauf {p}" for p in taken.parts), areas=kept.areas + excluded)
+
+
+def _exclusion(text: str) -> tuple[int, int] | None:
+    """Where « sauf » cuts the text (its start and end), outside any GeoJSON object."""
+    for match in _EXCEPT_RE.finditer(text):
+        before = text[:match.start()]
+        if before.count("{") == before.count("}"):
+            return match.start(), match.end()
+    return None
+
+
+def _included(
+    text: str, layer: CommuneLayer, max_radius_km: float, files_dir: Path | None
+) -> Perimeter:
     tokens = _tokenize(text)
     if not tokens:
         raise PerimeterError("perimeter.empty", part=_show(text))

@@ -76,8 +76,11 @@ async def _apply_role(ctx: Context, identity: str, role_name: str, revoke: bool)
         ctx.role_book.revoke(identity, role)
         await forget_names(ctx.services)  # kept only while the person holds a role
     else:
-        changed = await store.grant(identity, role_name, ctx.who, ctx.now)
+        # The grant belongs to the granter's organisation (bot/organisations.py).
+        organisation = ctx.organisations.key_of(ctx.identity)
+        changed = await store.grant(identity, role_name, ctx.who, ctx.now, organisation)
         ctx.role_book.grant(identity, role)
+        ctx.organisations.join(identity, organisation)
     await ctx.audit("role.revoked" if revoke else "role.granted", identity=identity,
                     role=role_name, changed=changed)
     return ctx.answer("roles.revoked" if revoke else "roles.granted", identity=identity,

@@ -15,6 +15,7 @@ from bot.conversations.cap_draft import CAP_DRAFT
 from bot.deferred import cap_recipe
 from bot.domain import Attachment, Effects, Outgoing
 from bot.geo.perimeter import PerimeterError, parse_perimeter
+from bot.handlers.lifecycle import visible
 from bot.limits import CAP_DOCUMENT_BYTES
 from bot.roles import Action
 from bot.storage.alerts import Alert
@@ -22,14 +23,22 @@ from bot.storage.alerts import Alert
 MSG_TYPE = {"alert": "Alert", "update": "Update"}  # every other follow-up closes: Cancel
 
 
-def _settings(ctx: Context) -> CapSettings:
-    return CapSettings(timezone=ctx.config.timezone)
+def _settings(ctx: Context, alert: Alert) -> CapSettings:
+    """The issuing organisation is the CAP sender (``sender``, ``senderName``); the
+    implicit one keeps the deployment's defaults."""
+    if ctx.organisations.implicit:
+        return CapSettings(timezone=ctx.config.timezone)
+    organisation = ctx.organisations.get(alert.organisation)
+    return CapSettings(sender=organisation.cap_sender, sender_name=organisation.name,
+                       timezone=ctx.config.timezone)
 
 
 async def export(ctx: Context, args: str) -> Effects:
     """``/cap N`` — the alert (or follow-up) N as an OASIS CAP 1.2 file."""
     number = small_number(args)
     alert = None if number is None else await ctx.stores.alerts.get(number)
+    if alert is not None and not visible(ctx, alert):
+        alert = None  # another organisation's: as if it did not exist
     if alert is None:
         return ctx.answer("capcmd.usage" if number is None else "approval.not_found",
                           number=number)
@@ -40,7 +49,7 @@ async def export(ctx: Context, args: str) -> Effects:
 
 
 async def _cap_alert(ctx: Context, alert: Alert) -> CapSource:
-    stores, settings = ctx.stores, _settings(ctx)
+    stores, settings = ctx.stores, _settings(ctx, alert)
     references: list[CapReference] = []
     revision = 0
     if alert.parent_id is not None:

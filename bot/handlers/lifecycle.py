@@ -31,9 +31,17 @@ async def _target(ctx: Context, args: str, usage: str) -> tuple[Alert, str] | Ef
     if match is None:
         return ctx.answer(usage)
     alert = await ctx.stores.alerts.get(int(match.group(1)))
-    if alert is None:
+    if alert is None or not visible(ctx, alert):
         return ctx.answer("approval.not_found", number=match.group(1))
     return alert, (match.group(2) or "").strip()
+
+
+def visible(ctx: Context, alert: Alert) -> bool:
+    """Another organisation's alert is not shown (an overseer sees all; an author always
+    sees their own, a mayor's message included)."""
+    if alert.requested_by == ctx.who:
+        return True
+    return ctx.organisations.answers_for(ctx.organisation, alert.organisation)
 
 
 def _not_open(ctx: Context, alert: Alert) -> Effects | None:
@@ -55,7 +63,8 @@ async def _may_not_close(ctx: Context, alert: Alert) -> Effects | None:
     """Ending or recalling is for an open broadcast, by the alert's organisation: None
     when allowed, else the answer saying why not."""
     refusal = _not_open(ctx, alert)
-    if refusal is not None or speaks_for_alert(ctx.identity, ctx.roles, alert.requested_by):
+    ours = ctx.organisations.answers_for(ctx.organisation, alert.organisation)
+    if refusal is not None or speaks_for_alert(ctx.identity, ctx.roles, alert.requested_by, ours):
         return refusal
     await ctx.audit("alert.close_refused", alert.id)
     return ctx.answer("lifecycle.not_your_alert", number=alert.id)
@@ -147,7 +156,7 @@ async def _withdraw_pending(ctx: Context, alert: Alert) -> Effects:
         "lifecycle.withdrawn_status", who=await display_name(ctx, staff, ctx.who,
                                                              Role.OPERATOR)))
     await forget(ctx, alert.id)  # after the request that still says what was asked
-    return Effects.of(EditTracked(REQUEST, alert.id, request)) + ctx.answer(
+    return Effects.of(EditTracked(REQUEST, alert.id, request, alert.organisation)) + ctx.answer(
         "lifecycle.withdrawn", number=alert.id)
 
 

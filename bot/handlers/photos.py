@@ -71,5 +71,5 @@ async def _attach_after(ctx: Context, alert: Alert, photo: Photo) -> Effects:
     staff = ctx.staff_t  # the officers' channels read the staff language
     request = await officers_request(ctx, staff, alert, staff("approval.waiting"))
     return (ctx.answer("photo.attached", number=alert.id, size=size_text(ctx.t, photo.size))
-            + Effects.of(EditTracked(REQUEST, alert.id, request))
-            + officers_post(staff, alert.id, photo))
+            + Effects.of(EditTracked(REQUEST, alert.id, request, alert.organisation))
+            + officers_post(staff, alert.id, photo, alert.organisation))

@@ -6,7 +6,13 @@ import re
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from bot.alert_approval import AlertInputError, parse_alert_command, shown_perimeter, submit
+from bot.alert_approval import (
+    AlertInputError,
+    check_issuer,
+    parse_alert_command,
+    shown_perimeter,
+    submit,
+)
 from bot.commands import Command, small_number
 from bot.context import Context
 from bot.domain import Effects
@@ -76,6 +82,9 @@ async def program(ctx: Context, args: str) -> Effects:
         params = {name: ctx.t.when(value) if isinstance(value, datetime) else value
                   for name, value in error.params.items()}
         return ctx.text(ctx.t(error.key, **params) + "\n" + ctx.t("schedule.usage"))
+    issuer = await check_issuer(ctx, draft)
+    if isinstance(issuer, Effects):
+        return issuer
     communities = [] if draft.all_communities else sorted(draft.communities)
     schedule_id = await ctx.stores.schedules.create(
         rule, draft.category.key, shown_perimeter(ctx, draft.perimeter), communities,

@@ -17,10 +17,14 @@ async def stats(ctx: Context, args: str) -> Effects:
     if days is None or not 1 <= days <= 3660:
         return ctx.answer("stats.usage")
     since = ctx.now - timedelta(days=int(days))
+    # An organisation's own alerts and their deliveries; an overseer's: everyone's.
+    scope = ctx.organisations.visible_keys(ctx.organisation)
     lines = [ctx.t("stats.title", days=days)]
+    if not ctx.organisations.implicit:
+        lines.append(ctx.t("orgs.issued_by", organisation=_scope_name(ctx, scope)))
     lines += await _subscribers(ctx)
-    lines += await _alerts(ctx, since)
-    counts = await ctx.stores.stats.deliveries(since)
+    lines += await _alerts(ctx, since, scope)
+    counts = await ctx.stores.stats.deliveries(since, scope)
     rate = f"{100 * counts.receipts / counts.sent:.0f}" if counts.sent else "0"
     t = ctx.t
     lines.append(t("stats.deliveries", sent=t("quantity.sent", count=counts.sent),
@@ -46,8 +50,14 @@ async def _subscribers(ctx: Context) -> list[str]:
             ctx.t("stats.by_commune", list=communes or "—")]
 
 
-async def _alerts(ctx: Context, since: datetime) -> list[str]:
-    counts = await ctx.stores.stats.alerts(since)
+def _scope_name(ctx: Context, scope: frozenset[str] | None) -> str:
+    if scope is None:
+        return ctx.t("orgs.everyone")
+    return ", ".join(ctx.organisations.get(key).name for key in sorted(scope)) or "—"
+
+
+async def _alerts(ctx: Context, since: datetime, scope: frozenset[str] | None) -> list[str]:
+    counts = await ctx.stores.stats.alerts(since, scope)
     real = ", ".join(f"{category} {n}" for category, n in counts.real)
     return [ctx.t("stats.alerts", list=real or "—", exercises=counts.exercises)]
 

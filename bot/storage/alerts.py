@@ -56,6 +56,7 @@ class Alert:
     schedule_id: int | None = None
     closed_at: datetime | None = None
     facts_stated: bool = False  # the operator said when the facts happened
+    organisation: str = "defaut"  # the issuing organisation's key (bot/organisations.py)
 
     @classmethod
     def from_row(cls, row: Row) -> Alert:
@@ -69,7 +70,8 @@ class Alert:
             _moment(row["broadcast_started_at"]), _moment(row["completed_at"]),
             parse_stamp(row["expires_at"]), AlertKind(row["kind"]), row["parent_id"],
             bool(row["exercise"]), row["prosecutor_ref"], row["closed"], _moment(row["send_at"]),
-            row["schedule_id"], _moment(row["closed_at"]), bool(row["facts_stated"]))
+            row["schedule_id"], _moment(row["closed_at"]), bool(row["facts_stated"]),
+            row["organisation"])
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +95,7 @@ class NewAlert:
     send_at: datetime | None = None
     schedule_id: int | None = None
     facts_stated: bool = False
+    organisation: str = "defaut"
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,14 +129,14 @@ class AlertStore:
                 "INSERT INTO alerts (category, perimeter, perimeter_json, all_communities, body,"
                 " facts_at, requested_by, request_platform, request_chat_id, status,"
                 " required_approvals, created_at, expires_at, kind, parent_id, exercise, send_at,"
-                " schedule_id, facts_stated)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " schedule_id, facts_stated, organisation)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (alert.category, alert.perimeter, alert.perimeter_json, int(alert.all_communities),
                  alert.body, stamp(alert.facts_at), alert.requested_by,
                  alert.request_platform, alert.request_chat_id, alert.required_approvals,
                  stamp(now), stamp(alert.expires_at), alert.kind, alert.parent_id,
                  int(alert.exercise), stamp(alert.send_at) if alert.send_at else None,
-                 alert.schedule_id, int(alert.facts_stated)))
+                 alert.schedule_id, int(alert.facts_stated), alert.organisation))
             await self.db.executemany(
                 "INSERT INTO alert_communes (alert_id, insee) VALUES (?, ?)",
                 [(alert_id, code) for code in sorted(alert.communes)])
@@ -159,6 +162,20 @@ class AlertStore:
             "SELECT community FROM alert_communities WHERE alert_id = ? ORDER BY community",
             (alert_id,))
         return [row[0] for row in rows]
+
+    async def recent_of(self, organisations: frozenset[str] | None,
+                        limit: int = 10) -> list[Alert]:
+        """The latest alerts of these organisations (None: of all)."""
+        if organisations is None:
+            rows = await self.db.fetchall(
+                "SELECT * FROM alerts WHERE kind = 'alert' ORDER BY id DESC LIMIT ?", (limit,))
+        else:
+            keys = tuple(sorted(organisations))
+            marks = ", ".join("?" * len(keys)) or "NULL"
+            rows = await self.db.fetchall(
+                f"SELECT * FROM alerts WHERE kind = 'alert' AND organisation IN ({marks})"
+                " ORDER BY id DESC LIMIT ?", (*keys, limit))
+        return [Alert.from_row(row) for row in rows]
 
     async def recent_by(self, requester: str, limit: int = 10) -> list[Alert]:
         rows = await self.db.fetchall(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 
@@ -156,6 +156,20 @@ class DeliveryStore:
         return await self.db.execute(
             INSERT_ROWS + "SELECT :alert_id, 'group', g.id, g.platform, g.chat_id, :priority,"
             " :now" + GROUP_MATCH.format(**FROM_ALERT), params)
+
+    async def enqueue_people(self, alert_id: int, identities: Sequence[str], priority: int,
+                             now: datetime) -> int:
+        """Rows for these people (PLATFORM:ID) whoever they chose to hear about: the mayors
+        of the alert's communes (bot/organisations.py). Only subscribers who have not
+        paused or left; someone already counted in is not written twice."""
+        pairs = [identity.partition(":")[::2] for identity in identities]
+        if not pairs:
+            return 0
+        match = " OR ".join("(s.platform = ? AND s.platform_user_id = ?)" for _ in pairs)
+        return await self.db.execute(
+            INSERT_ROWS + "SELECT ?, 'subscriber', s.id, s.platform, s.chat_id, ?, ?"
+            f" FROM subscribers s WHERE s.status = 'active' AND ({match})",
+            (alert_id, priority, stamp(now), *(part for pair in pairs for part in pair)))
 
     async def enqueue_subscribers(self, alert_id: int, all_communities: bool, priority: int,
                                   now: datetime, after_id: int, span: int) -> int | None:

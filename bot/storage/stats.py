@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -30,6 +31,17 @@ class DeliveryCounts:
     receipts: int
 
 
+def scope(organisations: Collection[str] | None, column: str = "a.organisation",
+          ) -> tuple[str, tuple[str, ...]]:
+    """A condition keeping the alerts of these organisations (None: every alert)."""
+    if organisations is None:
+        return "", ()
+    keys = tuple(sorted(organisations))
+    if not keys:
+        return " AND 0 = 1", ()
+    return f" AND {column} IN ({', '.join('?' * len(keys))})", keys
+
+
 class StatsStore:
     def __init__(self, db: Database) -> None:
         self.db = db
@@ -48,18 +60,23 @@ class StatsStore:
         return SubscriberCounts(by_status, [(row[0], int(row[1])) for row in by_community],
                                 [(row[0], int(row[1])) for row in by_commune])
 
-    async def alerts(self, since: datetime) -> AlertCounts:
+    async def alerts(self, since: datetime,
+                     organisations: Collection[str] | None = None) -> AlertCounts:
+        """``organisations``: only their alerts (bot/organisations.py); None: all."""
+        where, keys = scope(organisations, "organisation")
         rows = await self.db.fetchall(
             "SELECT category, exercise, count(*) FROM alerts WHERE kind = 'alert'"
-            " AND status IN ('broadcasting', 'done') AND created_at >= ?"
-            " GROUP BY category, exercise ORDER BY count(*) DESC", (stamp(since),))
+            f" AND status IN ('broadcasting', 'done') AND created_at >= ?{where}"
+            " GROUP BY category, exercise ORDER BY count(*) DESC", (stamp(since), *keys))
         return AlertCounts([(category, int(n)) for category, exercise, n in rows if not exercise],
                            sum(int(n) for _, exercise, n in rows if exercise))
 
-    async def deliveries(self, since: datetime) -> DeliveryCounts:
+    async def deliveries(self, since: datetime,
+                         organisations: Collection[str] | None = None) -> DeliveryCounts:
+        where, keys = scope(organisations)
         sent, failed, blocked, receipts = await self.db.fetchone(
             "SELECT coalesce(sum(d.status = 'sent'), 0), coalesce(sum(d.status = 'failed'), 0),"
             " coalesce(sum(d.status = 'blocked'), 0), count(d.acknowledged_at) FROM deliveries d"
             " JOIN alerts a ON a.id = d.alert_id WHERE d.action = 'send' AND a.exercise = 0"
-            " AND a.created_at >= ?", (stamp(since),)) or (0, 0, 0, 0)
+            f" AND a.created_at >= ?{where}", (stamp(since), *keys)) or (0, 0, 0, 0)
         return DeliveryCounts(int(sent), int(failed), int(blocked), int(receipts))

@@ -15,7 +15,7 @@ import itertools
 import mimetypes
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
 
@@ -44,7 +44,7 @@ from bot.transports.numbered import NumberedChoices, render_choices
 
 PLATFORM = "console"
 GROUP_PREFIX = "groupe:"
-HELP = ("Commandes de la console : :as NOM, :officiers, :groupe NOM, :prive, "
+HELP = ("Commandes de la console : :as NOM, :officiers [CANAL], :groupe NOM, :prive, "
         ":loc LAT,LON, :photo FICHIER [texte], :quit")
 
 
@@ -53,8 +53,11 @@ class ConsoleTransport(Transport):
 
     def __init__(self, officers_channel: str = "#officiers", identity: str = "alice",
                  output: Callable[[str], None] = print,
-                 files_dir: Path = Path("var/console-files")) -> None:
+                 files_dir: Path = Path("var/console-files"),
+                 more_channels: Sequence[str] = ()) -> None:
         self.officers_channel = officers_channel
+        # The organisations' officers' channels (bot/organisations.py): :officiers NAME
+        self.more_channels = [c for c in more_channels if c != officers_channel]
         self.files_dir = files_dir
         self.identity = identity
         self.chat_id = identity
@@ -104,7 +107,7 @@ class ConsoleTransport(Transport):
             self.output(f"[bot ✗ {chat_id}] #{number} fichier supprimé")
 
     def officers_channels(self) -> list[ChatRef]:
-        return [ChatRef(PLATFORM, self.officers_channel)]
+        return [ChatRef(PLATFORM, c) for c in (self.officers_channel, *self.more_channels)]
 
     def _print(self, header: str, message: Outgoing, first: int = 1,
                message_id: str = "") -> None:
@@ -170,7 +173,7 @@ class ConsoleTransport(Transport):
             event_id=f"{self._run}.{next(self._events)}")
 
     def _chat_kind(self) -> ChatKind:
-        if self.chat_id == self.officers_channel:
+        if self.chat_id == self.officers_channel or self.chat_id in self.more_channels:
             return ChatKind.OFFICERS
         if self.chat_id.startswith(GROUP_PREFIX):
             return ChatKind.GROUP
@@ -182,7 +185,9 @@ class ConsoleTransport(Transport):
         if verb == "as" and argument:
             self.identity = self.chat_id = argument
         elif verb in ("officiers", "officers"):
-            self.chat_id = self.officers_channel
+            channels = [self.officers_channel, *self.more_channels]
+            named = [c for c in channels if argument and argument.lstrip("#") == c.lstrip("#")]
+            self.chat_id = named[0] if named else self.officers_channel
         elif verb == "groupe" and argument:
             self.chat_id = GROUP_PREFIX + argument
         elif verb == "prive":

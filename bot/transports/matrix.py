@@ -31,7 +31,7 @@ import io
 import json
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 from urllib.parse import quote
@@ -128,7 +128,8 @@ class MatrixTransport(Transport):
 
     def __init__(self, config: MatrixConfig, state: TransportState,
                  is_admin: Callable[[Identity], bool], *,
-                 sync_timeout_ms: int = SYNC_TIMEOUT_MS, lanes: Lanes | None = None) -> None:
+                 sync_timeout_ms: int = SYNC_TIMEOUT_MS, lanes: Lanes | None = None,
+                 more_officers: Sequence[str] = ()) -> None:
         self.config = config
         self.lanes = lanes or Lanes(name="matrix")
         self._staff: StaffTest = nobody
@@ -137,6 +138,7 @@ class MatrixTransport(Transport):
         self.user_id = config.user_id
         self.sync_timeout_ms = sync_timeout_ms
         self.rooms = RoomDirectory(config.officers_room)
+        self.rooms.more_officers = list(more_officers)  # the organisations' rooms
         self.requests = RequestChoices(state)
         self.choices = NumberedChoices()
         self.uploads = Uploads()  # an alert's photo: uploaded once, then its mxc:// URI
@@ -470,7 +472,7 @@ class MatrixTransport(Transport):
         if details is None or room_id in self._queued:
             return
         inviter, direct = details
-        officers = room_id == self.rooms.officers_room
+        officers = self.rooms.is_officers(room_id)
         if officers or direct or self.is_admin(Identity(PLATFORM, inviter)):
             if direct and not officers:
                 self.rooms.expect_direct(room_id)
@@ -482,9 +484,9 @@ class MatrixTransport(Transport):
             self._enqueue(MembershipJob("leave", room_id))
 
     def _join_officers_room_if_needed(self) -> None:
-        room_id = self.rooms.officers_room
-        if room_id.startswith("!") and room_id not in self.rooms.joined:
-            self._enqueue(MembershipJob("join", room_id))
+        for room_id in self.rooms.officers_rooms():
+            if room_id not in self.rooms.joined:
+                self._enqueue(MembershipJob("join", room_id))
 
     def _enqueue(self, job: MembershipJob) -> None:
         if job.room_id not in self._queued:
@@ -605,7 +607,7 @@ class MatrixTransport(Transport):
         event_ids: list[str] = []
         # Numbered on from the last list the person has not answered yet; a request in
         # the officers' room is answered by replying to it: its own numbers, from 1.
-        officers = chat_id == self.rooms.officers_room
+        officers = self.rooms.is_officers(chat_id)
         first = 1 if officers else self.choices.first_number(chat_id)
         contents = message_contents(replace(message, reply_to=first_id(message.reply_to)),
                                     first=first)
@@ -681,8 +683,7 @@ class MatrixTransport(Transport):
                 raise delivery_error(response)
 
     def officers_channels(self) -> list[ChatRef]:
-        room_id = self.rooms.officers_room
-        return [ChatRef(PLATFORM, room_id)] if room_id.startswith("!") else []
+        return [ChatRef(PLATFORM, room_id) for room_id in self.rooms.officers_rooms()]
 
     async def _room_send(self, room_id: str, content: dict[str, Any]) -> str:
         try:
@@ -703,7 +704,7 @@ class MatrixTransport(Transport):
 
     async def _remember_request(self, chat_id: str, event_id: str,
                                 choices: tuple[Choice, ...]) -> None:
-        if chat_id == self.rooms.officers_room:
+        if self.rooms.is_officers(chat_id):
             await self.requests.remember(event_id, choices)
 
 

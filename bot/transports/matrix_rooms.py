@@ -24,6 +24,7 @@ class RoomDirectory:
 
     def __init__(self, officers_room: str) -> None:
         self.officers_room = officers_room  # a room id once resolved (aliases start with #)
+        self.more_officers: list[str] = []  # the organisations' officers' rooms (room ids)
         self._direct: dict[str, list[str]] = {}
         self._marked: set[str] = set()  # marked by this process: survives a stale sync copy
         self.joined: set[str] = set()
@@ -54,8 +55,15 @@ class RoomDirectory:
     def is_direct(self, room_id: str) -> bool:
         return room_id in self._marked or any(room_id in rooms for rooms in self._direct.values())
 
+    def is_officers(self, room_id: str) -> bool:
+        return room_id == self.officers_room or room_id in self.more_officers
+
+    def officers_rooms(self) -> list[str]:
+        main = [self.officers_room] if self.officers_room.startswith("!") else []
+        return main + [room for room in self.more_officers if room not in main]
+
     def kind(self, room_id: str, member_count: int | None) -> ChatKind:
-        if room_id == self.officers_room:
+        if self.is_officers(room_id):
             return ChatKind.OFFICERS
         if self.is_direct(room_id) and (member_count is None or member_count <= 2):
             return ChatKind.PRIVATE

@@ -42,6 +42,7 @@ class MemoryTransport(Transport):
                  clock: Clock | None = None) -> None:
         self.platform = platform
         self.officers_chat = officers_chat
+        self.more_officers: list[str] = []  # the organisations' officers' chats
         self.on_incoming: IncomingHandler | None = None
         self.posted: dict[str, list[Posted]] = defaultdict(list)
         # chat id → errors raised by the next sends there, in order
@@ -100,7 +101,9 @@ class MemoryTransport(Transport):
         raise PermanentError(f"message {message_id} not found in {chat_id}")
 
     def officers_channels(self) -> list[ChatRef]:
-        return [] if self.officers_chat is None else [ChatRef(self.platform, self.officers_chat)]
+        main = [] if self.officers_chat is None else [self.officers_chat]
+        return [ChatRef(self.platform, chat) for chat in (*main, *self.more_officers)
+                if chat]
 
     def texts(self, chat_id: str) -> list[str]:
         """What the chat shows now: edits applied, deleted messages gone."""

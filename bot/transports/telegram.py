@@ -155,8 +155,11 @@ class TelegramTransport(Transport):
     platform = PLATFORM
 
     def __init__(self, config: TelegramConfig, connections: int = CONNECTION_POOL_SIZE,
-                 state: TransportState | None = None, lanes: Lanes | None = None) -> None:
+                 state: TransportState | None = None, lanes: Lanes | None = None,
+                 more_officers: Sequence[int] = ()) -> None:
         self.config = config
+        # The organisations' officers' groups (bot/organisations.py), beside officers_chat_id.
+        self.more_officers = [chat for chat in more_officers if chat != config.officers_chat_id]
         self.connections = connections  # HTTP connections for everything but getUpdates
         # The spool; without it (tests, tools) the loop waits for every update it took to
         # be handled before the next getUpdates confirms them.
@@ -481,7 +484,7 @@ class TelegramTransport(Transport):
         """The core's view of an update, taken in the order Telegram sent them (an
         officers' group that moved is followed before the next update is read)."""
         try:
-            incoming = to_incoming(update, self.username, self.officers_chat_id)
+            incoming = to_incoming(update, self.username, self._officers_ids())
             if incoming is not None:
                 self._notice_chat_event(incoming)
             return incoming
@@ -751,10 +754,13 @@ class TelegramTransport(Transport):
             raise RuntimeError("telegram transport not started")
         return self._app.bot
 
+    def _officers_ids(self) -> frozenset[int]:
+        main = () if self.officers_chat_id is None else (self.officers_chat_id,)
+        return frozenset((*main, *self.more_officers))
+
     def officers_channels(self) -> list[ChatRef]:
-        if self.officers_chat_id is None:
-            return []
-        return [ChatRef(PLATFORM, str(self.officers_chat_id))]
+        main = [] if self.officers_chat_id is None else [self.officers_chat_id]
+        return [ChatRef(PLATFORM, str(chat)) for chat in (*main, *self.more_officers)]
 
     # -- command menus ------------------------------------------------------------------
 

@@ -65,43 +65,60 @@ class RecentSends:
     A broadcast records a new chat at every message, so forgetting must stay cheap: a sweep
     runs only when the number of chats remembered has doubled since the last one (amortised
     O(1); sweeping at every new chat beyond 10,000 once cut a broadcast from 1,000 to 250
-    msg/s), and forgets a private chat after ``PRIVATE_WINDOW``, a group after
-    ``GROUP_WINDOW``: exactly when ``chat_only`` stops looking at them.
+    msg/s) or a minute after the last one (so a wave of people enrolling, far below 10,000,
+    does not stay in memory for ever), and forgets a private chat after ``PRIVATE_WINDOW``, a
+    group after ``GROUP_WINDOW``: exactly when ``chat_only`` stops looking at them.
+
+    A private chat needs only its last send: a float, not a deque (a ``deque(maxlen=1)`` is
+    ~700 bytes; per person, that was most of the bot's memory growth in an enrollment
+    spike). Groups keep their last ``GROUP_PER_MINUTE``.
     """
 
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self._clock = clock
-        # Private chats need only the last send, groups the last GROUP_PER_MINUTE.
-        self._sent: dict[str, deque[float]] = {}
+        self._private: dict[str, float] = {}
+        self._groups: dict[str, deque[float]] = {}
         self._sweep_at = SWEEP_ABOVE
+        self._next_sweep = clock() + GROUP_WINDOW
 
     def __len__(self) -> int:
-        return len(self._sent)
+        return len(self._private) + len(self._groups)
 
     def record(self, chat_id: str) -> None:
-        stamps = self._sent.get(chat_id)
+        now = self._clock()
+        if is_private(chat_id):
+            if chat_id not in self._private:
+                self._sweep_if_grown()
+            self._private[chat_id] = now
+            return
+        stamps = self._groups.get(chat_id)
         if stamps is None:
-            if len(self._sent) >= self._sweep_at:
-                self._forget_quiet_chats()
-                self._sweep_at = max(SWEEP_ABOVE, 2 * len(self._sent))
-            stamps = deque(maxlen=1 if is_private(chat_id) else GROUP_PER_MINUTE)
-            self._sent[chat_id] = stamps
-        stamps.append(self._clock())
+            self._sweep_if_grown()
+            stamps = self._groups[chat_id] = deque(maxlen=GROUP_PER_MINUTE)
+        stamps.append(now)
 
     def chat_only(self, chat_id: str) -> bool:
         """Whether a 429 for this chat is most likely its own limit rather than the bot's."""
-        stamps = self._sent.get(chat_id)
-        if not stamps:
-            return False
         now = self._clock()
         if is_private(chat_id):
-            return now - stamps[-1] < PRIVATE_WINDOW
-        return len(stamps) >= GROUP_PER_MINUTE and now - stamps[0] < GROUP_WINDOW
+            last = self._private.get(chat_id)
+            return last is not None and now - last < PRIVATE_WINDOW
+        stamps = self._groups.get(chat_id)
+        return (stamps is not None and len(stamps) >= GROUP_PER_MINUTE
+                and now - stamps[0] < GROUP_WINDOW)
+
+    def _sweep_if_grown(self) -> None:
+        if len(self) >= self._sweep_at or self._clock() >= self._next_sweep:
+            self._forget_quiet_chats()
+            self._sweep_at = max(SWEEP_ABOVE, 2 * len(self))
+            self._next_sweep = self._clock() + GROUP_WINDOW
 
     def _forget_quiet_chats(self) -> None:
         now = self._clock()
-        self._sent = {chat: s for chat, s in self._sent.items() if s and now - s[-1] < (
-            PRIVATE_WINDOW if is_private(chat) else GROUP_WINDOW)}
+        self._private = {chat: last for chat, last in self._private.items()
+                         if now - last < PRIVATE_WINDOW}
+        self._groups = {chat: stamps for chat, stamps in self._groups.items()
+                        if stamps and now - stamps[-1] < GROUP_WINDOW}
 
 
 def retry_after_seconds(error: RetryAfter) -> float:

@@ -20,6 +20,7 @@ the transport fetches the photo for staff (bot/transports/telegram_files.py).
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import replace
 
 from telegram import CallbackQuery, Chat, ChatMemberUpdated, Message, Update, User
@@ -39,16 +40,19 @@ PHOTO_KINDS = ("photo", "document")  # what an operator's photo arrives as
 _JOINED = {ChatMemberStatus.MEMBER, ChatMemberStatus.ADMINISTRATOR, ChatMemberStatus.OWNER}
 _LEFT = {ChatMemberStatus.LEFT, ChatMemberStatus.BANNED}
 
+# The officers' group, or the groups of every organisation (bot/organisations.py).
+Officers = int | Collection[int] | None
+
 
 def to_incoming(update: Update, bot_username: str,
-                officers_chat_id: int | None) -> Incoming | None:
+                officers_chat_id: Officers) -> Incoming | None:
     """The core's view of ``update``, or None when the bot should not react to it."""
     incoming = _content(update, bot_username, officers_chat_id)
     # The update_id: Telegram sends an update again until a getUpdates confirms it.
     return None if incoming is None else replace(incoming, event_id=str(update.update_id))
 
 
-def _content(update: Update, bot_username: str, officers_chat_id: int | None) -> Incoming | None:
+def _content(update: Update, bot_username: str, officers_chat_id: Officers) -> Incoming | None:
     if update.callback_query is not None:
         return _from_callback(update.callback_query, officers_chat_id)
     if update.my_chat_member is not None:
@@ -58,8 +62,11 @@ def _content(update: Update, bot_username: str, officers_chat_id: int | None) ->
     return None
 
 
-def chat_kind(chat: Chat, officers_chat_id: int | None) -> ChatKind | None:
-    if officers_chat_id is not None and chat.id == officers_chat_id:
+def chat_kind(chat: Chat, officers_chat_id: Officers) -> ChatKind | None:
+    """``officers_chat_id``: the officers' group, or every organisation's."""
+    officers = () if officers_chat_id is None else (
+        (officers_chat_id,) if isinstance(officers_chat_id, int) else officers_chat_id)
+    if chat.id in officers:
         return ChatKind.OFFICERS
     if chat.type == Chat.PRIVATE:
         return ChatKind.PRIVATE
@@ -75,7 +82,7 @@ def _incoming(user: User, chat: Chat, kind: ChatKind) -> Incoming:
                     chat_kind=kind, chat_title=title, sender_name=user.full_name)
 
 
-def _from_callback(query: CallbackQuery, officers_chat_id: int | None) -> Incoming | None:
+def _from_callback(query: CallbackQuery, officers_chat_id: Officers) -> Incoming | None:
     message = query.message  # None for inline-mode messages, which this bot never sends
     if message is None or not isinstance(query.data, str):
         return None
@@ -86,7 +93,7 @@ def _from_callback(query: CallbackQuery, officers_chat_id: int | None) -> Incomi
     return replace(_incoming(query.from_user, message.chat, kind), choice=query.data)
 
 
-def _from_membership(event: ChatMemberUpdated, officers_chat_id: int | None) -> Incoming | None:
+def _from_membership(event: ChatMemberUpdated, officers_chat_id: Officers) -> Incoming | None:
     kind = chat_kind(event.chat, officers_chat_id)
     membership = _membership(event)
     if kind is None or membership is None:
@@ -107,7 +114,7 @@ def _membership(event: ChatMemberUpdated) -> str | None:
 
 
 def _from_message(message: Message, bot_username: str,
-                  officers_chat_id: int | None) -> Incoming | None:
+                  officers_chat_id: Officers) -> Incoming | None:
     kind = chat_kind(message.chat, officers_chat_id)
     user = message.from_user
     if kind is None or user is None:
