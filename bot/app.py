@@ -46,6 +46,7 @@ async def build_services(config: Config, clock: Clock | None = None,
         organisations = Organisations.build(config, layer)
         roles = RoleBook(config.roles, config.organisations)
         roles.load_granted(await stores.roles.all())
+        roles.load_referents(await stores.referents.all())
         organisations.load_granted(await stores.roles.organisations())
     except BaseException:
         await db.close()  # its worker thread would keep the process alive

@@ -44,10 +44,21 @@ class GeoConfig:
 
 
 @dataclass(frozen=True)
+class ReferentConfig:
+    """A partner's staff member (a chamber, an association): the name on their posters and
+    the communities whose invitations and requests they handle."""
+
+    partner: str = ""
+    communities: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
 class RolesConfig:
     admins: list[str] = field(default_factory=list)
     operators: list[str] = field(default_factory=list)
     officers: list[str] = field(default_factory=list)
+    # PLATFORM:ID → partner and communities (issue 17: invitations, vetted communities)
+    referents: dict[str, ReferentConfig] = field(default_factory=dict)
     # PLATFORM:ID → the name other staff read (« Capitaine Martin »), before any display name
     names: dict[str, str] = field(default_factory=dict)
     # PLATFORM:ID → the commune(s) a mayor represents, a perimeter of communes (« 48095 »)
@@ -393,6 +404,7 @@ def _check_semantics(config: Config, path: Path) -> None:
         if not name.strip() or len(name) > STAFF_NAME_CHARS:
             raise ConfigError(f"{path}: roles.names.{identity}: a name of 1 to {STAFF_NAME_CHARS}"
                               " characters")
+    _check_referents(config.roles, path)
     if not config.signature.strip() or len(config.signature) > STAFF_NAME_CHARS:
         raise ConfigError(f"{path}: signature: 1 to {STAFF_NAME_CHARS} characters")
     for identity, communes in config.roles.mayors.items():
@@ -429,6 +441,18 @@ def _check_semantics(config: Config, path: Path) -> None:
                           " must be at least 1")
     _check_secret_key(config, path)
     _check_monitoring(config.monitoring, path)
+
+
+def _check_referents(roles: RolesConfig, path: Path) -> None:
+    for identity, referent in roles.referents.items():
+        where = f"{path}: roles.referents.{identity}"
+        if not is_platform_id(identity):
+            raise ConfigError(f"{where}: not PLATFORM:ID ({PLATFORM_ID_EXAMPLES})")
+        if not referent.partner.strip() or len(referent.partner) > STAFF_NAME_CHARS:
+            raise ConfigError(f"{where}.partner: a name of 1 to {STAFF_NAME_CHARS} characters"
+                              " (it is printed on their posters)")
+        if not referent.communities:
+            raise ConfigError(f"{where}.communities: at least one community key")
 
 
 ORGANISATION_KEY = re.compile(r"[a-z0-9][a-z0-9_-]{0,31}")

@@ -23,6 +23,7 @@ from bot.domain import (
 )
 from bot.geo.communes import CommuneLayer
 from bot.i18n import Catalog, Translator
+from bot.invitations import GuessGuard
 from bot.keys import Keys
 from bot.organisations import Organisation, Organisations
 from bot.reference import Reference
@@ -34,6 +35,7 @@ from bot.storage.database import Database
 from bot.storage.deliveries import DeliveryStore
 from bot.storage.groups import GroupStore
 from bot.storage.inbox import InboxStore
+from bot.storage.invitations import InvitationStore, ReferentStore
 from bot.storage.lock import ServingLock
 from bot.storage.photos import PhotoStore
 from bot.storage.replies import ReplyStore
@@ -43,6 +45,7 @@ from bot.storage.staff_names import StaffNameStore
 from bot.storage.stats import StatsStore
 from bot.storage.subscribers import BY_USER, Subscriber, SubscriberStore
 from bot.storage.tips import TipStore
+from bot.transports.base import StartLink, Transport
 
 
 @dataclass
@@ -61,13 +64,15 @@ class Stores:
     stats: StatsStore
     staff_names: StaffNameStore
     photos: PhotoStore
+    invitations: InvitationStore
+    referents: ReferentStore
 
     @classmethod
     def on(cls, db: Database, keys: Keys) -> Stores:
         return cls(SubscriberStore(db), GroupStore(db), AlertStore(db), DeliveryStore(db),
                    ConversationStore(db), AuditStore(db, keys), ScheduleStore(db), TipStore(db),
                    RoleStore(db), InboxStore(db), ReplyStore(db), StatsStore(db),
-                   StaffNameStore(db), PhotoStore(db))
+                   StaffNameStore(db), PhotoStore(db), InvitationStore(db), ReferentStore(db))
 
 
 @dataclass
@@ -83,6 +88,10 @@ class Services:
     organisations: Organisations
     platforms: frozenset[str] = field(default_factory=frozenset)
     serving_lock: ServingLock | None = None  # held from build_services to close
+    # The running transports, through their base interface only: how people reach the
+    # bot with an invitation's code (``Transport.start_link``). Set by the core.
+    transports: dict[str, Transport] = field(default_factory=dict)
+    code_guard: GuessGuard = field(default_factory=GuessGuard)  # forged start codes
 
     async def close(self) -> None:
         await self.db.close()
@@ -100,6 +109,11 @@ class Services:
     def role_book(self) -> RoleBook:
         """Who holds which role (the same name as ``Context``'s, for ``Records``)."""
         return self.roles
+
+    def start_links(self, code: str) -> list[StartLink]:
+        """How people reach the bot with ``code`` on each running platform."""
+        links = (transport.start_link(code) for transport in self.transports.values())
+        return [link for link in links if link is not None]
 
 
 async def _sender(services: Services, sender: Identity,

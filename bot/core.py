@@ -29,6 +29,7 @@ from bot.domain import (
     repaired,
 )
 from bot.effect_runner import EffectRunner
+from bot.handlers.referent import expire_requests
 from bot.i18n import Translator
 from bot.metrics import Metrics
 from bot.middleware import (
@@ -56,6 +57,7 @@ class Core:
     def __init__(self, services: Services, transports: Mapping[str, Transport],
                  metrics: Metrics | None = None) -> None:
         self.services = services
+        services.transports = dict(transports)  # their start links (invitations)
         self.metrics = metrics or Metrics()
         self.router = Router()
         self.runner = EffectRunner(services, transports, self.metrics)
@@ -150,6 +152,7 @@ class Core:
         """Whatever the database says is due: reminders, expiries, scheduled sends."""
         async with self._lock.alone():
             effects = await tick(self.services)
+            effects += await expire_requests(self.services)
         await self.runner.perform(effects)
 
     async def idle(self) -> None:

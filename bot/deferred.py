@@ -25,6 +25,7 @@ from bot.domain import Deferred
 from bot.enums import DeferredKind
 from bot.geo.perimeter import Perimeter
 from bot.i18n import Translator
+from bot.invitation_poster import PosterText, poster_png, qr_png
 from bot.maps import MapLegend, render_map
 from bot.photos import Photo
 from bot.privacy import export_json
@@ -67,11 +68,26 @@ def my_data_recipe(language: str, data: dict[str, Any]) -> Deferred:
                     json.dumps(recipe, ensure_ascii=False))
 
 
+def qr_recipe(invitation_id: int, language: str, link: str) -> Deferred:
+    """An invitation's QR code. Its link holds the token: like a data export, the recipe
+    is cleared from the outbox once sent, and never kept in memory (``is_shared``)."""
+    return Deferred(DeferredKind.QR, f"invitation-{invitation_id}-qr.png", "image/png",
+                    json.dumps({"language": language, "link": link}))
+
+
+def poster_recipe(invitation_id: int, language: str, text: PosterText) -> Deferred:
+    recipe = {"language": language, "issuer": text.issuer, "partner": text.partner,
+              "community": text.community, "link": text.link,
+              "matrix_line": text.matrix_line, "footer": text.footer}
+    return Deferred(DeferredKind.POSTER, f"invitation-{invitation_id}-affiche.png",
+                    "image/png", json.dumps(recipe, ensure_ascii=False))
+
+
 def is_picture(kind: DeferredKind) -> bool:
     """Maps are drawn on a thread of their own (Pillow's fonts are not thread-safe), the
     documents on another, so that an answer with a document never queues behind a batch
     of maps."""
-    return kind is DeferredKind.MAP
+    return kind in (DeferredKind.MAP, DeferredKind.QR, DeferredKind.POSTER)
 
 
 def is_shared(kind: DeferredKind) -> bool:
@@ -134,6 +150,12 @@ def build(services: Services, deferred: Deferred) -> bytes:
             return alert_to_cap(cap_alert_from_source(source, services.geo))
         case DeferredKind.MY_DATA:
             return export_json(recipe["data"])
+        case DeferredKind.QR:
+            return qr_png(recipe["link"])
+        case DeferredKind.POSTER:
+            text = PosterText(recipe["issuer"], recipe["partner"], recipe["community"],
+                              recipe["link"], recipe["matrix_line"], recipe["footer"])
+            return poster_png(text, Translator(services.catalog, recipe["language"]))
     raise ValueError(f"nothing builds a {deferred.kind!r}")
 
 

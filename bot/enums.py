@@ -77,6 +77,8 @@ class DeferredKind(StrEnum):
     CAP = "cap"  # /cap: an alert as a CAP 1.2 document (XML)
     MY_DATA = "my_data"  # /mesdonnees: what the bot holds about the person (JSON)
     PHOTO = "photo"  # an alert's photo, read from the database (bot/alert_photos.py)
+    QR = "qr"  # an invitation's QR code (PNG; bot/invitation_poster.py)
+    POSTER = "poster"  # an invitation's printable A4 poster (PNG)
 
 
 class Verdict(StrEnum):

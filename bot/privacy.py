@@ -107,6 +107,12 @@ async def export_subscriber(services: Services, subscriber: Subscriber) -> dict[
         "alerts_received": await _copies_received(services, subscriber),
         "information_sent": await _tips_sent(services, subscriber),
         "open_conversation": await _open_conversation(services, identity),
+        "invitations_used": [dict(row) for row in
+                             await services.stores.invitations.used_by(subscriber.id)],
+        "pending_requests": [
+            {"request_number": r.id, "community": r.community, "presentation": r.presentation,
+             "created_at": stamp(r.created_at), "expires_at": stamp(r.expires_at)}
+            for r in await services.stores.invitations.pending_of(subscriber.id)],
         "audit_events": await _own_audit_events(services, identity),
         "exported_at": stamp(services.clock.now()),
     }

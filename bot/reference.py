@@ -23,6 +23,9 @@ class Community:
     key: str
     label: str
     description: str
+    # Joined only through an invitation of the community, or a request one of its référents
+    # accepts (maires, élus, réservistes: alerts about suspects reach them).
+    vetted: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,10 +123,11 @@ def _load_communities(path: Path) -> list[Community]:
     result = []
     for index, entry in enumerate(_entries(path, "communities")):
         where = f"communities[{index}]"
-        key = _check_keys(path, where, entry, {"key", "label", "description"})
+        key = _check_keys(path, where, entry, {"key", "label", "description", "vetted"})
         label = _field(path, where, entry, "label", str)
         description = _field(path, where, entry, "description", str) or ""
-        result.append(Community(key, label, description))
+        vetted = "vetted" in entry and _field(path, where, entry, "vetted", bool) is True
+        result.append(Community(key, label, description, vetted))
     return result
 
 

@@ -7,6 +7,7 @@ from enum import Enum
 
 from bot.config import OrganisationConfig, RolesConfig
 from bot.domain import Identity
+from bot.storage.invitations import ReferentGrant
 
 
 class Role(Enum):
@@ -14,6 +15,7 @@ class Role(Enum):
     OPERATOR = "operator"
     OFFICER = "officer"
     ADMIN = "admin"
+    REFERENT = "referent"  # a partner's staff, bound to communities (issue 17)
     MAYOR = "mayor"  # represents commune(s) (roles.mayors): prevention messages there
 
 
@@ -27,6 +29,8 @@ class Action(Enum):
     ANSWER_TIP = "answer_tip"
     REGISTER_GROUP = "register_group"
     MANAGE_ROLES = "manage_roles"
+    INVITE = "invite"  # invitation links and posters, for one's communities (admins: all)
+    VET = "vet"  # accept or decline requests to join a vetted community
 
 
 PERMISSIONS: dict[Action, frozenset[Role]] = {
@@ -40,6 +44,8 @@ PERMISSIONS: dict[Action, frozenset[Role]] = {
     Action.ANSWER_TIP: frozenset({Role.OPERATOR, Role.OFFICER}),
     Action.REGISTER_GROUP: frozenset({Role.ADMIN}),
     Action.MANAGE_ROLES: frozenset({Role.ADMIN}),
+    Action.INVITE: frozenset({Role.REFERENT, Role.ADMIN}),
+    Action.VET: frozenset({Role.REFERENT, Role.ADMIN}),
 }
 
 
@@ -71,10 +77,50 @@ class RoleBook:
             Role.MAYOR: frozenset(config.mayors),
         }
         self._granted: dict[Role, set[str]] = {role: set() for role in self._configured}
+        # Référents: PLATFORM:ID → communities, and the partner they speak for.
+        self._referents_configured: dict[str, frozenset[str]] = {
+            who: frozenset(referent.communities) for who, referent in config.referents.items()}
+        self._partners: dict[str, str] = {
+            who: referent.partner for who, referent in config.referents.items()}
+        self._referents_granted: dict[str, set[str]] = {}
 
     def load_granted(self, pairs: list[tuple[str, str]]) -> None:
         for identity, role in pairs:
             self._granted[GRANTABLE[role]].add(identity)
+
+    def load_referents(self, grants: list[ReferentGrant]) -> None:
+        for grant in grants:
+            self.grant_referent(grant.identity, [grant.community], grant.partner)
+
+    def grant_referent(self, identity: str, communities: list[str], partner: str) -> None:
+        self._referents_granted.setdefault(identity, set()).update(communities)
+        if identity not in self._referents_configured:  # the configuration's name stands
+            self._partners[identity] = partner
+
+    def revoke_referent(self, identity: str, communities: list[str] | None) -> None:
+        held = self._referents_granted.get(identity, set())
+        held -= held if communities is None else set(communities)
+        if not held:
+            self._referents_granted.pop(identity, None)
+            if identity not in self._referents_configured:
+                self._partners.pop(identity, None)
+
+    def referent_communities(self, identity: Identity | str) -> frozenset[str]:
+        """The communities a référent handles (empty for anyone else)."""
+        key = str(identity)
+        return (self._referents_configured.get(key, frozenset())
+                | frozenset(self._referents_granted.get(key, set())))
+
+    def configured_referent(self, identity: str, community: str) -> bool:
+        return community in self._referents_configured.get(identity, frozenset())
+
+    def partner_of(self, identity: Identity | str) -> str | None:
+        return self._partners.get(str(identity))
+
+    def referents_of(self, community: str) -> list[str]:
+        """Who handles a community's requests (PLATFORM:ID)."""
+        everyone = {*self._referents_configured, *self._referents_granted}
+        return sorted(who for who in everyone if community in self.referent_communities(who))
 
     def grant(self, identity: str, role: Role) -> None:
         self._granted[role].add(identity)
@@ -89,12 +135,15 @@ class RoleBook:
         key = str(identity)
         held = {role for role, members in self._configured.items() if key in members}
         held |= {role for role, members in self._granted.items() if key in members}
+        if self.referent_communities(key):
+            held.add(Role.REFERENT)
         return frozenset({Role.SUBSCRIBER, *held})
 
     def people(self) -> dict[str, frozenset[Role]]:
         """Everyone named in the configuration, with their roles (PLATFORM:ID → roles)."""
         names = {name for members in (*self._configured.values(), *self._granted.values())
                  for name in members}
+        names |= {*self._referents_configured, *self._referents_granted}
         return {name: self.roles_of(Identity.parse(name)) for name in sorted(names)}
 
     def may(self, identity: Identity, action: Action) -> bool:

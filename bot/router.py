@@ -29,7 +29,7 @@ from bot.conversations.reconsent import ReconsentFlow
 from bot.conversations.tip import TipFlow
 from bot.conversations.unsubscribe import UnsubscribeFlow
 from bot.domain import NO_EFFECTS, Attachment, CommandMenu, Effects
-from bot.handlers import admin, officer, operator, photos, schedule, stats, subscriber
+from bot.handlers import admin, officer, operator, photos, referent, schedule, stats, subscriber
 from bot.handlers import cap as cap_commands
 from bot.handlers import lifecycle as lifecycle_commands
 from bot.i18n import Translator
@@ -51,7 +51,7 @@ class Router:
         self.registry = CommandRegistry([
             *subscriber.COMMANDS, *operator.COMMANDS, *lifecycle_commands.COMMANDS,
             *schedule.COMMANDS, *officer.COMMANDS, *stats.COMMANDS, *cap_commands.COMMANDS,
-            *admin.COMMANDS,
+            *admin.COMMANDS, *referent.COMMANDS,
             Command("aide", self._help, Action.SUBSCRIBE, "help.aide",
                     aliases=("help", "commandes"), in_groups=True, keeps_conversation=True),
         ])

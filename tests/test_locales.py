@@ -13,7 +13,7 @@ AREAS = ("core", "conversation", "help", "enroll", "places", "subscriber", "aler
          "copy", "place", "people",
          "status", "approval", "render", "guided", "group", "perimeter", "lifecycle",
          "schedule", "tip", "receipt", "stats", "consent", "roles", "throttle", "maps", "cap",
-         "capcmd", "format", "quantity", "photo")
+         "capcmd", "format", "quantity", "photo", "invite")
 AUDIT_ACTION = re.compile(
     r"""(?:audit\(|record\(\s*\w+,\s*(?:"[^"]*"|\w+),)\s*f?["']([a-z_.{}]+)["']""")
 AREA = "|".join(AREAS)
@@ -29,6 +29,8 @@ DYNAMIC = {
     "schedule.rule.{}": ("once", "weekly"),
     "render.closed_{}": ("ended", "expired"),
     "roles.name.{}": ("operator", "officer", "admin"),
+    "invite.state.{}": ("active", "revoked", "expired", "exhausted"),
+    "invite.refused.{}": ("revoked", "expired", "exhausted"),
 }
 
 

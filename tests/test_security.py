@@ -215,6 +215,12 @@ async def test_my_data_holds_every_field_of_the_register_and_nothing_else(
     await bot.send(Incoming(Identity.parse(ALICE), ChatRef("telegram", "4242"), ChatKind.PRIVATE,
                             text="Fourgon blanc", location=(47.6236, 6.1550)))
     await bot.say(OFFICER, "/repondre 1 Merci", chat=OFFICERS)
+    # Came into a community through a partner's invitation, and asked to join a vetted one.
+    created = await bot.say("telegram:900", "/invitation artisan : Chambre de Métiers")
+    token = re.search(r"start=([A-Za-z0-9_-]{32})", created)
+    assert token is not None, created
+    assert "C'est fait" in await bot.say(ALICE, f"/start {token.group(1)}")
+    assert "Demande n°1" in await bot.say(ALICE, "/rejoindre elu : adjointe au maire")
     await bot.press(ALICE, "information")  # left open: an unfinished conversation
     await bot.say(ALICE, "/mesdonnees")
     attachment = bot.transports["telegram"].posted["4242"][-1].message.attachment

@@ -168,10 +168,12 @@ async def test_commune_typo_changes_nothing(bot: TestBot) -> None:
 async def test_profile_pause_resume_language(bot: TestBot) -> None:
     await bot.enroll(ALICE, "commercant", "Vesoul")
     assert "actif" in await bot.say(ALICE, "/profil")
-    assert "Agriculteurs" in await bot.say(ALICE, "/profil agriculteurs, élus")
-    assert (await profile_of(bot))[1] == ["agriculteur", "elu"]
+    # Élus is vetted (issue 17): it takes a request, the rest is applied.
+    changed = await bot.say(ALICE, "/profil agriculteurs, artisans, élus")
+    assert "Agriculteurs" in changed and "/rejoindre elu" in changed
+    assert (await profile_of(bot))[1] == ["agriculteur", "artisan"]
     assert "inconnue" in await bot.say(ALICE, "/profil pilotes")
-    assert (await profile_of(bot))[1] == ["agriculteur", "elu"]
+    assert (await profile_of(bot))[1] == ["agriculteur", "artisan"]
     await bot.say(ALICE, "/pause")
     assert (await profile_of(bot))[2] == "paused"
     assert "/reprise" in await bot.say(ALICE, "/start")

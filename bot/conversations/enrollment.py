@@ -25,6 +25,7 @@ from bot.domain import NO_EFFECTS, Effects
 from bot.geo.communes import Commune
 from bot.limits import COMMUNES_PER_SUBSCRIBER
 from bot.storage.conversations import ConversationState
+from bot.storage.invitations import Invitation, InvitationState
 
 
 @dataclass
@@ -33,7 +34,12 @@ class EnrollmentState:
     communes: list[str] = field(default_factory=list)  # INSEE codes
     consent_at: datetime | None = None
     questions: list[PlaceQuestion] = field(default_factory=list)  # the first is being asked
-    OPTIONAL: ClassVar[tuple[str, ...]] = ("questions",)  # written only when there are some
+    # Issue 17: the invitation followed (its number, and the community it lets in), and
+    # the vetted communities chosen without one, waiting for the person's words.
+    invitation: int | None = None
+    invited: str | None = None
+    vetting: list[str] = field(default_factory=list)
+    OPTIONAL: ClassVar[tuple[str, ...]] = ("questions", "invitation", "invited", "vetting")
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> EnrollmentState:
@@ -41,12 +47,18 @@ class EnrollmentState:
         return cls(communities=list(data.get("communities", [])),
                    communes=list(data.get("communes", [])),
                    consent_at=datetime.fromisoformat(consent_at) if consent_at else None,
-                   questions=[PlaceQuestion.from_json(q) for q in data.get("questions", [])])
+                   questions=[PlaceQuestion.from_json(q) for q in data.get("questions", [])],
+                   invitation=data.get("invitation"), invited=data.get("invited"),
+                   vetting=list(data.get("vetting", [])))
 
     def to_json(self) -> dict[str, Any]:
         data: dict[str, Any] = {"communities": self.communities, "communes": self.communes}
         if self.questions:
             data["questions"] = [q.to_json() for q in self.questions]
+        if self.invitation is not None:
+            data["invitation"], data["invited"] = self.invitation, self.invited
+        if self.vetting:
+            data["vetting"] = self.vetting
         if self.consent_at is not None:
             data["consent_at"] = self.consent_at.isoformat()
         return data
@@ -57,13 +69,25 @@ class EnrollmentFlow(Flow):
 
     def steps(self) -> dict[str, StepHandler]:
         return {"consent": self.on_consent, "communities": self.on_communities,
-                "communes": self.on_communes, "summary": self.on_summary}
+                "communes": self.on_communes, "summary": self.on_summary,
+                "introduce": self.on_introduce}
 
     async def begin(self, ctx: Context, **options: Any) -> Effects:
-        state = await open_conversation(ctx, self.kind, "consent",
-                                        EnrollmentState().to_json())
-        return ctx.text(ctx.t("enroll.welcome"), (choice(state, ctx.t("enroll.accept"), "yes"),
-                                                  choice(state, ctx.t("enroll.refuse"), "no")))
+        """``invitation=``: a partner's invitation pre-selects its community and communes;
+        the person still reads the notice, consents, and may change every choice."""
+        fields, welcome = EnrollmentState(), ctx.t("enroll.welcome")
+        invitation: Invitation | None = options.get("invitation")
+        if invitation is not None:
+            fields = EnrollmentState(communities=[invitation.community],
+                                     communes=list(invitation.communes),
+                                     invitation=invitation.id, invited=invitation.community)
+            community = ctx.reference.communities.get(invitation.community)
+            welcome = ctx.t("invite.welcome", partner=invitation.partner,
+                            community=community.label if community else invitation.community
+                            ) + "\n\n" + welcome
+        state = await open_conversation(ctx, self.kind, "consent", fields.to_json())
+        return ctx.text(welcome, (choice(state, ctx.t("enroll.accept"), "yes"),
+                                  choice(state, ctx.t("enroll.refuse"), "no")))
 
     async def on_consent(self, ctx: Context, state: ConversationState,
                          answer: Answer) -> Effects:
@@ -91,7 +115,9 @@ class EnrollmentFlow(Flow):
             choice(state, ("✅ " if key in selected else "") + c.label, f"t:{key}")
             for key, c in communities.items())
         if first:
-            lines = "\n".join(f"• {c.label} — {c.description}" for c in communities.values())
+            lines = "\n".join(f"• {c.label} — {c.description}"
+                              + (ctx.t("invite.vetted_mark") if c.vetted else "")
+                              for c in communities.values())
             text = ctx.t("enroll.communities", list=lines)
         else:
             labels = ", ".join(communities[k].label for k in selected if k in communities)
@@ -121,6 +147,8 @@ class EnrollmentFlow(Flow):
             await move_to(ctx, state, "communities")
             return ctx.answer("enroll.need_community") + self.ask_communities(ctx, state)
         await move_to(ctx, state, "communes")
+        if fields.communes:  # an invitation's communes: shown, to keep or change
+            return ctx.answer("enroll.communes") + self._show_communes(ctx, state)
         return ctx.answer("enroll.communes")
 
     async def on_communes(self, ctx: Context, state: ConversationState,
@@ -211,12 +239,55 @@ class EnrollmentFlow(Flow):
     async def _save(self, ctx: Context, state: ConversationState) -> Effects:
         incoming = ctx.incoming
         fields = EnrollmentState.from_json(state.data)
-        await ctx.stores.subscribers.enroll(
+        invitation = await self._invitation(ctx, fields)
+        # A vetted community comes only with its own invitation, or by a request.
+        vetting = [key for key in fields.communities if key in ctx.reference.communities
+                   and ctx.reference.communities[key].vetted
+                   and (invitation is None or key != invitation.community)]
+        subscriber = await ctx.stores.subscribers.enroll(
             incoming.sender.platform, incoming.sender.user_id, incoming.chat.chat_id,
             ctx.t.language, ctx.config.consent_version, ctx.now,
-            fields.communes, fields.communities)
-        await close_conversation(ctx)
-        return ctx.answer("enroll.done")
+            fields.communes, [key for key in fields.communities if key not in vetting])
+        if invitation is not None and invitation.community in fields.communities:
+            await ctx.stores.invitations.use(invitation, subscriber.id, ctx.now)
+            await ctx.audit("invitation.used", invitation=invitation.id)
+        if not vetting:
+            await close_conversation(ctx)
+            return ctx.answer("enroll.done")
+        fields.vetting = vetting
+        keep(state, fields)
+        await move_to(ctx, state, "introduce")
+        labels = ", ".join(ctx.reference.communities[key].label for key in vetting)
+        return ctx.answer("enroll.done") + ctx.answer("invite.introduce", communities=labels)
+
+    async def _invitation(self, ctx: Context, fields: EnrollmentState) -> Invitation | None:
+        """The invitation followed, if it still lets people in (it may have been revoked,
+        or reached its end, while the person was reading the notice)."""
+        if fields.invitation is None:
+            return None
+        found = await ctx.stores.invitations.get(fields.invitation)
+        if found is None or found.state(ctx.now) is not InvitationState.ACTIVE:
+            return None
+        return found
+
+    async def on_introduce(self, ctx: Context, state: ConversationState,
+                           answer: Answer) -> Effects:
+        """The person's words about themselves, for the référents of the vetted
+        communities they chose (« annuler » or /annuler: no request)."""
+        from bot.handlers.subscriber import file_request  # the handler shares the filing
+
+        fields = EnrollmentState.from_json(state.data)
+        subscriber = await ctx.stores.subscribers.get(ctx.identity.platform,
+                                                      ctx.identity.user_id)
+        if subscriber is None or not fields.vetting:
+            await close_conversation(ctx)
+            return NO_EFFECTS
+        effects = await file_request(ctx, subscriber, fields.vetting, answer.text)
+        if await ctx.stores.invitations.pending_of(subscriber.id):
+            await close_conversation(ctx)
+        else:
+            await move_to(ctx, state, "introduce")
+        return effects
 
 
 def summary_text(ctx: Context, communities: list[str], communes: list[str]) -> str:

@@ -7,6 +7,7 @@ from bot.commands import Command
 from bot.context import Context
 from bot.domain import Effects, is_platform_id
 from bot.errors import UserFacingError
+from bot.limits import STAFF_NAME_CHARS
 from bot.people import forget_names
 from bot.roles import GRANTABLE, Action
 
@@ -51,8 +52,12 @@ ROLE_WORDS = {"operateur": "operator", "opérateur": "operator", "operator": "op
 
 
 async def manage_role(ctx: Context, args: str) -> Effects:
-    """``/role <PLATFORM:ID> [-]<operateur|officier|admin>`` — grant or revoke; audited."""
+    """``/role <PLATFORM:ID> [-]<operateur|officier|admin>`` — grant or revoke; audited.
+    ``/role <PLATFORM:ID> [-]referent <communautés> [: <partenaire>]`` for référents."""
     parts = args.split()
+    if len(parts) >= 2 and parts[1].lstrip("-+").lower() in REFERENT_WORDS:
+        return await manage_referent(ctx, parts[0], parts[1].startswith("-"),
+                                     args.split(None, 2)[2] if len(parts) > 2 else "")
     role_name = ROLE_WORDS.get(parts[1].lstrip("-+").lower()) if len(parts) == 2 else None
     if role_name is None:
         return ctx.answer("roles.usage")
@@ -85,6 +90,42 @@ async def _apply_role(ctx: Context, identity: str, role_name: str, revoke: bool)
                     role=role_name, changed=changed)
     return ctx.answer("roles.revoked" if revoke else "roles.granted", identity=identity,
                       role=ctx.t(f"roles.name.{role_name}"))
+
+
+REFERENT_WORDS = frozenset({"referent", "référent"})
+
+
+async def manage_referent(ctx: Context, identity: str, revoke: bool, rest: str) -> Effects:
+    """A référent is bound to communities, and speaks for one partner (printed on posters)."""
+    listed, _, partner = rest.partition(":")
+    keys, unknown = [], []
+    for word in filter(None, (w.strip() for w in listed.replace(";", ",").split(","))):
+        community = ctx.reference.community(word)
+        (unknown.append(word) if community is None else keys.append(community.key))
+    partner = " ".join(partner.split())[:STAFF_NAME_CHARS]
+    if unknown or (not revoke and (not keys or not partner)) or not is_platform_id(identity):
+        return ctx.answer("roles.referent_usage")
+    book, store = ctx.role_book, ctx.stores.referents
+    if revoke:
+        named = keys or sorted(book.referent_communities(identity))
+        fixed = [k for k in named if book.configured_referent(identity, k)]
+        if fixed:
+            return ctx.answer("roles.referent_in_config", identity=identity,
+                              communities=", ".join(fixed),
+                              file=ctx.config.source or ctx.t("roles.config_file"))
+        changed = await store.revoke(identity, keys or None)
+        book.revoke_referent(identity, keys or None)
+        await forget_names(ctx.services)
+        await ctx.audit("role.revoked", identity=identity, role="referent",
+                        communities=named, changed=changed)
+        return ctx.answer("roles.referent_revoked", identity=identity,
+                          communities=", ".join(named) or "—")
+    await store.grant(identity, keys, partner, ctx.who, ctx.now)
+    book.grant_referent(identity, keys, partner)
+    await ctx.audit("role.granted", identity=identity, role="referent", communities=keys,
+                    partner=partner)
+    return ctx.answer("roles.referent_granted", identity=identity,
+                      communities=", ".join(keys), partner=partner)
 
 
 COMMANDS = [

@@ -24,6 +24,7 @@ async def stats(ctx: Context, args: str) -> Effects:
         lines.append(ctx.t("orgs.issued_by", organisation=_scope_name(ctx, scope)))
     lines += await _subscribers(ctx)
     lines += await _alerts(ctx, since, scope)
+    lines += await _invitations(ctx)
     counts = await ctx.stores.stats.deliveries(since, scope)
     rate = f"{100 * counts.receipts / counts.sent:.0f}" if counts.sent else "0"
     t = ctx.t
@@ -60,6 +61,20 @@ async def _alerts(ctx: Context, since: datetime, scope: frozenset[str] | None) -
     counts = await ctx.stores.stats.alerts(since, scope)
     real = ", ".join(f"{category} {n}" for category, n in counts.real)
     return [ctx.t("stats.alerts", list=real or "—", exercises=counts.exercises)]
+
+
+async def _invitations(ctx: Context) -> list[str]:
+    """Enrollments per invitation and per partner (counts: partners never see who)."""
+    store = ctx.stores.invitations
+    per_invitation = [c for c in await store.counts(None) if c.enrolled][:TOP]
+    t = ctx.t
+    invitations = ", ".join(
+        f"n°{c.invitation.id} ({c.invitation.partner}) {c.enrolled}" for c in per_invitation)
+    partners = ", ".join(f"{partner} {enrolled}" for partner, enrolled, _ in
+                         await store.by_partner() if enrolled)
+    pending = len(await store.pending(None))
+    return [t("stats.by_invitation", list=invitations or "—"),
+            t("stats.by_partner", list=partners or "—"), t("stats.requests", count=pending)]
 
 
 COMMANDS = [Command("stats", stats, Action.LIST_ALERTS, "help.stats", in_groups=True)]

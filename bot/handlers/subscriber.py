@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 from bot.commands import Command
-from bot.context import Context
+from bot.context import Context, staff_translator
 from bot.conversations.enrollment import EnrollmentFlow, summary_text
 from bot.conversations.places import Resolution, describe_commune, resolve_places
 from bot.conversations.unsubscribe import UnsubscribeFlow
 from bot.deferred import my_data_recipe
-from bot.domain import Effects, Outgoing
+from bot.domain import NO_EFFECTS, ChatRef, Effects, Notify, Outgoing
 from bot.i18n import LANGUAGES
+from bot.invitations import PRESENTATION_CHARS, REQUEST_KEPT, looks_like_token, token_hash
+from bot.limits import COMMUNES_PER_SUBSCRIBER
 from bot.privacy import export_subscriber
 from bot.roles import Action
+from bot.storage.invitations import Invitation, InvitationState
 from bot.storage.subscribers import Subscriber
 
 ENROLLMENT = EnrollmentFlow()
@@ -34,9 +37,46 @@ async def start(ctx: Context, args: str) -> Effects:
 
 
 async def start_code(ctx: Context, code: str) -> Effects | None:
-    """What a start code does, or None for a code this bot does not know. None issued
-    yet: invitation tokens (issue 17) are recognised here."""
-    return None
+    """What a start code does, or None for a code this bot does not know: an invitation's
+    token (issue 17). A person whose codes were refused too often lately is not answered
+    about any code until the guard lets them (``GuessGuard``): a guesser learns nothing."""
+    guard = ctx.services.code_guard
+    if guard.blocked(ctx.who, ctx.now):
+        await ctx.audit("invitation.throttled")
+        return ctx.answer("invite.too_many_codes")
+    found = (await ctx.stores.invitations.by_hash(token_hash(code))
+             if looks_like_token(code) else None)
+    if found is None:
+        guard.refused(ctx.who, ctx.now)
+        await ctx.audit("invitation.forged")
+        return None
+    state = found.state(ctx.now)
+    if state is not InvitationState.ACTIVE:
+        await ctx.audit("invitation.refused", invitation=found.id, state=str(state))
+        return ctx.answer(f"invite.refused.{state}", partner=found.partner)
+    if ctx.subscriber is None:
+        return await ENROLLMENT.begin(ctx, invitation=found)
+    return await _join_by_invitation(ctx, ctx.subscriber, found)
+
+
+async def _join_by_invitation(ctx: Context, subscriber: Subscriber,
+                              invitation: Invitation) -> Effects:
+    """Someone already enrolled follows a partner's link: the community (and communes)
+    join their choices; they consented already, and /profil takes it back."""
+    store = ctx.stores.invitations
+    label = ctx.reference.communities[invitation.community].label \
+        if invitation.community in ctx.reference.communities else invitation.community
+    if any(row["invitation_id"] == invitation.id for row in await store.used_by(subscriber.id)):
+        return ctx.answer("invite.already_used", community=label)
+    if not await store.use(invitation, subscriber.id, ctx.now):
+        return ctx.answer("invite.refused.exhausted", partner=invitation.partner)
+    profile = await ctx.stores.subscribers.profile(subscriber)
+    await store.add_community(subscriber.id, invitation.community)
+    if invitation.communes:
+        merged = sorted({*profile.communes, *invitation.communes})[:COMMUNES_PER_SUBSCRIBER]
+        await ctx.stores.subscribers.set_communes(subscriber, merged, ctx.now)
+    await ctx.audit("invitation.used", invitation=invitation.id)
+    return ctx.answer("invite.joined", community=label, partner=invitation.partner)
 
 
 async def _start(ctx: Context) -> Effects:
@@ -122,9 +162,76 @@ async def profile(ctx: Context, args: str) -> Effects:
     if unknown or not keys:
         return ctx.answer("subscriber.unknown_community", typed=", ".join(unknown) or args,
                           known=", ".join(ctx.reference.communities))
+    # A vetted community is kept if held already; otherwise it takes a request (/rejoindre).
+    vetted = [k for k in keys if ctx.reference.communities[k].vetted
+              and k not in current.communities]
+    keys = [k for k in keys if k not in vetted]
+    hint = ctx.answer("invite.vetted_hint", communities=_labels(ctx, vetted),
+                      word=vetted[0]) if vetted else NO_EFFECTS
+    if not keys:
+        return hint
     await ctx.stores.subscribers.set_communities(subscriber, keys, ctx.now)
     return ctx.answer("subscriber.profile_updated",
-                      summary=summary_text(ctx, keys, current.communes))
+                      summary=summary_text(ctx, keys, current.communes)) + hint
+
+
+def _labels(ctx: Context, keys: list[str]) -> str:
+    return ", ".join(ctx.reference.communities[k].label for k in keys)
+
+
+async def join_request(ctx: Context, args: str) -> Effects:
+    """``/rejoindre <communauté> : <qui vous êtes>``: a request to join a vetted community,
+    for one of its référents to accept or decline; nothing of it is delivered until then."""
+    subscriber = require_subscriber(ctx)
+    if isinstance(subscriber, Effects):
+        return subscriber
+    typed, _, words = args.partition(":")
+    community = ctx.reference.community(typed.strip()) if typed.strip() else None
+    if community is None:
+        return ctx.answer("invite.join_usage")
+    current = (await ctx.stores.subscribers.profile(subscriber)).communities
+    if community.key in current:
+        return ctx.answer("invite.join_already", community=community.label)
+    if not community.vetted:
+        await ctx.stores.subscribers.set_communities(subscriber, [*current, community.key],
+                                                     ctx.now)
+        return ctx.answer("invite.join_open", community=community.label)
+    return await file_request(ctx, subscriber, [community.key], words)
+
+
+async def file_request(ctx: Context, subscriber: Subscriber, keys: list[str],
+                       words: str) -> Effects:
+    """Requests for these vetted communities, with the person's own words."""
+    words = " ".join(words.split())
+    if not words or len(words) > PRESENTATION_CHARS:
+        return ctx.answer("invite.presentation_needed", max=PRESENTATION_CHARS,
+                          word=keys[0])
+    numbers = []
+    told = NO_EFFECTS
+    for key in keys:
+        number = await ctx.stores.invitations.request(subscriber.id, key, words, ctx.now,
+                                                      ctx.now + REQUEST_KEPT)
+        await ctx.audit("community_request.filed", request=number, community=key)
+        numbers.append(f"n°{number}")
+        told += _tell_referents(ctx, key, number, words)
+    return told + ctx.answer("invite.request_filed", numbers=", ".join(numbers),
+                             communities=_labels(ctx, keys), days=REQUEST_KEPT.days)
+
+
+def _tell_referents(ctx: Context, community: str, number: int, words: str) -> Effects:
+    """A new request reaches the community's référents where the bot can write to them
+    first: on Telegram a person's private chat is their user id (they started the bot to
+    become référent). Elsewhere (Matrix: no private room is known) they see it in /demandes.
+    Only the request number, the community and the person's own words: never who."""
+    staff = staff_translator(ctx)
+    text = staff("invite.request_for_referent", number=number,
+                 community=ctx.reference.communities[community].label, words=words)
+    told = NO_EFFECTS
+    for identity in ctx.role_book.referents_of(community):
+        platform, _, user = identity.partition(":")
+        if platform == "telegram":
+            told += Effects.of(Notify(ChatRef(platform, user), Outgoing(text)))
+    return told
 
 
 def _communities_from(ctx: Context, text: str) -> tuple[list[str], list[str]]:
@@ -199,6 +306,7 @@ COMMANDS = [
     Command("start", start, Action.SUBSCRIBE, "help.start", aliases=("inscription",)),
     Command("communes", communes, Action.SUBSCRIBE, "help.communes"),
     Command("profil", profile, Action.SUBSCRIBE, "help.profil"),
+    Command("rejoindre", join_request, Action.SUBSCRIBE, "help.rejoindre"),
     Command("pause", pause, Action.SUBSCRIBE, "help.pause"),
     Command("reprise", resume, Action.SUBSCRIBE, "help.reprise"),
     Command("langue", language, Action.SUBSCRIBE, "help.langue", aliases=("language",),

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 
 from bot.domain import ChatRef, CommandMenu, Incoming, Outgoing
 from bot.lanes import StaffTest, nobody
@@ -94,6 +95,17 @@ def first_id(message_id: str | None) -> str | None:
     return unmarked((texts or ids)[0]) if ids else None
 
 
+@dataclass(frozen=True, slots=True)
+class StartLink:
+    """How a person on one platform opens the bot with a start code (an invitation):
+    a link that carries the code (Telegram's deep link) and/or the line to send the bot
+    (Matrix: Element intercepts a leading ``/``, so people type ``!start <code>``)."""
+
+    platform: str
+    url: str | None  # opens the bot (with the code when the platform carries one)
+    send: str | None  # what to send the bot once there; None when the link does it all
+
+
 class Transport(ABC):
     platform: str
 
@@ -138,6 +150,11 @@ class Transport(ABC):
     @abstractmethod
     def officers_channels(self) -> list[ChatRef]:
         """Where approval requests are posted on this platform (may be empty)."""
+
+    def start_link(self, code: str) -> StartLink | None:
+        """How people reach the bot with ``code`` on this platform; None until the
+        transport knows its own address (Telegram learns its username at start)."""
+        return StartLink(self.platform, None, f"/start {code}")
 
     async def publish_commands(self, menus: list[CommandMenu]) -> None:  # noqa: B027
         """Show each audience its commands, where the platform has a command menu.

@@ -56,6 +56,7 @@ from bot.storage.transport_state import TransportState
 from bot.transports.base import (
     DeliveryError,
     IncomingHandler,
+    StartLink,
     TransientError,
     Transport,
     file_part,
@@ -681,6 +682,12 @@ class MatrixTransport(Transport):
                 raise network_error(error) from error
             if isinstance(response, nio.ErrorResponse):
                 raise delivery_error(response)
+
+    def start_link(self, code: str) -> StartLink | None:
+        """A matrix.to link opens a conversation with the bot; no link carries a first
+        message, so people send ``!start <code>`` there (Element intercepts ``/``)."""
+        return StartLink(self.platform, f"https://matrix.to/#/{self.user_id}",
+                         f"!start {code}")
 
     def officers_channels(self) -> list[ChatRef]:
         return [ChatRef(PLATFORM, room_id) for room_id in self.rooms.officers_rooms()]

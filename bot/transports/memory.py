@@ -13,6 +13,7 @@ from bot.transports.base import (
     DeliveryError,
     IncomingHandler,
     PermanentError,
+    StartLink,
     Transport,
     file_part,
     first_id,
@@ -99,6 +100,12 @@ class MemoryTransport(Transport):
             if post.message_id == message_id:
                 return post
         raise PermanentError(f"message {message_id} not found in {chat_id}")
+
+    def start_link(self, code: str) -> StartLink | None:
+        """A link in the shape of the platform's, so tests read what people would."""
+        if self.platform == "matrix":
+            return StartLink(self.platform, "https://matrix.to/#/@bot:test", f"!start {code}")
+        return StartLink(self.platform, f"https://t.me/memory_bot?start={code}", None)
 
     def officers_channels(self) -> list[ChatRef]:
         main = [] if self.officers_chat is None else [self.officers_chat]

@@ -75,6 +75,7 @@ from bot.transports.base import (
     IncomingHandler,
     PermanentError,
     RateLimited,
+    StartLink,
     Transport,
     file_part,
     first_id,
@@ -753,6 +754,13 @@ class TelegramTransport(Transport):
         if self._app is None:
             raise RuntimeError("telegram transport not started")
         return self._app.bot
+
+    def start_link(self, code: str) -> StartLink | None:
+        """The deep link ``https://t.me/<bot>?start=<code>``: Telegram opens the bot and,
+        at « Démarrer », sends ``/start <code>`` (code: at most 64 of A-Za-z0-9_-)."""
+        if not self.username:
+            return None
+        return StartLink(self.platform, f"https://t.me/{self.username}?start={code}", None)
 
     def _officers_ids(self) -> frozenset[int]:
         main = () if self.officers_chat_id is None else (self.officers_chat_id,)
