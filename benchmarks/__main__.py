@@ -38,7 +38,7 @@ INCOMING = ("incoming-spike", "incoming-spike-20ms", "incoming-human", "incoming
             "incoming-free-20ms", "incoming-matrix")
 POSTGRESQL = ("pg-resolution", "pg-telegram-30", "pg-telegram-1000", "pg-failover")
 SCENARIOS = ("core", "telegram-30", "telegram-1000", "telegram-100k", "telegram-faults",
-             "telegram-crash", "telegram-latency", "matrix", *INCOMING, *POSTGRESQL)
+             "telegram-crash", "telegram-latency", "matrix", "whatsapp", *INCOMING, *POSTGRESQL)
 GROUPS = {"incoming": INCOMING, "postgresql": POSTGRESQL}  # --only incoming: all of them
 
 
@@ -82,6 +82,7 @@ class Sizes:
     # limits raised for everyone and the responders exempted, as in the fan-out benchmark.
     matrix_people: int = 12
     matrix_valider_at: float = 2.0
+    whatsapp: int = 4_000  # 50 s at 80 msg/s
 
 
 SMOKE = Sizes(perimeter_repeat=5, core_subscribers=500, t30=60, t1000=500, t100k=2_000,
@@ -90,7 +91,7 @@ SMOKE = Sizes(perimeter_repeat=5, core_subscribers=500, t30=60, t1000=500, t100k
               spike_second_wave=6, spike_deadline=60.0, human_people=12, human_arrival=1.0,
               human_pause=0.2, human_subscribers=200, human_approve_at=0.3,
               receipts_subscribers=300, receipts_delay=(0.05, 0.5), receipts_after=2.0,
-              free_people=8, matrix_people=4, matrix_valider_at=0.3)
+              free_people=8, matrix_people=4, matrix_valider_at=0.3, whatsapp=100)
 
 
 def markdown(rows: list[dict[str, object]]) -> str:
@@ -367,6 +368,25 @@ async def run_pg_failover(run: Run, folder: Path, pg: PostgreSQL) -> None:
                "the double's counters: never two processes on the budget")
 
 
+async def run_whatsapp(run: Run) -> None:
+    from benchmarks import whatsapp
+
+    n = run.sizes.whatsapp
+    summary = await whatsapp.main(n)
+    run.details["whatsapp"] = summary
+    run.target(f"WhatsApp 80 msg/s per number, {n:,} subscribers (templates)",
+               "≥ 79 msg/s held, 0 rate errors",
+               f"{summary['steady_rate']} msg/s (busiest second {summary['busiest_second']}), "
+               f"{summary['rate_errors']} rate errors",
+               summary["steady_rate"] >= 79 and summary["rate_errors"] == 0
+               and summary["delivered"] == n,
+               f"{summary['delivered']:,} delivered as {summary['templates']:,} templates in "
+               f"{summary['duration_s']} s; {summary['status_webhooks']:,} status webhooks; "
+               f"report: {summary['report']}")
+    run.panels.append(plot.Panel(f"WhatsApp 80 msg/s, {n:,} subscribers (Cloud API double)",
+                                 {"bot": summary["per_second"]}, 80))
+
+
 async def main_async(arguments: argparse.Namespace) -> Run:
     sizes = SMOKE if arguments.smoke else Sizes()
     run = Run(sizes, arguments.smoke)
@@ -384,6 +404,7 @@ async def main_async(arguments: argparse.Namespace) -> Run:
             "telegram-crash": lambda: run_crash(run, folder),
             "telegram-latency": lambda: run_latency(run, folder),
             "matrix": lambda: run_matrix(run),
+            "whatsapp": lambda: run_whatsapp(run),
             "incoming-spike": lambda: incoming_report.spike(run, folder, 0.0),
             "incoming-spike-20ms": lambda: incoming_report.spike(run, folder, LATENCY),
             "incoming-human": lambda: incoming_report.human_pace(run, folder, 0.0),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
 from zoneinfo import ZoneInfo
@@ -40,6 +41,7 @@ from bot.render import AlertFacts, alert_summary, approval_request, preview
 from bot.roles import Role
 from bot.storage.alerts import Alert, NewAlert
 from bot.storage.deliveries import Reach
+from bot.storage.whatsapp import WhatsAppStore
 
 REQUEST = "approval_request"
 MAP = "map"  # tracked: a protected alert's map is deleted when the alert ends
@@ -383,8 +385,22 @@ async def summarize(records: Records, t: Translator, alert: Alert,
     facts = AlertFacts(alert_place(t, alert, counted=False), names, communities, reach,
                        geo.population(communes), stale)
     summary = alert_summary(t, records.reference, alert, facts, records.local(alert.facts_at))
+    summary += await whatsapp_cost_line(records, t, communes, communities, alert.all_communities)
     photo = await summary_line(records, t, alert)
     return f"{summary}\n{photo}" if photo else summary
+
+
+async def whatsapp_cost_line(records: Records, t: Translator, communes: Iterable[str],
+                             communities: Iterable[str], all_communities: bool) -> str:
+    """The estimated WhatsApp cost, when a price is set: every WhatsApp recipient as a
+    template message (those who wrote within 24 hours get free text: an upper bound)."""
+    price = records.config.whatsapp.cost_per_message
+    if price <= 0 or not records.config.whatsapp.enabled:
+        return ""
+    count = await WhatsAppStore(records.stores.deliveries.db).recipients(
+        communes, communities, all_communities)
+    return "\n" + t("render.cost_estimate", cost=t.number(count * price, 2),
+                    count=t.number(count), price=t.number(price, 4, trim=True))
 
 
 async def officers_request(records: Records, t: Translator, alert: Alert,

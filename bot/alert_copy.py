@@ -14,10 +14,11 @@ not « alerte ».
 from __future__ import annotations
 
 import html
+from dataclasses import replace
 from datetime import datetime, timedelta, tzinfo
 
 from bot.buttons import ReceiptButton, TipButton, button
-from bot.domain import Choice, Outgoing, Tone
+from bot.domain import Choice, Outgoing, Summary, Tone
 from bot.i18n import Translator
 from bot.place import areas_from_json, place_text
 from bot.reference import Category
@@ -54,7 +55,24 @@ def delivered_alert(t: Translator, alert: Alert, category: Category, signature: 
         headline = t("render.exercise") + " " + headline
         footer += t("render.exercise_footer")
     facts = facts_line(t, alert, category, at, zone)
-    return _compose(headline, facts, spoken_body(t, alert), footer, _tone(category))
+    copy = _compose(headline, facts, spoken_body(t, alert), footer, _tone(category))
+    short = _short_headline(t, alert, category)
+    if alert.exercise:
+        short = t("render.exercise") + " " + short
+    text = "\n".join(part for part in (facts, spoken_body(t, alert), footer) if part)
+    return replace(copy, summary=Summary(short, alert_place(t, alert), text))
+
+
+def _short_headline(t: Translator, alert: Alert, category: Category) -> str:
+    """The headline without its place, which a template carries apart (docs/whatsapp.md)."""
+    if alert.kind == "update":
+        return t("summary.update_headline", category=category.label)
+    if alert.kind in ("all_clear", "closing"):
+        key = ("summary.end_headline_prevention" if is_prevention(category)
+               else "summary.end_headline")
+        return t(key, category=category.label)
+    icon = SEVERITY_ICON.get(category.severity, SEVERITY_ICON["high"])
+    return t("summary.headline", icon=icon, category=category.label)
 
 
 def _headline(t: Translator, alert: Alert, category: Category) -> str:
@@ -133,14 +151,25 @@ def receipt_choices(t: Translator, alert_id: int) -> tuple[Choice, ...]:
             button(t("render.tip_button"), TipButton(alert_id)))
 
 
+def recall_notice(t: Translator, alert: Alert, number: int) -> Outgoing:
+    """A recall where the platform cannot delete the copy (WhatsApp): a message quoting it."""
+    text = t("whatsapp.recalled", number=number)
+    return Outgoing(text, html.escape(text), tone=Tone.QUIET,
+                    summary=Summary(text, alert_place(t, alert), ""))
+
+
 def closed_copy(t: Translator, alert: Alert, category: Category, how: str, closed: datetime,
                 signature: str, original: datetime, zone: tzinfo) -> Outgoing:
     """What a delivered copy becomes when its alert ends or expires (``closed``: when;
     ``original``: the moment of the copy, as ``delivered_alert`` has it)."""
     banner = t(f"render.closed_{how}", time=t.when(closed.astimezone(zone)))
+    headline = t("summary.closed", banner=banner, category=category.label)
     if category.protected:  # missing persons: the description and photo go
-        return Outgoing(banner + "\n" + t("render.redacted", number=alert.parent_id or alert.id),
-                        tone=Tone.QUIET)
+        redacted = t("render.redacted", number=alert.parent_id or alert.id)
+        return Outgoing(banner + "\n" + redacted, tone=Tone.QUIET,
+                        summary=Summary(headline, alert_place(t, alert), redacted))
     copy = delivered_alert(t, alert, category, signature, original, zone)
+    summary = None if copy.summary is None else replace(copy.summary, headline=headline)
     return Outgoing(f"{banner}\n\n{copy.text}",
-                    f"<b>{html.escape(banner)}</b>\n\n<s>{copy.html}</s>", tone=Tone.QUIET)
+                    f"<b>{html.escape(banner)}</b>\n\n<s>{copy.html}</s>", tone=Tone.QUIET,
+                    summary=summary)

@@ -123,6 +123,27 @@ class MatrixConfig:
 
 
 @dataclass(frozen=True)
+class WhatsAppConfig:
+    """WhatsApp Business Cloud API, for subscribers (docs/whatsapp.md). Officers approve on
+    Telegram or Matrix: WhatsApp can neither edit a request nor post outside 24 hours."""
+
+    enabled: bool = False
+    phone_number_id: str = ""
+    access_token: str = ""  # ${WHATSAPP_ACCESS_TOKEN}
+    app_secret: str = ""  # ${WHATSAPP_APP_SECRET}: signs every webhook (X-Hub-Signature-256)
+    verify_token: str = ""  # the webhook's GET handshake
+    webhook_listen: str = "127.0.0.1:8444"  # HOST:PORT, behind the reverse proxy
+    webhook_path: str = "/whatsapp"
+    base_url: str = "https://graph.facebook.com"  # or the test double
+    api_version: str = "23.0"
+    template: str = "alerte_info"  # utility template with quick-reply buttons
+    follow_up_template: str = "alerte_suite"  # the same without buttons
+    template_language: str = "fr"
+    cost_per_message: float = 0.0  # euros per template message, from Meta's price list
+    officers_chat: str = ""  # discouraged: officers use Telegram or Matrix
+
+
+@dataclass(frozen=True)
 class ApprovalConfig:
     reminder_after_minutes: int = 10
     expire_after_minutes: int = 120
@@ -144,6 +165,11 @@ class RateLimitsConfig:
     )
     console: PlatformRateLimits = field(
         default_factory=lambda: PlatformRateLimits(1000.0, 1000.0, 60000.0, 1000)
+    )
+    # 80 messages/s per business phone number (Cloud API default throughput); one person
+    # may get a burst, then about one message every 6 s (the pair rate limit, 131056).
+    whatsapp: PlatformRateLimits = field(
+        default_factory=lambda: PlatformRateLimits(80.0, 0.16, 20.0, 20)
     )
 
 
@@ -219,6 +245,7 @@ class Config:
     console: ConsoleConfig = field(default_factory=ConsoleConfig)
     telegram: TelegramConfig = field(default_factory=TelegramConfig)
     matrix: MatrixConfig = field(default_factory=MatrixConfig)
+    whatsapp: WhatsAppConfig = field(default_factory=WhatsAppConfig)
     approval: ApprovalConfig = field(default_factory=ApprovalConfig)
     rate_limits: RateLimitsConfig = field(default_factory=RateLimitsConfig)
     broadcast: BroadcastConfig = field(default_factory=BroadcastConfig)
@@ -434,6 +461,7 @@ def _check_semantics(config: Config, path: Path) -> None:
         raise ConfigError(f"{path}: matrix.homeserver and matrix.user_id: required when enabled")
     if matrix.enabled and not (matrix.access_token or matrix.password):
         raise ConfigError(f"{path}: matrix.access_token: required when matrix.enabled is true")
+    _check_whatsapp(config.whatsapp, path)
     broadcast = config.broadcast
     in_flight = 1 if broadcast.in_flight is None else broadcast.in_flight
     if min(broadcast.max_attempts, in_flight, broadcast.resolution_slice) < 1:
@@ -510,14 +538,36 @@ def _check_organisations(config: Config, path: Path) -> None:
 MIN_SECRET_KEY = 32
 
 
+def _check_whatsapp(whatsapp: WhatsAppConfig, path: Path) -> None:
+    if whatsapp.cost_per_message < 0:
+        raise ConfigError(f"{path}: whatsapp.cost_per_message: euros, 0 or more")
+    if not whatsapp.enabled:
+        return
+    for key in ("phone_number_id", "access_token", "app_secret", "verify_token"):
+        if not getattr(whatsapp, key):
+            raise ConfigError(f"{path}: whatsapp.{key}: required when whatsapp.enabled is true")
+    if not whatsapp.phone_number_id.isdigit():
+        raise ConfigError(f"{path}: whatsapp.phone_number_id: the digits of the Phone Number "
+                          "ID (Meta's WhatsApp Manager, not the phone number)")
+    try:
+        MonitoringConfig(whatsapp.webhook_listen).address()
+    except ValueError:
+        raise ConfigError(f"{path}: whatsapp.webhook_listen: HOST:PORT, got "
+                          f"{whatsapp.webhook_listen!r}") from None
+    if not whatsapp.webhook_path.startswith("/"):
+        raise ConfigError(f"{path}: whatsapp.webhook_path: a path starting with /")
+
+
 def _check_secret_key(config: Config, path: Path) -> None:
     """Real people need a real key (bot/keys.py); its value is never printed."""
     key = config.secret_key
     if key and len(key) < MIN_SECRET_KEY:
         raise ConfigError(f"{path}: secret_key: {len(key)} characters, at least "
                           f"{MIN_SECRET_KEY} needed (generate one: openssl rand -hex 32)")
-    if not key and (config.telegram.enabled or config.matrix.enabled):
-        raise ConfigError(f"{path}: secret_key: required when telegram or matrix is enabled "
+    if not key and (config.telegram.enabled or config.matrix.enabled
+                    or config.whatsapp.enabled):
+        raise ConfigError(f"{path}: secret_key: required when telegram, matrix or whatsapp is "
+                          "enabled "
                           "(set ALERTE_BOT_SECRET_KEY; generate one: openssl rand -hex 32)")
 
 

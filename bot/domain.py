@@ -186,6 +186,17 @@ class Choice:
 
 
 @dataclass(frozen=True, slots=True)
+class Summary:
+    """An alert's copy in three plain fields, for a platform that may only send a
+    pre-approved template to someone who has not written lately (WhatsApp outside its
+    24-hour window): the template's parameters (docs/whatsapp.md)."""
+
+    headline: str  # « 🚨 Cambriolage », « ✅ Fin d'alerte — Cambriolage »
+    place: str  # the perimeter in words
+    text: str  # facts, the text, the footer
+
+
+@dataclass(frozen=True, slots=True)
 class Outgoing:
     """A message in two renderings: plain text, and HTML with user text escaped.
 
@@ -203,6 +214,9 @@ class Outgoing:
     # Sent instead, as text alone, when the platform refuses the file for good (a data
     # export): the person asked for it and must not be left in silence.
     if_file_fails: str | None = None
+    # An alert's copy (or its follow-up) as template parameters; None for everything else
+    # (answers and prompts, which only go to someone who just wrote).
+    summary: Summary | None = None
 
 
 @dataclass(frozen=True, slots=True)

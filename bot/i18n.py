@@ -54,6 +54,7 @@ PLATFORM_TAGS: dict[str, tuple[str, ...]] = {
     "matrix": ("matrix", "numbered"),
     "console": ("console", "numbered"),
     "telegram": ("telegram", "buttons"),
+    "whatsapp": ("whatsapp", "buttons"),
 }
 # Platform → the prefix its people type commands with, when it is not "/". Element
 # turns "/stop" into a client command of its own; "!stop" reaches the bot.

@@ -27,7 +27,8 @@ LEADERSHIP_LOST = 75  # exit status: the service manager restarts it, as a stand
 
 
 def enabled_platforms(config: Config, console: bool) -> list[str]:
-    platforms = [name for name in ("telegram", "matrix") if getattr(config, name).enabled]
+    platforms = [name for name in ("telegram", "matrix", "whatsapp")
+                 if getattr(config, name).enabled]
     if console or not platforms:  # nothing configured: the console is the default
         platforms.append("console")
     return platforms
@@ -51,11 +52,25 @@ def build_transports(config: Config, services: Services) -> dict[str, Transport]
                 config.matrix, TransportState(services.db, "matrix"),
                 is_admin=lambda who: services.roles.may(who, Action.REGISTER_GROUP),
                 more_officers=configured_channels(config, platform))
+        elif platform == "whatsapp":
+            transports[platform] = whatsapp_transport(config, services)
         else:
             transports[platform] = ConsoleTransport(
                 config.console.officers_channel, files_dir=console_files_dir(config),
                 more_channels=configured_channels(config, platform))
     return transports
+
+
+def whatsapp_transport(config: Config, services: Services) -> Transport:
+    from bot.i18n import Translator
+    from bot.storage.whatsapp import WhatsAppStore
+    from bot.transports.whatsapp import Labels, WhatsAppTransport
+
+    t = Translator(services.catalog, config.language, "whatsapp")
+    return WhatsAppTransport(config.whatsapp, WhatsAppStore(services.db), services.clock,
+                             labels=Labels(list_button=t("whatsapp.list_button")),
+                             message_days=config.privacy.message_ids_retention_days,
+                             unreachable_days=config.privacy.blocked_retention_days)
 
 
 def console_files_dir(config: Config) -> Path:

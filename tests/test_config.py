@@ -247,7 +247,7 @@ def test_missing_env_variable_in_a_list_names_the_item(tmp_path: Path) -> None:
     ("telegram:\n  tokn: abc\n", "telegram.tokn"),
     ("rate_limits:\n  telegram:\n    global_per_secnd: 5\n",
      "rate_limits.telegram.global_per_secnd"),
-    ("rate_limits:\n  whatsapp: {}\n", "rate_limits.whatsapp"),
+    ("rate_limits:\n  signal: {}\n", "rate_limits.signal"),
 ])
 def test_unknown_key_is_refused_with_its_full_name(tmp_path: Path, text: str, key: str) -> None:
     message = load_error(write(tmp_path, text))

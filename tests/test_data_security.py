@@ -386,7 +386,7 @@ def test_a_platform_without_a_secret_key_is_refused(tmp_path: Path, platform: st
     with pytest.raises(ConfigError) as refused:
         load_config(path, {})
     assert str(refused.value) == (
-        f"{path}: secret_key: required when telegram or matrix is enabled (set "
+        f"{path}: secret_key: required when telegram, matrix or whatsapp is enabled (set "
         "ALERTE_BOT_SECRET_KEY; generate one: openssl rand -hex 32)")
     with pytest.raises(ConfigError, match="at least 32"):
         load_config(path, {"ALERTE_BOT_SECRET_KEY": "short"})

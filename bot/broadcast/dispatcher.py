@@ -27,7 +27,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
-from bot.alert_copy import closed_copy, delivered_alert, receipt_choices
+from bot.alert_copy import closed_copy, delivered_alert, recall_notice, receipt_choices
 from bot.broadcast.outbox import resolve_more
 from bot.broadcast.pacing import Pacer, Priority, pacers_for, platform_limits
 from bot.config import PlatformRateLimits
@@ -39,6 +39,7 @@ from bot.metrics import Metrics
 from bot.render import MAIN_ACTION, progress, report, sent_on
 from bot.storage.alerts import Alert
 from bot.storage.deliveries import Delivery
+from bot.storage.whatsapp import WhatsAppStore
 from bot.transports.base import (
     ChatMoved,
     PermanentError,
@@ -108,6 +109,7 @@ class Dispatcher:
         # Per alert and language: its rendered send, and that with a subscriber's buttons.
         self._receipted: dict[tuple[int, str], tuple[Outgoing, Outgoing]] = {}
         self._protected: dict[int, bool] = {}  # alert id → its category is protected
+        self._kinds: dict[int, str] = {}  # alert id → its kind, known from rendering
         self._tasks: list[asyncio.Task[None]] = []
         self._finish_checked = float("-inf")  # event-loop time of the last finish_completed
         self._senders_went = asyncio.Event()  # a worker claimed since the last wake()
@@ -304,13 +306,26 @@ class Dispatcher:
         transport = self.transports[platform]
         target = row.target_message_id or ""
         if row.action == DeliveryAction.DELETE:
+            if not transport.capabilities.delete:
+                return await self._follow_up(transport, row, await self._message(row))
             await transport.delete(row.chat_id, target)
             return target
         message = await self._message(row)
         if row.action == DeliveryAction.EDIT:
+            if not transport.capabilities.edit:
+                return await self._follow_up(transport, row, message)
             await self._edit_or_delete(transport, row, message)
             return target
         return await transport.send(row.chat_id, message)
+
+    async def _follow_up(self, transport: Transport, row: Delivery, message: Outgoing) -> str:
+        """Where the platform cannot edit or delete (WhatsApp), what the copy would have
+        become goes as a new message quoting it; the report says so. An all-clear needs
+        none: its closing words already went, quoting the copy."""
+        target = row.target_message_id or ""
+        if self._kinds.get(row.alert_id) == "all_clear":
+            return target
+        return await transport.send(row.chat_id, replace(message, reply_to=target, choices=()))
 
     async def _edit_or_delete(self, transport: Transport, row: Delivery,
                               message: Outgoing) -> None:
@@ -439,6 +454,9 @@ class Dispatcher:
         signature = self.services.organisations.signature(alert.organisation)
         zone = self.services.timezone
         self._protected[alert_id] = category.protected
+        self._kinds[alert_id] = alert.kind
+        if action == "delete":  # only where the platform cannot delete (_follow_up)
+            return recall_notice(t, alert, alert.parent_id or alert.id)
         if action == "send":
             copy = delivered_alert(t, alert, category, signature, sent_on(alert), zone)
             return await self._with_photo(alert, copy)
@@ -533,6 +551,31 @@ class Dispatcher:
             if await stores.alerts.mark_reported(alert_id, now):
                 await self.perform(await self._report(alert_id))
 
+    async def _platform_notes(self, alert: Alert) -> list[str]:
+        """What the report adds for platforms that could not do what was asked (edit,
+        delete: follow-ups were sent) and for those that charge per message."""
+        staff, notes = self._staff, []
+        deliveries = self.services.stores.deliveries
+        for platform, transport in self.transports.items():
+            if transport.capabilities.edit and transport.capabilities.delete:
+                continue
+            followed = await deliveries.follow_ups_sent(alert.id, platform)
+            if followed:
+                notes.append(staff("render.report_follow_ups", count=followed))
+                # A recall, or a missing person's description: what the copy said stays.
+                if alert.kind in ("recall", "redact") or \
+                        self.services.reference.categories[alert.category].protected:
+                    notes.append(staff("render.report_originals_stay",
+                                       count=staff.number(followed)))
+        price = self.services.config.whatsapp.cost_per_message
+        if "whatsapp" in self.transports and price > 0:
+            cost = await WhatsAppStore(self.services.db).alert_cost(alert.id, price)
+            if cost.billed:
+                notes.append(staff("render.report_cost", cost=staff.number(cost.euros, 2),
+                                   count=staff.number(cost.billed),
+                                   price=staff.number(price, 4, trim=True)))
+        return notes
+
     async def _report(self, alert_id: int) -> Effects:
         stores = self.services.stores
         alert = await stores.alerts.get(alert_id)
@@ -545,7 +588,11 @@ class Dispatcher:
         for receipted in [key for key in self._receipted if key[0] == alert_id]:
             del self._receipted[receipted]
         self._protected.pop(alert_id, None)
+        self._kinds.pop(alert_id, None)
         self._copies_out.discard(alert_id)
+        notes = await self._platform_notes(alert)
+        if notes:
+            message = Outgoing("\n".join([text, *notes]))
         effects = Effects.of(ToOfficers(message, organisation=alert.organisation))
         if await stores.alerts.posts(PROGRESS, alert_id):
             effects += Effects.of(EditTracked(PROGRESS, alert_id, message))

@@ -8,6 +8,7 @@ from bot.commands import Command, small_number
 from bot.context import Context
 from bot.domain import Effects
 from bot.roles import Action
+from bot.storage.whatsapp import WhatsAppStore
 
 TOP = 10
 
@@ -32,7 +33,18 @@ async def stats(ctx: Context, args: str) -> Effects:
                    failed=t("quantity.failed", count=counts.failed),
                    blocked=t("quantity.blocked", count=counts.blocked),
                    receipts=t("quantity.receipts", count=counts.receipts), rate=rate))
+    lines += await _whatsapp_cost(ctx, since)
     return ctx.text("\n".join(lines))
+
+
+async def _whatsapp_cost(ctx: Context, since: datetime) -> list[str]:
+    """The template messages WhatsApp charged over the period, at the configured price."""
+    price = ctx.config.whatsapp.cost_per_message
+    if price <= 0:
+        return []
+    cost = await WhatsAppStore(ctx.stores.deliveries.db).cost_since(since, price)
+    return [ctx.t("stats.whatsapp_cost", cost=ctx.t.number(cost.euros, 2),
+                  count=ctx.t.number(cost.billed))]
 
 
 async def _subscribers(ctx: Context) -> list[str]:

@@ -257,6 +257,13 @@ class DeliveryStore:
         receipts = sum(int(row[3]) for row in rows)
         return DeliveryCounts(maybe_duplicates=duplicates, acknowledged=receipts, **by_status)
 
+    async def follow_ups_sent(self, alert_id: int, platform: str) -> int:
+        """Edits and deletions of an alert sent on ``platform`` (as follow-ups, where it
+        can do neither: bot/broadcast/dispatcher.py)."""
+        return int(await self.db.fetchval(
+            "SELECT count(*) FROM deliveries WHERE alert_id = ? AND platform = ?"
+            " AND action IN ('edit', 'delete') AND status = 'sent'", (alert_id, platform)) or 0)
+
     async def enqueue_followup(self, alert_id: int, parent_id: int, action: str, priority: int,
                                now: datetime) -> int:
         """Rows acting on every delivered copy of the parent: a threaded reply ('send'),

@@ -33,6 +33,12 @@ class RecipientGone(DeliveryError):
     """The recipient blocked the bot, left, or no longer exists: never retry."""
 
 
+class Unreachable(RecipientGone):
+    """The platform cannot deliver to this person (WhatsApp 131026: not on WhatsApp, an
+    old app, the terms not accepted): never retried, like a block; the transport marks
+    them unreachable until they write again."""
+
+
 class ChatMoved(DeliveryError):
     """The chat has a new id (Telegram group upgraded to a supergroup)."""
 
@@ -96,6 +102,16 @@ def first_id(message_id: str | None) -> str | None:
 
 
 @dataclass(frozen=True, slots=True)
+class Capabilities:
+    """What a platform can do to a message once sent. Where it cannot edit or delete
+    (WhatsApp), the dispatcher sends a follow-up quoting the original instead
+    (``Outgoing.reply_to``), and the report says so."""
+
+    edit: bool = True
+    delete: bool = True
+
+
+@dataclass(frozen=True, slots=True)
 class StartLink:
     """How a person on one platform opens the bot with a start code (an invitation):
     a link that carries the code (Telegram's deep link) and/or the line to send the bot
@@ -108,6 +124,7 @@ class StartLink:
 
 class Transport(ABC):
     platform: str
+    capabilities = Capabilities()
 
     @abstractmethod
     async def start(self, on_incoming: IncomingHandler, staff: StaffTest = nobody) -> None:
