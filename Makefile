@@ -31,8 +31,11 @@ lint: $(VENV)/.test
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 
+# Every test on SQLite, then every test again on PostgreSQL (a throwaway server started by
+# tests/conftest.py with initdb and pg_ctl; tests about SQLite's own file are skipped there).
 test: $(VENV)/.test lint  ## everything, including a real Synapse on loopback
 	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q --backend postgresql
 
 fuzz: $(VENV)/.test  ## the dedicated fuzz run: FUZZ_EXAMPLES inputs per target (default 10000)
 	FUZZ_EXAMPLES=$${FUZZ_EXAMPLES:-10000} $(BIN)/python -m pytest -q -s tests/test_fuzz.py

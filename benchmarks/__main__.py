@@ -4,6 +4,7 @@
     python -m benchmarks --smoke      # tiny sizes: structure and correctness only (smoke.*)
     python -m benchmarks --only telegram-30 telegram-1000 ...   # a subset
     python -m benchmarks --only incoming   # every incoming-* scenario (issue 14)
+    python -m benchmarks --only postgresql --out /tmp/pg   # the PostgreSQL ones (issue 18)
 
 Targets are checked on the full run only; a smoke run reports the same figures at sizes
 where timings mean nothing.
@@ -35,9 +36,10 @@ SLOW_API = 0.100  # a slow day of the real Bot API: what the default in_flight m
 INCOMING = ("incoming-spike", "incoming-spike-20ms", "incoming-human", "incoming-human-20ms",
             "incoming-receipts", "incoming-receipts-20ms", "incoming-free",
             "incoming-free-20ms", "incoming-matrix")
+POSTGRESQL = ("pg-resolution", "pg-telegram-30", "pg-telegram-1000", "pg-failover")
 SCENARIOS = ("core", "telegram-30", "telegram-1000", "telegram-100k", "telegram-faults",
-             "telegram-crash", "telegram-latency", "matrix", "whatsapp", *INCOMING)
-GROUPS = {"incoming": INCOMING}  # --only incoming: all of them
+             "telegram-crash", "telegram-latency", "matrix", "whatsapp", *INCOMING, *POSTGRESQL)
+GROUPS = {"incoming": INCOMING, "postgresql": POSTGRESQL}  # --only incoming: all of them
 
 
 @dataclass(frozen=True)
@@ -290,6 +292,82 @@ async def run_matrix(run: Run) -> None:
                "same event content: isolates the engine from Synapse's cost of the event")
 
 
+class PostgreSQL:
+    """One throwaway server for the PostgreSQL scenarios (issue 18), started on first use:
+    fsync on; synchronous_commit off, as SQLite's WAL with synchronous=NORMAL (a commit
+    survives the process, the last ones may not survive the machine: docs/high-availability.md
+    says what a replica changes)."""
+
+    def __init__(self) -> None:
+        self.server: Any = None
+        self.databases: Any = None
+
+    def database(self) -> str:
+        from tests import postgres
+        if self.server is None:
+            self.server = postgres.start(fsync=True, synchronous_commit="off")
+            self.databases = postgres.Databases(self.server.url)
+        return str(self.databases.empty())
+
+    def stop(self) -> None:
+        if self.server is not None:
+            self.server.stop()
+
+
+async def run_pg_resolution(run: Run, pg: PostgreSQL) -> None:
+    n = run.sizes.core_subscribers
+    found = (await core.resolution(n, pg.database()))[0]
+    run.details["pg_resolution"] = found
+    run.target(f"PostgreSQL: recipient resolution alone (in-process), {n:,} dep:70", "≤ 1 s",
+               f"{found['resolution_s']} s (+ approval {found['approval_s']} s)",
+               found["resolution_s"] <= 1.0, "all outbox rows written, dispatcher stopped")
+
+
+async def run_pg_ceiling(run: Run, folder: Path, pg: PostgreSQL, rate: float) -> None:
+    n = run.sizes.t30 if rate == 30 else run.sizes.t1000
+    result = await telegram.ceiling(folder / f"pg{rate:g}", n, rate, paid=rate > 30,
+                                    database=pg.database())
+    summary = result.summary()
+    run.details[f"pg_telegram_{rate:g}"] = summary
+    ratio = summary["steady_rate"] / rate
+    sqlite = sqlite_ratio(rate)
+    run.target(f"PostgreSQL: Telegram {rate:,.0f} msg/s, {n:,}: steady rate / ceiling",
+               "as SQLite's" + ("" if sqlite is None else f" ({sqlite:.3f})"),
+               f"{ratio:.3f} ({summary['steady_rate']} msg/s, duration "
+               f"{summary['duration_s']} s)",
+               None if sqlite is None else ratio >= sqlite - 0.01 and result.delivered == n,
+               f"429: {summary['count_429']}, {result.delivered:,} delivered, bot CPU "
+               f"{summary['bot_cpu_ms_per_message']} ms/msg; SQLite: results/latest.json")
+    run.panels.append(plot.Panel(f"PostgreSQL: {rate:,.0f} msg/s ceiling, {n:,} subscribers",
+                                 {"bot": summary["per_second"]}, rate))
+
+
+def sqlite_ratio(rate: float) -> float | None:
+    """SQLite's steady rate / ceiling in the committed results (within 1 %: the same)."""
+    try:
+        details = json.loads((RESULTS / "latest.json").read_text())["details"]
+        found = details["telegram_30"] if rate == 30 else details["telegram_1000"]["bot"]
+        return float(found["steady_rate"]) / rate
+    except (OSError, KeyError, ValueError, TypeError):
+        return None
+
+
+async def run_pg_failover(run: Run, folder: Path, pg: PostgreSQL) -> None:
+    n = run.sizes.crash
+    found = await telegram.failover(folder / "failover", n, pg.database(), rate=1000.0)
+    run.details["pg_failover"] = found
+    run.target(f"PostgreSQL: kill -9 of the leader mid-broadcast, standby finishes ({n:,})",
+               "lost = 0", found["lost"], found["lost"] == 0,
+               f"killed after {found['killed_after']:,} deliveries; report {found['report']}")
+    run.target("… duplicates", f"≤ {found['bound']} (2 × in_flight)", found["duplicates"],
+               found["duplicates"] <= found["bound"], "chats the double saw twice")
+    run.target("… sending resumed after the kill", "≤ 5 s", f"{found['resumed_s']} s",
+               found["resumed_s"] is not None and found["resumed_s"] <= 5.0,
+               "kill → first send accepted from the new leader")
+    run.target("… 429 answers", "0", found["count_429"], found["count_429"] == 0,
+               "the double's counters: never two processes on the budget")
+
+
 async def run_whatsapp(run: Run) -> None:
     from benchmarks import whatsapp
 
@@ -314,6 +392,7 @@ async def main_async(arguments: argparse.Namespace) -> Run:
     run = Run(sizes, arguments.smoke)
     wanted = {name for chosen in arguments.only or SCENARIOS
               for name in GROUPS.get(chosen, (chosen,))}
+    pg = PostgreSQL()
     with tempfile.TemporaryDirectory(prefix="bench-") as scratch:
         folder = Path(scratch)
         steps: dict[str, Callable[[], Awaitable[None]]] = {
@@ -335,10 +414,17 @@ async def main_async(arguments: argparse.Namespace) -> Run:
             "incoming-free": lambda: incoming_report.free_tier(run, folder, 0.0),
             "incoming-free-20ms": lambda: incoming_report.free_tier(run, folder, LATENCY),
             "incoming-matrix": lambda: incoming_report.matrix(run),
+            "pg-resolution": lambda: run_pg_resolution(run, pg),
+            "pg-telegram-30": lambda: run_pg_ceiling(run, folder, pg, 30.0),
+            "pg-telegram-1000": lambda: run_pg_ceiling(run, folder, pg, 1000.0),
+            "pg-failover": lambda: run_pg_failover(run, folder, pg),
         }
-        for name in SCENARIOS:
-            if name in wanted:
-                await run.scenario(name, steps[name])
+        try:
+            for name in SCENARIOS:
+                if name in wanted:
+                    await run.scenario(name, steps[name])
+        finally:
+            pg.stop()
     return run
 
 

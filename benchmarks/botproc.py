@@ -23,7 +23,9 @@ from typing import Any
 
 import yaml
 
-from bot.storage.database import Database
+from bot.storage.database import Database, is_postgresql
+from bot.storage.dialect import translate
+from tests.harness import database_for
 
 ROOT = Path(__file__).resolve().parent.parent
 TOKEN = "123456:bench-token"
@@ -60,6 +62,7 @@ async def seed_database(db: Database, count: int, communes: list[str],
         await db.executemany(
             "INSERT INTO subscriber_communities VALUES (?, 'citoyen')",
             ((i,) for i in range(1, count + 1)))
+    await db.sync_identities()  # ids given: PostgreSQL's next id goes past them
 
 
 def bot_config(folder: Path, base_url: str, *, rate: float, paid: bool,
@@ -68,7 +71,8 @@ def bot_config(folder: Path, base_url: str, *, rate: float, paid: bool,
     """A production-shaped configuration on the double; paths absolute (the file lives
     in a temporary folder)."""
     config: dict[str, Any] = {
-        "database": str(folder / "bot.sqlite3"),
+        # On a PostgreSQL run of the tests (tests/conftest.py), a database of its own there.
+        "database": database_for(folder / "bot.sqlite3"),
         "secret_key": "benchmark-secret-key-0123456789abcdef",
         "language": "fr",
         "communities": str(ROOT / "config/communities.yaml"),
@@ -137,8 +141,10 @@ class BotProcess:
         return self.folder / "bot.yaml"
 
     @property
-    def database(self) -> Path:
-        return Path(self.config["database"])
+    def database(self) -> Path | str:
+        """The SQLite file, or the PostgreSQL URL."""
+        found = str(self.config["database"])
+        return found if is_postgresql(found) else Path(found)
 
     async def seed(self, count: int, communes: list[str], **options: Any) -> None:
         """Subscribers in the bot's database (created and migrated if new)."""
@@ -211,6 +217,10 @@ class BotProcess:
                 await self._sampler
             self._sampler = None
 
+    def log_text(self) -> str:
+        path = self.folder / f"bot-{self.starts}.log"
+        return path.read_text(errors="replace") if path.exists() else ""
+
     def log_tail(self, lines: int = 30) -> str:
         path = self.folder / f"bot-{self.starts}.log"
         if not path.exists():
@@ -218,8 +228,15 @@ class BotProcess:
         return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
 
 
-def query(database: Path, sql: str, params: Iterable[Any] = ()) -> list[tuple[Any, ...]]:
-    """A read on the bot's database from outside (WAL: never blocks the bot's writes)."""
+def query(database: Path | str, sql: str,
+          params: Iterable[Any] = ()) -> list[tuple[Any, ...]]:
+    """A read on the bot's database from outside (WAL: never blocks the bot's writes); on
+    PostgreSQL, the same SQL translated (bot/storage/dialect.py)."""
+    if is_postgresql(database):
+        import psycopg
+        with psycopg.connect(str(database), cursor_factory=psycopg.RawCursor) as pg:
+            return [tuple(row) for row in pg.execute(  # type: ignore[call-overload]
+                translate(sql).sql, tuple(params) or None).fetchall()]
     connection = sqlite3.connect(f"file:{database}?mode=ro", uri=True, timeout=5)
     try:
         return list(connection.execute(sql, tuple(params)))

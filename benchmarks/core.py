@@ -9,6 +9,7 @@ from __future__ import annotations
 import statistics
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -39,11 +40,15 @@ async def seed_subscribers(bot: TestBot, count: int, communes: list[str]) -> Non
     await seed_database(bot.core.services.db, count, communes)
 
 
-async def resolution(subscribers: int = 100_000) -> list[Row]:
+async def resolution(subscribers: int = 100_000, database: str | None = None) -> list[Row]:
     """Approval, then the whole recipient resolution, alone: memory transports, nothing
-    sent (the dispatcher is stopped), so this is the engine's and SQLite's own cost."""
+    sent (the dispatcher is stopped), so this is the engine's and SQLite's own cost
+    (``database``: a PostgreSQL URL instead)."""
     with tempfile.TemporaryDirectory() as folder:
-        bot = await TestBot(test_config(Path(folder) / "bench.sqlite3")).start()
+        config = test_config(Path(folder) / "bench.sqlite3")
+        if database is not None:
+            config = replace(config, database=database)
+        bot = await TestBot(config).start()
         try:
             await seed_subscribers(bot, subscribers, sorted(shared_layer().in_departement("70")))
             await bot.say("telegram:100", "/alerte crue dep:70 : Montée des eaux de la Saône")

@@ -208,8 +208,10 @@ class TelegramBench:
     """A fresh double with ``subscribers`` users and a bot process seeded with them."""
 
     def __init__(self, folder: Path, subscribers: int, *, rate: float, paid: bool,
-                 in_flight: int | None = 32, latency: float = 0.0) -> None:
+                 in_flight: int | None = 32, latency: float = 0.0,
+                 database: str | None = None) -> None:
         self.folder = folder
+        self.database = database  # a PostgreSQL URL; None: SQLite in the folder
         self.subscribers = subscribers
         self.double = make_double(subscribers, rate=rate, paid=paid, latency=latency)
         self.rate, self.paid, self.in_flight = rate, paid, in_flight
@@ -222,6 +224,8 @@ class TelegramBench:
         await self.double.start()
         config = bot_config(self.folder, self.double.base_url, rate=self.rate, paid=self.paid,
                             in_flight=self.in_flight)
+        if self.database is not None:
+            config["database"] = self.database
         self.bot = BotProcess(self.folder, config)
         await self.bot.seed(self.subscribers, dep70())
         quiet_collector()
@@ -340,10 +344,12 @@ class TelegramBench:
 
 
 async def ceiling(folder: Path, subscribers: int, rate: float, paid: bool, *,
-                  latency: float = 0.0, in_flight: int | None = 32) -> Broadcast:
-    """One broadcast at the platform's ceiling; what the double saw."""
+                  latency: float = 0.0, in_flight: int | None = 32,
+                  database: str | None = None) -> Broadcast:
+    """One broadcast at the platform's ceiling; what the double saw (``database``: a
+    PostgreSQL URL; None: SQLite)."""
     async with TelegramBench(folder, subscribers, rate=rate, paid=paid,
-                             latency=latency, in_flight=in_flight) as bench:
+                             latency=latency, in_flight=in_flight, database=database) as bench:
         await bench.start_bot()
         await bench.request_and_approve(watch_resolution=True)
         await bench.wait_report(timeout=subscribers / rate * 3 + 120)
@@ -413,6 +419,41 @@ async def crash_and_resume(folder: Path, subscribers: int, in_flight: int = 32,
             "reported_duplicates": counts.get("possible_duplicates", 0),
             "bound": 2 * in_flight, "report": counts, "report_text": result.report,
             "per_second": result.per_second(), "duration_s": round(result.duration_s, 2)}
+
+
+async def failover(folder: Path, subscribers: int, database: str, *, rate: float = 1000.0,
+                   in_flight: int = 32, kill_at: float = 0.4) -> dict[str, Any]:
+    """Two bot processes on one PostgreSQL database (issue 18): ``kill -9`` of the leader
+    mid-broadcast; the standby takes the lock over and finishes the broadcast. Nobody lost,
+    duplicates within the dead leader's in-flight window, sending resumed within seconds."""
+    async with TelegramBench(folder / "leader", subscribers, rate=rate, paid=True,
+                             in_flight=in_flight, database=database) as bench:
+        standby = BotProcess(folder / "standby", dict(bench.process.config))
+        await bench.start_bot()
+        await standby.start()
+        await bench.until(lambda: "stands by" in standby.log_text(), 60, "no standby")
+        await bench.request_and_approve()
+        await bench.until(partial(reached, bench, int(subscribers * kill_at)), 120,
+                          "stalled")
+        leader = bench.process
+        killed_at = time.time()
+        await leader.kill()
+        killed_after = bench.subscriber_deliveries()
+        bench.bot = standby  # the report comes from it
+        await bench.wait_report(timeout=180)
+        result = bench.collect()
+        await leader.stop()
+    reachable = {subscriber_chat(n) for n in range(1, subscribers + 1)}
+    # Sends the dead process had on the wire land within milliseconds of the kill; the
+    # next ones are the new leader's.
+    resumed = [t for t in result.times if t > killed_at + 0.1]
+    return {"subscribers": subscribers, "rate": rate, "in_flight": in_flight,
+            "killed_after": killed_after, "lost": result.lost(reachable),
+            "duplicates": result.duplicates(), "bound": 2 * in_flight,
+            "resumed_s": round(resumed[0] - killed_at, 2) if resumed else None,
+            "count_429": result.stats.get("errors", {}).get(429, 0),
+            "report": result.report_counts(), "duration_s": round(result.duration_s, 2),
+            "steady_rate": round(result.steady_rate, 1)}
 
 
 async def naive_baseline(subscribers: int, mode: str, latency: float = 0.0) -> dict[str, Any]:

@@ -20,7 +20,7 @@ from bot.organisations import Organisations
 from bot.privacy import scrub_free_pages_once
 from bot.reference import load_reference
 from bot.roles import RoleBook
-from bot.storage.database import Database
+from bot.storage.database import Database, is_postgresql
 from bot.storage.lock import ServingLock
 from bot.transports.base import Transport
 
@@ -61,7 +61,8 @@ async def build_services(config: Config, clock: Clock | None = None,
 
 async def open_serving_database(config: Config) -> tuple[Database, ServingLock | None]:
     """The database, with the serving lock taken first (bot/storage/lock.py)."""
-    if config.database == ":memory:":
+    if config.database == ":memory:" or is_postgresql(config.database):
+        # PostgreSQL: processes share it by design; one leads (bot/leader.py).
         return await Database.open(config.database), None
     path = config.resolve(config.database)
     lock = ServingLock.acquire(path)

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from bot.check_report import Section
 from bot.config import Config
-from bot.storage.database import MIGRATIONS_DIR, DatabaseError, load_migrations
+from bot.storage.database import MIGRATIONS_DIR, DatabaseError, is_postgresql, load_migrations
 
 # SQLite writes these beside the database in WAL mode; they must be writable too.
 COMPANIONS = ("-wal", "-shm")
@@ -29,8 +29,40 @@ async def check_database(config: Config) -> Section:
     if config.database == ":memory:":
         found.warning(":memory: — nothing is kept when the bot stops (set database: to a file)")
         return found
+    if is_postgresql(config.database):
+        await _check_postgresql(config.database, found)
+        return found
     await asyncio.to_thread(_check_file, config.resolve(config.database), found)
     return found
+
+
+async def _check_postgresql(url: str, found: Section) -> None:
+    """Reachable, its schema version, writable (a primary, not a replica in recovery)."""
+    from bot.storage.postgresql import connect, redact
+    latest = len(load_migrations(MIGRATIONS_DIR))
+    try:
+        connection = await connect(url, timeout=5)
+    except Exception as error:  # psycopg.Error, or a URL it cannot read
+        found.problem(f"{redact(url)}: cannot connect ({str(error).strip().splitlines()[0]})")
+        return
+    try:
+        cursor = await connection.execute("SELECT to_regclass('schema_version') IS NOT NULL,"
+                                          " pg_is_in_recovery()")
+        row = await cursor.fetchone()
+        assert row is not None
+        version = 0
+        if row[0]:
+            cursor = await connection.execute("SELECT coalesce(max(version), 0)"
+                                              " FROM schema_version")
+            found_version = await cursor.fetchone()
+            version = int(found_version[0]) if found_version is not None else 0
+        access = "read-only (a replica in recovery)" if row[1] else "writable"
+    finally:
+        await connection.close()
+    if row[1]:
+        found.problem(f"{redact(url)}: a replica in recovery, not the primary: the bot must"
+                      " write (point database: at the primary, or the service's address)")
+    _report_version(redact(url), version, latest, access, found)
 
 
 def _check_file(path: Path, found: Section) -> None:
@@ -67,7 +99,8 @@ def _check_creatable(path: Path, latest: int, found: Section) -> None:
     found.ok(f"{path}: does not exist yet; created at start (schema version {latest})")
 
 
-def _report_version(path: Path, version: int, latest: int, access: str, found: Section) -> None:
+def _report_version(path: Path | str, version: int, latest: int, access: str,
+                    found: Section) -> None:
     if version > latest:
         found.problem(f"{path}: schema version {version}, but this code knows only up to "
                       f"{latest}: the database was written by a newer version of the bot "

@@ -23,7 +23,8 @@ from bot.storage.database import DatabaseError
 EXIT_CONFIG = 2
 CONFIG_VARIABLE = "ALERTE_BOT_CONFIG"
 DEFAULT_CONFIG = Path("config/bot.yaml")
-COMMANDS = ["run", "demo", "check", "init", "audit", "export", "backup", "restore"]
+COMMANDS = ["run", "demo", "check", "init", "audit", "export", "backup", "restore",
+            "migrate-to-postgresql"]
 
 
 def parse_arguments(argv: list[str]) -> argparse.Namespace:
@@ -40,7 +41,8 @@ def parse_arguments(argv: list[str]) -> argparse.Namespace:
                              "check: test the configuration and each platform's connection; "
                              "init DIR: write a starter configuration; audit verify: check "
                              "the audit trail's hash chain; export: alerts as CSV; "
-                             "backup FILE / restore FILE: the database")
+                             "backup FILE / restore FILE: the database; migrate-to-postgresql"
+                             " --from FILE --to URL: copy an SQLite database into PostgreSQL")
     parser.add_argument("argument", nargs="?",
                         help="init: the folder; audit: verify; backup/restore: the file")
     parser.add_argument("--out", type=Path, help="export: write the CSV to this file")
@@ -51,6 +53,11 @@ def parse_arguments(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--database", metavar="PATH",
                         help="init: where the database will live (default: DIR/var/bot.sqlite3)")
     parser.add_argument("--force", action="store_true", help="init: replace DIR/bot.yaml")
+    parser.add_argument("--from", dest="source", type=Path, metavar="FILE",
+                        help="migrate-to-postgresql: the SQLite database (default: the"
+                             " configuration's)")
+    parser.add_argument("--to", dest="target", metavar="URL",
+                        help="migrate-to-postgresql: postgresql://user@host/database (empty)")
     return parser.parse_args(argv)
 
 
@@ -86,6 +93,8 @@ def dispatch(arguments: argparse.Namespace, config: Config, config_file: Path) -
         from bot.check import run_checks
 
         return asyncio.run(run_checks(config, config_file=config_file))
+    if command == "migrate-to-postgresql":
+        return to_postgresql(arguments, config)
     if command in ("backup", "restore"):
         return database_file_command(arguments, config)
     from bot.main import run
@@ -101,6 +110,20 @@ def database_file_command(arguments: argparse.Namespace, config: Config) -> int:
         return EXIT_CONFIG
     operation = maintenance.backup if arguments.command == "backup" else maintenance.restore
     return operation(config, Path(arguments.argument))
+
+
+def to_postgresql(arguments: argparse.Namespace, config: Config) -> int:
+    from bot.storage.database import is_postgresql
+    from bot.to_postgresql import migrate_to_postgresql
+
+    source = arguments.source
+    if source is None and not is_postgresql(config.database) and config.database != ":memory:":
+        source = config.resolve(config.database)
+    if source is None or not arguments.target:
+        print("usage: alerte-bot migrate-to-postgresql --from FILE --to postgresql://…",
+              file=sys.stderr)
+        return EXIT_CONFIG
+    return asyncio.run(migrate_to_postgresql(config, Path(source), arguments.target))
 
 
 def init(arguments: argparse.Namespace) -> int:

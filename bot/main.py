@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 import tempfile
 from pathlib import Path
@@ -12,13 +13,17 @@ from pathlib import Path
 from bot.app import BotApp, build_services
 from bot.config import Config
 from bot.context import Services
+from bot.geo.communes import CommuneLayer
+from bot.leader import Leadership, wait_to_lead
 from bot.organisations import configured_channels
 from bot.roles import Action
+from bot.storage.database import is_postgresql
 from bot.storage.transport_state import TransportState
 from bot.transports.base import Transport
 from bot.transports.console import ConsoleTransport
 
 log = logging.getLogger(__name__)
+LEADERSHIP_LOST = 75  # exit status: the service manager restarts it, as a standby
 
 
 def enabled_platforms(config: Config, console: bool) -> list[str]:
@@ -70,7 +75,7 @@ def whatsapp_transport(config: Config, services: Services) -> Transport:
 
 def console_files_dir(config: Config) -> Path:
     """Files the console « sends » are written beside the database, never in the cwd."""
-    if config.database == ":memory:":
+    if config.database == ":memory:" or config.database.startswith(("postgresql:", "postgres:")):
         return Path(tempfile.gettempdir()) / "alerte-bot-console-files"
     return config.resolve(config.database).parent / "console-files"
 
@@ -85,27 +90,50 @@ def telegram_connections(config: Config) -> int:
 
 
 async def run(config: Config, console: bool) -> int:
-    services = await build_services(config,
-                                    platforms=frozenset(enabled_platforms(config, console)))
-    transports = build_transports(config, services)
-    app = BotApp(services, transports)
-    try:  # a start that fails half-way still closes the database, or its thread stays
-        await app.start()
-        terminal = transports.get("console")
-        if isinstance(terminal, ConsoleTransport):
-            await terminal.interact()
-        else:
-            await _wait_for_signal()
+    stop = _stop_on_signals()
+    leadership, layer = None, None
+    if is_postgresql(config.database) and not console:
+        # Several processes may share the database: this one serves once it leads. The
+        # commune layer (configuration only) is read before: a takeover does not wait for it.
+        layer = CommuneLayer.load([config.resolve(p) for p in config.geo.communes])
+        leadership = Leadership(config.database)
+        listen = config.monitoring.address() if config.monitoring.listen else None
+        if not await wait_to_lead(leadership, stop, listen):
+            return 0
+        leadership.watch(_leadership_lost)
+    try:
+        services = await build_services(config, geo=layer,
+                                        platforms=frozenset(enabled_platforms(config, console)))
+        transports = build_transports(config, services)
+        app = BotApp(services, transports)
+        try:  # a start that fails half-way still closes the database, or its thread stays
+            await app.start()
+            terminal = transports.get("console")
+            if isinstance(terminal, ConsoleTransport):
+                await terminal.interact()
+            else:
+                log.info("bot running; Ctrl-C to stop")
+                await stop.wait()
+        finally:
+            await app.stop()
     finally:
-        await app.stop()
+        if leadership is not None:  # once stopped: a standby takes over at once
+            await leadership.release()
     return 0
 
 
-async def _wait_for_signal() -> None:
+def _stop_on_signals() -> asyncio.Event:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError):
             loop.add_signal_handler(signum, stop.set)
-    log.info("bot running; Ctrl-C to stop")
-    await stop.wait()
+    return stop
+
+
+def _leadership_lost() -> None:
+    """No clean stop: it would go on sending while it stops, beside the new leader. The
+    outbox survives a kill (its rows in flight are retried), and the service manager starts
+    the process again, as a standby."""
+    logging.shutdown()
+    os._exit(LEADERSHIP_LOST)

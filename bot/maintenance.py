@@ -16,7 +16,13 @@ from bot.config import Config, ConfigError
 from bot.keys import Keys
 from bot.organisations import IMPLICIT
 from bot.storage.audit import AuditStore
-from bot.storage.database import MIGRATIONS_DIR, Database, DatabaseError, load_migrations
+from bot.storage.database import (
+    MIGRATIONS_DIR,
+    Database,
+    DatabaseError,
+    is_postgresql,
+    load_migrations,
+)
 from bot.storage.lock import ServingLock, lock_path
 from bot.storage.stats import scope
 
@@ -36,8 +42,9 @@ GROUP BY a.id ORDER BY a.id
 
 async def open_database(config: Config) -> Database:
     """For reading only: checking or exporting a read-only copy is fine."""
-    path = config.database if config.database == ":memory:" else config.resolve(config.database)
-    return await Database.open(path, writable=False)
+    if config.database == ":memory:" or is_postgresql(config.database):
+        return await Database.open(config.database, writable=False)
+    return await Database.open(config.resolve(config.database), writable=False)
 
 
 async def verify_audit(config: Config, out: TextIO | None = None) -> int:
@@ -94,6 +101,7 @@ def backup(config: Config, target: Path) -> int:
     """A consistent copy of the live database (SQLite's online backup API: safe while
     the bot writes; the copy is a single file, WAL included). Into a folder, the copy is
     named after the time (UTC) and the head of its audit chain."""
+    refuse_postgresql(config, "backup")
     source_path = config.resolve(config.database)
     if not source_path.exists():
         raise DatabaseError(f"{source_path}: no database to back up")
@@ -109,6 +117,13 @@ def backup(config: Config, target: Path) -> int:
     partial.replace(target)  # a crash mid-backup never leaves a truncated file named target
     print(f"backup written: {target} ({target.stat().st_size} bytes, audit head {head or '-'})")
     return 0
+
+
+def refuse_postgresql(config: Config, command: str) -> None:
+    """backup and restore copy SQLite's file; PostgreSQL has its own tools for that."""
+    if is_postgresql(config.database):
+        raise DatabaseError(f"{command} copies an SQLite file; on PostgreSQL use pg_dump and"
+                            " pg_restore, or the server's base backups (docs/high-availability.md)")
 
 
 def backup_name(database: Path, head: str) -> str:
@@ -179,6 +194,7 @@ def restore(config: Config, source: Path) -> int:
     if version > known:
         raise DatabaseError(f"{source}: schema version {version} is newer than this code "
                             f"({known}); use the bot version that made it")
+    refuse_postgresql(config, "restore")
     target = config.resolve(config.database)
     lock = ServingLock.acquire(target)
     try:

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import sqlite3
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -27,11 +26,12 @@ from bot.config import ConfigError
 from bot.context import Services
 from bot.metrics import PrometheusMetrics
 from bot.storage.alerts import AlertStore
-from bot.storage.database import PROBE_SECONDS, Database, DatabaseError
+from bot.storage.database import ENGINE_ERRORS, PROBE_SECONDS, Database, DatabaseError
 from bot.storage.deliveries import DeliveryStore
 from bot.transports.base import Transport
 
 log = logging.getLogger(__name__)
+READ_ERRORS: tuple[type[Exception], ...] = (TimeoutError, *ENGINE_ERRORS)
 READ_SECONDS = 2.0  # the outbox and alert figures: beyond this, the check fails
 # Every state an alert can be in, so each series exists (at 0) before its first alert.
 ALERT_STATES = ("pending", "approved", "rejected", "broadcasting", "done", "expired",
@@ -122,7 +122,7 @@ class Monitor:
 
     async def read(self, with_alerts: bool = True) -> Figures:
         """The outbox backlog per platform (and the alerts by state), within READ_SECONDS;
-        raises TimeoutError or sqlite3.Error."""
+        raises TimeoutError or an engine error (ENGINE_ERRORS)."""
         return await asyncio.wait_for(self._read(with_alerts), READ_SECONDS)
 
     async def _read(self, with_alerts: bool) -> Figures:
@@ -157,7 +157,7 @@ class Monitor:
     async def _outbox(self) -> Check:
         try:
             found = (await self.read(with_alerts=False)).backlogs.values()
-        except (TimeoutError, sqlite3.Error) as error:
+        except READ_ERRORS as error:
             return {"ok": False, "error": f"cannot read the outbox ({type(error).__name__})"}
         oldest = max((backlog.oldest_seconds for backlog in found), default=0.0)
         limit = self.services.config.monitoring.max_outbox_age_seconds
@@ -173,7 +173,7 @@ class Monitor:
     async def _metrics(self, request: web.Request) -> web.Response:
         try:
             self.figures.figures = await self.read()
-        except (TimeoutError, sqlite3.Error) as error:  # the counters are still worth having
+        except READ_ERRORS as error:  # the counters are still worth having
             log.warning("monitoring: database figures unavailable (%s)", type(error).__name__)
             self.figures.figures = None
         return web.Response(body=generate_latest(self.metrics.registry),

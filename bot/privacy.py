@@ -17,6 +17,7 @@ from bot.context import Services
 from bot.limits import PHOTO_KEPT
 from bot.people import forget_names
 from bot.storage.database import Database
+from bot.storage.dialect import Dialect
 from bot.storage.subscribers import Subscriber
 
 log = logging.getLogger(__name__)
@@ -59,6 +60,9 @@ async def scrub_free_pages_once(db: Database) -> None:
     for one rewrite of the file (VACUUM), done at the next start of the bot."""
     if await db.fetchval("SELECT 1 FROM meta WHERE key = 'vacuum_pending'") is None:
         return
+    if db.dialect is not Dialect.SQLITE:  # its VACUUM frees no page of a file to scrub
+        await db.execute("DELETE FROM meta WHERE key = 'vacuum_pending'")
+        return
     try:
         await db.execute("VACUUM")  # needs free disk space as large as the database
     except sqlite3.Error as error:  # serving alerts comes first: try again next start
@@ -71,7 +75,9 @@ async def scrub_free_pages_once(db: Database) -> None:
 async def forget_in_files(db: Database) -> None:
     """secure_delete zeroes erased rows in the database, but the WAL still holds the pages
     written before: copy them back and empty it. A reader (a backup) can hold it up; the
-    daily purge tries again."""
+    daily purge tries again. PostgreSQL has no such file of its own to empty."""
+    if db.dialect is not Dialect.SQLITE:
+        return
     busy = await db.fetchval("PRAGMA wal_checkpoint(TRUNCATE)")
     if busy:
         log.warning("privacy: the WAL could not be emptied after an erasure (a reader was"

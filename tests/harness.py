@@ -22,6 +22,7 @@ from bot.domain import Attachment, ChatKind, ChatRef, Identity, Incoming, Outgoi
 from bot.geo.communes import CommuneLayer
 from bot.organisations import configured_channels
 from bot.transports.memory import MemoryTransport
+from tests import postgres
 
 ROOT = Path(__file__).resolve().parent.parent
 OFFICERS = "officers"
@@ -48,10 +49,18 @@ def test_config(database: Path, **overrides: object) -> Config:
     # (tests/test_security.py checks the real limits).
     # Likewise platform pacing would only slow tests down (tests/test_pacing.py checks it).
     unpaced = PlatformRateLimits(1e6, 1e6, 1e6)
-    config = Config(database=str(database), roles=roles, base_dir=str(ROOT),
+    config = Config(database=database_for(database), roles=roles, base_dir=str(ROOT),
                     throttle=ThrottleConfig(messages_per_minute=10_000, burst=10_000),
                     rate_limits=RateLimitsConfig(unpaced, unpaced, unpaced))
     return dataclasses.replace(config, **overrides)  # type: ignore[arg-type]
+
+
+def database_for(path: Path | str) -> str:
+    """The database a test's bot uses for ``path``: that SQLite file, or on a PostgreSQL run
+    (tests/conftest.py --backend postgresql) a PostgreSQL database of its own."""
+    if postgres.ACTIVE is None or str(path) == ":memory:":
+        return str(path)
+    return postgres.ACTIVE.for_path(str(path))
 
 
 test_config.__test__ = False  # type: ignore[attr-defined]  # a helper, not a pytest test

@@ -32,6 +32,9 @@ from bot.storage.database import MIGRATIONS_DIR, Database, DatabaseError
 from bot.storage.lock import ServingLock
 from tests.harness import OFFICERS, ROOT, TestBot, test_config
 
+# The SQLite file itself: its backups, its pages after an erasure, the chain edited with sqlite3.
+pytestmark = pytest.mark.sqlite_only
+
 OPERATOR, OFFICER = "telegram:100", "telegram:200"
 ALICE = "telegram:987654321"
 SUBSCRIBER = ("INSERT INTO subscribers (platform, platform_user_id, chat_id, consent_at,"

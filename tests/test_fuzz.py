@@ -60,6 +60,8 @@ from bot.config import Config, ConfigError, GeoConfig, load_config
 from bot.domain import ChatKind, ChatRef, Identity, Incoming
 from bot.geo.perimeter import MAX_PARTS, MAX_TEXT_LENGTH, Perimeter, PerimeterError, parse_perimeter
 from bot.i18n import LANGUAGES, LOCALES_DIR, Catalog
+from bot.storage.database import Database
+from bot.storage.dialect import Dialect
 from tests.harness import OFFICERS, START, TestBot, shared_layer, test_config
 
 # ------------------------------------------------------------------------------ settings
@@ -1189,18 +1191,39 @@ class _Crashes(logging.Handler):
             self.records.append(record)
 
 
+async def _reset_postgresql(db: Database) -> None:
+    tables = [row[0] for row in await db.fetchall(
+        "SELECT tablename FROM pg_tables WHERE schemaname = current_schema()"
+        " AND tablename <> 'schema_version'")]
+    identities = await db.fetchall(
+        "SELECT table_name, column_name FROM information_schema.columns"
+        " WHERE table_schema = current_schema() AND is_identity = 'YES'")
+    # DELETE, cheaper than TRUNCATE for a few rows; the foreign keys' triggers off (the test
+    # server's role owns it), as SQLite's PRAGMA foreign_keys = OFF.
+    await db.execute("SET session_replication_role = replica")
+    for table in tables:
+        await db.execute(f'DELETE FROM "{table}"')
+    for table, column in identities:
+        await db.execute(f'ALTER TABLE "{table}" ALTER COLUMN "{column}" RESTART')
+    await db.execute("SET session_replication_role = DEFAULT")
+
+
 async def _reset(bot: TestBot) -> None:
     """Back to an empty database, empty chats and the start time: one example each."""
     db = bot.core.services.db
-    tables = [row[0] for row in await db.fetchall(
-        "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
-        " AND name <> 'schema_version'")]
-    await db.execute("PRAGMA foreign_keys = OFF")
-    for table in tables:
-        await db.execute(f'DELETE FROM "{table}"')
-    if await db.fetchval("SELECT count(*) FROM sqlite_master WHERE name = 'sqlite_sequence'"):
-        await db.execute("DELETE FROM sqlite_sequence")
-    await db.execute("PRAGMA foreign_keys = ON")
+    if db.dialect is Dialect.POSTGRESQL:
+        await _reset_postgresql(db)
+    else:
+        tables = [row[0] for row in await db.fetchall(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
+            " AND name <> 'schema_version'")]
+        await db.execute("PRAGMA foreign_keys = OFF")
+        for table in tables:
+            await db.execute(f'DELETE FROM "{table}"')
+        if await db.fetchval("SELECT count(*) FROM sqlite_master"
+                             " WHERE name = 'sqlite_sequence'"):
+            await db.execute("DELETE FROM sqlite_sequence")
+        await db.execute("PRAGMA foreign_keys = ON")
     for transport in bot.transports.values():
         transport.posted.clear()
     bot.core.core.replies.forget()  # its rows are gone, and their ids will be given again

@@ -152,6 +152,7 @@ def test_poster_is_a4_and_its_qr_code_opens_the_link() -> None:
 # -- creating, listing, revoking -----------------------------------------------------------
 
 
+@pytest.mark.sqlite_only  # reads the stored hash with sqlite3 (the file's dump)
 async def test_referent_creates_an_invitation_with_links_qr_and_poster(bot: TestBot) -> None:
     _number, token, reply = await invite(bot, REFERENT, "elu Vesoul jusqu'au 31/12 max 5")
     assert "Invitation n°1 — Élus — Association des maires" in reply

@@ -85,6 +85,7 @@ async def test_healthy_bot(bot: TestBot) -> None:
                    "max_age_seconds": MAX_AGE}}}
 
 
+@pytest.mark.sqlite_only  # another process locking the file
 async def test_a_database_locked_by_another_process_fails_within_the_deadline(
         bot: TestBot) -> None:
     other = sqlite3.connect(bot.core.services.db.path, isolation_level=None)
@@ -102,6 +103,7 @@ async def test_a_database_locked_by_another_process_fails_within_the_deadline(
     assert (await health(bot))[0] == 200  # the lock gone, the check passes again
 
 
+@pytest.mark.sqlite_only  # the file removed under the bot
 async def test_a_database_file_gone_while_running_fails(bot: TestBot) -> None:
     """The bot would go on writing to a file that no restart will ever open again."""
     Path(bot.core.services.db.path).unlink()

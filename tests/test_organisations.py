@@ -302,6 +302,7 @@ def test_without_organisations_one_implicit_organisation(tmp_path: Path) -> None
 # -- migration -----------------------------------------------------------------------------
 
 
+@pytest.mark.sqlite_only  # an SQLite file of the version before, upgraded in place
 async def test_an_existing_database_joins_the_implicit_organisation(tmp_path: Path) -> None:
     path, previous = tmp_path / "old.sqlite3", tmp_path / "previous"
     previous.mkdir()  # the migrations of the version before organisations

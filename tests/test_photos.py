@@ -275,6 +275,7 @@ async def test_purge_deletes_what_an_interrupted_end_left(bot: TestBot) -> None:
     assert counts["photos"] == 1 and await stored_photos(bot) == []
 
 
+@pytest.mark.sqlite_only  # written with sqlite3 into the file; the same CHECKs on PostgreSQL
 async def test_the_database_refuses_what_the_checks_would(bot: TestBot) -> None:
     await bot.say(OPERATOR, ALERT)
     with sqlite3.connect(bot.config.database) as db, pytest.raises(sqlite3.IntegrityError):

@@ -205,6 +205,7 @@ def export_paths(value: object, leaves: set[str], prefix: str = "") -> dict[str,
     return paths
 
 
+@pytest.mark.sqlite_only  # the schema read with PRAGMA table_info: the same on PostgreSQL
 async def test_my_data_holds_every_field_of_the_register_and_nothing_else(
         bot: TestBot) -> None:
     await bot.enroll(ALICE, "commercant", "Vesoul")
@@ -243,8 +244,10 @@ async def test_my_data_holds_every_field_of_the_register_and_nothing_else(
     assert empty == [], "this subscriber has data in every field"
 
 
-def personal_traces(database: Path, needles: list[str]) -> list[str]:
+def personal_traces(database: Path | str, needles: list[str]) -> list[str]:
     """Every (table.column) holding one of the needles, in any text column of any table."""
+    if str(database).startswith("postgresql://"):
+        return postgresql_traces(str(database), needles)
     found = []
     with sqlite3.connect(database) as db:
         tables = [r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")]
@@ -258,16 +261,31 @@ def personal_traces(database: Path, needles: list[str]) -> list[str]:
     return found
 
 
+def postgresql_traces(url: str, needles: list[str]) -> list[str]:
+    import psycopg
+    found = []
+    with psycopg.connect(url) as db:
+        columns = db.execute("SELECT table_name, column_name FROM information_schema.columns"
+                             " WHERE table_schema = 'public'").fetchall()
+        for table, column in columns:
+            for needle in needles:
+                hits = db.execute(f'SELECT count(*) FROM "{table}" WHERE CAST("{column}" AS TEXT)'
+                                  " LIKE %s", (f"%{needle}%",)).fetchone()
+                if hits is not None and hits[0]:
+                    found.append(f"{table}.{column}")
+    return found
+
+
 async def test_erasure_leaves_no_personal_data_in_any_table(bot: TestBot) -> None:
     await bot.enroll(ALICE, "commercant", "Vesoul")
     await broadcast(bot)
     await bot.press(ALICE, "information")
     await bot.share_location(ALICE, 47.6236, 6.1550)
     await bot.say(ALICE, "/alerte vol Vesoul : x")  # refused and audited
-    assert personal_traces(Path(bot.config.database), ["4242"])  # it is there before
+    assert personal_traces(bot.config.database, ["4242"])  # it is there before
     await bot.say(ALICE, "/oubli")
     assert "désinscrit" in await bot.press(ALICE, "Oui")
-    assert personal_traces(Path(bot.config.database), ["4242", "47.6236"]) == []
+    assert personal_traces(bot.config.database, ["4242", "47.6236"]) == []
     counts = await bot.core.services.stores.deliveries.counts(1)
     assert counts.sent == 1  # the anonymous count stays
 
@@ -342,6 +360,7 @@ def test_tokens_never_reach_the_logs() -> None:
 # -- backups -------------------------------------------------------------------------
 
 
+@pytest.mark.sqlite_only  # backup and restore copy SQLite's file
 async def test_interrupted_broadcast_backed_up_and_restored_resumes(tmp_path: Path) -> None:
     bot = await TestBot(test_config(tmp_path / "live.sqlite3")).start()
     try:

@@ -101,6 +101,7 @@ def within(spent: Budget, budget: Budget, counting: Counting, what: str) -> None
         what, spent, budget, counting.statements)
 
 
+@pytest.mark.sqlite_only  # counted by SQLite's trace callback
 async def test_each_enrollment_step_keeps_to_its_budget(bot: TestBot,
                                                         counting: Counting) -> None:
     reply = ""
@@ -115,6 +116,7 @@ async def test_each_enrollment_step_keeps_to_its_budget(bot: TestBot,
     within(counting.spent(), COMMAND, counting, "/aide")
 
 
+@pytest.mark.sqlite_only  # counted by SQLite's trace callback
 async def test_a_receipt_keeps_to_its_budget(bot: TestBot, counting: Counting) -> None:
     await bot.enroll(WHO, "commercant", "Vesoul")
     await bot.say("telegram:100", "/alerte cambriolage Vesoul : Vitrine forcée")

@@ -27,7 +27,15 @@ from typing import Any
 
 from bot.clock import stamp
 from bot.keys import DEVELOPMENT_SECRET, Keys
-from bot.storage.database import Database, DatabaseError, Row, Work
+from bot.storage.database import (
+    Database,
+    DatabaseError,
+    PgConnection,
+    Row,
+    Work,
+    query,
+    statement,
+)
 
 log = logging.getLogger(__name__)
 CHAIN = ("SELECT id, at, actor, action, alert_id, detail, prev_hash, hash"
@@ -49,6 +57,38 @@ def keyed_link(key: bytes) -> Link:
 def legacy_link(previous: str, content: tuple[Any, ...]) -> str:
     """The links written before the key existed (migrations 0003 to 0007)."""
     return hashlib.sha256(canonical(previous, content)).hexdigest()
+
+
+INSERT_EVENT = ("INSERT INTO audit_events (at, actor, action, alert_id, detail, prev_hash, hash)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?)")
+# Two bot processes on one PostgreSQL database (a leader and a standby) must not both link to
+# the same tail: the second waits for the first's transaction (its lock ends with it).
+CHAIN_LOCK = "SELECT pg_advisory_xact_lock(7340041)"
+
+
+@dataclass(frozen=True, eq=False)
+class Append(Work[None]):
+    """One event linked to the chain's tail, read in the same hop as it is written."""
+
+    link: Link
+    content: tuple[Any, ...]
+
+    def on_sqlite(self, connection: sqlite3.Connection) -> None:
+        cursor = connection.execute(LAST_HASH)
+        try:
+            found = cursor.fetchone()
+        finally:
+            cursor.close()
+        previous = str(found[0] or "") if found is not None else ""
+        connection.execute(INSERT_EVENT, (*self.content, previous,
+                                          self.link(previous, self.content))).close()
+
+    async def on_postgresql(self, connection: PgConnection) -> None:
+        await query(CHAIN_LOCK).on_postgresql(connection)
+        found = await query(LAST_HASH).on_postgresql(connection)
+        previous = str(found[0][0] or "") if found else ""
+        await statement(INSERT_EVENT, (*self.content, previous,
+                                       self.link(previous, self.content))).on_postgresql(connection)
 
 
 @dataclass(frozen=True)
@@ -74,20 +114,7 @@ class AuditStore:
         await self.db.later(self._append(content))
 
     def _append(self, content: tuple[Any, ...]) -> Work[None]:
-        link = self._link
-
-        def run(connection: sqlite3.Connection) -> None:
-            cursor = connection.execute(LAST_HASH)
-            try:
-                found = cursor.fetchone()
-            finally:
-                cursor.close()
-            previous = str(found[0] or "") if found is not None else ""
-            connection.execute(
-                "INSERT INTO audit_events (at, actor, action, alert_id, detail, prev_hash, hash)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (*content, previous, link(previous, content))).close()
-        return run
+        return Append(self._link, content)
 
     def pseudonym(self, identity: str) -> str:
         """A stable stand-in for a subscriber in this append-only trail, which cannot be
@@ -142,7 +169,8 @@ class AuditStore:
             previous = digest
         await self.db.executemany("UPDATE audit_events SET prev_hash = ?, hash = ? WHERE id = ?",
                                   updates)
-        await self.db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('audit_key', ?)",
+        await self.db.execute("INSERT INTO meta (key, value) VALUES ('audit_key', ?)"
+                              " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
                               (self.keys.audit_check,))
         if rows:
             log.warning("audit: the trail's %d events are now signed with the secret key "

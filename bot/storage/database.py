@@ -29,15 +29,33 @@ import contextvars
 import os
 import re
 import sqlite3
-from collections.abc import AsyncIterator, Awaitable, Callable, Hashable, Iterable, Sequence
+from collections.abc import (
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Hashable,
+    Iterable,
+    Iterator,
+    Sequence,
+)
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from enum import Enum
 from pathlib import Path
-from typing import Any, Generic, TypeVar, cast
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar, cast
 
 import aiosqlite
+import psycopg
 
 from bot.resources import migrations_dir
+from bot.storage.dialect import Dialect
+
+if TYPE_CHECKING:
+    import psycopg
+
+    PgConnection = psycopg.AsyncConnection[Any]
+else:
+    PgConnection = Any
 
 MIGRATIONS_DIR = migrations_dir()
 MEMORY = ":memory:"
@@ -53,10 +71,28 @@ MIGRATION_NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
 # import, the benchmarks' 100,000 seeded subscribers) cost start-up time and 4 MB of memory.
 SCRUB_REQUESTED_BY = 8
 
-Row = aiosqlite.Row
 Params = Sequence[Any] | dict[str, Any]
 T = TypeVar("T")
-Work = Callable[[sqlite3.Connection], T]  # run on the connection's thread
+POSTGRESQL_SCHEMES = ("postgresql://", "postgres://")
+
+
+class Row(Protocol):
+    """A row of either backend (sqlite3.Row, or bot/storage/postgresql.py's): by position
+    or by column name."""
+
+    def __getitem__(self, key: Any, /) -> Any: ...
+    def keys(self) -> list[str]: ...
+    def __len__(self) -> int: ...
+    def __iter__(self) -> Iterator[Any]: ...
+
+
+def is_postgresql(database: str | Path) -> bool:
+    """``database: postgresql://…`` in the configuration; anything else is SQLite's path."""
+    return str(database).startswith(POSTGRESQL_SCHEMES)
+
+
+# What a statement may raise, on either backend.
+ENGINE_ERRORS: tuple[type[Exception], ...] = (sqlite3.Error, psycopg.Error)
 
 
 class DatabaseError(Exception):
@@ -90,52 +126,154 @@ class Migration:
     version: int
     name: str
     sql: str
+    # migrations/postgresql/<name>: that dialect's own text, only where translating the
+    # portable one cannot work (bot/storage/dialect.py translates the rest).
+    postgresql: str | None = None
 
 
-# -- work for the connection's thread: one statement each, its cursor closed there ----------
+# -- work for one hop: one statement each, its cursor closed where it ran ----------------------
 
 
-def statement(sql: str, params: Params = ()) -> Work[int]:
+class Work(Generic[T]):
+    """What one hop runs: on SQLite, on the connection's thread (``on_sqlite``); on
+    PostgreSQL, awaited on the connection, in the order hops were submitted (``on_postgresql``)."""
+
+    def on_sqlite(self, connection: sqlite3.Connection) -> T:
+        raise NotImplementedError
+
+    async def on_postgresql(self, connection: PgConnection) -> T:
+        raise NotImplementedError
+
+
+class Kind(Enum):
+    COUNT = "count"  # the affected row count
+    INSERT = "insert"  # the new row's id
+    MANY = "many"  # one statement for each of several rows; no answer
+    ROWS = "rows"  # every row
+
+
+@dataclass(frozen=True, eq=False)
+class Statement(Work[T]):
+    """One statement, described: each backend runs it its own way. ``postgresql``: that
+    dialect's own SQL, only where bot/storage/dialect.py cannot rewrite SQLite's."""
+
+    kind: Kind
+    sql: str
+    params: Any = ()
+    postgresql: str | None = None
+
+    def on_sqlite(self, connection: sqlite3.Connection) -> T:
+        if self.kind is Kind.MANY:
+            connection.executemany(self.sql, self.params).close()
+            return cast(T, None)
+        cursor = connection.execute(self.sql, self.params)
+        try:
+            if self.kind is Kind.COUNT:
+                return cast(T, cursor.rowcount)
+            if self.kind is Kind.INSERT:
+                assert cursor.lastrowid is not None
+                return cast(T, cursor.lastrowid)
+            return cast(T, cursor.fetchall())
+        finally:
+            cursor.close()
+
+    async def on_postgresql(self, connection: PgConnection) -> T:
+        from bot.storage.postgresql import run_statement  # psycopg only where it is used
+        return cast(T, await run_statement(connection, self))
+
+
+def statement(sql: str, params: Params = (), *, postgresql: str | None = None) -> Work[int]:
     """One statement; its answer is the affected row count."""
-    def run(connection: sqlite3.Connection) -> int:
-        cursor = connection.execute(sql, params)
-        try:
-            return cursor.rowcount
-        finally:
-            cursor.close()
-    return run
+    return Statement[int](Kind.COUNT, sql, params, postgresql)
 
 
-def insertion(sql: str, params: Params = ()) -> Work[int]:
-    """One INSERT; its answer is the new row's id."""
-    def run(connection: sqlite3.Connection) -> int:
-        cursor = connection.execute(sql, params)
-        try:
-            assert cursor.lastrowid is not None
-            return cursor.lastrowid
-        finally:
-            cursor.close()
-    return run
+def insertion(sql: str, params: Params = (), *, postgresql: str | None = None) -> Work[int]:
+    """One INSERT; its answer is the new row's id (its ``id`` column)."""
+    return Statement[int](Kind.INSERT, sql, params, postgresql)
 
 
-def statements(sql: str, rows: Iterable[Params]) -> Work[None]:
-    """One statement for each of ``rows`` (read now, not on the thread)."""
-    values = list(rows)
-
-    def run(connection: sqlite3.Connection) -> None:
-        connection.executemany(sql, values).close()
-    return run
+def statements(sql: str, rows: Iterable[Params], *,
+               postgresql: str | None = None) -> Work[None]:
+    """One statement for each of ``rows`` (read now, not where it runs)."""
+    return Statement[None](Kind.MANY, sql, list(rows), postgresql)
 
 
-def query(sql: str, params: Params = ()) -> Work[list[Row]]:
+def query(sql: str, params: Params = (), *, postgresql: str | None = None) -> Work[list[Row]]:
     """One SELECT (or a statement with RETURNING); its answer is every row."""
-    def run(connection: sqlite3.Connection) -> list[Row]:
-        cursor = connection.execute(sql, params)
+    return Statement[list[Row]](Kind.ROWS, sql, params, postgresql)
+
+
+@dataclass(frozen=True, eq=False)
+class Together(Work[list[T]]):
+    """Several works in one hop, in order; the answer of each."""
+
+    works: Sequence[Work[T]]
+
+    def on_sqlite(self, connection: sqlite3.Connection) -> list[T]:
+        return [work.on_sqlite(connection) for work in self.works]
+
+    async def on_postgresql(self, connection: PgConnection) -> list[T]:
+        return [await work.on_postgresql(connection) for work in self.works]
+
+
+@dataclass(frozen=True, eq=False)
+class Trip(Work[tuple[list[Any], Any]]):
+    """A hop of a transaction: BEGIN if it has not begun, the queued writes, a statement,
+    COMMIT if it ends there (then a failure rolls it back there too)."""
+
+    begin: bool
+    queued: Sequence[Work[Any]]
+    final: Work[Any] | None = None
+    commit: bool = False
+
+    def on_sqlite(self, connection: sqlite3.Connection) -> tuple[list[Any], Any]:
+        if self.begin:
+            connection.execute("BEGIN IMMEDIATE")
         try:
-            return cast(list[Row], cursor.fetchall())
-        finally:
-            cursor.close()
-    return run
+            answers = [work.on_sqlite(connection) for work in self.queued]
+            result = None if self.final is None else self.final.on_sqlite(connection)
+            if self.commit:
+                connection.execute("COMMIT")
+        except BaseException:
+            if self.commit:
+                _rollback(connection)
+            raise
+        return answers, result
+
+    async def on_postgresql(self, connection: PgConnection) -> tuple[list[Any], Any]:
+        if self.begin:
+            await connection.execute("BEGIN")
+        try:
+            answers = [await work.on_postgresql(connection) for work in self.queued]
+            result = None if self.final is None else await self.final.on_postgresql(connection)
+            if self.commit:
+                await connection.execute("COMMIT")
+        except BaseException:
+            if self.commit:
+                await Rollback().on_postgresql(connection)
+            raise
+        return answers, result
+
+
+class Rollback(Work[None]):
+    """ROLLBACK, if a transaction is open (a failed BEGIN, or a COMMIT that went through,
+    leave none)."""
+
+    def on_sqlite(self, connection: sqlite3.Connection) -> None:
+        _rollback(connection)
+
+    async def on_postgresql(self, connection: PgConnection) -> None:
+        from psycopg.pq import TransactionStatus
+        if connection.info.transaction_status is not TransactionStatus.IDLE:
+            await connection.execute("ROLLBACK")
+
+
+class Nothing(Work[None]):
+    def on_sqlite(self, connection: sqlite3.Connection) -> None:
+        return None
+
+    async def on_postgresql(self, connection: PgConnection) -> None:
+        return None
 
 
 @dataclass(eq=False)
@@ -163,7 +301,13 @@ class Queued(Generic[T]):
 
 
 class Database:
-    def __init__(self, connection: aiosqlite.Connection, path: str = MEMORY) -> None:
+    """The SQLite backend, and what both backends share: the transaction lock, the queued
+    writes (``later``), the grouped writes, hops. bot/storage/postgresql.py's subclass
+    changes only where a hop goes and how the database is opened, migrated and probed."""
+
+    dialect = Dialect.SQLITE
+
+    def __init__(self, connection: aiosqlite.Connection | None, path: str = MEMORY) -> None:
         self._connection = connection
         self.path = path
         self._lock = asyncio.Lock()
@@ -187,7 +331,11 @@ class Database:
     async def open(cls, path: str | Path, migrations_dir: Path = MIGRATIONS_DIR, *,
                    writable: bool = True) -> Database:
         """Connect, migrate and (``writable``) prove that a write goes through. Any failure
-        closes the connection and raises DatabaseError: one line naming the file and why."""
+        closes the connection and raises DatabaseError: one line naming the file and why.
+        A ``postgresql://`` URL opens bot/storage/postgresql.py's backend instead."""
+        if is_postgresql(path):
+            from bot.storage.postgresql import PostgresDatabase
+            return await PostgresDatabase.connect(str(path), migrations_dir, writable=writable)
         migrations = load_migrations(migrations_dir)  # first: a broken one needs no cleanup
         name = str(path)
         try:
@@ -229,6 +377,7 @@ class Database:
         if self._grouper is not None:  # the last marks first: they were promised
             with contextlib.suppress(Exception):
                 await self._grouper
+        assert self._connection is not None
         await self._connection.close()
 
     async def reader(self) -> Database:
@@ -327,21 +476,11 @@ class Database:
         begin = not self._begun
         queued, self._queued = self._queued, []
         self._begun = False
-
-        def run(connection: sqlite3.Connection) -> list[Any]:
-            if begin:
-                connection.execute("BEGIN IMMEDIATE")
-            try:
-                answers = [item.work(connection) for item in queued]
-                connection.execute("COMMIT")
-            except BaseException:
-                _rollback(connection)
-                raise
-            return answers
-        submitted = self._submit(run)
+        submitted = self._submit(Trip(begin, [item.work for item in queued], commit=True))
 
         async def committed() -> None:
-            for item, answer in zip(queued, await submitted, strict=True):
+            answers, _ = await submitted
+            for item, answer in zip(queued, answers, strict=True):
                 item.settle(answer)
         return committed()
 
@@ -352,7 +491,7 @@ class Database:
         self._after_commit.clear()
         if self._begun:
             self._begun = False
-            await self._on_thread(_rollback)
+            await self._on_thread(Rollback())
 
     async def later(self, work: Work[T], *, key: Hashable | None = None,
                     then: Callable[[T], None] | None = None) -> Queued[T]:
@@ -385,7 +524,7 @@ class Database:
     async def flush(self) -> None:
         """Run the queued writes now (``Queued.answer`` needs them)."""
         if self._queued:
-            await self._hop(_nothing)
+            await self._hop(Nothing())
 
     async def after_commit(self, work: Callable[[], Awaitable[None]]) -> None:
         """Run ``work`` once the current transaction committed and its owner is done with
@@ -426,8 +565,7 @@ class Database:
 
     async def fetch_together(self, queries: Sequence[tuple[str, Params]]) -> list[list[Row]]:
         """Several SELECTs in one hop; the rows of each."""
-        works = [query(sql, params) for sql, params in queries]
-        return await self.run(lambda connection: [work(connection) for work in works])
+        return await self.run(Together([query(sql, params) for sql, params in queries]))
 
     async def run(self, work: Work[T]) -> T:
         """``work`` on the connection's thread, in one hop (with the transaction's BEGIN
@@ -467,7 +605,7 @@ class Database:
                 if not group:
                     break
                 try:
-                    await self._on_thread(_in_one_transaction([work for work, _ in group]))
+                    await self._on_thread(Trip(True, [work for work, _ in group], commit=True))
                 except Exception as error:
                     for _, future in group:
                         if not future.done():
@@ -483,16 +621,10 @@ class Database:
         begin = self._in_transaction.get() and not self._begun
         queued, self._queued = self._queued, []
         self._begun = self._begun or begin
-
-        def run(connection: sqlite3.Connection) -> tuple[list[Any], T]:
-            if begin:
-                connection.execute("BEGIN IMMEDIATE")
-            answers = [item.work(connection) for item in queued]
-            return answers, work(connection)
-        answers, result = await self._on_thread(run)
+        answers, result = await self._on_thread(Trip(begin, [item.work for item in queued], work))
         for item, answer in zip(queued, answers, strict=True):
             item.settle(answer)
-        return result
+        return cast(T, result)
 
     async def _on_thread(self, work: Work[T]) -> T:
         return await self._submit(work)
@@ -505,11 +637,12 @@ class Database:
         pyproject.toml; tests/test_statement_budget.py fails if that changes), without the
         await, so that the queue's order is settled before the caller yields."""
         connection = self._connection
+        assert connection is not None
         if not connection._running or connection._connection is None:
             raise ValueError("Connection closed")
         self.hops += 1
         future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
-        connection._tx.put_nowait((future, lambda: work(connection._conn)))
+        connection._tx.put_nowait((future, lambda: work.on_sqlite(connection._conn)))
         return future
 
     async def schema_version(self) -> int:
@@ -539,8 +672,9 @@ class Database:
         # whole migration and its version row share one transaction.
         try:
             async with self.transaction():
-                for statement in split_sql(migration.sql):
+                for statement in self.migration_sql(migration):
                     await self.execute(statement)
+                await self.after_migration()
                 await self.execute(
                     "INSERT INTO schema_version (version, name, applied_at) "
                     "VALUES (?, ?, datetime('now'))",
@@ -551,31 +685,21 @@ class Database:
                 raise
             raise DatabaseError(f"migration {migration.name} failed: {error}") from error
 
+    def migration_sql(self, migration: Migration) -> list[str]:
+        """The migration's statements, as this backend runs them."""
+        return split_sql(migration.sql)
 
-def _commit(connection: sqlite3.Connection) -> None:
-    connection.execute("COMMIT")
+    async def after_migration(self) -> None:
+        """What the backend does once a migration's statements ran (in its transaction)."""
+
+    async def sync_identities(self) -> None:
+        """After rows were written with their ids given (an import, a benchmark's seed): the
+        next generated id past them. SQLite's rowid takes the largest + 1 by itself."""
 
 
 def _rollback(connection: sqlite3.Connection) -> None:
     if connection.in_transaction:  # a failed BEGIN, or a COMMIT that went through
         connection.execute("ROLLBACK")
-
-
-def _nothing(connection: sqlite3.Connection) -> None:
-    return None
-
-
-def _in_one_transaction(works: list[Work[Any]]) -> Work[None]:
-    def run(connection: sqlite3.Connection) -> None:
-        connection.execute("BEGIN IMMEDIATE")
-        try:
-            for work in works:
-                work(connection)
-            connection.execute("COMMIT")
-        except BaseException:
-            _rollback(connection)
-            raise
-    return run
 
 
 def explain(path: str, error: sqlite3.Error) -> str:
@@ -638,7 +762,9 @@ def load_migrations(directory: Path) -> list[Migration]:
         match = MIGRATION_NAME.match(path.name)
         if match is None:
             raise DatabaseError(f"{path}: migration files are named NNNN_description.sql")
-        migrations.append(Migration(int(match.group(1)), path.name, path.read_text("utf-8")))
+        own = directory / "postgresql" / path.name
+        migrations.append(Migration(int(match.group(1)), path.name, path.read_text("utf-8"),
+                                    own.read_text("utf-8") if own.exists() else None))
     versions = [m.version for m in migrations]
     if versions != list(range(1, len(versions) + 1)):
         raise DatabaseError(f"{directory}: migrations must be numbered 0001, 0002, … without gaps")

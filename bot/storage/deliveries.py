@@ -10,7 +10,7 @@ from datetime import datetime
 from bot.clock import parse_stamp, stamp
 from bot.enums import DeliveryAction, DeliveryStatus
 from bot.limits import DELIVERY_ERROR_CHARS
-from bot.storage.database import Database, Row, statement
+from bot.storage.database import Database, Row, query, statement
 
 # Matching recipients: active, in one of the communes, and (unless the alert reaches
 # everyone) in one of the target communities. Written to start from the alert's communes
@@ -42,6 +42,17 @@ FROM_JSON = {"communes": "SELECT value FROM json_each(:communes)",
 FROM_ALERT = {"communes": "SELECT insee FROM alert_communes WHERE alert_id = :alert_id",
               "communities": "SELECT community FROM alert_communities WHERE alert_id = :alert_id"}
 
+
+# Due rows marked 'sending', with each subscriber's language. On PostgreSQL several bot
+# processes may share the outbox (a leader and a standby taking over): a row another
+# transaction is claiming is skipped, never claimed twice (SQLite has one writer at a time).
+CLAIM = ("UPDATE deliveries SET status = 'sending', attempts = attempts + 1"
+         " WHERE id IN (SELECT id FROM deliveries WHERE platform = ? AND status = 'pending'"
+         "  AND next_try_at <= ? ORDER BY priority DESC, id LIMIT ?{lock})"
+         " RETURNING *, (SELECT s.language FROM subscribers s"
+         "  WHERE deliveries.recipient_kind = 'subscriber'"
+         "  AND s.id = deliveries.recipient_id) AS language")
+SKIP_LOCKED = " FOR UPDATE SKIP LOCKED"
 
 # One slice of subscriber ids, reached from the alert's communes: a range seek per commune
 # in the (insee, subscriber_id) index, so a slice reads only its own rows (re-matching every
@@ -176,13 +187,8 @@ class DeliveryStore:
         """Mark due rows 'sending' and return them, with each subscriber's language (read
         now: the copy is written in the language they have when it goes); the attempt
         counts from now."""
-        rows = await self.db.fetchall(
-            "UPDATE deliveries SET status = 'sending', attempts = attempts + 1"
-            " WHERE id IN (SELECT id FROM deliveries WHERE platform = ? AND status = 'pending'"
-            "  AND next_try_at <= ? ORDER BY priority DESC, id LIMIT ?)"
-            " RETURNING *, (SELECT s.language FROM subscribers s"
-            "  WHERE deliveries.recipient_kind = 'subscriber'"
-            "  AND s.id = deliveries.recipient_id) AS language", (platform, stamp(now), limit))
+        rows = await self.db.run(query(CLAIM.format(lock=""), (platform, stamp(now), limit),
+                                       postgresql=CLAIM.format(lock=SKIP_LOCKED)))
         return sorted((replace(Delivery.from_row(row), language=row["language"]) for row in rows),
                       key=lambda d: d.id)
 
