@@ -105,3 +105,9 @@ async def test_two_forces_each_in_its_zone_with_its_officers_and_signature(
     assert not [r for r in tg.double.messages(POLICE_GROUP)
                 if "Demande de diffusion n°2" in (r["text"] or "")]
     assert tg.delivered(ALICE, "Vol à l'étalage") == []
+
+
+async def test_every_organisations_group_gets_the_officers_menu(tg: Telegram) -> None:
+    for group in (GEND_GROUP, POLICE_GROUP):
+        menu = {command["command"] for command in tg.double.commands_for("chat", group)}
+        assert "valider" in menu and "start" not in menu, group

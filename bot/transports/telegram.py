@@ -776,26 +776,23 @@ class TelegramTransport(Transport):
         """One setMyCommands per audience; a refused menu is logged, never fatal."""
         bot = self._bot()
         for menu in menus:
-            scope = self._scope(menu.audience)
-            if scope is None:
-                continue
-            try:
-                await bot.set_my_commands(bot_commands(menu.commands), scope=scope)
-            except TelegramError as error:
-                audience = menu.audience if ":" not in menu.audience else "a person with a role"
-                log.warning("telegram: command menu for %s refused: %s", audience, error)
+            for scope in self._scopes(menu.audience):
+                try:
+                    await bot.set_my_commands(bot_commands(menu.commands), scope=scope)
+                except TelegramError as error:
+                    audience = (menu.audience if ":" not in menu.audience
+                                else "a person with a role")
+                    log.warning("telegram: command menu for %s refused: %s", audience, error)
 
-    def _scope(self, audience: str) -> BotCommandScope | None:
+    def _scopes(self, audience: str) -> list[BotCommandScope]:
         if audience == "everyone":
-            return BotCommandScopeAllPrivateChats()
-        if audience == "officers":
-            if self.officers_chat_id is None:
-                return None
-            return BotCommandScopeChat(self.officers_chat_id)
+            return [BotCommandScopeAllPrivateChats()]
+        if audience == "officers":  # every organisation's group (issue 16), not only the first
+            return [BotCommandScopeChat(chat) for chat in sorted(self._officers_ids())]
         platform, _, user_id = audience.partition(":")
         if platform != PLATFORM or not (user_id.isascii() and user_id.isdigit()):
-            return None  # another platform's people, or not a Telegram user id
-        return BotCommandScopeChat(int(user_id))  # a private chat's id is the user's id
+            return []  # another platform's people, or not a Telegram user id
+        return [BotCommandScopeChat(int(user_id))]  # a private chat's id is the user's id
 
 
 def bot_commands(commands: Sequence[tuple[str, str]]) -> list[BotCommand]:
