@@ -171,6 +171,9 @@ async def test_mayors_receive_every_alert_touching_their_commune(bot: TestBot) -
 
 
 async def test_journal_alertes_and_stats_are_scoped(bot: TestBot) -> None:
+    await bot.enroll("telegram:5", "commercant", "Mende")
+    await bot.enroll("telegram:6", "commercant", "Marvejols")
+    await bot.enroll("telegram:7", "agriculteur", "Marvejols")
     await bot.say(GEND_OP, "/alerte vol Florac Trois Rivières : Vol de matériel agricole")
     await bot.say(GEND_OFFICER, "/valider 1", GEND_CHAT)
     await bot.say(POLICE_OP, "/alerte escroquerie Mende : Faux plombiers")
@@ -181,8 +184,12 @@ async def test_journal_alertes_and_stats_are_scoped(bot: TestBot) -> None:
     assert "Journal de l'alerte n°1" in await bot.say(PREF_OFFICER, "/journal 1", PREF_CHAT)
     police = await bot.say(POLICE_OFFICER, "/stats", POLICE_CHAT)
     assert "Alertes diffusées : escroquerie 1 " in police and "vol" not in police
+    # Mende's police count Mende's subscribers, not the whole Lozère's.
+    assert "Mende 1" in police and "Marvejols" not in police and "Agriculteurs" not in police
+    assert "1 actif" in police
     everyone = await bot.say(PREF_OFFICER, "/stats", PREF_CHAT)
     assert "escroquerie 1" in everyone and "vol 1" in everyone
+    assert "Marvejols 2" in everyone and "Mende 1" in everyone and "3 actifs" in everyone
     listed = await bot.say(GEND_OFFICER, "/alertes", GEND_CHAT)
     assert "n°1" in listed and "n°2" not in listed
     assert "n°2" in await bot.say(PREF_OFFICER, "/alertes", PREF_CHAT)

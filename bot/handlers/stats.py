@@ -23,7 +23,7 @@ async def stats(ctx: Context, args: str) -> Effects:
     lines = [ctx.t("stats.title", days=days)]
     if not ctx.organisations.implicit:
         lines.append(ctx.t("orgs.issued_by", organisation=_scope_name(ctx, scope)))
-    lines += await _subscribers(ctx)
+    lines += await _subscribers(ctx, _territory(ctx, scope))
     lines += await _alerts(ctx, since, scope)
     lines += await _invitations(ctx)
     counts = await ctx.stores.stats.deliveries(since, scope)
@@ -47,20 +47,28 @@ async def _whatsapp_cost(ctx: Context, since: datetime) -> list[str]:
                   count=ctx.t.number(cost.billed))]
 
 
-async def _subscribers(ctx: Context) -> list[str]:
-    counts = await ctx.stores.stats.subscribers(TOP)
+def _territory(ctx: Context, scope: frozenset[str] | None) -> frozenset[str] | None:
+    """The communes whose subscribers an organisation's /stats counts: its territory's
+    (the police of Mende count Mende's people, not the whole Lozère); None: everyone's."""
+    if scope is None:
+        return None
+    return frozenset().union(*(ctx.organisations.get(key).territory for key in scope))
+
+
+async def _subscribers(ctx: Context, communes: frozenset[str] | None) -> list[str]:
+    counts = await ctx.stores.stats.subscribers(TOP, communes)
     labels = ctx.reference.communities
     communities = ", ".join(f"{labels[k].label if k in labels else k} {n}"
                             for k, n in counts.by_community)
-    communes = ", ".join(f"{c.name if (c := ctx.geo.by_insee(code)) else code} {n}"
-                         for code, n in counts.by_commune)
+    by_commune = ", ".join(f"{c.name if (c := ctx.geo.by_insee(code)) else code} {n}"
+                           for code, n in counts.by_commune)
     by_status = counts.by_status
     t = ctx.t
     return [t("stats.subscribers", active=t("quantity.active", count=by_status.get("active", 0)),
               paused=t("quantity.paused", count=by_status.get("paused", 0)),
               blocked=t("quantity.blocked", count=by_status.get("blocked", 0))),
             ctx.t("stats.by_community", list=communities or "—"),
-            ctx.t("stats.by_commune", list=communes or "—")]
+            ctx.t("stats.by_commune", list=by_commune or "—")]
 
 
 def _scope_name(ctx: Context, scope: frozenset[str] | None) -> str:

@@ -42,21 +42,39 @@ def scope(organisations: Collection[str] | None, column: str = "a.organisation",
     return f" AND {column} IN ({', '.join('?' * len(keys))})", keys
 
 
+def _living_in(communes: Collection[str] | None) -> tuple[str, tuple[str, ...]]:
+    """A condition on ``s`` keeping subscribers with a commune among these (None: all)."""
+    if communes is None:
+        return "", ()
+    codes = tuple(sorted(communes))
+    if not codes:
+        return " AND 0 = 1", ()
+    return (" AND s.id IN (SELECT subscriber_id FROM subscriber_communes WHERE insee IN"
+            f" ({', '.join('?' * len(codes))}))"), codes
+
+
 class StatsStore:
     def __init__(self, db: Database) -> None:
         self.db = db
 
-    async def subscribers(self, top: int) -> SubscriberCounts:
+    async def subscribers(self, top: int,
+                          communes: Collection[str] | None = None) -> SubscriberCounts:
+        """``communes``: only subscribers with at least one of them, and only those communes
+        in the list by commune (an organisation's territory); None: everyone."""
+        where, codes = _living_in(communes)
         by_status = {row[0]: int(row[1]) for row in await self.db.fetchall(
-            "SELECT status, count(*) FROM subscribers GROUP BY status")}
+            f"SELECT status, count(*) FROM subscribers s WHERE 1 = 1{where} GROUP BY status",
+            codes)}
         by_community = await self.db.fetchall(
             "SELECT community, count(*) FROM subscriber_communities c JOIN subscribers s"
-            " ON s.id = c.subscriber_id AND s.status = 'active' GROUP BY community"
-            " ORDER BY count(*) DESC")
+            f" ON s.id = c.subscriber_id AND s.status = 'active'{where} GROUP BY community"
+            " ORDER BY count(*) DESC", codes)
+        in_list = "" if communes is None else f" AND c.insee IN ({', '.join('?' * len(codes))})"
         by_commune = await self.db.fetchall(
             "SELECT insee, count(*) FROM subscriber_communes c JOIN subscribers s"
-            " ON s.id = c.subscriber_id AND s.status = 'active' GROUP BY insee"
-            " ORDER BY count(*) DESC, insee LIMIT ?", (top,))
+            f" ON s.id = c.subscriber_id AND s.status = 'active' WHERE 1 = 1{in_list}"
+            " GROUP BY insee ORDER BY count(*) DESC, insee LIMIT ?",
+            (*(codes if communes is not None else ()), top))
         return SubscriberCounts(by_status, [(row[0], int(row[1])) for row in by_community],
                                 [(row[0], int(row[1])) for row in by_commune])
 
