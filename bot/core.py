@@ -29,7 +29,7 @@ from bot.domain import (
     repaired,
 )
 from bot.effect_runner import EffectRunner
-from bot.handlers.referent import expire_requests
+from bot.handlers.referent import expire_request
 from bot.i18n import Translator
 from bot.metrics import Metrics
 from bot.middleware import (
@@ -152,8 +152,20 @@ class Core:
         """Whatever the database says is due: reminders, expiries, scheduled sends."""
         async with self._lock.alone():
             effects = await tick(self.services)
-            effects += await expire_requests(self.services)
+            expired = await self._expire_requests()
         await self.runner.perform(effects)
+        if expired:
+            await self.runner.after_commit(NO_EFFECTS)
+
+    async def _expire_requests(self) -> int:
+        """Requests to join a vetted community nobody decided in time: each closed and its
+        author's notice written in one transaction (a crash between them cannot lose it)."""
+        expired = await self.services.stores.invitations.expired_requests(
+            self.services.clock.now())
+        for request in expired:
+            async with self.services.db.transaction():
+                await self.runner.write(await expire_request(self.services, request))
+        return len(expired)
 
     async def idle(self) -> None:
         """Wait until no message or clock job is being handled."""

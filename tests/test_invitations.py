@@ -302,6 +302,29 @@ async def test_a_declined_request_is_told_kindly_and_requests_expire(bot: TestBo
     assert await communities_of(bot, BOB) == ["commercant"]
 
 
+async def test_an_expired_request_stays_open_if_its_notice_cannot_be_written(
+        bot: TestBot, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Closed and told in one transaction: a failure writing the notice leaves the request
+    open, to expire (and be told) at the next tick, never closed in silence."""
+    await bot.enroll(BOB, "commercant", "Vesoul")
+    assert "Demande n°1" in await bot.say(BOB, "/rejoindre elu : secrétaire de mairie")
+    bot.advance(days=15)
+    runner = bot.core.core.runner
+    real_write = runner.write
+
+    async def broken_write(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("disk full")
+    monkeypatch.setattr(runner, "write", broken_write)
+    with pytest.raises(RuntimeError):
+        await bot.core.core.tick()
+    assert [r.id for r in await bot.core.core.services.stores.invitations.pending(None)] == [1]
+    monkeypatch.setattr(runner, "write", real_write)
+    await bot.core.core.tick()
+    await bot.core.core.replies.flush()
+    assert "a expiré" in bot.inbox(BOB)[-1]
+    assert await bot.core.core.services.stores.invitations.pending(None) == []
+
+
 async def test_an_invitation_of_a_vetted_community_lets_in_at_once(bot: TestBot) -> None:
     _, token, _ = await invite(bot, REFERENT, "elu Vesoul")
     assert "C'est fait" in await enroll_with(bot, ALICE, token)

@@ -261,17 +261,16 @@ async def _tell_requester(services: Services, request: CommunityRequest, key: st
                              Outgoing(t(key, number=request.id, community=label))))
 
 
-async def expire_requests(services: Services) -> Effects:
-    """The clock: requests nobody decided in time are closed, and their authors told."""
-    store = services.stores.invitations
-    effects = NO_EFFECTS
-    for request in await store.expired_requests(services.clock.now()):
-        if await store.close_request(request.id):
-            await services.stores.audit.record(services.clock.now(), "system",
-                                               "community_request.expired", None,
-                                               request=request.id, community=request.community)
-            effects += await _tell_requester(services, request, "invite.request_expired")
-    return effects
+async def expire_request(services: Services, request: CommunityRequest) -> Effects:
+    """One request nobody decided in time: closed (once) and audited; the notice to its
+    author is returned, for the caller to write in the same transaction (closed once,
+    told at least once)."""
+    if not await services.stores.invitations.close_request(request.id):
+        return NO_EFFECTS  # decided meanwhile
+    await services.stores.audit.record(services.clock.now(), "system",
+                                       "community_request.expired", None,
+                                       request=request.id, community=request.community)
+    return await _tell_requester(services, request, "invite.request_expired")
 
 
 COMMANDS = [
