@@ -129,6 +129,9 @@ class WhatsAppConfig:
 
     enabled: bool = False
     phone_number_id: str = ""
+    # The number people write to, digits with the country code (33612345678): the
+    # invitations' wa.me links and QR codes (issue 17). Empty: people type /start CODE.
+    display_phone_number: str = ""
     access_token: str = ""  # ${WHATSAPP_ACCESS_TOKEN}
     app_secret: str = ""  # ${WHATSAPP_APP_SECRET}: signs every webhook (X-Hub-Signature-256)
     verify_token: str = ""  # the webhook's GET handshake
@@ -549,6 +552,10 @@ def _check_whatsapp(whatsapp: WhatsAppConfig, path: Path) -> None:
     if not whatsapp.phone_number_id.isdigit():
         raise ConfigError(f"{path}: whatsapp.phone_number_id: the digits of the Phone Number "
                           "ID (Meta's WhatsApp Manager, not the phone number)")
+    number = whatsapp.display_phone_number
+    if number and not (number.isascii() and number.isdigit() and 8 <= len(number) <= 15):
+        raise ConfigError(f"{path}: whatsapp.display_phone_number: the number's digits with "
+                          f"the country code, no + or spaces (e.g. 33612345678), got {number!r}")
     try:
         MonitoringConfig(whatsapp.webhook_listen).address()
     except ValueError:

@@ -78,7 +78,8 @@ def qr_recipe(invitation_id: int, language: str, link: str) -> Deferred:
 def poster_recipe(invitation_id: int, language: str, text: PosterText) -> Deferred:
     recipe = {"language": language, "issuer": text.issuer, "partner": text.partner,
               "community": text.community, "link": text.link,
-              "matrix_line": text.matrix_line, "footer": text.footer}
+              "matrix_line": text.matrix_line, "footer": text.footer,
+              "platform": text.platform}
     return Deferred(DeferredKind.POSTER, f"invitation-{invitation_id}-affiche.png",
                     "image/png", json.dumps(recipe, ensure_ascii=False))
 
@@ -153,9 +154,11 @@ def build(services: Services, deferred: Deferred) -> bytes:
         case DeferredKind.QR:
             return qr_png(recipe["link"])
         case DeferredKind.POSTER:
+            platform = recipe.get("platform") or None  # rows written before it was kept
             text = PosterText(recipe["issuer"], recipe["partner"], recipe["community"],
-                              recipe["link"], recipe["matrix_line"], recipe["footer"])
-            return poster_png(text, Translator(services.catalog, recipe["language"]))
+                              recipe["link"], recipe["matrix_line"], recipe["footer"],
+                              platform or "")
+            return poster_png(text, Translator(services.catalog, recipe["language"], platform))
     raise ValueError(f"nothing builds a {deferred.kind!r}")
 
 

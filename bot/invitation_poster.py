@@ -34,6 +34,7 @@ class PosterText:
     link: str  # what the QR code opens
     matrix_line: str  # « Sur Matrix : … » (may be empty)
     footer: str  # invitation number, validity
+    platform: str = ""  # where the QR code leads: the poster's step 2 is worded for it
 
 
 def qr_code(link: str) -> segno.QRCode:

@@ -10,10 +10,12 @@ all-clear arrives as a follow-up quoting the copy; statuses and costs are record
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from urllib.parse import unquote
 
 import pytest
 
@@ -46,7 +48,8 @@ from tests.whatsapp_double import (
 pytestmark = pytest.mark.filterwarnings("ignore::telegram.warnings.PTBDeprecationWarning")
 
 TG_TOKEN = "123456:wa-e2e"
-OPERATOR, OFFICER = 100, 200
+OPERATOR, OFFICER, ADMIN = 100, 200, 900
+BOT_NUMBER = "33612345678"  # whatsapp.display_phone_number
 OFFICERS = -1001000
 VESOUL, NOIDANS, GRAY, FARM = "33611000001", "33611000002", "33611000003", "33611000004"
 PRICE = 0.0456  # euros per template message
@@ -97,14 +100,15 @@ class World:
 
 
 def config(database: Path, wa: WhatsAppDouble, tg: TelegramDouble) -> Config:
-    roles = RolesConfig(operators=[f"telegram:{OPERATOR}"], officers=[f"telegram:{OFFICER}"])
+    roles = RolesConfig(admins=[f"telegram:{ADMIN}"], operators=[f"telegram:{OPERATOR}"],
+                        officers=[f"telegram:{OFFICER}"])
     telegram = TelegramConfig(enabled=True, token=TG_TOKEN, base_url=tg.base_url,
                               base_file_url=tg.base_file_url, officers_chat_id=OFFICERS,
                               poll_timeout=1)
     whatsapp = WhatsAppConfig(enabled=True, phone_number_id=PHONE_ID, access_token=TOKEN,
                               app_secret=APP_SECRET, verify_token=VERIFY_TOKEN,
                               webhook_listen="127.0.0.1:0", base_url=wa.base_url,
-                              cost_per_message=PRICE)
+                              cost_per_message=PRICE, display_phone_number=BOT_NUMBER)
     return Config(database=str(database), roles=roles, telegram=telegram, whatsapp=whatsapp,
                   throttle=ThrottleConfig(messages_per_minute=10_000, burst=10_000),
                   base_dir=str(ROOT))
@@ -120,6 +124,7 @@ async def world(tmp_path: Path) -> AsyncIterator[World]:
             wa.person(wa_id, name)
         tg.user(OPERATOR, "Adjudant", last_name="Durand")
         tg.user(OFFICER, "Capitaine", last_name="Martin")
+        tg.user(ADMIN, "Lieutenant", last_name="Petit")
         tg.group(OFFICERS, "Officiers", kind="supergroup", members=[OPERATOR, OFFICER])
         clock = OffsetClock()
         settings = config(tmp_path / "bot.sqlite3", wa, tg)
@@ -224,3 +229,24 @@ async def test_vesoul_scenario_with_whatsapp_subscribers(world: World) -> None:
     stats = await world.tg.wait_for_message(
         OPERATOR, lambda r: "messages modèles facturés" in (r["text"] or ""), timeout=10)
     assert "Coût WhatsApp : 0,14 € (3 messages modèles facturés)" in stats["text"]
+
+
+async def test_an_invitation_brings_a_whatsapp_person_by_a_wa_me_link(world: World) -> None:
+    """Issue 17 on WhatsApp: the invitation's wa.me link opens a chat with the bot's number,
+    « /start <code> » already typed; sending it enrolls into the invited community."""
+    await world.tg.send_text(ADMIN, "/invitation commercant Vesoul")
+    answer = await world.tg.wait_for_message(
+        ADMIN, lambda r: "wa.me" in (r["text"] or ""), timeout=10)
+    found = re.search(r"https://wa\.me/(\d+)\?text=(\S+)", str(answer["text"]))
+    assert found is not None and found.group(1) == BOT_NUMBER
+    typed = unquote(found.group(2))
+    assert re.fullmatch(r"/start [A-Za-z0-9_-]{32}", typed)
+    await world.say(VESOUL, typed, "Acceptez")
+    await world.press(VESOUL, "J'accepte", "Commerçants")
+    await world.say(VESOUL, "valider", "Communes retenues")
+    await world.say(VESOUL, "terminer", "")
+    await world.say(VESOUL, "oui", "C'est fait")
+    subscriber = await world.services.stores.subscribers.get("whatsapp", VESOUL)
+    assert subscriber is not None
+    profile = await world.services.stores.subscribers.profile(subscriber)
+    assert profile.communities == ["commercant"] and profile.communes == ["70550"]

@@ -116,14 +116,17 @@ async def _create(ctx: Context, community: Community, communes: list[str],
                    partner=partner), *conditions, ""]
     lines += [_link_line(ctx.t, link) for link in links]
     lines += ["", ctx.t("invite.keep_it", number=number)]
-    best = _qr_link(links)
+    on_qr = _qr_link(links)
+    best = on_qr.url or on_qr.send or ""
     matrix = next((link for link in links if link.send and link.url), None)
     poster = PosterText(
         issuer=ctx.config.signature, partner=partner, community=community.label,
         link=best, footer=ctx.t("invite.poster_footer", number=number,
                                 conditions=" · ".join(conditions) or "—"),
-        matrix_line="" if matrix is None or matrix.url == best else ctx.t(
-            "invite.poster_matrix", url=matrix.url, send=matrix.send))
+        # Always the line to send on Matrix: its link cannot carry the code, even on the QR.
+        matrix_line="" if matrix is None else ctx.t(
+            "invite.poster_matrix", url=matrix.url, send=matrix.send),
+        platform=on_qr.platform)
     language = ctx.t.language
     return (ctx.text("\n".join(lines))
             + ctx.message(Outgoing(ctx.t("invite.qr_caption", number=number),
@@ -154,15 +157,16 @@ def _link_line(t: Translator, link: StartLink) -> str:
     return t("invite.send", name=link.platform.capitalize(), send=link.send or "")
 
 
-def _qr_link(links: list[StartLink]) -> str:
-    """What the QR code opens: a link that carries the code itself (Telegram's) first."""
+def _qr_link(links: list[StartLink]) -> StartLink:
+    """What the QR code opens: a link that carries the code itself (Telegram's, WhatsApp's
+    wa.me) first, then any link, then the line to send."""
     for link in links:
         if link.url and not link.send:
-            return link.url
+            return link
     for link in links:
         if link.url:
-            return link.url
-    return links[0].send or ""
+            return link
+    return links[0]
 
 
 async def revoke(ctx: Context, args: str) -> Effects:

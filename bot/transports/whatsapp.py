@@ -39,7 +39,7 @@ from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 import httpx
 from pywa.errors import WhatsAppError
@@ -55,6 +55,7 @@ from bot.transports.base import (
     Capabilities,
     IncomingHandler,
     PermanentError,
+    StartLink,
     TransientError,
     Transport,
     Unreachable,
@@ -282,6 +283,15 @@ class WhatsAppTransport(Transport):
     async def edit(self, chat_id: str, message_id: str, message: Outgoing) -> None:
         """Never called by the dispatcher (``capabilities``): WhatsApp cannot edit."""
         raise PermanentError("whatsapp: a sent message cannot be edited")
+
+    def start_link(self, code: str) -> StartLink | None:
+        """A wa.me link opens a chat with the bot's number with the first message already
+        typed: people only touch Send. Without the number configured, they type it."""
+        send = f"/start {code}"
+        number = self.config.display_phone_number
+        if not number:
+            return StartLink(self.platform, None, send)
+        return StartLink(self.platform, f"https://wa.me/{number}?text={quote(send)}", None)
 
     def officers_channels(self) -> list[ChatRef]:
         return [ChatRef(PLATFORM, self.config.officers_chat)] if self.config.officers_chat \
