@@ -134,14 +134,14 @@ async def wait_to_lead(leadership: Leadership, stop: asyncio.Event,
 async def _standby_endpoint(listen: tuple[str, int]) -> Any:
     from aiohttp import web
 
+    from bot.http_serving import listen as serve
+
     async def healthz(request: web.Request) -> web.Response:
         return web.json_response({"status": "standby", "checks": {
             "leader": {"ok": True, "leading": False}}})
 
     app = web.Application()
     app.router.add_get("/healthz", healthz)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    await web.TCPSite(runner, *listen).start()
+    runner = await serve(app, *listen)
     log.info("leader: standing by; /healthz on %s port %d answers standby", *listen)
     return runner

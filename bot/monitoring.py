@@ -24,6 +24,7 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 
 from bot.config import ConfigError
 from bot.context import Services
+from bot.http_serving import listen
 from bot.metrics import PrometheusMetrics
 from bot.storage.alerts import AlertStore
 from bot.storage.database import ENGINE_ERRORS, PROBE_SECONDS, Database, DatabaseError
@@ -96,12 +97,9 @@ class Monitor:
         app = web.Application()
         app.router.add_get("/healthz", self._healthz)
         app.router.add_get("/metrics", self._metrics)
-        runner = web.AppRunner(app, access_log=None)  # a probe every few seconds is no news
-        await runner.setup()
         try:
-            await web.TCPSite(runner, host, port).start()
+            runner = await listen(app, host, port)
         except OSError as error:
-            await runner.cleanup()
             await self._close_reader()
             raise ConfigError(f"monitoring.listen: cannot listen on {host}:{port} "
                               f"({error.strerror or error})") from None

@@ -25,6 +25,8 @@ from typing import Any
 
 from aiohttp import web
 
+from bot.http_serving import listen
+
 log = logging.getLogger(__name__)
 
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
@@ -53,15 +55,7 @@ class WebhookServer:
         """Listen; an address that cannot be bound is an OSError (the caller words it)."""
         app = web.Application(client_max_size=self._max_body)
         app.router.add_post(self.path, self._on_post)
-        # No access log: the path may itself be a secret, and Telegram's calls are routine.
-        runner = web.AppRunner(app, access_log=None, handle_signals=False,
-                               shutdown_timeout=SHUTDOWN_TIMEOUT)
-        await runner.setup()
-        try:
-            await web.TCPSite(runner, host, port).start()
-        except BaseException:
-            await runner.cleanup()
-            raise
+        runner = await listen(app, host, port, SHUTDOWN_TIMEOUT)
         self._runner = runner
         self.port = int(runner.addresses[0][1])
 

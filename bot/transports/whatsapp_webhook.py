@@ -23,6 +23,8 @@ from typing import Any
 
 from aiohttp import web
 
+from bot.http_serving import listen
+
 log = logging.getLogger(__name__)
 
 SIGNATURE_HEADER = "X-Hub-Signature-256"
@@ -54,14 +56,7 @@ class WhatsAppWebhook:
         app = web.Application(client_max_size=MAX_BODY)
         app.router.add_get(self.path, self._on_get)
         app.router.add_post(self.path, self._on_post)
-        runner = web.AppRunner(app, access_log=None, handle_signals=False,
-                               shutdown_timeout=SHUTDOWN_TIMEOUT)
-        await runner.setup()
-        try:
-            await web.TCPSite(runner, host, port).start()
-        except BaseException:
-            await runner.cleanup()
-            raise
+        runner = await listen(app, host, port, SHUTDOWN_TIMEOUT)
         self._runner = runner
         self.port = int(runner.addresses[0][1])
 
