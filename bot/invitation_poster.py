@@ -14,7 +14,7 @@ import segno
 from PIL import Image, ImageDraw, ImageFont
 
 from bot.i18n import Translator
-from bot.maps import font_path
+from bot.maps import font as load_font
 
 A4_PX = (1240, 1754)  # A4 at 150 dpi: prints sharp, stays a small file
 MARGIN = 90
@@ -63,16 +63,6 @@ def qr_image(link: str, size: int) -> Image.Image:
     return image
 
 
-def _font(size: int, bold: bool = False) -> _Font:
-    for path in (font_path(bold), font_path(False)):
-        if path is not None:
-            try:
-                return ImageFont.truetype(str(path), size)
-            except OSError:
-                continue
-    return ImageFont.load_default(size=size)
-
-
 def _wrap(text: str, font: _Font, width: int) -> list[str]:
     lines: list[str] = []
     for paragraph in text.split("\n"):
@@ -97,7 +87,7 @@ class _Page:
 
     def text(self, text: str, size: int, bold: bool = False, fill: tuple[int, int, int] = INK,
              centred: bool = True, indent: int = 0, after: int = 18) -> None:
-        font = _font(size, bold)
+        font = load_font(size, bold)
         for line in _wrap(text, font, self.width - indent):
             left = MARGIN + indent
             if centred:
@@ -131,7 +121,7 @@ def poster_png(text: PosterText, t: Translator) -> bytes:
     if text.matrix_line:
         page.text(text.matrix_line, 22, fill=MUTED, centred=False, indent=20, after=14)
     page.text(t("invite.poster_privacy"), 22, fill=MUTED, after=10)
-    footer = _font(20)
+    footer = load_font(20)
     lines = _wrap(text.footer, footer, page.width)
     for index, line in enumerate(lines):  # at the foot of the page, wrapped to its width
         top = A4_PX[1] - MARGIN - (len(lines) - index) * 26

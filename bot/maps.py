@@ -239,7 +239,8 @@ def font_path(bold: bool = False) -> Path | None:
 
 
 @lru_cache(maxsize=32)
-def _font(size: int, bold: bool = False) -> _Font:
+def font(size: int, bold: bool = False) -> _Font:
+    """The map's (and the invitation poster's) font at ``size`` pixels, cached."""
     for path in (font_path(bold), font_path(False)):
         if path is not None:
             try:
@@ -721,11 +722,11 @@ def _layout(size: int) -> _Layout:
         row=round(38 * unit),
         swatch=round(26 * unit),
         header=round(72 * unit),
-        title_font=_font(max(12, round(34 * unit)), bold=True),
-        body_font=_font(max(10, round(26 * unit))),
-        label_font=_font(max(10, round(21 * unit)), bold=True),
-        context_font=_font(max(9, round(19 * unit))),
-        small_font=_font(max(9, round(22 * unit)), bold=True),
+        title_font=font(max(12, round(34 * unit)), bold=True),
+        body_font=font(max(10, round(26 * unit))),
+        label_font=font(max(10, round(21 * unit)), bold=True),
+        context_font=font(max(9, round(19 * unit))),
+        small_font=font(max(9, round(22 * unit)), bold=True),
     )
 
 
